@@ -1,0 +1,10 @@
+//! Vigil's records. `schemas/*.avsc` are the source of truth for everything that crosses a stage
+//! boundary; the Rust types in [`model`] mirror them (a test fails when they drift) and [`codec`]
+//! encodes them as Avro single-object records.
+
+pub mod codec;
+pub mod model;
+pub mod time;
+
+pub use codec::{Codec, CodecError, Record};
+pub use model::*;

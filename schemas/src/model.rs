@@ -1,0 +1,393 @@
+//! The records that cross a stage boundary. Each type mirrors one `schemas/*.avsc` file field for field;
+//! `tests/schema_drift.rs` fails when they part. Plain data only: no I/O, no behaviour beyond accessors.
+//!
+//! Times are event times in microseconds since the Unix epoch (UTC), taken from the input, never from
+//! the wall clock, so that replays are deterministic.
+
+use apache_avro::AvroSchema;
+use serde::{Deserialize, Serialize};
+
+/// A key and a value, the shape GuardDuty uses for tags and that Avro carries without a map type.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct KeyValue {
+    pub key: String,
+    pub value: String,
+}
+
+/// A Kubernetes identity as the API server authenticated it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct UserInfo {
+    pub username: String,
+    pub uid: Option<String>,
+    pub groups: Vec<String>,
+    /// EKS puts the IAM role session name in `user.extra.sessionName`; GuardDuty reports it.
+    pub session_names: Vec<String>,
+}
+
+/// The object a request acted on (`objectRef` of the audit event).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct ObjectRef {
+    pub resource: Option<String>,
+    pub subresource: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub api_group: Option<String>,
+    pub api_version: Option<String>,
+}
+
+/// One container of a pod template, reduced to what detection and findings use.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    /// True for `initContainers` and `ephemeralContainers`.
+    pub init: bool,
+    pub privileged: bool,
+    pub allow_privilege_escalation: Option<bool>,
+    pub run_as_user: Option<i64>,
+    pub capabilities_added: Vec<String>,
+    pub volume_mounts: Vec<VolumeMount>,
+    /// `command` followed by `args`, each element cut to a bounded length.
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct VolumeMount {
+    pub name: String,
+    pub mount_path: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct Volume {
+    pub name: String,
+    /// `hostPath.path` where the volume is a host path, the one kind detection cares about.
+    pub host_path: Option<String>,
+}
+
+/// A pod or a workload that carries a pod template (Deployment, DaemonSet, StatefulSet, ReplicaSet,
+/// Job, CronJob, ReplicationController), as written in a create/update/patch request or its response.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct WorkloadSpec {
+    /// The object's `kind`: `Pod`, `Deployment`, ...
+    pub kind: String,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub uid: Option<String>,
+    pub service_account: Option<String>,
+    pub node_name: Option<String>,
+    pub host_network: bool,
+    pub host_pid: bool,
+    pub host_ipc: bool,
+    pub containers: Vec<ContainerSpec>,
+    pub volumes: Vec<Volume>,
+    /// The controlling owner reference (`controller: true`), when there is one.
+    pub owner_kind: Option<String>,
+    pub owner_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct Subject {
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+/// A RoleBinding or ClusterRoleBinding from a create/update/patch request.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct RoleBindingSpec {
+    pub kind: String,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub uid: Option<String>,
+    pub role_ref_kind: String,
+    pub role_ref_name: String,
+    pub subjects: Vec<Subject>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct PolicyRule {
+    pub verbs: Vec<String>,
+    pub api_groups: Vec<String>,
+    pub resources: Vec<String>,
+    pub resource_names: Vec<String>,
+    pub non_resource_urls: Vec<String>,
+}
+
+/// A Role or ClusterRole from a create/update/patch request.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct RoleSpec {
+    pub kind: String,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub uid: Option<String>,
+    pub rules: Vec<PolicyRule>,
+    /// True when the role is an aggregated ClusterRole (its rules are filled in by the controller).
+    pub aggregated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct ServicePort {
+    pub name: Option<String>,
+    pub port: i32,
+    pub node_port: Option<i32>,
+    pub target_port: Option<String>,
+}
+
+/// A Service from a create/update/patch request.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct ServiceSpec {
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    /// `ClusterIP` when the request leaves it out, as the API server defaults it.
+    pub service_type: String,
+    pub ports: Vec<ServicePort>,
+    pub selector: Vec<KeyValue>,
+    pub labels: Vec<KeyValue>,
+}
+
+/// One Kubernetes API request, normalized from an `audit.k8s.io` Event (schema `AuditEvent.avsc`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct AuditEvent {
+    /// `auditID`; where the input has none, `sha256:` and a digest of the raw event.
+    pub audit_id: String,
+    /// `ResponseComplete`, `Panic`, or `ResponseStarted` for connect requests (exec, attach,
+    /// port-forward) whose completion may come hours later.
+    pub stage: String,
+    pub level: String,
+    /// Event time: `stageTimestamp`, else `requestReceivedTimestamp`, else `timestamp`, else
+    /// `metadata.creationTimestamp`, else the CloudWatch ingestion time.
+    pub event_time_micros: i64,
+    /// The cluster the input names, such as the EKS log group `/aws/eks/NAME/cluster`.
+    pub cluster_hint: Option<String>,
+    pub verb: String,
+    pub request_uri: String,
+    pub user: UserInfo,
+    pub impersonated_user: Option<UserInfo>,
+    pub source_ips: Vec<String>,
+    pub user_agent: Option<String>,
+    pub object_ref: Option<ObjectRef>,
+    pub status_code: Option<i32>,
+    pub status_reason: Option<String>,
+    /// `responseStatus.message`, bounded in length.
+    pub status_message: Option<String>,
+    /// `authorization.k8s.io/decision` annotation (`allow` / `forbid`).
+    pub authz_decision: Option<String>,
+    pub authz_reason: Option<String>,
+    pub workload: Option<WorkloadSpec>,
+    pub role_binding: Option<RoleBindingSpec>,
+    pub role: Option<RoleSpec>,
+    pub service: Option<ServiceSpec>,
+    /// Keys of ConfigMap `data` with values judged to hold credentials (key names only, never values).
+    pub config_map_credential_keys: Vec<String>,
+    /// `requestObject` as JSON, kept only when within the size bound.
+    pub request_object: Option<String>,
+    /// `responseObject` as JSON, kept only when within the size bound.
+    pub response_object: Option<String>,
+    /// True when a request or response object was over the bound and left out (its extracted
+    /// workload/role/binding/service fields above are still complete).
+    pub objects_truncated: bool,
+}
+
+/// A process as a runtime sensor reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct ProcessInfo {
+    pub pid: Option<i64>,
+    /// Sensor-unique process id (Tetragon `exec_id`), stable across pid reuse.
+    pub exec_id: Option<String>,
+    pub parent_exec_id: Option<String>,
+    pub binary: String,
+    pub arguments: Option<String>,
+    pub cwd: Option<String>,
+    pub uid: Option<i64>,
+    pub euid: Option<i64>,
+    pub start_time_micros: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct NetworkInfo {
+    pub protocol: String,
+    pub source_ip: Option<String>,
+    pub source_port: Option<i32>,
+    pub destination_ip: Option<String>,
+    pub destination_port: Option<i32>,
+    pub destination_domain: Option<String>,
+}
+
+/// One OS-level event from a node or container (schema `RuntimeEvent.avsc`). Defined by the core;
+/// filled by the runtime sensors' parsers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct RuntimeEvent {
+    pub event_id: String,
+    pub event_time_micros: i64,
+    /// `process_exec`, `process_exit`, `file_open`, `file_write`, `network_connect`, `dns_query`, ...
+    pub kind: String,
+    /// `tetragon`, `falco`, `native`.
+    pub sensor: String,
+    pub cluster_hint: Option<String>,
+    pub node_name: Option<String>,
+    pub container_id: Option<String>,
+    pub container_name: Option<String>,
+    pub image: Option<String>,
+    pub pod_name: Option<String>,
+    pub pod_namespace: Option<String>,
+    pub process: ProcessInfo,
+    pub parent: Option<ProcessInfo>,
+    pub file_path: Option<String>,
+    pub network: Option<NetworkInfo>,
+    pub dns_query: Option<String>,
+    /// The sensor's own rule or hook name (Falco rule, Tetragon kprobe function).
+    pub sensor_rule: Option<String>,
+}
+
+/// The cluster an event belongs to, from the cluster configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct ClusterDetails {
+    pub name: String,
+    pub account_id: Option<String>,
+    pub region: Option<String>,
+    pub arn: Option<String>,
+    pub vpc_id: Option<String>,
+    pub partition: String,
+    pub tags: Vec<KeyValue>,
+}
+
+/// A threat list entry that matched.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct ThreatMatch {
+    pub list_name: String,
+    /// The entry that matched (an address or a CIDR).
+    pub entry: String,
+    /// SHA-256 of the list file, as GuardDuty's `threatFileSha256`.
+    pub file_sha256: String,
+}
+
+/// What enrich knows of the caller's address.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct IpIntel {
+    pub ip: String,
+    /// `loopback`, `private` (RFC 1918, RFC 6598, link-local, ULA: in-cluster or VPC) or `public`.
+    pub scope: String,
+    pub tor_exit: bool,
+    /// On a trusted list: IP-based findings are not raised for it.
+    pub trusted: bool,
+    pub threat_matches: Vec<ThreatMatch>,
+}
+
+/// A pod the request targets (exec, attach, port-forward, delete...), from the inventory enrich keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct InventoryWorkload {
+    pub namespace: String,
+    pub pod_name: String,
+    /// Top-level controller: a Deployment rather than its ReplicaSet, a CronJob rather than its Job.
+    pub workload_kind: Option<String>,
+    pub workload_name: Option<String>,
+    pub service_account: Option<String>,
+    pub node_name: Option<String>,
+    pub images: Vec<String>,
+}
+
+/// An event with everything the detectors need beside it (schema `EnrichedEvent.avsc`). Exactly one
+/// of `audit` and `runtime` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct EnrichedEvent {
+    pub audit: Option<AuditEvent>,
+    pub runtime: Option<RuntimeEvent>,
+    pub cluster: ClusterDetails,
+    pub source_ip: Option<IpIntel>,
+    /// The pod the request targets, or the pod the runtime event ran in.
+    pub target: Option<InventoryWorkload>,
+    /// The top-level owner of the workload in the request (a pod's Deployment), from the inventory.
+    pub workload_owner_kind: Option<String>,
+    pub workload_owner_name: Option<String>,
+}
+
+/// `service.action.kubernetesApiCallAction` of a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct ApiCallAction {
+    pub verb: String,
+    pub request_uri: String,
+    pub resource: Option<String>,
+    pub subresource: Option<String>,
+    pub namespace: Option<String>,
+    pub resource_name: Option<String>,
+    pub status_code: Option<i32>,
+    pub source_ips: Vec<String>,
+    pub user_agent: Option<String>,
+    pub parameters: Option<String>,
+    pub remote_ip: Option<IpIntel>,
+}
+
+/// One rule or model firing on one event (schema `Detection.avsc`). publish turns detections that share
+/// an aggregation key into one finding.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct Detection {
+    /// GuardDuty's finding type, such as `Execution:Kubernetes/ExecInKubeSystemPod`.
+    pub finding_type: String,
+    /// The detector that fired, for metrics and suppression.
+    pub detector: String,
+    /// GuardDuty's numeric severity (Low 1-3.9, Medium 4-6.9, High 7-8.9, Critical 9-10).
+    pub severity: f64,
+    pub title: String,
+    pub description: String,
+    /// The parameters beyond type and cluster that make two detections the same finding, such as the
+    /// principal and the resource. Documented per detector.
+    pub aggregation_key: Vec<String>,
+    pub event_id: String,
+    pub event_time_micros: i64,
+    pub cluster: ClusterDetails,
+    pub user: Option<UserInfo>,
+    pub impersonated_user: Option<UserInfo>,
+    pub workload: Option<WorkloadSpec>,
+    pub target: Option<InventoryWorkload>,
+    pub api_call: Option<ApiCallAction>,
+    pub role_binding: Option<RoleBindingSpec>,
+    pub role: Option<RoleSpec>,
+    pub threat_intel: Vec<ThreatMatch>,
+    /// Free-form context for the finding's `service.additionalInfo`.
+    pub additional_info: Vec<KeyValue>,
+}
+
+/// A finding as publish keeps it: the latest detection of its aggregation key plus the aggregation
+/// counters (schema `Finding.avsc`). Its GuardDuty JSON rendering is derived from it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct Finding {
+    /// Deterministic: a digest of type, cluster and aggregation key.
+    pub id: String,
+    pub count: i64,
+    /// Event time of the first occurrence.
+    pub created_at_micros: i64,
+    /// Event time of the latest occurrence.
+    pub updated_at_micros: i64,
+    pub event_first_seen_micros: i64,
+    pub event_last_seen_micros: i64,
+    /// Set by suppression rules: still published, marked archived.
+    pub archived: bool,
+    /// The latest occurrence, whose details the finding shows (as GuardDuty overwrites them).
+    pub detection: Detection,
+}

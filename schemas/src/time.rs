@@ -1,0 +1,161 @@
+//! RFC 3339 timestamps to and from microseconds since the Unix epoch, without a calendar library: audit
+//! logs carry millions of them and the format is fixed.
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`. Returns `None` for anything else.
+pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let slice = bytes.get(range)?;
+        let mut value = 0i64;
+        for byte in slice {
+            if !byte.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + i64::from(byte - b'0');
+        }
+        Some(value)
+    };
+    let year = digits(0..4)?;
+    let month = digits(5..7)?;
+    let day = digits(8..10)?;
+    let hour = digits(11..13)?;
+    let minute = digits(14..16)?;
+    let second = digits(17..19)?;
+    if bytes.get(4) != Some(&b'-')
+        || bytes.get(7) != Some(&b'-')
+        || !matches!(bytes.get(10), Some(b'T' | b't' | b' '))
+        || bytes.get(13) != Some(&b':')
+        || bytes.get(16) != Some(&b':')
+    {
+        return None;
+    }
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut index = 19;
+    let mut micros = 0i64;
+    if bytes.get(index) == Some(&b'.') {
+        index += 1;
+        let mut scale = 100_000i64;
+        while let Some(byte) = bytes.get(index).filter(|byte| byte.is_ascii_digit()) {
+            micros += i64::from(byte - b'0') * scale;
+            scale /= 10;
+            index += 1;
+        }
+    }
+    let offset_seconds = match bytes.get(index) {
+        Some(b'Z' | b'z') if index + 1 == bytes.len() => 0,
+        Some(sign @ (b'+' | b'-')) if index + 6 == bytes.len() => {
+            let hours = digits(index + 1..index + 3)?;
+            let minutes = digits(index + 4..index + 6)?;
+            if bytes.get(index + 3) != Some(&b':') {
+                return None;
+            }
+            let offset = hours * 3600 + minutes * 60;
+            if *sign == b'+' { offset } else { -offset }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
+    Some(seconds * 1_000_000 + micros)
+}
+
+/// Formats as `YYYY-MM-DDTHH:MM:SS.mmmZ`, GuardDuty's timestamp form.
+pub fn format_rfc3339_millis(micros: i64) -> String {
+    let seconds = micros.div_euclid(1_000_000);
+    let millis = micros.rem_euclid(1_000_000) / 1000;
+    let days = seconds.div_euclid(86_400);
+    let of_day = seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        of_day / 3600,
+        (of_day % 3600) / 60,
+        of_day % 60
+    )
+}
+
+// Howard Hinnant's days_from_civil / civil_from_days (public domain), proleptic Gregorian calendar.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_the_forms_audit_logs_use() {
+        assert_eq!(parse_rfc3339_micros("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339_micros("2020-04-21T17:57:05.541358Z"),
+            Some(1_587_491_825_541_358)
+        );
+        assert_eq!(
+            parse_rfc3339_micros("2018-10-25T14:09:12Z"),
+            Some(1_540_476_552_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_micros("2018-10-25T16:09:12+02:00"),
+            parse_rfc3339_micros("2018-10-25T14:09:12Z")
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_timestamp() {
+        for text in [
+            "",
+            "2018-10-25",
+            "2018-13-01T00:00:00Z",
+            "2018-10-25T14:09:12",
+            "yesterday",
+            "2018-10-25T14:09:12Zjunk",
+        ] {
+            assert_eq!(parse_rfc3339_micros(text), None, "{text}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn format_then_parse_round_trips(millis in -2_000_000_000_000i64..8_000_000_000_000i64) {
+            let micros = millis * 1000;
+            prop_assert_eq!(parse_rfc3339_micros(&format_rfc3339_millis(micros)), Some(micros));
+        }
+
+        #[test]
+        fn never_panics(text in ".{0,40}") {
+            let _ = parse_rfc3339_micros(&text);
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Round trips and refusals of the single-object codec.
+
+use proptest::prelude::*;
+use vigil_schemas::codec::SINGLE_OBJECT_MAGIC;
+use vigil_schemas::*;
+
+fn text() -> impl Strategy<Value = String> {
+    "[a-z0-9:/._-]{0,12}"
+}
+
+fn user() -> impl Strategy<Value = UserInfo> {
+    (
+        text(),
+        proptest::option::of(text()),
+        proptest::collection::vec(text(), 0..3),
+    )
+        .prop_map(|(username, uid, groups)| UserInfo {
+            username,
+            uid,
+            groups,
+            session_names: vec![],
+        })
+}
+
+fn container() -> impl Strategy<Value = ContainerSpec> {
+    (
+        text(),
+        text(),
+        any::<bool>(),
+        proptest::option::of(any::<bool>()),
+        proptest::collection::vec(text(), 0..2),
+    )
+        .prop_map(
+            |(name, image, privileged, allow_privilege_escalation, capabilities_added)| {
+                ContainerSpec {
+                    name: name.clone(),
+                    image,
+                    init: false,
+                    privileged,
+                    allow_privilege_escalation,
+                    run_as_user: Some(0),
+                    capabilities_added,
+                    volume_mounts: vec![VolumeMount {
+                        name,
+                        mount_path: "/host".into(),
+                        read_only: false,
+                    }],
+                    command: vec!["sh".into(), "-c".into()],
+                }
+            },
+        )
+}
+
+prop_compose! {
+    fn audit_event()(
+        audit_id in text(), verb in text(), uri in text(), time in any::<i64>(), user in user(),
+        impersonated in proptest::option::of(user()), ips in proptest::collection::vec(text(), 0..3),
+        code in proptest::option::of(any::<i32>()), containers in proptest::collection::vec(container(), 0..3),
+        host_network in any::<bool>(), request_object in proptest::option::of(".{0,40}"),
+    ) -> AuditEvent {
+        AuditEvent {
+            audit_id, stage: "ResponseComplete".into(), level: "Request".into(), event_time_micros: time,
+            cluster_hint: None, verb, request_uri: uri, user, impersonated_user: impersonated, source_ips: ips,
+            user_agent: Some("kubectl/v1.29.0".into()),
+            object_ref: Some(ObjectRef { resource: Some("pods".into()), ..ObjectRef::default() }),
+            status_code: code, status_reason: None, status_message: None, authz_decision: Some("allow".into()),
+            authz_reason: None,
+            workload: Some(WorkloadSpec { kind: "Pod".into(), containers, host_network, ..WorkloadSpec::default() }),
+            role_binding: None, role: None, service: None, config_map_credential_keys: vec![],
+            request_object, response_object: None, objects_truncated: false,
+        }
+    }
+}
+
+fn detection_of(event: &AuditEvent, severity: f64) -> Detection {
+    Detection {
+        finding_type: "Execution:Kubernetes/ExecInKubeSystemPod".into(),
+        detector: "exec_in_kube_system_pod".into(),
+        severity,
+        title: "t".into(),
+        description: "d".into(),
+        aggregation_key: vec![event.user.username.clone()],
+        event_id: event.audit_id.clone(),
+        event_time_micros: event.event_time_micros,
+        cluster: ClusterDetails {
+            name: "c".into(),
+            partition: "aws".into(),
+            ..ClusterDetails::default()
+        },
+        user: Some(event.user.clone()),
+        workload: event.workload.clone(),
+        threat_intel: vec![ThreatMatch {
+            list_name: "l".into(),
+            entry: "1.2.3.4".into(),
+            file_sha256: "00".into(),
+        }],
+        ..Detection::default()
+    }
+}
+
+proptest! {
+    #[test]
+    fn audit_events_round_trip(event in audit_event()) {
+        let codec = Codec::new().unwrap();
+        let bytes = codec.encode(&event).unwrap();
+        prop_assert_eq!(&bytes[..2], &SINGLE_OBJECT_MAGIC[..]);
+        prop_assert_eq!(codec.decode::<AuditEvent>(&bytes).unwrap(), event);
+    }
+
+    #[test]
+    fn enriched_events_and_findings_round_trip(event in audit_event(), severity in 1.0f64..10.0, count in 1i64..1000) {
+        let codec = Codec::new().unwrap();
+        let enriched = EnrichedEvent {
+            audit: Some(event.clone()),
+            cluster: ClusterDetails { name: "prod".into(), partition: "aws".into(), ..ClusterDetails::default() },
+            source_ip: Some(IpIntel { ip: "1.2.3.4".into(), scope: "public".into(), ..IpIntel::default() }),
+            ..EnrichedEvent::default()
+        };
+        prop_assert_eq!(codec.decode::<EnrichedEvent>(&codec.encode(&enriched).unwrap()).unwrap(), enriched);
+        let finding = Finding { id: "abc".into(), count, detection: detection_of(&event, severity), ..Finding::default() };
+        prop_assert_eq!(codec.decode::<Finding>(&codec.encode(&finding).unwrap()).unwrap(), finding);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let codec = Codec::new().unwrap();
+        let _ = codec.decode::<AuditEvent>(&bytes);
+        let mut framed = SINGLE_OBJECT_MAGIC.to_vec();
+        framed.extend_from_slice(&codec.fingerprint_of::<AuditEvent>().unwrap().to_le_bytes());
+        framed.extend_from_slice(&bytes);
+        let _ = codec.decode::<AuditEvent>(&framed);
+    }
+}
+
+#[test]
+fn runtime_events_round_trip() {
+    let codec = Codec::new().unwrap();
+    let event = RuntimeEvent {
+        event_id: "e1".into(),
+        kind: "process_exec".into(),
+        sensor: "tetragon".into(),
+        process: ProcessInfo {
+            binary: "/bin/sh".into(),
+            pid: Some(42),
+            ..ProcessInfo::default()
+        },
+        network: Some(NetworkInfo {
+            protocol: "tcp".into(),
+            destination_port: Some(443),
+            ..NetworkInfo::default()
+        }),
+        ..RuntimeEvent::default()
+    };
+    assert_eq!(
+        codec
+            .decode::<RuntimeEvent>(&codec.encode(&event).unwrap())
+            .unwrap(),
+        event
+    );
+}
+
+#[test]
+fn an_unknown_writer_schema_is_refused_by_fingerprint() {
+    let codec = Codec::new().unwrap();
+    let mut bytes = codec.encode(&AuditEvent::default()).unwrap();
+    bytes[2] ^= 0xFF;
+    let error = codec.decode::<AuditEvent>(&bytes).unwrap_err();
+    assert!(matches!(error, CodecError::UnknownSchema(_)), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("unknown writer schema fingerprint")
+    );
+}
+
+#[test]
+fn a_record_of_another_type_is_refused() {
+    let codec = Codec::new().unwrap();
+    let bytes = codec.encode(&AuditEvent::default()).unwrap();
+    let error = codec.decode::<Finding>(&bytes).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CodecError::WrongRecord {
+                found: "io.vigil.AuditEvent",
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn plain_json_and_truncated_records_are_refused() {
+    let codec = Codec::new().unwrap();
+    assert!(matches!(
+        codec.decode::<AuditEvent>(b"{\"kind\":\"Event\"}"),
+        Err(CodecError::NotSingleObject(_))
+    ));
+    let bytes = codec
+        .encode(&AuditEvent {
+            audit_id: "x".repeat(50),
+            ..AuditEvent::default()
+        })
+        .unwrap();
+    assert!(
+        codec
+            .decode::<AuditEvent>(&bytes[..bytes.len() - 5])
+            .is_err()
+    );
+    let mut extended = bytes.clone();
+    extended.push(0);
+    assert!(codec.decode::<AuditEvent>(&extended).is_err());
+}
+
+#[test]
+fn fingerprints_are_those_of_the_avsc_files() {
+    let codec = Codec::new().unwrap();
+    let schema = apache_avro::Schema::parse_str(AuditEvent::AVSC).unwrap();
+    assert_eq!(
+        codec.fingerprint_of::<AuditEvent>().unwrap(),
+        vigil_schemas::codec::fingerprint(&schema)
+    );
+    let distinct: std::collections::HashSet<u64> = [
+        codec.fingerprint_of::<AuditEvent>().unwrap(),
+        codec.fingerprint_of::<RuntimeEvent>().unwrap(),
+        codec.fingerprint_of::<EnrichedEvent>().unwrap(),
+        codec.fingerprint_of::<Detection>().unwrap(),
+        codec.fingerprint_of::<Finding>().unwrap(),
+    ]
+    .into();
+    assert_eq!(distinct.len(), 5);
+}
