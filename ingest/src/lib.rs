@@ -1,1 +1,236 @@
-//! placeholder
+//! ingest: raw Kubernetes audit input, in every shape users have, to normalized [`AuditEvent`]s.
+//!
+//! Shapes understood, in a Kafka message or a file (plain or gzip, told apart by the gzip magic bytes):
+//! - one `audit.k8s.io/v1` or `v1beta1` Event, or an EventList (the audit webhook's batch);
+//! - JSON lines, pretty-printed objects one after another, or a JSON array of any of these;
+//! - CloudWatch Logs subscription records (`logEvents[].message`), one or many concatenated as
+//!   Firehose delivers them; and exported log lines, `TIMESTAMP {event}`.
+//!
+//! Events are kept at their final stage (`ResponseComplete`, `Panic`; `ResponseStarted` for exec,
+//! attach and port-forward, whose completion can come hours later) and deduplicated by `auditID`
+//! within a bounded window. Anything malformed becomes a [`Rejection`] with a reason and the stream
+//! goes on. The crate does no I/O of its own: it reads what it is handed.
+
+mod dedup;
+mod normalize;
+mod raw;
+mod reader;
+
+use std::collections::BTreeMap;
+
+pub use dedup::Dedup;
+pub use reader::read_stream;
+use vigil_schemas::AuditEvent;
+
+/// Why an input was refused. The label is a bounded set, used in metrics and dead-letter headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RejectReason {
+    /// Not JSON, or JSON cut short.
+    InvalidJson,
+    /// Bytes that are not UTF-8 text.
+    NotUtf8,
+    /// JSON, but neither an audit Event, an EventList nor a CloudWatch Logs record.
+    UnknownShape,
+    /// An audit Event with a missing or wrongly typed field.
+    InvalidEvent,
+    /// Over the size limit for one event or line.
+    TooLarge,
+    /// A gzip stream that is corrupt or cut short.
+    BadCompression,
+    /// The input could not be read to its end.
+    Unreadable,
+}
+
+impl RejectReason {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::NotUtf8 => "not_utf8",
+            Self::UnknownShape => "unknown_shape",
+            Self::InvalidEvent => "invalid_event",
+            Self::TooLarge => "too_large",
+            Self::BadCompression => "bad_compression",
+            Self::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// An input that could not become an event, with the reason and where it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: RejectReason,
+    pub detail: String,
+    /// 1-based line of the input where the rejected text starts, when reading a stream.
+    pub line: Option<u64>,
+}
+
+impl Rejection {
+    pub fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+            line: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{} at line {line}: {}", self.reason.label(), self.detail),
+            None => write!(f, "{}: {}", self.reason.label(), self.detail),
+        }
+    }
+}
+
+/// Why a well-formed event was not passed on. Counted, never an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SkipReason {
+    /// The same `auditID` was seen within the dedup window.
+    Duplicate,
+    /// `RequestReceived`, or `ResponseStarted` of a request that also completes.
+    NonFinalStage,
+    /// A CloudWatch Logs control message (sent when a subscription is created).
+    ControlMessage,
+}
+
+impl SkipReason {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Duplicate => "duplicate",
+            Self::NonFinalStage => "non_final_stage",
+            Self::ControlMessage => "control_message",
+        }
+    }
+}
+
+/// Size bounds. An event or line over `max_event_bytes` is rejected as too large; request and
+/// response objects over `max_object_bytes` are left out of the event (the facts extracted from them
+/// are kept whole).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_event_bytes: usize,
+    pub max_object_bytes: usize,
+    /// auditIDs remembered per generation of the dedup window (two generations are kept).
+    pub dedup_window: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_event_bytes: 4 * 1024 * 1024,
+            max_object_bytes: 16 * 1024,
+            dedup_window: 250_000,
+        }
+    }
+}
+
+/// What ingest did, for the summary and for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    pub events: u64,
+    pub rejected: BTreeMap<RejectReason, u64>,
+    pub skipped: BTreeMap<SkipReason, u64>,
+}
+
+impl IngestStats {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+    pub fn merge(&mut self, other: &Self) {
+        self.events += other.events;
+        for (reason, count) in &other.rejected {
+            *self.rejected.entry(*reason).or_default() += count;
+        }
+        for (reason, count) in &other.skipped {
+            *self.skipped.entry(*reason).or_default() += count;
+        }
+    }
+}
+
+/// One result of ingesting: an event to pass on, or a rejection to dead-letter or report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ingested {
+    Event(Box<AuditEvent>),
+    Rejected(Rejection),
+}
+
+/// The ingest stage's state: limits, the dedup window, counters.
+#[derive(Debug)]
+pub struct Ingestor {
+    limits: Limits,
+    dedup: Dedup,
+    stats: IngestStats,
+}
+
+impl Default for Ingestor {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl Ingestor {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            dedup: Dedup::new(limits.dedup_window),
+            limits,
+            stats: IngestStats::default(),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// Ingests one message (a Kafka record's value): any shape above, gzip or plain.
+    pub fn ingest_payload(&mut self, payload: &[u8], out: &mut dyn FnMut(Ingested)) {
+        if let Err(rejection) = read_stream(self, payload, out) {
+            self.reject(rejection, out);
+        }
+    }
+
+    pub(crate) fn reject(&mut self, rejection: Rejection, out: &mut dyn FnMut(Ingested)) {
+        *self.stats.rejected.entry(rejection.reason).or_default() += 1;
+        out(Ingested::Rejected(rejection));
+    }
+
+    pub(crate) fn skip(&mut self, reason: SkipReason) {
+        *self.stats.skipped.entry(reason).or_default() += 1;
+    }
+
+    /// Passes an event on unless its stage is not final or it is a duplicate.
+    pub(crate) fn accept(&mut self, event: AuditEvent, out: &mut dyn FnMut(Ingested)) {
+        if !is_final_stage(&event) {
+            self.skip(SkipReason::NonFinalStage);
+            return;
+        }
+        if !self.dedup.first_sighting(&event.audit_id) {
+            self.skip(SkipReason::Duplicate);
+            return;
+        }
+        self.stats.events += 1;
+        out(Ingested::Event(Box::new(event)));
+    }
+}
+
+/// Connect requests whose `ResponseStarted` is the moment that matters.
+const CONNECT_SUBRESOURCES: [&str; 3] = ["exec", "attach", "portforward"];
+
+fn is_final_stage(event: &AuditEvent) -> bool {
+    match event.stage.as_str() {
+        "ResponseComplete" | "Panic" => true,
+        "ResponseStarted" => event
+            .object_ref
+            .as_ref()
+            .and_then(|object| object.subresource.as_deref())
+            .is_some_and(|subresource| CONNECT_SUBRESOURCES.contains(&subresource)),
+        _ => false,
+    }
+}

@@ -1,0 +1,477 @@
+//! One raw audit Event to one [`AuditEvent`]: the fields detection reads, the workload, role, binding,
+//! service and ConfigMap facts pulled out of the request and response objects, and the objects
+//! themselves kept only within a size bound.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use vigil_schemas::time::parse_rfc3339_micros;
+use vigil_schemas::{
+    AuditEvent, ContainerSpec, KeyValue, ObjectRef, PolicyRule, RoleBindingSpec, RoleSpec,
+    ServicePort, ServiceSpec, Subject, UserInfo, Volume, VolumeMount, WorkloadSpec,
+};
+
+use crate::raw::{
+    PodLike, PodLikeSpec, RawConfigMap, RawContainer, RawObject, RawRole, RawRoleBinding,
+    RawService, RawUser,
+};
+use crate::{Limits, RejectReason, Rejection};
+
+/// Longest `responseStatus.message` and container command element kept.
+const MAX_TEXT: usize = 1024;
+
+/// Resources whose objects carry a pod spec, with the `kind` their objects have.
+const WORKLOAD_RESOURCES: [(&str, &str); 8] = [
+    ("pods", "Pod"),
+    ("deployments", "Deployment"),
+    ("daemonsets", "DaemonSet"),
+    ("statefulsets", "StatefulSet"),
+    ("replicasets", "ReplicaSet"),
+    ("jobs", "Job"),
+    ("cronjobs", "CronJob"),
+    ("replicationcontrollers", "ReplicationController"),
+];
+
+/// Substrings (lower-cased) of a ConfigMap key or value that mean it holds a credential.
+const CREDENTIAL_MARKERS: [&str; 10] = [
+    "aws_access_key_id",
+    "aws-access-key-id",
+    "aws_s3_access_key_id",
+    "aws-s3-access-key-id",
+    "aws_secret_access_key",
+    "aws-secret-access-key",
+    "password",
+    "passphrase",
+    "private key-----",
+    "client_secret",
+];
+
+fn text(value: Option<Cow<'_, str>>) -> Option<String> {
+    value.map(Cow::into_owned).filter(|value| !value.is_empty())
+}
+
+fn bounded(mut value: String, limit: usize) -> String {
+    if value.len() > limit {
+        let mut cut = limit;
+        while !value.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        value.truncate(cut);
+    }
+    value
+}
+
+fn user(raw: RawUser<'_>) -> UserInfo {
+    UserInfo {
+        username: raw.username.map(Cow::into_owned).unwrap_or_default(),
+        uid: text(raw.uid),
+        groups: raw
+            .groups
+            .unwrap_or_default()
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect(),
+        session_names: raw
+            .extra
+            .and_then(|extra| extra.session_name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect(),
+    }
+}
+
+/// What one raw Event becomes; `fallback_time` is the envelope's time (CloudWatch ingestion time)
+/// for events that carry none of their own.
+pub(crate) fn normalize(
+    raw: RawObject<'_>,
+    raw_json: &str,
+    fallback_time: Option<i64>,
+    cluster_hint: Option<&str>,
+    limits: &Limits,
+) -> Result<AuditEvent, Rejection> {
+    let event_time_micros = [&raw.stage_timestamp, &raw.request_received_timestamp, &raw.timestamp]
+        .into_iter()
+        .chain(std::iter::once(&raw.metadata.as_ref().and_then(|meta| meta.creation_timestamp.clone())))
+        .filter_map(|stamp| stamp.as_deref().and_then(parse_rfc3339_micros))
+        .next()
+        .or(fallback_time)
+        .ok_or_else(|| {
+            Rejection::new(
+                RejectReason::InvalidEvent,
+                "audit event has no parseable stageTimestamp, requestReceivedTimestamp, timestamp or metadata.creationTimestamp",
+            )
+        })?;
+    let verb = text(raw.verb)
+        .ok_or_else(|| Rejection::new(RejectReason::InvalidEvent, "audit event has no verb"))?;
+    let request_uri = text(raw.request_uri).ok_or_else(|| {
+        Rejection::new(RejectReason::InvalidEvent, "audit event has no requestURI")
+    })?;
+    let audit_id = match text(raw.audit_id) {
+        Some(id) => id,
+        None => content_id(raw_json),
+    };
+    let object_ref = raw.object_ref.map(|object| ObjectRef {
+        resource: text(object.resource),
+        subresource: text(object.subresource),
+        namespace: text(object.namespace),
+        name: text(object.name),
+        api_group: text(object.api_group),
+        api_version: text(object.api_version),
+    });
+    let (status_code, status_reason, status_message) = match raw.response_status {
+        Some(status) => (
+            status.code,
+            text(status.reason),
+            text(status.message).map(|message| bounded(message, MAX_TEXT)),
+        ),
+        None => (None, None, None),
+    };
+    let (authz_decision, authz_reason) = match raw.annotations {
+        Some(annotations) => (text(annotations.decision), text(annotations.reason)),
+        None => (None, None),
+    };
+
+    let mut event = AuditEvent {
+        audit_id,
+        stage: text(raw.stage).unwrap_or_else(|| "ResponseComplete".to_owned()),
+        level: text(raw.level).unwrap_or_default(),
+        event_time_micros,
+        cluster_hint: cluster_hint.map(str::to_owned),
+        verb,
+        request_uri,
+        user: raw.user.map(user).unwrap_or_default(),
+        impersonated_user: raw.impersonated_user.map(user),
+        source_ips: raw
+            .source_ips
+            .unwrap_or_default()
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect(),
+        user_agent: text(raw.user_agent),
+        object_ref,
+        status_code,
+        status_reason,
+        status_message,
+        authz_decision,
+        authz_reason,
+        ..AuditEvent::default()
+    };
+    extract_objects(&mut event, raw.request_object, raw.response_object);
+    for (slot, object) in [
+        (&mut event.request_object, raw.request_object),
+        (&mut event.response_object, raw.response_object),
+    ] {
+        if let Some(object) = object.map(RawValue::get).filter(|json| *json != "null") {
+            if object.len() <= limits.max_object_bytes {
+                *slot = Some(object.to_owned());
+            } else {
+                event.objects_truncated = true;
+            }
+        }
+    }
+    Ok(event)
+}
+
+/// A stable id for an event that has no `auditID`, so that a redelivery of it is still a duplicate.
+fn content_id(raw_json: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(raw_json.as_bytes());
+    let mut id = String::with_capacity(7 + 32);
+    id.push_str("sha256:");
+    for byte in digest.iter().take(16) {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    id
+}
+
+/// The object to read facts from: the response when it is the object itself (it carries the
+/// server-filled name, namespace, uid and defaults), else the request.
+fn pick<'a>(
+    request: Option<&'a RawValue>,
+    response: Option<&'a RawValue>,
+    kind: &str,
+) -> Option<&'a RawValue> {
+    #[derive(Deserialize)]
+    struct KindOnly<'b> {
+        #[serde(borrow)]
+        kind: Option<Cow<'b, str>>,
+    }
+    let is_kind = |value: &&RawValue| {
+        serde_json::from_str::<KindOnly<'_>>(value.get())
+            .ok()
+            .and_then(|object| object.kind)
+            .is_some_and(|found| found == kind)
+    };
+    response
+        .filter(is_kind)
+        .or(request.filter(|value| value.get() != "null"))
+}
+
+fn extract_objects(
+    event: &mut AuditEvent,
+    request: Option<&RawValue>,
+    response: Option<&RawValue>,
+) {
+    let Some(object_ref) = event.object_ref.as_ref() else {
+        return;
+    };
+    if request.is_none() && response.is_none() {
+        return;
+    }
+    let resource = object_ref.resource.as_deref().unwrap_or_default();
+    let subresource = object_ref.subresource.as_deref();
+    let namespace = object_ref.namespace.clone();
+    let writes = matches!(event.verb.as_str(), "create" | "update" | "patch");
+    if !writes {
+        return;
+    }
+    // Parse failures of an embedded object only lose the extracted facts, not the event: a patch body
+    // may be a JSON patch array, which carries no object shape.
+    if let Some((_, kind)) = WORKLOAD_RESOURCES
+        .iter()
+        .find(|(name, _)| *name == resource)
+    {
+        if subresource.is_none() || subresource == Some("ephemeralcontainers") {
+            if let Some(object) = pick(request, response, kind)
+                .and_then(|value| serde_json::from_str::<PodLike>(value.get()).ok())
+            {
+                event.workload = Some(workload(object, kind, namespace));
+            }
+        }
+        return;
+    }
+    if subresource.is_some() {
+        return;
+    }
+    match resource {
+        "rolebindings" | "clusterrolebindings" => {
+            let kind = if resource == "rolebindings" {
+                "RoleBinding"
+            } else {
+                "ClusterRoleBinding"
+            };
+            if let Some(binding) = pick(request, response, kind)
+                .and_then(|value| serde_json::from_str::<RawRoleBinding>(value.get()).ok())
+            {
+                event.role_binding = Some(role_binding(binding, kind, namespace));
+            }
+        }
+        "roles" | "clusterroles" => {
+            let kind = if resource == "roles" {
+                "Role"
+            } else {
+                "ClusterRole"
+            };
+            if let Some(role) = pick(request, response, kind)
+                .and_then(|value| serde_json::from_str::<RawRole>(value.get()).ok())
+            {
+                event.role = Some(role_spec(role, kind, namespace));
+            }
+        }
+        "services" => {
+            if let Some(service) = pick(request, response, "Service")
+                .and_then(|value| serde_json::from_str::<RawService>(value.get()).ok())
+            {
+                event.service = Some(service_spec(service, namespace));
+            }
+        }
+        "configmaps" => {
+            if let Some(config_map) =
+                request.and_then(|value| serde_json::from_str::<RawConfigMap>(value.get()).ok())
+            {
+                event.config_map_credential_keys = credential_keys(&config_map);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn name_of(meta: &crate::raw::K8sMeta) -> Option<String> {
+    meta.name
+        .clone()
+        .or_else(|| meta.generate_name.clone())
+        .filter(|name| !name.is_empty())
+}
+
+fn workload(object: PodLike, kind: &str, namespace: Option<String>) -> WorkloadSpec {
+    let owner = object
+        .metadata
+        .owner_references
+        .iter()
+        .find(|owner| owner.controller == Some(true))
+        .or(object.metadata.owner_references.first());
+    let mut spec = WorkloadSpec {
+        kind: object.kind.clone().unwrap_or_else(|| kind.to_owned()),
+        name: name_of(&object.metadata),
+        namespace: object.metadata.namespace.clone().or(namespace),
+        uid: object.metadata.uid.clone(),
+        owner_kind: owner.map(|owner| owner.kind.clone()),
+        owner_name: owner.map(|owner| owner.name.clone()),
+        ..WorkloadSpec::default()
+    };
+    let Some(outer) = object.spec else {
+        return spec;
+    };
+    // The pod spec is the object's own (Pod), its template's, or a CronJob's job template's template.
+    let pod_spec: PodLikeSpec = if let Some(template) = outer.template {
+        template.spec.unwrap_or_default()
+    } else if let Some(job) = outer.job_template {
+        job.spec
+            .and_then(|job| job.template)
+            .and_then(|template| template.spec)
+            .unwrap_or_default()
+    } else {
+        outer
+    };
+    spec.service_account = pod_spec.service_account_name.or(pod_spec.service_account);
+    spec.node_name = pod_spec.node_name;
+    spec.host_network = pod_spec.host_network.unwrap_or(false);
+    spec.host_pid = pod_spec.host_pid.unwrap_or(false);
+    spec.host_ipc = pod_spec.host_ipc.unwrap_or(false);
+    let containers = pod_spec
+        .containers
+        .into_iter()
+        .map(|container| (container, false));
+    let init = pod_spec
+        .init_containers
+        .into_iter()
+        .chain(pod_spec.ephemeral_containers)
+        .map(|container| (container, true));
+    spec.containers = containers
+        .chain(init)
+        .map(|(container, init)| container_spec(container, init))
+        .collect();
+    spec.volumes = pod_spec
+        .volumes
+        .into_iter()
+        .map(|volume| Volume {
+            name: volume.name,
+            host_path: volume.host_path.map(|host| host.path),
+        })
+        .collect();
+    spec
+}
+
+fn container_spec(container: RawContainer, init: bool) -> ContainerSpec {
+    let security = container.security_context.unwrap_or_default();
+    ContainerSpec {
+        name: container.name,
+        image: container.image,
+        init,
+        privileged: security.privileged.unwrap_or(false),
+        allow_privilege_escalation: security.allow_privilege_escalation,
+        run_as_user: security.run_as_user,
+        capabilities_added: security
+            .capabilities
+            .map(|caps| caps.add)
+            .unwrap_or_default(),
+        volume_mounts: container
+            .volume_mounts
+            .into_iter()
+            .map(|mount| VolumeMount {
+                name: mount.name,
+                mount_path: mount.mount_path,
+                read_only: mount.read_only.unwrap_or(false),
+            })
+            .collect(),
+        command: container
+            .command
+            .into_iter()
+            .chain(container.args)
+            .take(64)
+            .map(|part| bounded(part, MAX_TEXT))
+            .collect(),
+    }
+}
+
+fn role_binding(binding: RawRoleBinding, kind: &str, namespace: Option<String>) -> RoleBindingSpec {
+    let role_ref = binding.role_ref.unwrap_or_default();
+    RoleBindingSpec {
+        kind: binding.kind.unwrap_or_else(|| kind.to_owned()),
+        name: name_of(&binding.metadata),
+        namespace: binding.metadata.namespace.clone().or(namespace),
+        uid: binding.metadata.uid.clone(),
+        role_ref_kind: role_ref.kind,
+        role_ref_name: role_ref.name,
+        subjects: binding
+            .subjects
+            .unwrap_or_default()
+            .into_iter()
+            .map(|subject| Subject {
+                kind: subject.kind,
+                name: subject.name,
+                namespace: subject.namespace,
+            })
+            .collect(),
+    }
+}
+
+fn role_spec(role: RawRole, kind: &str, namespace: Option<String>) -> RoleSpec {
+    RoleSpec {
+        kind: role.kind.unwrap_or_else(|| kind.to_owned()),
+        name: name_of(&role.metadata),
+        namespace: role.metadata.namespace.clone().or(namespace),
+        uid: role.metadata.uid.clone(),
+        aggregated: role.aggregation_rule.is_some(),
+        rules: role
+            .rules
+            .unwrap_or_default()
+            .into_iter()
+            .map(|rule| PolicyRule {
+                verbs: rule.verbs,
+                api_groups: rule.api_groups,
+                resources: rule.resources,
+                resource_names: rule.resource_names,
+                non_resource_urls: rule.non_resource_urls,
+            })
+            .collect(),
+    }
+}
+
+fn key_values(map: std::collections::BTreeMap<String, String>) -> Vec<KeyValue> {
+    map.into_iter()
+        .map(|(key, value)| KeyValue { key, value })
+        .collect()
+}
+
+fn service_spec(service: RawService, namespace: Option<String>) -> ServiceSpec {
+    let spec = service.spec.unwrap_or_default();
+    ServiceSpec {
+        name: name_of(&service.metadata),
+        namespace: service.metadata.namespace.clone().or(namespace),
+        service_type: spec.service_type.unwrap_or_else(|| "ClusterIP".to_owned()),
+        ports: spec
+            .ports
+            .into_iter()
+            .map(|port| ServicePort {
+                name: port.name,
+                port: port.port,
+                node_port: port.node_port,
+                target_port: port.target_port.map(|target| match target {
+                    serde_json::Value::String(name) => name,
+                    other => other.to_string(),
+                }),
+            })
+            .collect(),
+        selector: key_values(spec.selector.unwrap_or_default()),
+        labels: key_values(service.metadata.labels),
+    }
+}
+
+fn credential_keys(config_map: &RawConfigMap) -> Vec<String> {
+    let Some(data) = config_map.data.as_ref() else {
+        return Vec::new();
+    };
+    data.iter()
+        .filter(|(key, value)| {
+            let key = key.to_ascii_lowercase();
+            let value = value.to_ascii_lowercase();
+            CREDENTIAL_MARKERS
+                .iter()
+                .any(|marker| key.contains(marker) || value.contains(marker))
+        })
+        .map(|(key, _)| key.clone())
+        .collect()
+}

@@ -1,0 +1,505 @@
+//! Telling the input's shape and walking it with bounded memory: a file or message is read line by
+//! line (or element by element for a JSON array); no more than one event, or one line, is held at once.
+
+use std::io::{BufRead, BufReader, Read};
+
+use flate2::read::MultiGzDecoder;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use vigil_schemas::time::parse_rfc3339_micros;
+
+use crate::normalize::normalize;
+use crate::raw::RawObject;
+use crate::{Ingested, Ingestor, RejectReason, Rejection, SkipReason};
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const READ_BUFFER: usize = 256 * 1024;
+/// Envelopes inside envelopes (an array of CloudWatch records of EventLists) stop somewhere.
+const MAX_NESTING: u8 = 4;
+
+/// Reads a whole stream (a file, stdin, a message), handing each event or rejection to `out`.
+/// Returns the rejection that ended the stream early (a corrupt gzip, a broken JSON array), if any.
+pub fn read_stream<R: Read>(
+    ingestor: &mut Ingestor,
+    input: R,
+    out: &mut dyn FnMut(Ingested),
+) -> Result<(), Rejection> {
+    let mut buffered = BufReader::with_capacity(READ_BUFFER, input);
+    let head = buffered
+        .fill_buf()
+        .map_err(|error| io_rejection(&error, false))?;
+    if head.starts_with(&GZIP_MAGIC) {
+        let decoder = BufReader::with_capacity(READ_BUFFER, MultiGzDecoder::new(buffered));
+        read_text(ingestor, decoder, true, out)
+    } else {
+        read_text(ingestor, buffered, false, out)
+    }
+}
+
+fn io_rejection(error: &std::io::Error, compressed: bool) -> Rejection {
+    if compressed {
+        Rejection::new(
+            RejectReason::BadCompression,
+            format!("gzip stream is corrupt or cut short: {error}"),
+        )
+    } else {
+        Rejection::new(RejectReason::Unreadable, format!("read failed: {error}"))
+    }
+}
+
+fn first_significant_byte<B: BufRead>(
+    reader: &mut B,
+    compressed: bool,
+) -> Result<Option<u8>, Rejection> {
+    loop {
+        let available = reader
+            .fill_buf()
+            .map_err(|error| io_rejection(&error, compressed))?;
+        if available.is_empty() {
+            return Ok(None);
+        }
+        // A UTF-8 byte order mark and leading blank space say nothing about the shape.
+        let skip = available
+            .iter()
+            .position(|byte| !byte.is_ascii_whitespace() && !matches!(byte, 0xEF | 0xBB | 0xBF))
+            .unwrap_or(available.len());
+        if let Some(byte) = available.get(skip) {
+            let byte = *byte;
+            reader.consume(skip);
+            return Ok(Some(byte));
+        }
+        let all = available.len();
+        reader.consume(all);
+    }
+}
+
+fn read_text<B: BufRead>(
+    ingestor: &mut Ingestor,
+    mut reader: B,
+    compressed: bool,
+    out: &mut dyn FnMut(Ingested),
+) -> Result<(), Rejection> {
+    match first_significant_byte(&mut reader, compressed)? {
+        None => Ok(()),
+        Some(b'[') => read_array(ingestor, reader, compressed, out),
+        Some(_) => read_lines(ingestor, reader, compressed, out),
+    }
+}
+
+/// A JSON array streamed element by element.
+fn read_array<B: BufRead>(
+    ingestor: &mut Ingestor,
+    reader: B,
+    compressed: bool,
+    out: &mut dyn FnMut(Ingested),
+) -> Result<(), Rejection> {
+    struct Elements<'s> {
+        ingestor: &'s mut Ingestor,
+        out: &'s mut dyn FnMut(Ingested),
+    }
+    impl<'de> Visitor<'de> for Elements<'_> {
+        type Value = ();
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("a JSON array of audit events or log records")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(element) = seq.next_element::<Box<RawValue>>()? {
+                let text = element.get();
+                if text.len() > self.ingestor.limits().max_event_bytes {
+                    let rejection = Rejection::new(
+                        RejectReason::TooLarge,
+                        format!("array element of {} bytes is over the limit", text.len()),
+                    );
+                    self.ingestor.reject(rejection, self.out);
+                    continue;
+                }
+                handle_document(self.ingestor, text, None, None, 1, self.out);
+            }
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Elements<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_seq(self)
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    let result = Elements { ingestor, out }
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end());
+    result.map_err(|error| {
+        if error.is_io() {
+            Rejection::new(
+                if compressed {
+                    RejectReason::BadCompression
+                } else {
+                    RejectReason::Unreadable
+                },
+                format!("reading the JSON array failed: {error}"),
+            )
+        } else {
+            Rejection::new(
+                RejectReason::InvalidJson,
+                format!("JSON array is malformed, rest of input skipped: {error}"),
+            )
+        }
+    })
+}
+
+/// Reads one line into `line`, keeping at most `max` bytes; returns bytes consumed and whether the
+/// line was over the limit (its bytes are then dropped, not kept).
+fn read_line_bounded<B: BufRead>(
+    reader: &mut B,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut over = false;
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok((consumed, over));
+        }
+        let (chunk, done) = match available.iter().position(|byte| *byte == b'\n') {
+            Some(end) => (available.get(..=end).unwrap_or(available), true),
+            None => (available, false),
+        };
+        if !over {
+            if line.len() + chunk.len() > max {
+                over = true;
+                line.clear();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        let length = chunk.len();
+        reader.consume(length);
+        consumed += length;
+        if done {
+            return Ok((consumed, over));
+        }
+    }
+}
+
+fn trim_ascii(bytes: &[u8]) -> &[u8] {
+    bytes.trim_ascii()
+}
+
+/// `2024-05-01T10:00:00.000Z {"kind":"Event",...}`: a line of an exported CloudWatch log stream.
+fn exported_log_line(text: &str) -> Option<(i64, &str)> {
+    let (stamp, rest) = text.split_once(' ')?;
+    let rest = rest.trim_start();
+    if !rest.starts_with('{') {
+        return None;
+    }
+    parse_rfc3339_micros(stamp).map(|micros| (micros, rest))
+}
+
+enum Parsed {
+    Done,
+    /// The text is the start of a JSON value that goes on in the next lines.
+    Incomplete,
+}
+
+fn read_lines<B: BufRead>(
+    ingestor: &mut Ingestor,
+    mut reader: B,
+    compressed: bool,
+    out: &mut dyn FnMut(Ingested),
+) -> Result<(), Rejection> {
+    let max = ingestor.limits().max_event_bytes;
+    let mut line = Vec::with_capacity(4096);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut pending_from = 0u64;
+    let mut line_number = 0u64;
+    // After a broken multi-line value, lines up to the next one that opens a value belong to it.
+    let mut resyncing = false;
+    loop {
+        line.clear();
+        let (consumed, over) = read_line_bounded(&mut reader, &mut line, max)
+            .map_err(|error| io_rejection(&error, compressed))?;
+        if consumed == 0 {
+            break;
+        }
+        line_number += 1;
+        let at = |mut rejection: Rejection, line: u64| {
+            rejection.line = Some(line);
+            rejection
+        };
+        if over || pending.len() + line.len() > max {
+            let start = if pending.is_empty() {
+                line_number
+            } else {
+                pending_from
+            };
+            pending.clear();
+            let rejection = Rejection::new(
+                RejectReason::TooLarge,
+                format!("event or line over {max} bytes"),
+            );
+            ingestor.reject(at(rejection, start), out);
+            continue;
+        }
+        if !pending.is_empty() {
+            pending.extend_from_slice(&line);
+            let Ok(text) = std::str::from_utf8(&pending) else {
+                pending.clear();
+                ingestor.reject(
+                    at(
+                        Rejection::new(RejectReason::NotUtf8, "input is not UTF-8 text"),
+                        pending_from,
+                    ),
+                    out,
+                );
+                resyncing = true;
+                continue;
+            };
+            match handle_top_level(ingestor, text, None, out, pending_from) {
+                Ok(Parsed::Incomplete) => {}
+                Ok(Parsed::Done) => pending.clear(),
+                Err(rejection) => {
+                    pending.clear();
+                    ingestor.reject(at(rejection, pending_from), out);
+                    resyncing = true;
+                }
+            }
+            continue;
+        }
+        let trimmed = trim_ascii(&line);
+        if trimmed.is_empty() {
+            continue;
+        }
+        let opens_value = matches!(trimmed.first(), Some(b'{' | b'['));
+        if resyncing && !opens_value {
+            continue;
+        }
+        resyncing = false;
+        let Ok(text) = std::str::from_utf8(trimmed) else {
+            ingestor.reject(
+                at(
+                    Rejection::new(RejectReason::NotUtf8, "line is not UTF-8 text"),
+                    line_number,
+                ),
+                out,
+            );
+            continue;
+        };
+        let outcome = if opens_value {
+            handle_top_level(ingestor, text, None, out, line_number)
+        } else if let Some((micros, event)) = exported_log_line(text) {
+            handle_top_level(ingestor, event, Some(micros), out, line_number)
+        } else {
+            let shown: String = text.chars().take(60).collect();
+            Err(Rejection::new(
+                RejectReason::InvalidJson,
+                format!("line is not JSON: {shown:?}"),
+            ))
+        };
+        match outcome {
+            Ok(Parsed::Done) => {}
+            Ok(Parsed::Incomplete) => {
+                pending.extend_from_slice(&line);
+                pending_from = line_number;
+            }
+            Err(rejection) => ingestor.reject(at(rejection, line_number), out),
+        }
+    }
+    if !pending.is_empty() {
+        let mut rejection =
+            Rejection::new(RejectReason::InvalidJson, "input ends inside a JSON value");
+        rejection.line = Some(pending_from);
+        ingestor.reject(rejection, out);
+    }
+    Ok(())
+}
+
+/// One line, or several joined: one or more JSON values. Rejections of single events inside are
+/// reported directly; an `Err` is a rejection of the whole text.
+fn handle_top_level(
+    ingestor: &mut Ingestor,
+    text: &str,
+    fallback_time: Option<i64>,
+    out: &mut dyn FnMut(Ingested),
+    line: u64,
+) -> Result<Parsed, Rejection> {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
+    let mut values = 0usize;
+    loop {
+        match stream.next() {
+            None => return Ok(Parsed::Done),
+            Some(Ok(value)) => {
+                values += 1;
+                handle_document_at(ingestor, value.get(), fallback_time, None, 0, out, line);
+            }
+            // A value that starts here and goes on past the text's end: a pretty-printed object.
+            Some(Err(error)) if error.is_eof() && values == 0 => return Ok(Parsed::Incomplete),
+            Some(Err(error)) => {
+                return Err(Rejection::new(RejectReason::InvalidJson, error.to_string()));
+            }
+        }
+    }
+}
+
+fn handle_document_at(
+    ingestor: &mut Ingestor,
+    text: &str,
+    fallback_time: Option<i64>,
+    cluster_hint: Option<&str>,
+    depth: u8,
+    out: &mut dyn FnMut(Ingested),
+    line: u64,
+) {
+    let mut located = |item: Ingested| match item {
+        Ingested::Rejected(mut rejection) => {
+            rejection.line.get_or_insert(line);
+            out(Ingested::Rejected(rejection));
+        }
+        event => out(event),
+    };
+    handle_document(
+        ingestor,
+        text,
+        fallback_time,
+        cluster_hint,
+        depth,
+        &mut located,
+    );
+}
+
+/// One complete JSON value: an Event, an EventList, a CloudWatch Logs record, or an array of them.
+fn handle_document(
+    ingestor: &mut Ingestor,
+    text: &str,
+    fallback_time: Option<i64>,
+    cluster_hint: Option<&str>,
+    depth: u8,
+    out: &mut dyn FnMut(Ingested),
+) {
+    if depth > MAX_NESTING {
+        ingestor.reject(
+            Rejection::new(RejectReason::UnknownShape, "envelopes nested too deep"),
+            out,
+        );
+        return;
+    }
+    if text.trim_start().starts_with('[') {
+        match serde_json::from_str::<Vec<&RawValue>>(text) {
+            Ok(elements) => {
+                for element in elements {
+                    handle_document(
+                        ingestor,
+                        element.get(),
+                        fallback_time,
+                        cluster_hint,
+                        depth + 1,
+                        out,
+                    );
+                }
+            }
+            Err(error) => ingestor.reject(
+                Rejection::new(RejectReason::InvalidJson, error.to_string()),
+                out,
+            ),
+        }
+        return;
+    }
+    let raw = match serde_json::from_str::<RawObject<'_>>(text) {
+        Ok(raw) => raw,
+        Err(error) => {
+            let reason = if error.is_data() {
+                RejectReason::InvalidEvent
+            } else {
+                RejectReason::InvalidJson
+            };
+            let detail = if error.is_data() {
+                format!("not a valid audit event: {error}")
+            } else {
+                error.to_string()
+            };
+            ingestor.reject(Rejection::new(reason, detail), out);
+            return;
+        }
+    };
+    dispatch(ingestor, raw, text, fallback_time, cluster_hint, depth, out);
+}
+
+/// The EKS control-plane log group is `/aws/eks/CLUSTER/cluster`.
+fn cluster_from_log_group(log_group: &str) -> Option<&str> {
+    log_group
+        .strip_prefix("/aws/eks/")
+        .and_then(|rest| rest.strip_suffix("/cluster"))
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+}
+
+fn dispatch(
+    ingestor: &mut Ingestor,
+    raw: RawObject<'_>,
+    text: &str,
+    fallback_time: Option<i64>,
+    cluster_hint: Option<&str>,
+    depth: u8,
+    out: &mut dyn FnMut(Ingested),
+) {
+    if raw.log_events.is_some() || raw.message_type.is_some() {
+        if raw.message_type.as_deref() == Some("CONTROL_MESSAGE") {
+            ingestor.skip(SkipReason::ControlMessage);
+            return;
+        }
+        let hint = raw
+            .log_group
+            .as_deref()
+            .and_then(cluster_from_log_group)
+            .or(cluster_hint);
+        for log_event in raw.log_events.unwrap_or_default() {
+            let time = log_event
+                .timestamp
+                .and_then(|millis| millis.checked_mul(1000))
+                .or(fallback_time);
+            handle_document(ingestor, &log_event.message, time, hint, depth + 1, out);
+        }
+        return;
+    }
+    if raw.items.is_some() || raw.kind.as_deref() == Some("EventList") {
+        for item in raw.items.unwrap_or_default() {
+            handle_document(
+                ingestor,
+                item.get(),
+                fallback_time,
+                cluster_hint,
+                depth + 1,
+                out,
+            );
+        }
+        return;
+    }
+    let audit_api = raw
+        .api_version
+        .as_deref()
+        .is_none_or(|version| version.starts_with("audit.k8s.io/"));
+    let is_event = match raw.kind.as_deref() {
+        Some("Event") => audit_api,
+        Some(_) => false,
+        None => raw.audit_id.is_some() && raw.verb.is_some(),
+    };
+    if !is_event {
+        let what = match (raw.kind.as_deref(), raw.api_version.as_deref()) {
+            (Some(kind), Some(version)) => format!("kind {kind:?} of {version:?}"),
+            (Some(kind), None) => format!("kind {kind:?}"),
+            _ => "an object without kind, auditID or logEvents".to_owned(),
+        };
+        let rejection = Rejection::new(
+            RejectReason::UnknownShape,
+            format!(
+                "{what} is neither an audit.k8s.io Event, an EventList nor a CloudWatch Logs record"
+            ),
+        );
+        ingestor.reject(rejection, out);
+        return;
+    }
+    match normalize(raw, text, fallback_time, cluster_hint, ingestor.limits()) {
+        Ok(event) => ingestor.accept(event, out),
+        Err(rejection) => ingestor.reject(rejection, out),
+    }
+}

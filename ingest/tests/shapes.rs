@@ -1,0 +1,473 @@
+//! Every input shape the README promises, and every way input can be bad.
+
+use std::io::Write;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use vigil_ingest::{Ingested, Ingestor, Limits, RejectReason, SkipReason};
+use vigil_schemas::AuditEvent;
+
+fn event(id: &str) -> Value {
+    json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": id,
+        "stage": "ResponseComplete", "requestURI": "/api/v1/namespaces/default/pods", "verb": "list",
+        "user": {"username": "alice", "groups": ["system:authenticated"], "extra": {"sessionName": ["alice-session"]}},
+        "sourceIPs": ["10.0.1.5"], "userAgent": "kubectl/v1.29.1 (linux/amd64) kubernetes/abc",
+        "objectRef": {"resource": "pods", "namespace": "default", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 200},
+        "requestReceivedTimestamp": "2024-03-01T10:00:00.000000Z", "stageTimestamp": "2024-03-01T10:00:00.010000Z",
+        "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": "RBAC"}
+    })
+}
+
+struct Run {
+    events: Vec<AuditEvent>,
+    rejections: Vec<vigil_ingest::Rejection>,
+    ingestor: Ingestor,
+}
+
+fn run_with(input: &[u8], limits: Limits) -> Run {
+    let mut ingestor = Ingestor::new(limits);
+    let mut events = Vec::new();
+    let mut rejections = Vec::new();
+    ingestor.ingest_payload(input, &mut |item| match item {
+        Ingested::Event(event) => events.push(*event),
+        Ingested::Rejected(rejection) => rejections.push(rejection),
+    });
+    Run {
+        events,
+        rejections,
+        ingestor,
+    }
+}
+
+fn run(input: &[u8]) -> Run {
+    run_with(input, Limits::default())
+}
+
+fn ids(run: &Run) -> Vec<&str> {
+    run.events
+        .iter()
+        .map(|event| event.audit_id.as_str())
+        .collect()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn one_v1_event_is_normalized() {
+    let result = run(event("a1").to_string().as_bytes());
+    assert!(result.rejections.is_empty(), "{:?}", result.rejections);
+    let event = &result.events[0];
+    assert_eq!(event.audit_id, "a1");
+    assert_eq!(event.verb, "list");
+    assert_eq!(event.user.username, "alice");
+    assert_eq!(event.user.session_names, ["alice-session"]);
+    assert_eq!(event.source_ips, ["10.0.1.5"]);
+    assert_eq!(event.status_code, Some(200));
+    assert_eq!(event.authz_decision.as_deref(), Some("allow"));
+    // stageTimestamp wins over requestReceivedTimestamp
+    assert_eq!(event.event_time_micros, 1_709_287_200_010_000);
+    assert_eq!(
+        event.object_ref.as_ref().unwrap().resource.as_deref(),
+        Some("pods")
+    );
+}
+
+#[test]
+fn v1beta1_events_fall_back_to_their_timestamp_fields() {
+    let mut old = event("b1");
+    let object = old.as_object_mut().unwrap();
+    object.insert("apiVersion".into(), json!("audit.k8s.io/v1beta1"));
+    object.remove("stageTimestamp");
+    object.remove("requestReceivedTimestamp");
+    object.insert("timestamp".into(), json!("2018-10-25T14:09:12Z"));
+    let mut only_metadata = event("b2");
+    let object = only_metadata.as_object_mut().unwrap();
+    object.remove("stageTimestamp");
+    object.remove("requestReceivedTimestamp");
+    object.insert(
+        "metadata".into(),
+        json!({"creationTimestamp": "2018-10-25T14:09:13Z"}),
+    );
+    let result = run(format!("{old}\n{only_metadata}\n").as_bytes());
+    assert_eq!(ids(&result), ["b1", "b2"]);
+    assert_eq!(result.events[0].event_time_micros, 1_540_476_552_000_000);
+    assert_eq!(result.events[1].event_time_micros, 1_540_476_553_000_000);
+}
+
+#[test]
+fn an_event_list_from_the_audit_webhook() {
+    let list = json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": [event("l1"), event("l2")]});
+    assert_eq!(ids(&run(list.to_string().as_bytes())), ["l1", "l2"]);
+}
+
+#[test]
+fn json_lines_with_blank_lines_and_crlf() {
+    let text = format!("{}\r\n\n{}\n\n", event("j1"), event("j2"));
+    let result = run(text.as_bytes());
+    assert_eq!(ids(&result), ["j1", "j2"]);
+    assert!(result.rejections.is_empty());
+}
+
+#[test]
+fn a_pretty_printed_json_array_and_pretty_printed_objects() {
+    let array = serde_json::to_string_pretty(&json!([event("p1"), event("p2")])).unwrap();
+    assert_eq!(ids(&run(array.as_bytes())), ["p1", "p2"]);
+    let objects = format!(
+        "{}\n{}\n",
+        serde_json::to_string_pretty(&event("p3")).unwrap(),
+        serde_json::to_string_pretty(&event("p4")).unwrap()
+    );
+    let result = run(objects.as_bytes());
+    assert_eq!(ids(&result), ["p3", "p4"]);
+    assert!(result.rejections.is_empty(), "{:?}", result.rejections);
+}
+
+fn cloudwatch_record(messages: &[Value]) -> Value {
+    json!({
+        "messageType": "DATA_MESSAGE", "owner": "111122223333", "logGroup": "/aws/eks/prod-east/cluster",
+        "logStream": "kube-apiserver-audit-abc", "subscriptionFilters": ["vigil"],
+        "logEvents": messages.iter().enumerate().map(|(index, message)| json!({
+            "id": index.to_string(), "timestamp": 1_709_287_300_000i64, "message": message.to_string()
+        })).collect::<Vec<_>>()
+    })
+}
+
+#[test]
+fn cloudwatch_subscription_records_plain_and_gzip_name_the_cluster() {
+    let record = cloudwatch_record(&[event("c1"), event("c2")]);
+    for payload in [
+        record.to_string().into_bytes(),
+        gzip(record.to_string().as_bytes()),
+    ] {
+        let result = run(&payload);
+        assert_eq!(ids(&result), ["c1", "c2"]);
+        assert_eq!(result.events[0].cluster_hint.as_deref(), Some("prod-east"));
+    }
+}
+
+#[test]
+fn cloudwatch_ingestion_time_stands_in_for_a_missing_event_time() {
+    let mut bare = event("t1");
+    let object = bare.as_object_mut().unwrap();
+    object.remove("stageTimestamp");
+    object.remove("requestReceivedTimestamp");
+    let result = run(cloudwatch_record(&[bare]).to_string().as_bytes());
+    assert_eq!(result.events[0].event_time_micros, 1_709_287_300_000_000);
+}
+
+#[test]
+fn firehose_concatenated_records_and_control_messages() {
+    let control = json!({"messageType": "CONTROL_MESSAGE", "logGroup": "", "logEvents": [{"id": "", "timestamp": 1, "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose."}]});
+    let concatenated = format!(
+        "{}{}{}",
+        cloudwatch_record(&[event("f1")]),
+        control,
+        cloudwatch_record(&[event("f2")])
+    );
+    let result = run(&gzip(concatenated.as_bytes()));
+    assert_eq!(ids(&result), ["f1", "f2"]);
+    assert!(result.rejections.is_empty(), "{:?}", result.rejections);
+    assert_eq!(
+        result
+            .ingestor
+            .stats()
+            .skipped
+            .get(&SkipReason::ControlMessage),
+        Some(&1)
+    );
+}
+
+#[test]
+fn exported_log_lines_with_a_timestamp_prefix() {
+    let mut bare = event("x1");
+    bare.as_object_mut().unwrap().remove("stageTimestamp");
+    bare.as_object_mut()
+        .unwrap()
+        .remove("requestReceivedTimestamp");
+    let text = format!(
+        "2024-03-01T11:00:00.000Z {bare}\n2024-03-01T11:00:01.000Z {}\n",
+        event("x2")
+    );
+    let result = run(text.as_bytes());
+    assert_eq!(ids(&result), ["x1", "x2"]);
+    assert_eq!(result.events[0].event_time_micros, 1_709_290_800_000_000);
+}
+
+#[test]
+fn duplicates_and_non_final_stages_are_counted_not_passed_on() {
+    let mut received = event("s1");
+    received["stage"] = json!("RequestReceived");
+    let text = format!(
+        "{received}\n{}\n{}\n{}\n",
+        event("s1"),
+        event("s1"),
+        event("s2")
+    );
+    let result = run(text.as_bytes());
+    assert_eq!(ids(&result), ["s1", "s2"]);
+    let stats = result.ingestor.stats();
+    assert_eq!(stats.skipped.get(&SkipReason::Duplicate), Some(&1));
+    assert_eq!(stats.skipped.get(&SkipReason::NonFinalStage), Some(&1));
+}
+
+#[test]
+fn exec_is_taken_at_response_started_and_its_completion_is_a_duplicate() {
+    let mut started = event("e1");
+    started["stage"] = json!("ResponseStarted");
+    started["verb"] = json!("create");
+    started["objectRef"] =
+        json!({"resource": "pods", "subresource": "exec", "namespace": "default", "name": "web-1"});
+    let mut complete = started.clone();
+    complete["stage"] = json!("ResponseComplete");
+    let mut get_started = event("e2");
+    get_started["stage"] = json!("ResponseStarted");
+    let result = run(format!("{started}\n{complete}\n{get_started}\n").as_bytes());
+    assert_eq!(ids(&result), ["e1"]);
+    assert_eq!(result.events[0].stage, "ResponseStarted");
+}
+
+#[test]
+fn events_without_an_audit_id_get_a_stable_content_id() {
+    let mut anonymous = event("z");
+    anonymous.as_object_mut().unwrap().remove("auditID");
+    anonymous["kind"] = json!("Event");
+    let text = format!("{anonymous}\n{anonymous}\n");
+    let result = run(text.as_bytes());
+    assert_eq!(result.events.len(), 1);
+    assert!(result.events[0].audit_id.starts_with("sha256:"));
+}
+
+#[test]
+fn bad_input_is_rejected_with_a_reason_and_good_input_flows_around_it() {
+    let text = format!(
+        "{}\nthis is not json\n{{\"kind\": 0}}\n{{\"kind\":\"Event\",\"apiVersion\":\"v1\",\"reason\":\"Scheduled\"}}\n{{\"hello\":\"world\"}}\n{}\n{{\"kind\":\"Event\",\"auditID\":\"n\",\"verb\":\"get\",\"requestURI\":\"/\"}}\n{{\"truncated\": \n",
+        event("g1"),
+        event("g2")
+    );
+    let result = run(text.as_bytes());
+    assert_eq!(ids(&result), ["g1", "g2"]);
+    let reasons: Vec<(RejectReason, Option<u64>)> = result
+        .rejections
+        .iter()
+        .map(|r| (r.reason, r.line))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (RejectReason::InvalidJson, Some(2)),
+            (RejectReason::InvalidEvent, Some(3)),
+            (RejectReason::UnknownShape, Some(4)),
+            (RejectReason::UnknownShape, Some(5)),
+            (RejectReason::InvalidEvent, Some(7)),
+            (RejectReason::InvalidJson, Some(8)),
+        ]
+    );
+    assert!(
+        result.rejections[1].detail.contains("invalid type"),
+        "{}",
+        result.rejections[1].detail
+    );
+    assert!(
+        result.rejections[4].detail.contains("timestamp"),
+        "{}",
+        result.rejections[4].detail
+    );
+    assert_eq!(result.ingestor.stats().rejected_total(), 6);
+}
+
+#[test]
+fn non_utf8_and_oversized_lines() {
+    let mut input = event("u1").to_string().into_bytes();
+    input.extend_from_slice(b"\n{\"a\": \"\xff\xfe\"}\n");
+    input.extend_from_slice(format!("{{\"pad\": \"{}\"}}\n", "x".repeat(5000)).as_bytes());
+    input.extend_from_slice(format!("{}\n", event("u2")).as_bytes());
+    let limits = Limits {
+        max_event_bytes: 4096,
+        ..Limits::default()
+    };
+    let result = run_with(&input, limits);
+    assert_eq!(ids(&result), ["u1", "u2"]);
+    let reasons: Vec<RejectReason> = result.rejections.iter().map(|r| r.reason).collect();
+    assert_eq!(reasons, [RejectReason::NotUtf8, RejectReason::TooLarge]);
+}
+
+#[test]
+fn empty_input_garbage_and_truncated_gzip() {
+    assert!(run(b"").events.is_empty() && run(b"").rejections.is_empty());
+    assert!(run(b"  \n\n").rejections.is_empty());
+    let garbage = run(&[0u8, 159, 146, 150, 1, 2, 3]);
+    assert_eq!(garbage.rejections.len(), 1);
+    let whole = gzip(format!("{}\n{}\n", event("t1"), event("t2")).as_bytes());
+    let truncated = run(&whole[..whole.len() - 12]);
+    assert!(
+        truncated
+            .rejections
+            .iter()
+            .any(|r| r.reason == RejectReason::BadCompression),
+        "{:?}",
+        truncated.rejections
+    );
+    let broken_array = run(format!("[{}, {{\"kind\": ", event("a1")).as_bytes());
+    assert_eq!(ids(&broken_array), ["a1"]);
+    assert_eq!(broken_array.rejections[0].reason, RejectReason::InvalidJson);
+}
+
+fn with_objects(
+    mut base: Value,
+    resource: &str,
+    verb: &str,
+    request: Value,
+    response: Option<Value>,
+) -> Value {
+    base["verb"] = json!(verb);
+    base["objectRef"] = json!({"resource": resource, "namespace": "default", "apiVersion": "v1"});
+    base["requestObject"] = request;
+    if let Some(response) = response {
+        base["responseObject"] = response;
+    }
+    base
+}
+
+#[test]
+fn a_pod_spec_is_extracted_from_the_response_when_it_is_the_pod() {
+    let request = json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"generateName": "web-"}, "spec": {
+        "hostPID": true,
+        "containers": [{"name": "app", "image": "nginx:1.25", "securityContext": {"privileged": true, "capabilities": {"add": ["SYS_ADMIN"]}},
+                        "volumeMounts": [{"name": "root", "mountPath": "/host"}], "command": ["sh", "-c"], "args": ["sleep 1"]}],
+        "volumes": [{"name": "root", "hostPath": {"path": "/", "type": ""}}]}});
+    let mut response = request.clone();
+    response["metadata"] = json!({"name": "web-x1", "namespace": "default", "uid": "u-1",
+        "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d9f", "controller": true}]});
+    response["spec"]["serviceAccountName"] = json!("default");
+    let result = run(
+        with_objects(event("w1"), "pods", "create", request, Some(response))
+            .to_string()
+            .as_bytes(),
+    );
+    let workload = result.events[0]
+        .workload
+        .as_ref()
+        .expect("workload extracted");
+    assert_eq!(workload.kind, "Pod");
+    assert_eq!(workload.name.as_deref(), Some("web-x1"));
+    assert_eq!(workload.owner_kind.as_deref(), Some("ReplicaSet"));
+    assert_eq!(workload.service_account.as_deref(), Some("default"));
+    assert!(workload.host_pid && !workload.host_network);
+    let container = &workload.containers[0];
+    assert!(container.privileged);
+    assert_eq!(container.capabilities_added, ["SYS_ADMIN"]);
+    assert_eq!(container.command, ["sh", "-c", "sleep 1"]);
+    assert_eq!(workload.volumes[0].host_path.as_deref(), Some("/"));
+    assert!(result.events[0].request_object.is_some());
+}
+
+#[test]
+fn pod_templates_of_deployments_and_cronjobs_are_found() {
+    let deployment = json!({"kind": "Deployment", "metadata": {"name": "api"}, "spec": {"template": {"spec": {
+        "hostNetwork": true, "containers": [{"name": "c", "image": "api:1"}]}}}});
+    let cronjob = json!({"kind": "CronJob", "metadata": {"name": "nightly"}, "spec": {"jobTemplate": {"spec": {"template": {"spec": {
+        "containers": [{"name": "c", "image": "miner:latest", "securityContext": {"privileged": true}}]}}}}}});
+    let text = format!(
+        "{}\n{}\n",
+        with_objects(event("d1"), "deployments", "create", deployment, None),
+        with_objects(event("d2"), "cronjobs", "create", cronjob, None)
+    );
+    let result = run(text.as_bytes());
+    let deployment = result.events[0].workload.as_ref().unwrap();
+    assert_eq!(
+        (deployment.kind.as_str(), deployment.host_network),
+        ("Deployment", true)
+    );
+    let cronjob = result.events[1].workload.as_ref().unwrap();
+    assert_eq!(cronjob.kind, "CronJob");
+    assert!(cronjob.containers[0].privileged);
+}
+
+#[test]
+fn bindings_roles_services_and_configmap_credentials() {
+    let binding = json!({"kind": "ClusterRoleBinding", "metadata": {"name": "b"}, "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "User", "name": "system:anonymous"}]});
+    let role = json!({"kind": "ClusterRole", "metadata": {"name": "r"}, "rules": [{"verbs": ["*"], "apiGroups": [""], "resources": ["*"]}]});
+    let service = json!({"kind": "Service", "metadata": {"name": "s"}, "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080, "targetPort": 8080}], "selector": {"app": "web"}}});
+    let config = json!({"kind": "ConfigMap", "data": {"access.properties": "aws_access_key_id = X\n", "ui.properties": "color=blue"}});
+    let text = [
+        with_objects(event("r1"), "clusterrolebindings", "create", binding, None),
+        with_objects(event("r2"), "clusterroles", "create", role, None),
+        with_objects(event("r3"), "services", "create", service, None),
+        with_objects(event("r4"), "configmaps", "create", config, None),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    let result = run(text.as_bytes());
+    let binding = result.events[0].role_binding.as_ref().unwrap();
+    assert_eq!(
+        (
+            binding.role_ref_name.as_str(),
+            binding.subjects[0].name.as_str()
+        ),
+        ("cluster-admin", "system:anonymous")
+    );
+    assert_eq!(
+        result.events[1].role.as_ref().unwrap().rules[0].verbs,
+        ["*"]
+    );
+    let service = result.events[2].service.as_ref().unwrap();
+    assert_eq!(
+        (service.service_type.as_str(), service.ports[0].node_port),
+        ("NodePort", Some(30080))
+    );
+    assert_eq!(service.ports[0].target_port.as_deref(), Some("8080"));
+    assert_eq!(
+        result.events[3].config_map_credential_keys,
+        ["access.properties"]
+    );
+}
+
+#[test]
+fn objects_over_the_bound_are_left_out_but_their_facts_kept() {
+    let big = json!({"kind": "Pod", "metadata": {"name": "big", "annotations": {"blob": "y".repeat(2000)}},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": true}}]}});
+    let limits = Limits {
+        max_object_bytes: 1000,
+        ..Limits::default()
+    };
+    let result = run_with(
+        with_objects(event("big"), "pods", "create", big, None)
+            .to_string()
+            .as_bytes(),
+        limits,
+    );
+    let event = &result.events[0];
+    assert!(event.objects_truncated);
+    assert!(event.request_object.is_none());
+    assert!(event.workload.as_ref().unwrap().containers[0].privileged);
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let result = run(&bytes);
+        let stats = result.ingestor.stats();
+        prop_assert_eq!(stats.events as usize, result.events.len());
+        prop_assert_eq!(stats.rejected_total() as usize, result.rejections.len());
+    }
+
+    #[test]
+    fn mutated_events_never_panic(cut in 0usize..600, insert in any::<u8>()) {
+        let mut bytes = event("m").to_string().into_bytes();
+        let at = cut.min(bytes.len());
+        bytes.insert(at, insert);
+        let _ = run(&bytes);
+        let _ = run(&bytes[..at]);
+    }
+}
