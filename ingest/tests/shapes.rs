@@ -1,4 +1,10 @@
 //! Every input shape the README promises, and every way input can be bad.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::io::Write;
 

@@ -1,4 +1,10 @@
 //! Round trips and refusals of the single-object codec.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use proptest::prelude::*;
 use vigil_schemas::codec::SINGLE_OBJECT_MAGIC;

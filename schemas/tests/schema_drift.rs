@@ -3,6 +3,12 @@
 //!
 //! After an intended change to a type, `VIGIL_WRITE_SCHEMAS=1 cargo test -p vigil-schemas --test
 //! schema_drift` rewrites the files from the types; review the diff like any contract change.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use apache_avro::{AvroSchema, Schema};
 use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, Finding, Record, RuntimeEvent};
