@@ -1,0 +1,306 @@
+//! What every audit detector asks of an event, written once: who called, did it succeed, which threat
+//! purpose the call serves, and how a detection is assembled from the event.
+
+use vigil_schemas::{ApiCallAction, AuditEvent, Detection, EnrichedEvent, KeyValue, WorkloadSpec};
+
+/// GuardDuty's default severities as numbers.
+pub mod severity {
+    pub const LOW: f64 = 2.0;
+    pub const MEDIUM: f64 = 5.0;
+    pub const HIGH: f64 = 8.0;
+}
+
+pub const ANONYMOUS_USER: &str = "system:anonymous";
+pub const UNAUTHENTICATED_GROUP: &str = "system:unauthenticated";
+
+/// The tactic a Kubernetes API call serves, as GuardDuty prefixes its finding types.
+///
+/// The mapping, written once here and tested below:
+/// - `get`/`list`/`watch` of `secrets`, and `create` of `serviceaccounts/token`: CredentialAccess;
+/// - any other `get`/`list`/`watch`, and non-resource reads (`/api`, `/version`): Discovery;
+/// - writes to `events` (deleting the trail of what happened): DefenseEvasion;
+/// - `create` of workloads, RBAC objects, service accounts, webhooks, and exec/attach/port-forward
+///   (they leave a foothold or a running command): Persistence;
+/// - every other write (`update`, `patch`, `delete`, `deletecollection`, other creates): Impact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreatPurpose {
+    CredentialAccess,
+    DefenseEvasion,
+    Discovery,
+    Impact,
+    Persistence,
+}
+
+const PERSISTENCE_CREATES: [&str; 14] = [
+    "pods",
+    "deployments",
+    "daemonsets",
+    "statefulsets",
+    "replicasets",
+    "jobs",
+    "cronjobs",
+    "roles",
+    "clusterroles",
+    "rolebindings",
+    "clusterrolebindings",
+    "serviceaccounts",
+    "mutatingwebhookconfigurations",
+    "validatingwebhookconfigurations",
+];
+
+impl ThreatPurpose {
+    pub fn of(event: &AuditEvent) -> Self {
+        let object = event.object_ref.as_ref();
+        let resource = object
+            .and_then(|object| object.resource.as_deref())
+            .unwrap_or_default();
+        let subresource = object.and_then(|object| object.subresource.as_deref());
+        match event.verb.as_str() {
+            "get" | "list" | "watch" if resource == "secrets" => Self::CredentialAccess,
+            "get" | "list" | "watch" => Self::Discovery,
+            _ if resource == "events" => Self::DefenseEvasion,
+            "create" if resource == "serviceaccounts" && subresource == Some("token") => {
+                Self::CredentialAccess
+            }
+            "create" if matches!(subresource, Some("exec" | "attach" | "portforward")) => {
+                Self::Persistence
+            }
+            "create" if subresource.is_none() && PERSISTENCE_CREATES.contains(&resource) => {
+                Self::Persistence
+            }
+            _ => Self::Impact,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::CredentialAccess => "CredentialAccess",
+            Self::DefenseEvasion => "DefenseEvasion",
+            Self::Discovery => "Discovery",
+            Self::Impact => "Impact",
+            Self::Persistence => "Persistence",
+        }
+    }
+}
+
+/// Health and version endpoints that anonymous callers may read by design.
+pub fn is_health_endpoint(uri: &str) -> bool {
+    let path = uri.split('?').next().unwrap_or_default();
+    ["/healthz", "/livez", "/readyz", "/version"]
+        .iter()
+        .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
+}
+
+pub fn is_anonymous(event: &AuditEvent) -> bool {
+    event.user.username == ANONYMOUS_USER
+        || event
+            .user
+            .groups
+            .iter()
+            .any(|group| group == UNAUTHENTICATED_GROUP)
+}
+
+/// The API server carried the request out: 2xx, or 101 for an upgraded (exec/attach) connection. An
+/// event logged without a status (a Metadata-level `ResponseStarted`) counts as allowed unless the
+/// authorizer said otherwise.
+pub fn succeeded(event: &AuditEvent) -> bool {
+    match event.status_code {
+        Some(code) => (200..300).contains(&code) || code == 101,
+        None => event.authz_decision.as_deref() != Some("forbid"),
+    }
+}
+
+pub fn is_write(event: &AuditEvent) -> bool {
+    matches!(event.verb.as_str(), "create" | "update" | "patch")
+}
+
+/// Kubernetes controllers act on behalf of whoever created the object they reconcile.
+pub fn is_controller(event: &AuditEvent) -> bool {
+    let user = event.user.username.as_str();
+    user == "system:kube-controller-manager"
+        || user
+            .strip_prefix("system:serviceaccount:kube-system:")
+            .is_some_and(|account| account.ends_with("-controller"))
+}
+
+/// `namespace/name` of the object a request acted on, for aggregation keys and descriptions.
+pub fn object_name(event: &AuditEvent) -> String {
+    let object = event.object_ref.as_ref();
+    let namespace = object.and_then(|object| object.namespace.as_deref());
+    let name = object
+        .and_then(|object| object.name.as_deref())
+        .or_else(|| {
+            event
+                .workload
+                .as_ref()
+                .and_then(|workload| workload.name.as_deref())
+        })
+        .or_else(|| {
+            event
+                .role_binding
+                .as_ref()
+                .and_then(|binding| binding.name.as_deref())
+        })
+        .or_else(|| {
+            event
+                .service
+                .as_ref()
+                .and_then(|service| service.name.as_deref())
+        })
+        .unwrap_or("*");
+    match namespace {
+        Some(namespace) => format!("{namespace}/{name}"),
+        None => name.to_owned(),
+    }
+}
+
+/// `kind namespace/name` of the top-level workload: the Deployment rather than its pod.
+pub fn workload_identity(enriched: &EnrichedEvent, workload: &WorkloadSpec) -> String {
+    let namespace = workload.namespace.as_deref().unwrap_or("");
+    match (&enriched.workload_owner_kind, &enriched.workload_owner_name) {
+        (Some(kind), Some(name)) => format!("{kind} {namespace}/{name}"),
+        _ => format!(
+            "{} {namespace}/{}",
+            workload.kind,
+            workload.name.as_deref().unwrap_or("*")
+        ),
+    }
+}
+
+/// The details of a finding that come from the event itself.
+pub fn detection(
+    enriched: &EnrichedEvent,
+    event: &AuditEvent,
+    finding_type: String,
+    detector: &str,
+    severity: f64,
+    title: String,
+    description: String,
+    aggregation_key: Vec<String>,
+) -> Detection {
+    let object = event.object_ref.clone().unwrap_or_default();
+    let parameters = event
+        .request_uri
+        .split_once('?')
+        .map(|(_, query)| query.to_owned());
+    Detection {
+        finding_type,
+        detector: detector.to_owned(),
+        severity,
+        title,
+        description,
+        aggregation_key,
+        event_id: event.audit_id.clone(),
+        event_time_micros: event.event_time_micros,
+        cluster: enriched.cluster.clone(),
+        user: Some(event.user.clone()),
+        impersonated_user: event.impersonated_user.clone(),
+        workload: event.workload.clone(),
+        target: enriched.target.clone(),
+        api_call: Some(ApiCallAction {
+            verb: event.verb.clone(),
+            request_uri: event.request_uri.clone(),
+            resource: object.resource,
+            subresource: object.subresource,
+            namespace: object.namespace,
+            resource_name: object.name,
+            status_code: event.status_code,
+            source_ips: event.source_ips.clone(),
+            user_agent: event.user_agent.clone(),
+            parameters,
+            remote_ip: enriched.source_ip.clone(),
+        }),
+        role_binding: event.role_binding.clone(),
+        role: event.role.clone(),
+        threat_intel: Vec::new(),
+        additional_info: vec![KeyValue {
+            key: "auditID".into(),
+            value: event.audit_id.clone(),
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_schemas::ObjectRef;
+
+    use super::*;
+
+    fn call(verb: &str, resource: &str, subresource: Option<&str>) -> AuditEvent {
+        AuditEvent {
+            verb: verb.into(),
+            object_ref: Some(ObjectRef {
+                resource: Some(resource.into()),
+                subresource: subresource.map(str::to_owned),
+                ..ObjectRef::default()
+            }),
+            ..AuditEvent::default()
+        }
+    }
+
+    #[test]
+    fn threat_purpose_follows_verb_and_resource() {
+        use ThreatPurpose::*;
+        let table = [
+            (call("get", "secrets", None), CredentialAccess),
+            (call("list", "secrets", None), CredentialAccess),
+            (
+                call("create", "serviceaccounts", Some("token")),
+                CredentialAccess,
+            ),
+            (call("list", "pods", None), Discovery),
+            (call("watch", "nodes", None), Discovery),
+            (
+                AuditEvent {
+                    verb: "get".into(),
+                    ..AuditEvent::default()
+                },
+                Discovery,
+            ),
+            (call("delete", "events", None), DefenseEvasion),
+            (call("deletecollection", "events", None), DefenseEvasion),
+            (call("create", "pods", None), Persistence),
+            (call("create", "clusterrolebindings", None), Persistence),
+            (call("create", "pods", Some("exec")), Persistence),
+            (call("create", "cronjobs", None), Persistence),
+            (call("delete", "pods", None), Impact),
+            (call("patch", "deployments", None), Impact),
+            (call("update", "configmaps", None), Impact),
+            (call("create", "configmaps", None), Impact),
+        ];
+        for (event, purpose) in table {
+            assert_eq!(
+                ThreatPurpose::of(&event),
+                purpose,
+                "{} {:?}",
+                event.verb,
+                event.object_ref
+            );
+        }
+    }
+
+    #[test]
+    fn health_endpoints_and_controllers() {
+        assert!(is_health_endpoint("/healthz"));
+        assert!(is_health_endpoint("/readyz/etcd?verbose"));
+        assert!(is_health_endpoint("/version"));
+        assert!(!is_health_endpoint("/api/v1/secrets"));
+        assert!(!is_health_endpoint("/versions-of-things"));
+        let controller = AuditEvent {
+            user: vigil_schemas::UserInfo {
+                username: "system:serviceaccount:kube-system:replicaset-controller".into(),
+                ..Default::default()
+            },
+            ..AuditEvent::default()
+        };
+        assert!(is_controller(&controller));
+        let person = AuditEvent {
+            user: vigil_schemas::UserInfo {
+                username: "system:serviceaccount:kube-system:evil".into(),
+                ..Default::default()
+            },
+            ..AuditEvent::default()
+        };
+        assert!(!is_controller(&person));
+    }
+}

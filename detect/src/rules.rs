@@ -1,0 +1,722 @@
+//! The built-in audit-log detectors. Each states its finding type, severity, trigger and aggregation
+//! key (the parameters beyond type and cluster that make two detections one finding).
+
+use std::collections::{HashSet, VecDeque};
+
+use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, KeyValue, WorkloadSpec};
+
+use crate::Detector;
+use crate::context::{
+    ThreatPurpose, detection, is_anonymous, is_controller, is_health_endpoint, is_write,
+    object_name, severity, succeeded, workload_identity,
+};
+
+fn resource_of(event: &AuditEvent) -> String {
+    let object = event.object_ref.as_ref();
+    match (
+        object.and_then(|o| o.resource.as_deref()),
+        object.and_then(|o| o.subresource.as_deref()),
+    ) {
+        (Some(resource), Some(sub)) => format!("{resource}/{sub}"),
+        (Some(resource), None) => resource.to_owned(),
+        _ => event
+            .request_uri
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// **`<Purpose>:Kubernetes/SuccessfulAnonymousAccess`** — High (Discovery: Medium).
+/// Trigger: a request by `system:anonymous` (or the `system:unauthenticated` group) that succeeded,
+/// other than the health and version endpoints. Purpose per [`ThreatPurpose`].
+/// Key: principal, resource (with subresource), source IP.
+#[derive(Debug, Default)]
+pub struct SuccessfulAnonymousAccess;
+
+impl Detector for SuccessfulAnonymousAccess {
+    fn name(&self) -> &'static str {
+        "successful_anonymous_access"
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        if !is_anonymous(event) || !succeeded(event) || is_health_endpoint(&event.request_uri) {
+            return;
+        }
+        let purpose = ThreatPurpose::of(event);
+        let level = if purpose == ThreatPurpose::Discovery {
+            severity::MEDIUM
+        } else {
+            severity::HIGH
+        };
+        let resource = resource_of(event);
+        let source = event.source_ips.first().cloned().unwrap_or_default();
+        out.push(detection(
+            enriched,
+            event,
+            format!("{}:Kubernetes/SuccessfulAnonymousAccess", purpose.name()),
+            self.name(),
+            level,
+            format!("Unauthenticated {} succeeded against {resource}.", event.verb),
+            format!(
+                "An unauthenticated caller ({}) from {source} successfully called {} {} in cluster {}. The cluster's RBAC grants anonymous users this access.",
+                event.user.username, event.verb, event.request_uri, enriched.cluster.name
+            ),
+            vec![event.user.username.clone(), resource, source],
+        ));
+    }
+}
+
+fn grants_anonymous(event: &AuditEvent) -> bool {
+    event.role_binding.as_ref().is_some_and(|binding| {
+        binding.subjects.iter().any(|subject| {
+            (subject.kind == "User" && subject.name == crate::context::ANONYMOUS_USER)
+                || (subject.kind == "Group"
+                    && subject.name == crate::context::UNAUTHENTICATED_GROUP)
+        })
+    })
+}
+
+/// **`Policy:Kubernetes/AnonymousAccessGranted`** — High.
+/// Trigger: a RoleBinding or ClusterRoleBinding created or changed with `system:anonymous` or
+/// `system:unauthenticated` among its subjects.
+/// Key: principal, binding.
+#[derive(Debug, Default)]
+pub struct AnonymousAccessGranted;
+
+impl Detector for AnonymousAccessGranted {
+    fn name(&self) -> &'static str {
+        "anonymous_access_granted"
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        if !is_write(event) || !succeeded(event) || !grants_anonymous(event) {
+            return;
+        }
+        let Some(binding) = event.role_binding.as_ref() else {
+            return;
+        };
+        let name = object_name(event);
+        out.push(detection(
+            enriched,
+            event,
+            "Policy:Kubernetes/AnonymousAccessGranted".into(),
+            self.name(),
+            severity::HIGH,
+            format!("{} {name} grants anonymous users {} {}.", binding.kind, binding.role_ref_kind, binding.role_ref_name),
+            format!(
+                "{} bound {} {} to unauthenticated users through {} {name} in cluster {}. Anyone who can reach the API server now has that role.",
+                event.user.username, binding.role_ref_kind, binding.role_ref_name, binding.kind, enriched.cluster.name
+            ),
+            vec![event.user.username.clone(), format!("{} {name}", binding.kind)],
+        ));
+    }
+}
+
+/// **`Execution:Kubernetes/ExecInKubeSystemPod`** — Medium.
+/// Trigger: a command run through `pods/exec` in a pod of `kube-system`, allowed by the API server.
+/// Key: principal, pod.
+#[derive(Debug, Default)]
+pub struct ExecInKubeSystemPod;
+
+impl Detector for ExecInKubeSystemPod {
+    fn name(&self) -> &'static str {
+        "exec_in_kube_system_pod"
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        let Some(object) = event.object_ref.as_ref() else {
+            return;
+        };
+        if object.subresource.as_deref() != Some("exec")
+            || object.namespace.as_deref() != Some("kube-system")
+            || !matches!(event.verb.as_str(), "create" | "get")
+            || !succeeded(event)
+        {
+            return;
+        }
+        let pod = object_name(event);
+        let command: Vec<&str> = event
+            .request_uri
+            .split_once('?')
+            .map(|(_, query)| {
+                query
+                    .split('&')
+                    .filter_map(|pair| pair.strip_prefix("command="))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut found = detection(
+            enriched,
+            event,
+            "Execution:Kubernetes/ExecInKubeSystemPod".into(),
+            self.name(),
+            severity::MEDIUM,
+            format!("Command executed inside kube-system pod {pod}."),
+            format!(
+                "{} ran a command ({}) inside pod {pod} of the kube-system namespace in cluster {}. System pods hold powerful credentials; exec into them is rarely routine.",
+                event.user.username,
+                if command.is_empty() {
+                    "not logged".to_owned()
+                } else {
+                    command.join(" ")
+                },
+                enriched.cluster.name
+            ),
+            vec![event.user.username.clone(), pod],
+        );
+        if !command.is_empty() {
+            found.additional_info.push(KeyValue {
+                key: "command".into(),
+                value: command.join(" "),
+            });
+        }
+        out.push(found);
+    }
+}
+
+const ADMIN_ROLES: [&str; 2] = ["cluster-admin", "admin"];
+
+/// **`Policy:Kubernetes/AdminAccessToDefaultServiceAccount`** — High.
+/// Trigger: a binding created or changed that gives a namespace's `default` ServiceAccount the
+/// `cluster-admin` or `admin` ClusterRole. Every pod that names no service account runs as it.
+/// Key: principal, binding.
+#[derive(Debug, Default)]
+pub struct AdminAccessToDefaultServiceAccount;
+
+impl Detector for AdminAccessToDefaultServiceAccount {
+    fn name(&self) -> &'static str {
+        "admin_access_to_default_service_account"
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        let Some(binding) = event.role_binding.as_ref() else {
+            return;
+        };
+        if !is_write(event) || !succeeded(event) {
+            return;
+        }
+        let admin = binding.role_ref_kind == "ClusterRole"
+            && ADMIN_ROLES.contains(&binding.role_ref_name.as_str());
+        let default_account = binding
+            .subjects
+            .iter()
+            .find(|subject| subject.kind == "ServiceAccount" && subject.name == "default");
+        let (true, Some(account)) = (admin, default_account) else {
+            return;
+        };
+        let account_namespace = account
+            .namespace
+            .clone()
+            .or(binding.namespace.clone())
+            .unwrap_or_default();
+        let name = object_name(event);
+        out.push(detection(
+            enriched,
+            event,
+            "Policy:Kubernetes/AdminAccessToDefaultServiceAccount".into(),
+            self.name(),
+            severity::HIGH,
+            format!("Default service account of {account_namespace} granted {}.", binding.role_ref_name),
+            format!(
+                "{} bound ClusterRole {} to the default ServiceAccount of namespace {account_namespace} through {} {name} in cluster {}. Any pod in that namespace that names no service account now has admin rights.",
+                event.user.username, binding.role_ref_name, binding.kind, enriched.cluster.name
+            ),
+            vec![event.user.username.clone(), format!("{} {name}", binding.kind)],
+        ));
+    }
+}
+
+fn mentions(service: &vigil_schemas::ServiceSpec, needle: &str) -> bool {
+    service
+        .name
+        .as_deref()
+        .is_some_and(|name| name.contains(needle))
+        || service
+            .selector
+            .iter()
+            .chain(&service.labels)
+            .any(|pair| pair.value.contains(needle))
+}
+
+/// **`Policy:Kubernetes/ExposedDashboard`** — Medium, and **`Policy:Kubernetes/KubeflowDashboardExposed`**
+/// — Medium. Trigger: a Service of type `LoadBalancer` created or changed whose name, selector or
+/// labels name the Kubernetes Dashboard (or Kubeflow's central dashboard / pipelines UI).
+/// Key: principal, service.
+#[derive(Debug, Default)]
+pub struct ExposedDashboard;
+
+impl Detector for ExposedDashboard {
+    fn name(&self) -> &'static str {
+        "exposed_dashboard"
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        let Some(service) = event.service.as_ref() else {
+            return;
+        };
+        if !is_write(event) || !succeeded(event) || service.service_type != "LoadBalancer" {
+            return;
+        }
+        let (finding_type, what) = if mentions(service, "kubernetes-dashboard") {
+            ("Policy:Kubernetes/ExposedDashboard", "Kubernetes Dashboard")
+        } else if mentions(service, "centraldashboard") || mentions(service, "ml-pipeline-ui") {
+            (
+                "Policy:Kubernetes/KubeflowDashboardExposed",
+                "Kubeflow dashboard",
+            )
+        } else {
+            return;
+        };
+        let name = object_name(event);
+        out.push(detection(
+            enriched,
+            event,
+            finding_type.into(),
+            self.name(),
+            severity::MEDIUM,
+            format!("{what} exposed to the internet by Service {name}."),
+            format!(
+                "{} made the {what} reachable through a LoadBalancer Service {name} in cluster {}. Dashboards exposed this way are a common way in.",
+                event.user.username, enriched.cluster.name
+            ),
+            vec![event.user.username.clone(), name],
+        ));
+    }
+}
+
+fn purpose_severity(purpose: ThreatPurpose) -> f64 {
+    match purpose {
+        ThreatPurpose::Discovery | ThreatPurpose::Persistence => severity::MEDIUM,
+        _ => severity::HIGH,
+    }
+}
+
+/// **`<Purpose>:Kubernetes/TorIPCaller`** — High (Discovery, Persistence: Medium).
+/// Trigger: an authenticated request from a Tor exit node (anonymous callers surface as
+/// SuccessfulAnonymousAccess). Trusted addresses never fire.
+/// Key: principal, source IP.
+#[derive(Debug, Default)]
+pub struct TorIpCaller;
+
+impl Detector for TorIpCaller {
+    fn name(&self) -> &'static str {
+        "tor_ip_caller"
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        let Some(ip) = enriched.source_ip.as_ref() else {
+            return;
+        };
+        if !ip.tor_exit || ip.trusted || is_anonymous(event) {
+            return;
+        }
+        let purpose = ThreatPurpose::of(event);
+        out.push(detection(
+            enriched,
+            event,
+            format!("{}:Kubernetes/TorIPCaller", purpose.name()),
+            self.name(),
+            purpose_severity(purpose),
+            format!("Kubernetes API called from Tor exit node {}.", ip.ip),
+            format!(
+                "{} called {} {} in cluster {} from {}, a Tor exit node. The caller is hiding where it comes from.",
+                event.user.username, event.verb, event.request_uri, enriched.cluster.name, ip.ip
+            ),
+            vec![event.user.username.clone(), ip.ip.clone()],
+        ));
+    }
+}
+
+/// **`<Purpose>:Kubernetes/MaliciousIPCaller.Custom`** — High (Discovery, Persistence: Medium).
+/// Trigger: an authenticated request from an address on one of the user's threat lists (anonymous
+/// callers surface as SuccessfulAnonymousAccess). Trusted addresses never fire.
+/// Key: principal, source IP.
+#[derive(Debug, Default)]
+pub struct MaliciousIpCallerCustom;
+
+impl Detector for MaliciousIpCallerCustom {
+    fn name(&self) -> &'static str {
+        "malicious_ip_caller_custom"
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        let Some(ip) = enriched.source_ip.as_ref() else {
+            return;
+        };
+        if ip.threat_matches.is_empty() || ip.trusted || is_anonymous(event) {
+            return;
+        }
+        let purpose = ThreatPurpose::of(event);
+        let lists: Vec<&str> = ip
+            .threat_matches
+            .iter()
+            .map(|found| found.list_name.as_str())
+            .collect();
+        let mut found = detection(
+            enriched,
+            event,
+            format!("{}:Kubernetes/MaliciousIPCaller.Custom", purpose.name()),
+            self.name(),
+            purpose_severity(purpose),
+            format!(
+                "Kubernetes API called from {}, on threat list {}.",
+                ip.ip,
+                lists.join(", ")
+            ),
+            format!(
+                "{} called {} {} in cluster {} from {}, which is on the custom threat list {}.",
+                event.user.username,
+                event.verb,
+                event.request_uri,
+                enriched.cluster.name,
+                ip.ip,
+                lists.join(", ")
+            ),
+            vec![event.user.username.clone(), ip.ip.clone()],
+        );
+        found.threat_intel = ip.threat_matches.clone();
+        out.push(found);
+    }
+}
+
+/// Remembers which top-level workloads a workload detector already reported, so that the pods and
+/// ReplicaSets their controllers create are not reported again under the controller's name.
+#[derive(Debug)]
+struct ReportedWorkloads {
+    capacity: usize,
+    seen: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl ReportedWorkloads {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+    fn contains(&self, key: &str) -> bool {
+        self.seen.contains(key)
+    }
+    fn insert(&mut self, key: String) {
+        if self.seen.insert(key.clone()) {
+            self.order.push_back(key);
+            if self.order.len() > self.capacity {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.seen.remove(&oldest);
+                }
+            }
+        }
+    }
+}
+
+/// Decides whether a workload event is reported or attributed to an already-reported owner.
+fn workload_to_report<'e>(
+    enriched: &'e EnrichedEvent,
+    reported: &mut ReportedWorkloads,
+) -> Option<(&'e AuditEvent, &'e WorkloadSpec, String)> {
+    let event = enriched.audit.as_ref()?;
+    let workload = event.workload.as_ref()?;
+    if !is_write(event) || !succeeded(event) {
+        return None;
+    }
+    let identity = format!(
+        "{}|{}",
+        enriched.cluster.name,
+        workload_identity(enriched, workload)
+    );
+    let owned = workload.owner_kind.is_some();
+    if owned && is_controller(event) && reported.contains(&identity) {
+        return None;
+    }
+    reported.insert(identity.clone());
+    Some((event, workload, identity))
+}
+
+fn image_trusted(image: &str, trusted_prefixes: &[String]) -> bool {
+    trusted_prefixes
+        .iter()
+        .any(|prefix| image.starts_with(prefix.as_str()))
+}
+
+/// Container images of EKS add-ons that run privileged or with host mounts by design (the VPC CNI,
+/// kube-proxy, the EBS and EFS CSI drivers): everything from the EKS add-on registry account, and the
+/// same repositories on ECR Public.
+pub fn default_trusted_system_images() -> Vec<String> {
+    [
+        "602401143452.dkr.ecr.",
+        "public.ecr.aws/eks/kube-proxy",
+        "public.ecr.aws/eks/aws-ebs-csi-driver",
+        "public.ecr.aws/eks/aws-efs-csi-driver",
+        "public.ecr.aws/eks-distro/kubernetes-csi/",
+        "public.ecr.aws/amazon-k8s-cni",
+    ]
+    .iter()
+    .map(|prefix| (*prefix).to_owned())
+    .collect()
+}
+
+/// **`PrivilegeEscalation:Kubernetes/PrivilegedContainer`** — Medium (Vigil keeps GuardDuty's retired
+/// rule-based type; the baseline variant is `...AnomalousBehavior.WorkloadDeployed!PrivilegedContainer`).
+/// Trigger: a pod or pod template created or changed with a container whose `securityContext.privileged`
+/// is true, unless every privileged image is a trusted system image. Pods that controllers create for an
+/// already-reported workload are attributed to it.
+/// Key: principal, top-level workload.
+#[derive(Debug)]
+pub struct PrivilegedContainer {
+    trusted_images: Vec<String>,
+    reported: ReportedWorkloads,
+}
+
+impl PrivilegedContainer {
+    pub fn new(trusted_images: Vec<String>) -> Self {
+        Self {
+            trusted_images,
+            reported: ReportedWorkloads::new(100_000),
+        }
+    }
+}
+
+impl Detector for PrivilegedContainer {
+    fn name(&self) -> &'static str {
+        "privileged_container"
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let privileged = |workload: &WorkloadSpec| -> Vec<String> {
+            workload
+                .containers
+                .iter()
+                .filter(|container| {
+                    container.privileged && !image_trusted(&container.image, &self.trusted_images)
+                })
+                .map(|container| format!("{} ({})", container.name, container.image))
+                .collect()
+        };
+        let Some(workload) = enriched
+            .audit
+            .as_ref()
+            .and_then(|event| event.workload.as_ref())
+        else {
+            return;
+        };
+        let containers = privileged(workload);
+        if containers.is_empty() {
+            return;
+        }
+        let Some((event, _, identity)) = workload_to_report(enriched, &mut self.reported) else {
+            return;
+        };
+        let target = identity
+            .split_once('|')
+            .map(|(_, rest)| rest.to_owned())
+            .unwrap_or_default();
+        out.push(detection(
+            enriched,
+            event,
+            "PrivilegeEscalation:Kubernetes/PrivilegedContainer".into(),
+            self.name(),
+            severity::MEDIUM,
+            format!("Privileged container launched in {target}."),
+            format!(
+                "{} {} {target} in cluster {} with privileged container(s) {}. A privileged container has root access to its node.",
+                event.user.username,
+                if event.verb == "create" { "created" } else { "changed" },
+                enriched.cluster.name,
+                containers.join(", ")
+            ),
+            vec![event.user.username.clone(), target],
+        ));
+    }
+}
+
+/// Host paths that give a container its node: the root, configuration, credentials, the container
+/// runtime's sockets, the kubelet's state. A path at or below any of these is sensitive.
+pub fn default_sensitive_host_paths() -> Vec<String> {
+    [
+        "/",
+        "/etc",
+        "/root",
+        "/home",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/boot",
+        "/var/run/docker.sock",
+        "/var/run/containerd",
+        "/run/containerd",
+        "/var/run/crio",
+        "/run/crio",
+        "/var/lib/kubelet",
+        "/var/lib/docker",
+        "/var/lib/containerd",
+        "/etc/kubernetes",
+        "/var/run",
+        "/run",
+    ]
+    .iter()
+    .map(|path| (*path).to_owned())
+    .collect()
+}
+
+fn is_sensitive(path: &str, sensitive: &[String]) -> bool {
+    let path = path.trim_end_matches('/');
+    let path = if path.is_empty() { "/" } else { path };
+    sensitive.iter().any(|root| {
+        let root = root.trim_end_matches('/');
+        if root.is_empty() {
+            path == "/"
+        } else {
+            path == root || path.starts_with(&format!("{root}/"))
+        }
+    })
+}
+
+/// **`Persistence:Kubernetes/ContainerWithSensitiveMount`** — Medium (GuardDuty's retired rule-based
+/// type; the baseline variant is `...AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount`).
+/// Trigger: a pod or pod template created or changed with a container that mounts a `hostPath`
+/// volume at or below a sensitive host path ([`default_sensitive_host_paths`]), unless its image is a
+/// trusted system image. Controller-created pods of a reported workload are attributed to it.
+/// Key: principal, top-level workload.
+#[derive(Debug)]
+pub struct ContainerWithSensitiveMount {
+    trusted_images: Vec<String>,
+    sensitive_paths: Vec<String>,
+    reported: ReportedWorkloads,
+}
+
+impl ContainerWithSensitiveMount {
+    pub fn new(trusted_images: Vec<String>, sensitive_paths: Vec<String>) -> Self {
+        Self {
+            trusted_images,
+            sensitive_paths,
+            reported: ReportedWorkloads::new(100_000),
+        }
+    }
+}
+
+impl Detector for ContainerWithSensitiveMount {
+    fn name(&self) -> &'static str {
+        "container_with_sensitive_mount"
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(workload) = enriched
+            .audit
+            .as_ref()
+            .and_then(|event| event.workload.as_ref())
+        else {
+            return;
+        };
+        let mut mounts = Vec::new();
+        for container in &workload.containers {
+            if image_trusted(&container.image, &self.trusted_images) {
+                continue;
+            }
+            for mount in &container.volume_mounts {
+                let host_path = workload
+                    .volumes
+                    .iter()
+                    .find(|volume| volume.name == mount.name)
+                    .and_then(|volume| volume.host_path.as_deref());
+                if let Some(path) =
+                    host_path.filter(|path| is_sensitive(path, &self.sensitive_paths))
+                {
+                    let access = if mount.read_only {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    };
+                    mounts.push(format!(
+                        "{path} at {} in {} ({access})",
+                        mount.mount_path, container.name
+                    ));
+                }
+            }
+        }
+        if mounts.is_empty() {
+            return;
+        }
+        let Some((event, _, identity)) = workload_to_report(enriched, &mut self.reported) else {
+            return;
+        };
+        let target = identity
+            .split_once('|')
+            .map(|(_, rest)| rest.to_owned())
+            .unwrap_or_default();
+        out.push(detection(
+            enriched,
+            event,
+            "Persistence:Kubernetes/ContainerWithSensitiveMount".into(),
+            self.name(),
+            severity::MEDIUM,
+            format!("Container with a sensitive host path mounted in {target}."),
+            format!(
+                "{} {} {target} in cluster {} mounting host path {}. Such a mount lets the container read or change its node.",
+                event.user.username,
+                if event.verb == "create" { "created" } else { "changed" },
+                enriched.cluster.name,
+                mounts.join("; ")
+            ),
+            vec![event.user.username.clone(), target],
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sensitive_paths_match_at_and_below_their_roots_only() {
+        let sensitive = default_sensitive_host_paths();
+        for path in [
+            "/",
+            "/etc",
+            "/etc/",
+            "/etc/kubernetes/manifests",
+            "/var/run/docker.sock",
+            "/proc/1",
+        ] {
+            assert!(is_sensitive(path, &sensitive), "{path}");
+        }
+        for path in [
+            "/data",
+            "/var/log/app",
+            "/mnt/cache",
+            "/etcetera",
+            "/opt/app",
+        ] {
+            assert!(!is_sensitive(path, &sensitive), "{path}");
+        }
+    }
+
+    #[test]
+    fn default_trusted_images_cover_eks_add_ons_in_both_registries() {
+        let trusted = default_trusted_system_images();
+        assert!(image_trusted(
+            "602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.18.1",
+            &trusted
+        ));
+        assert!(image_trusted(
+            "public.ecr.aws/eks/kube-proxy:v1.29.0",
+            &trusted
+        ));
+        assert!(!image_trusted("docker.io/library/nginx:1.25", &trusted));
+    }
+}
