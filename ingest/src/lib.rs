@@ -19,7 +19,8 @@ mod reader;
 use std::collections::BTreeMap;
 
 pub use dedup::Dedup;
-pub use reader::read_stream;
+
+use reader::read_stream;
 use vigil_schemas::AuditEvent;
 
 /// Why an input was refused. The label is a bounded set, used in metrics and dead-letter headers.
@@ -191,7 +192,13 @@ impl Ingestor {
 
     /// Ingests one message (a Kafka record's value): any shape above, gzip or plain.
     pub fn ingest_payload(&mut self, payload: &[u8], out: &mut dyn FnMut(Ingested)) {
-        if let Err(rejection) = read_stream(self, payload, out) {
+        self.ingest_reader(payload, out);
+    }
+
+    /// Ingests a whole stream (a file, stdin). A problem that ends the stream early (a corrupt gzip,
+    /// a broken JSON array) is the last rejection emitted; what came before it is kept.
+    pub fn ingest_reader<R: std::io::Read>(&mut self, input: R, out: &mut dyn FnMut(Ingested)) {
+        if let Err(rejection) = read_stream(self, input, out) {
             self.reject(rejection, out);
         }
     }

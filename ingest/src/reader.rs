@@ -19,7 +19,7 @@ const MAX_NESTING: u8 = 4;
 
 /// Reads a whole stream (a file, stdin, a message), handing each event or rejection to `out`.
 /// Returns the rejection that ended the stream early (a corrupt gzip, a broken JSON array), if any.
-pub fn read_stream<R: Read>(
+pub(crate) fn read_stream<R: Read>(
     ingestor: &mut Ingestor,
     input: R,
     out: &mut dyn FnMut(Ingested),

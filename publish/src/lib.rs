@@ -1,1 +1,317 @@
-//! placeholder
+//! publish: detections to findings. Repeats of the same finding (same type, cluster and aggregation
+//! key: the principal and resource each detector names) aggregate into one finding whose `id` is a
+//! digest of those parameters, so it is the same on every replay and in every process. Its `count` and
+//! `eventLastSeen` grow; its details are those of the latest occurrence, as GuardDuty's are.
+//! Aggregation runs on event time: `createdAt`/`updatedAt` are the first and latest occurrence.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use vigil_schemas::time::format_rfc3339_millis;
+use vigil_schemas::{Detection, Finding, UserInfo, WorkloadSpec};
+
+/// The finding id: 32 hex digits of SHA-256 over type, cluster and aggregation key, each
+/// length-prefixed so that no two different keys can run together into the same bytes.
+pub fn finding_id(detection: &Detection) -> String {
+    let mut hasher = Sha256::new();
+    let cluster_key = detection
+        .cluster
+        .arn
+        .as_deref()
+        .unwrap_or(&detection.cluster.name);
+    for part in [detection.finding_type.as_str(), cluster_key]
+        .into_iter()
+        .chain(detection.aggregation_key.iter().map(String::as_str))
+    {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// The findings kept so far, by id.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    findings: HashMap<String, Finding>,
+}
+
+impl Aggregator {
+    /// Folds one detection in; returns the finding as it now stands.
+    pub fn add(&mut self, detection: Detection) -> &Finding {
+        let id = finding_id(&detection);
+        let time = detection.event_time_micros;
+        let finding = self.findings.entry(id.clone()).or_insert_with(|| Finding {
+            id,
+            count: 0,
+            created_at_micros: time,
+            updated_at_micros: time,
+            event_first_seen_micros: time,
+            event_last_seen_micros: time,
+            archived: false,
+            detection: Detection::default(),
+        });
+        finding.count += 1;
+        finding.created_at_micros = finding.created_at_micros.min(time);
+        finding.event_first_seen_micros = finding.event_first_seen_micros.min(time);
+        // An occurrence older than the latest (a late event) counts, but does not replace the details.
+        if finding.count == 1 || time >= finding.event_last_seen_micros {
+            finding.event_last_seen_micros = time;
+            finding.updated_at_micros = time;
+            finding.detection = detection;
+        }
+        finding
+    }
+
+    pub fn len(&self) -> usize {
+        self.findings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Finding> {
+        self.findings.get(id)
+    }
+
+    /// Every finding, oldest first (then by id), for a stable output order.
+    pub fn findings(&self) -> Vec<&Finding> {
+        let mut all: Vec<&Finding> = self.findings.values().collect();
+        all.sort_by(|a, b| {
+            a.created_at_micros
+                .cmp(&b.created_at_micros)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        all
+    }
+}
+
+fn strings(values: &[String]) -> Value {
+    Value::Array(values.iter().cloned().map(Value::String).collect())
+}
+
+fn insert_some(map: &mut Map<String, Value>, key: &str, value: Option<impl Into<Value>>) {
+    if let Some(value) = value {
+        map.insert(key.to_owned(), value.into());
+    }
+}
+
+fn user_details(user: &UserInfo, impersonated: Option<&UserInfo>) -> Value {
+    let mut details = Map::new();
+    details.insert("username".into(), json!(user.username));
+    insert_some(&mut details, "uid", user.uid.clone());
+    details.insert("groups".into(), strings(&user.groups));
+    if !user.session_names.is_empty() {
+        details.insert("sessionName".into(), strings(&user.session_names));
+    }
+    if let Some(impersonated) = impersonated {
+        details.insert(
+            "impersonatedUser".into(),
+            json!({"username": impersonated.username, "groups": strings(&impersonated.groups)}),
+        );
+    }
+    Value::Object(details)
+}
+
+/// `nginx:1.25` → `nginx`, `602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/kube-proxy:v1` →
+/// `602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/kube-proxy`: the image without tag or digest,
+/// what GuardDuty calls `imagePrefix` and what suppression rules match on.
+pub fn image_prefix(image: &str) -> &str {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last_slash = without_digest.rfind('/').map_or(0, |index| index + 1);
+    match without_digest
+        .get(last_slash..)
+        .and_then(|name| name.find(':'))
+    {
+        Some(colon) => without_digest
+            .get(..last_slash + colon)
+            .unwrap_or(without_digest),
+        None => without_digest,
+    }
+}
+
+fn workload_details(workload: &WorkloadSpec) -> Value {
+    json!({
+        "name": workload.name,
+        // GuardDuty names the type by the resource: "pods", "deployments", "daemonsets".
+        "type": workload.kind.to_ascii_lowercase() + "s",
+        "uid": workload.uid,
+        "namespace": workload.namespace,
+        "serviceAccountName": workload.service_account,
+        "hostNetwork": workload.host_network,
+        "hostPID": workload.host_pid,
+        "hostIPC": workload.host_ipc,
+        "containers": workload.containers.iter().map(|container| json!({
+            "name": container.name,
+            "image": container.image,
+            "imagePrefix": image_prefix(&container.image),
+            "securityContext": {
+                "privileged": container.privileged,
+                "allowPrivilegeEscalation": container.allow_privilege_escalation,
+            },
+            "volumeMounts": container.volume_mounts.iter().map(|mount| json!({
+                "name": mount.name, "mountPath": mount.mount_path,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "volumes": workload.volumes.iter().map(|volume| {
+            let mut entry = json!({"name": volume.name});
+            if let (Some(path), Some(object)) = (&volume.host_path, entry.as_object_mut()) {
+                object.insert("hostPath".into(), json!({"path": path}));
+            }
+            entry
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// GuardDuty leaves absent fields out rather than writing `null`; SIEM parsers expect the same.
+fn without_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, value)| !value.is_null())
+                .map(|(key, value)| (key, without_nulls(value)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
+/// The finding as GuardDuty exports it to EventBridge and S3 (the `Finding` API shape).
+pub fn to_guardduty_json(finding: &Finding) -> Value {
+    without_nulls(guardduty_json_with_nulls(finding))
+}
+
+fn guardduty_json_with_nulls(finding: &Finding) -> Value {
+    let detection = &finding.detection;
+    let cluster = &detection.cluster;
+    let account = cluster.account_id.clone().unwrap_or_default();
+    let region = cluster.region.clone().unwrap_or_default();
+
+    let mut kubernetes = Map::new();
+    if let Some(user) = &detection.user {
+        kubernetes.insert(
+            "kubernetesUserDetails".into(),
+            user_details(user, detection.impersonated_user.as_ref()),
+        );
+    }
+    if let Some(workload) = &detection.workload {
+        kubernetes.insert(
+            "kubernetesWorkloadDetails".into(),
+            workload_details(workload),
+        );
+    } else if let Some(target) = &detection.target {
+        kubernetes.insert(
+            "kubernetesWorkloadDetails".into(),
+            json!({
+                "name": target.pod_name, "type": "pods", "namespace": target.namespace,
+                "serviceAccountName": target.service_account,
+                "containers": target.images.iter().map(|image| json!({"image": image, "imagePrefix": image_prefix(image)})).collect::<Vec<_>>(),
+            }),
+        );
+    }
+
+    let mut action = Map::new();
+    if let Some(call) = &detection.api_call {
+        let mut api = json!({
+            "verb": call.verb,
+            "requestUri": call.request_uri,
+            "resource": call.resource,
+            "subresource": call.subresource,
+            "namespace": call.namespace,
+            "resourceName": call.resource_name,
+            "statusCode": call.status_code,
+            "sourceIPs": strings(&call.source_ips),
+            "userAgent": call.user_agent,
+            "parameters": call.parameters,
+        });
+        if let (Some(remote), Some(object)) = (&call.remote_ip, api.as_object_mut()) {
+            let family = if remote.ip.contains(':') {
+                "ipAddressV6"
+            } else {
+                "ipAddressV4"
+            };
+            object.insert(
+                "remoteIpDetails".into(),
+                json!({family: remote.ip, "ipScope": remote.scope}),
+            );
+        }
+        action.insert("actionType".into(), json!("KUBERNETES_API_CALL"));
+        action.insert("kubernetesApiCallAction".into(), api);
+    }
+    if let Some(binding) = &detection.role_binding {
+        action.insert(
+            "kubernetesRoleBindingDetails".into(),
+            json!({"kind": binding.kind, "name": binding.name, "uid": binding.uid,
+                   "roleRefKind": binding.role_ref_kind, "roleRefName": binding.role_ref_name}),
+        );
+    }
+    if let Some(role) = &detection.role {
+        action.insert(
+            "kubernetesRoleDetails".into(),
+            json!({"kind": role.kind, "name": role.name, "uid": role.uid}),
+        );
+    }
+
+    let mut additional = Map::new();
+    additional.insert("detector".into(), json!(detection.detector));
+    additional.insert("aggregationKey".into(), strings(&detection.aggregation_key));
+    for pair in &detection.additional_info {
+        additional.insert(pair.key.clone(), json!(pair.value));
+    }
+    let mut service = json!({
+        "serviceName": "guardduty",
+        "detectorId": "vigil",
+        "featureName": "EksAuditLogs",
+        "action": action,
+        "count": finding.count,
+        "archived": finding.archived,
+        "resourceRole": "TARGET",
+        "eventFirstSeen": format_rfc3339_millis(finding.event_first_seen_micros),
+        "eventLastSeen": format_rfc3339_millis(finding.event_last_seen_micros),
+        "additionalInfo": {"type": "default", "value": Value::Object(additional).to_string()},
+    });
+    if !detection.threat_intel.is_empty() {
+        if let Some(object) = service.as_object_mut() {
+            object.insert(
+                "evidence".into(),
+                json!({"threatIntelligenceDetails": detection.threat_intel.iter().map(|found| json!({
+                    "threatListName": found.list_name, "threatNames": [found.entry], "threatFileSha256": found.file_sha256,
+                })).collect::<Vec<_>>()}),
+            );
+        }
+    }
+    let arn = format!(
+        "arn:{}:guardduty:{region}:{account}:detector/vigil/finding/{}",
+        cluster.partition, finding.id
+    );
+    json!({
+        "schemaVersion": "2.0",
+        "accountId": account,
+        "region": region,
+        "partition": cluster.partition,
+        "id": finding.id,
+        "arn": arn,
+        "type": detection.finding_type,
+        "severity": detection.severity,
+        "title": detection.title,
+        "description": detection.description,
+        "createdAt": format_rfc3339_millis(finding.created_at_micros),
+        "updatedAt": format_rfc3339_millis(finding.updated_at_micros),
+        "resource": {
+            "resourceType": "EKSCluster",
+            "eksClusterDetails": {
+                "name": cluster.name, "arn": cluster.arn, "vpcId": cluster.vpc_id, "status": "ACTIVE",
+                "tags": cluster.tags.iter().map(|tag| json!({"key": tag.key, "value": tag.value})).collect::<Vec<_>>(),
+            },
+            "kubernetesDetails": kubernetes,
+        },
+        "service": service,
+    })
+}

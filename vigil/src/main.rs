@@ -1,1 +1,144 @@
-fn main() {}
+//! The `vigil` command.
+
+mod examples;
+mod scan;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vigil_enrich::{ClusterConfig, NamedList, ThreatIntel};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Threat detection for Kubernetes audit logs and runtime events, GuardDuty EKS Protection's open counterpart."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole pipeline (ingest, enrich, detect, publish) in this process over files, without a
+    /// broker. Findings go to stdout as GuardDuty finding JSON, one per line; a summary goes to stderr.
+    /// With no PATH, scans the bundled example: a day of ordinary cluster traffic with an attack in it.
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ScanArgs {
+    /// Audit log files or directories (read recursively, in name order), or `-` for stdin. Read in the
+    /// order given, so last month's logs then today's teach and then test. Any shape: JSON lines, JSON
+    /// arrays, EventLists, CloudWatch Logs records or exports; plain or gzip.
+    paths: Vec<PathBuf>,
+    /// Cluster metadata (TOML: name, account_id, region, arn, vpc_id, tags).
+    #[arg(long, value_name = "FILE")]
+    cluster_config: Option<PathBuf>,
+    /// A threat list: one IP or CIDR a line (`#` comments). Repeatable; each list is named after its file.
+    #[arg(long, value_name = "FILE")]
+    threat_list: Vec<PathBuf>,
+    /// Tor exit addresses: plain addresses or the Tor Project's `exit-addresses` format.
+    #[arg(long, value_name = "FILE")]
+    tor_exits: Option<PathBuf>,
+    /// Trusted IPs and CIDRs: no IP-based finding is raised for them. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    trusted_ips: Vec<PathBuf>,
+    /// Write findings to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+fn warn_bad_lines(list: &NamedList) {
+    for (line, text) in list.bad_lines.iter().take(5) {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "vigil: list {}: line {line} is not an IP or CIDR, ignored: {text:?}",
+                list.name
+            );
+        }
+    }
+}
+
+fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let embedded = args.paths.is_empty();
+    let sources = if embedded {
+        scan::embedded_sources()
+    } else {
+        scan::expand_paths(&args.paths)?
+    };
+    let clusters = match &args.cluster_config {
+        Some(path) => ClusterConfig::parse(
+            &std::fs::read_to_string(path)
+                .map_err(|error| format!("{}: {error}", path.display()))?,
+        )
+        .map_err(|error| format!("{}: {error}", path.display()))?,
+        None if embedded => ClusterConfig::parse(examples::CLUSTER_CONFIG)?,
+        None => ClusterConfig::default(),
+    };
+    let mut intel = ThreatIntel::default();
+    for path in &args.threat_list {
+        intel.threat_lists.push(scan::load_list(path)?);
+    }
+    if let Some(path) = &args.tor_exits {
+        intel.tor_exits = Some(scan::load_list(path)?);
+    }
+    for path in &args.trusted_ips {
+        intel.trusted.push(scan::load_list(path)?);
+    }
+    if embedded {
+        if intel.threat_lists.is_empty() {
+            intel.threat_lists.push(NamedList::parse(
+                "example-threat-list",
+                examples::THREAT_LIST,
+            ));
+        }
+        if intel.tor_exits.is_none() {
+            intel.tor_exits = Some(NamedList::parse("tor-exit-addresses", examples::TOR_EXITS));
+        }
+    }
+    for list in intel
+        .threat_lists
+        .iter()
+        .chain(&intel.tor_exits)
+        .chain(&intel.trusted)
+    {
+        warn_bad_lines(list);
+    }
+    let output = args.output.clone();
+    let report = scan::run(scan::ScanOptions {
+        sources,
+        clusters,
+        intel,
+        output: output.clone(),
+        progress: scan::wants_progress(),
+    })?;
+    if output.is_none() {
+        scan::write_findings(&mut std::io::stdout().lock(), &report.findings)?;
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprint!("{}", scan::summary(&report));
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => scan(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("vigil: {error}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! `vigil scan`: the four stages in one process, each on its own thread, wired by bounded channels
+//! that carry batches. No broker: files in, findings out.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use vigil_detect::Engine;
+use vigil_enrich::{ClusterConfig, Enricher, Inventory, NamedList, ThreatIntel};
+use vigil_ingest::{IngestStats, Ingested, Ingestor, Rejection};
+use vigil_publish::{Aggregator, to_guardduty_json};
+use vigil_schemas::{AuditEvent, Detection, EnrichedEvent};
+
+use crate::examples;
+
+const BATCH: usize = 512;
+const CHANNEL_BATCHES: usize = 16;
+/// Rejections shown one by one on stderr before only counting the rest.
+const REJECTIONS_SHOWN: usize = 10;
+
+/// Where input comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    File(PathBuf),
+    Stdin,
+    /// A bundled example, by name.
+    Embedded(&'static str, &'static [u8]),
+}
+
+impl Source {
+    fn label(&self) -> String {
+        match self {
+            Self::File(path) => path.display().to_string(),
+            Self::Stdin => "-".to_owned(),
+            Self::Embedded(name, _) => format!("(example) {name}"),
+        }
+    }
+}
+
+/// What the scan is asked to do.
+#[derive(Debug, Default)]
+pub struct ScanOptions {
+    pub sources: Vec<Source>,
+    pub clusters: ClusterConfig,
+    pub intel: ThreatIntel,
+    pub output: Option<PathBuf>,
+    pub progress: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("writing findings: {0}")]
+    Output(std::io::Error),
+    #[error("a pipeline thread failed: {0}")]
+    Thread(&'static str),
+}
+
+/// Expands files and directories (recursively, sorted, hidden entries left out) in the order given.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<Source>, ScanError> {
+    fn walk(path: &Path, out: &mut Vec<Source>) -> Result<(), ScanError> {
+        let open_error = |source| ScanError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let metadata = std::fs::metadata(path).map_err(open_error)?;
+        if metadata.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(open_error)?
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|entry| {
+                    !entry
+                        .file_name()
+                        .and_then(|name| name.to_str())
+                        .is_some_and(|name| name.starts_with('.'))
+                })
+                .collect();
+            entries.sort();
+            for entry in entries {
+                walk(&entry, out)?;
+            }
+        } else {
+            out.push(Source::File(path.to_owned()));
+        }
+        Ok(())
+    }
+    let mut sources = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            sources.push(Source::Stdin);
+        } else {
+            walk(path, &mut sources)?;
+        }
+    }
+    Ok(sources)
+}
+
+/// Reads a threat list file into a named list (named after the file), failing with the path.
+pub fn load_list(path: &Path) -> Result<NamedList, ScanError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScanError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let name = path
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or("threat-list");
+    Ok(NamedList::parse(name, &text))
+}
+
+/// The outcome of a scan, for the summary and for tests.
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    pub ingest: IngestStats,
+    /// Rejections with the source they came from; all of them are counted in `ingest`.
+    pub rejections: Vec<(String, Rejection)>,
+    pub detections: u64,
+    pub findings: Vec<serde_json::Value>,
+    pub elapsed: Duration,
+    pub sources: usize,
+}
+
+fn ingest_thread(
+    sources: Vec<Source>,
+    to_enrich: SyncSender<Vec<AuditEvent>>,
+    read: Arc<AtomicU64>,
+) -> Result<(IngestStats, Vec<(String, Rejection)>), ScanError> {
+    let mut ingestor = Ingestor::default();
+    let mut rejections = Vec::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    for source in sources {
+        let label = source.label();
+        let reader: Box<dyn Read> = match &source {
+            Source::File(path) => Box::new(File::open(path).map_err(|error| ScanError::Open {
+                path: label.clone(),
+                source: error,
+            })?),
+            Source::Stdin => Box::new(std::io::stdin().lock()),
+            Source::Embedded(_, bytes) => Box::new(*bytes),
+        };
+        let mut handle = |item: Ingested| match item {
+            Ingested::Event(event) => {
+                read.fetch_add(1, Ordering::Relaxed);
+                batch.push(*event);
+                if batch.len() >= BATCH {
+                    // A closed channel means a later stage stopped; its error is reported from there.
+                    let _ =
+                        to_enrich.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                }
+            }
+            Ingested::Rejected(rejection) => rejections.push((label.clone(), rejection)),
+        };
+        ingestor.ingest_reader(reader, &mut handle);
+    }
+    if !batch.is_empty() {
+        let _ = to_enrich.send(batch);
+    }
+    Ok((ingestor.stats().clone(), rejections))
+}
+
+fn enrich_thread(
+    mut enricher: Enricher,
+    from_ingest: Receiver<Vec<AuditEvent>>,
+    to_detect: SyncSender<Vec<EnrichedEvent>>,
+) {
+    for batch in from_ingest {
+        let enriched: Vec<EnrichedEvent> = batch
+            .into_iter()
+            .map(|event| enricher.enrich_audit(event))
+            .collect();
+        if to_detect.send(enriched).is_err() {
+            return;
+        }
+    }
+}
+
+fn detect_thread(
+    mut engine: Engine,
+    from_enrich: Receiver<Vec<EnrichedEvent>>,
+    to_publish: SyncSender<Vec<Detection>>,
+) {
+    let mut detections = Vec::new();
+    for batch in from_enrich {
+        for event in &batch {
+            engine.process(event, &mut detections);
+        }
+        if !detections.is_empty() && to_publish.send(std::mem::take(&mut detections)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs the pipeline to the end of its input and returns the findings with the statistics.
+pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
+    let started = Instant::now();
+    let sources = options.sources.len();
+    let (to_enrich, enrich_input) = sync_channel(CHANNEL_BATCHES);
+    let (to_detect, detect_input) = sync_channel(CHANNEL_BATCHES);
+    let (to_publish, publish_input) = sync_channel::<Vec<Detection>>(CHANNEL_BATCHES);
+    let read = Arc::new(AtomicU64::new(0));
+
+    let ingest = {
+        let read = Arc::clone(&read);
+        let sources = options.sources;
+        thread::Builder::new()
+            .name("ingest".into())
+            .spawn(move || ingest_thread(sources, to_enrich, read))
+            .map_err(|_| ScanError::Thread("ingest"))?
+    };
+    let enricher = Enricher::new(options.clusters, options.intel, Inventory::default());
+    let enrich = thread::Builder::new()
+        .name("enrich".into())
+        .spawn(move || enrich_thread(enricher, enrich_input, to_detect))
+        .map_err(|_| ScanError::Thread("enrich"))?;
+    let detect = thread::Builder::new()
+        .name("detect".into())
+        .spawn(move || detect_thread(Engine::default(), detect_input, to_publish))
+        .map_err(|_| ScanError::Thread("detect"))?;
+
+    // publish runs here, with the progress line.
+    let mut aggregator = Aggregator::default();
+    let mut detections = 0u64;
+    let mut last_progress = Instant::now();
+    loop {
+        match publish_input.recv_timeout(Duration::from_millis(200)) {
+            Ok(batch) => {
+                detections += batch.len() as u64;
+                for detection in batch {
+                    aggregator.add(detection);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if options.progress && last_progress.elapsed() >= Duration::from_millis(200) {
+            last_progress = Instant::now();
+            let events = read.load(Ordering::Relaxed);
+            let rate = events as f64 / started.elapsed().as_secs_f64().max(1e-6);
+            #[allow(clippy::print_stderr)]
+            {
+                eprint!(
+                    "\r\x1b[2Kscanning: {events} events, {} findings, {rate:.0} events/s",
+                    aggregator.len()
+                );
+            }
+        }
+    }
+    if options.progress {
+        #[allow(clippy::print_stderr)]
+        {
+            eprint!("\r\x1b[2K");
+        }
+    }
+    let (ingest_stats, rejections) = ingest.join().map_err(|_| ScanError::Thread("ingest"))??;
+    enrich.join().map_err(|_| ScanError::Thread("enrich"))?;
+    detect.join().map_err(|_| ScanError::Thread("detect"))?;
+
+    let findings: Vec<serde_json::Value> = aggregator
+        .findings()
+        .into_iter()
+        .map(to_guardduty_json)
+        .collect();
+    if let Some(path) = &options.output {
+        write_findings(
+            &mut File::create(path).map_err(ScanError::Output)?,
+            &findings,
+        )?;
+    }
+    Ok(ScanReport {
+        ingest: ingest_stats,
+        rejections,
+        detections,
+        findings,
+        elapsed: started.elapsed(),
+        sources,
+    })
+}
+
+/// Findings as JSON lines.
+pub fn write_findings(
+    out: &mut dyn Write,
+    findings: &[serde_json::Value],
+) -> Result<(), ScanError> {
+    let mut buffered = std::io::BufWriter::new(out);
+    for finding in findings {
+        serde_json::to_writer(&mut buffered, finding)
+            .map_err(|error| ScanError::Output(error.into()))?;
+        buffered.write_all(b"\n").map_err(ScanError::Output)?;
+    }
+    buffered.flush().map_err(ScanError::Output)
+}
+
+fn severity_name(severity: f64) -> &'static str {
+    match severity {
+        s if s >= 9.0 => "Critical",
+        s if s >= 7.0 => "High",
+        s if s >= 4.0 => "Medium",
+        _ => "Low",
+    }
+}
+
+/// The summary printed on stderr.
+pub fn summary(report: &ScanReport) -> String {
+    let stats = &report.ingest;
+    let seconds = report.elapsed.as_secs_f64().max(1e-6);
+    let mut text = format!(
+        "vigil scan: {} events from {} source(s) in {:.2} s ({:.0} events/s)\n",
+        stats.events,
+        report.sources,
+        seconds,
+        stats.events as f64 / seconds
+    );
+    let list = |counts: Vec<(&str, u64)>| {
+        counts
+            .iter()
+            .map(|(label, count)| format!("{label}: {count}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    text += &format!(
+        "  rejected: {}{}\n",
+        stats.rejected_total(),
+        if stats.rejected.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                list(
+                    stats
+                        .rejected
+                        .iter()
+                        .map(|(reason, count)| (reason.label(), *count))
+                        .collect()
+                )
+            )
+        }
+    );
+    for (source, rejection) in report.rejections.iter().take(REJECTIONS_SHOWN) {
+        text += &format!("    {source}: {rejection}\n");
+    }
+    if report.rejections.len() > REJECTIONS_SHOWN {
+        text += &format!(
+            "    ... and {} more\n",
+            report.rejections.len() - REJECTIONS_SHOWN
+        );
+    }
+    if !stats.skipped.is_empty() {
+        text += &format!(
+            "  skipped: {} ({})\n",
+            stats.skipped_total(),
+            list(
+                stats
+                    .skipped
+                    .iter()
+                    .map(|(reason, count)| (reason.label(), *count))
+                    .collect()
+            )
+        );
+    }
+    text += &format!(
+        "  findings: {} (from {} detections)\n",
+        report.findings.len(),
+        report.detections
+    );
+    let mut by_type: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for finding in &report.findings {
+        let kind = finding["type"].as_str().unwrap_or_default().to_owned();
+        let severity = severity_name(finding["severity"].as_f64().unwrap_or_default()).to_owned();
+        *by_type.entry((severity, kind)).or_default() += 1;
+    }
+    for ((severity, kind), count) in by_type {
+        text += &format!("    {severity:<8} {kind}  x{count}\n");
+    }
+    text
+}
+
+/// The bundled example when no path is given.
+pub fn embedded_sources() -> Vec<Source> {
+    examples::AUDIT
+        .iter()
+        .map(|(name, bytes)| Source::Embedded(name, bytes))
+        .collect()
+}
+
+pub fn wants_progress() -> bool {
+    std::io::stderr().is_terminal()
+}
