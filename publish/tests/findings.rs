@@ -1,0 +1,209 @@
+//! Aggregation, identity and the GuardDuty JSON shape.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use serde_json::Value;
+use vigil_publish::{Aggregator, finding_id, image_prefix, to_guardduty_json};
+use vigil_schemas::{
+    ApiCallAction, ClusterDetails, ContainerSpec, Detection, IpIntel, ThreatMatch, UserInfo,
+    Volume, WorkloadSpec,
+};
+
+fn detection(principal: &str, resource: &str, time: i64, ip: &str) -> Detection {
+    Detection {
+        finding_type: "Execution:Kubernetes/ExecInKubeSystemPod".into(),
+        detector: "exec_in_kube_system_pod".into(),
+        severity: 5.0,
+        title: "t".into(),
+        description: "d".into(),
+        aggregation_key: vec![principal.into(), resource.into()],
+        event_id: format!("e-{time}"),
+        event_time_micros: time,
+        cluster: ClusterDetails {
+            name: "prod".into(),
+            account_id: Some("111122223333".into()),
+            region: Some("us-east-1".into()),
+            partition: "aws".into(),
+            ..ClusterDetails::default()
+        },
+        user: Some(UserInfo {
+            username: principal.into(),
+            groups: vec!["g".into()],
+            ..UserInfo::default()
+        }),
+        api_call: Some(ApiCallAction {
+            verb: "create".into(),
+            request_uri: "/api/v1/namespaces/kube-system/pods/p/exec?command=sh".into(),
+            source_ips: vec![ip.into()],
+            remote_ip: Some(IpIntel {
+                ip: ip.into(),
+                scope: "public".into(),
+                ..IpIntel::default()
+            }),
+            ..ApiCallAction::default()
+        }),
+        ..Detection::default()
+    }
+}
+
+#[test]
+fn repeats_aggregate_into_one_finding_whose_details_are_the_latest() {
+    let mut aggregator = Aggregator::default();
+    let first_id = aggregator
+        .add(detection("bob", "kube-system/p", 1_000_000, "1.1.1.1"))
+        .id
+        .clone();
+    aggregator.add(detection("bob", "kube-system/p", 3_000_000, "3.3.3.3"));
+    // A late occurrence counts but leaves the latest details in place.
+    let finding = aggregator
+        .add(detection("bob", "kube-system/p", 2_000_000, "2.2.2.2"))
+        .clone();
+    assert_eq!(aggregator.len(), 1);
+    assert_eq!(finding.id, first_id);
+    assert_eq!(finding.count, 3);
+    assert_eq!(
+        (finding.created_at_micros, finding.updated_at_micros),
+        (1_000_000, 3_000_000)
+    );
+    assert_eq!(finding.detection.api_call.unwrap().source_ips, ["3.3.3.3"]);
+}
+
+#[test]
+fn different_principals_or_resources_never_merge() {
+    let mut aggregator = Aggregator::default();
+    aggregator.add(detection("bob", "kube-system/p", 1, "1.1.1.1"));
+    aggregator.add(detection("alice", "kube-system/p", 2, "1.1.1.1"));
+    aggregator.add(detection("bob", "kube-system/q", 3, "1.1.1.1"));
+    assert_eq!(aggregator.len(), 3);
+    // Length-prefixed parts: ["ab", "c"] and ["a", "bc"] are different keys.
+    let mut split_one = detection("ab", "c", 1, "1.1.1.1");
+    let split_two = detection("a", "bc", 1, "1.1.1.1");
+    assert_ne!(finding_id(&split_one), finding_id(&split_two));
+    split_one.cluster.name = "other".into();
+    assert_ne!(
+        finding_id(&split_one),
+        finding_id(&detection("ab", "c", 1, "1.1.1.1"))
+    );
+}
+
+#[test]
+fn ids_are_deterministic_32_hex_digits() {
+    let id = finding_id(&detection("bob", "kube-system/p", 1, "1.1.1.1"));
+    assert_eq!(id.len(), 32);
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+    // Time, event and details are not part of the identity.
+    assert_eq!(
+        id,
+        finding_id(&detection("bob", "kube-system/p", 99, "9.9.9.9"))
+    );
+    // Pinned: changing the id scheme changes every stored finding's id, which must be deliberate.
+    assert_eq!(id, "32ca7b0e208790053bacf373592554b3");
+}
+
+fn has_no_nulls(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Array(items) => items.iter().all(has_no_nulls),
+        Value::Object(map) => map.values().all(has_no_nulls),
+        _ => true,
+    }
+}
+
+#[test]
+fn the_json_has_guardduty_shape() {
+    let mut aggregator = Aggregator::default();
+    let mut with_workload = detection(
+        "bob",
+        "kube-system/ds",
+        1_710_252_600_000_000,
+        "203.0.113.66",
+    );
+    with_workload.workload = Some(WorkloadSpec {
+        kind: "DaemonSet".into(),
+        name: Some("agent".into()),
+        namespace: Some("kube-system".into()),
+        host_pid: true,
+        containers: vec![ContainerSpec {
+            name: "c".into(),
+            image: "docker.io/xmrig/xmrig:6.21.0".into(),
+            privileged: true,
+            ..ContainerSpec::default()
+        }],
+        volumes: vec![Volume {
+            name: "host".into(),
+            host_path: Some("/".into()),
+        }],
+        ..WorkloadSpec::default()
+    });
+    with_workload.threat_intel = vec![ThreatMatch {
+        list_name: "bad".into(),
+        entry: "203.0.113.64/28".into(),
+        file_sha256: "ff".into(),
+    }];
+    let json = to_guardduty_json(aggregator.add(with_workload));
+    assert!(has_no_nulls(&json), "{json}");
+    assert_eq!(json["schemaVersion"], "2.0");
+    assert_eq!(json["severity"], 5.0);
+    assert_eq!(json["createdAt"], "2024-03-12T14:10:00.000Z");
+    assert_eq!(json["resource"]["resourceType"], "EKSCluster");
+    assert_eq!(json["resource"]["eksClusterDetails"]["name"], "prod");
+    assert_eq!(
+        json["resource"]["kubernetesDetails"]["kubernetesUserDetails"]["username"],
+        "bob"
+    );
+    let workload = &json["resource"]["kubernetesDetails"]["kubernetesWorkloadDetails"];
+    assert_eq!(workload["type"], "daemonsets");
+    assert_eq!(workload["hostPID"], true);
+    assert_eq!(
+        workload["containers"][0]["imagePrefix"],
+        "docker.io/xmrig/xmrig"
+    );
+    assert_eq!(
+        workload["containers"][0]["securityContext"]["privileged"],
+        true
+    );
+    assert_eq!(workload["volumes"][0]["hostPath"]["path"], "/");
+    let service = &json["service"];
+    assert_eq!(service["count"], 1);
+    assert_eq!(service["archived"], false);
+    assert_eq!(service["action"]["actionType"], "KUBERNETES_API_CALL");
+    assert_eq!(
+        service["action"]["kubernetesApiCallAction"]["remoteIpDetails"]["ipAddressV4"],
+        "203.0.113.66"
+    );
+    assert_eq!(
+        service["evidence"]["threatIntelligenceDetails"][0]["threatListName"],
+        "bad"
+    );
+    assert_eq!(service["eventFirstSeen"], service["eventLastSeen"]);
+    assert_eq!(
+        json["arn"],
+        format!(
+            "arn:aws:guardduty:us-east-1:111122223333:detector/vigil/finding/{}",
+            json["id"].as_str().unwrap()
+        )
+    );
+}
+
+#[test]
+fn image_prefixes_drop_tags_and_digests_but_keep_registry_ports() {
+    assert_eq!(image_prefix("nginx:1.25"), "nginx");
+    assert_eq!(image_prefix("nginx"), "nginx");
+    assert_eq!(
+        image_prefix("registry.local:5000/team/app:v2"),
+        "registry.local:5000/team/app"
+    );
+    assert_eq!(
+        image_prefix("registry.local:5000/team/app"),
+        "registry.local:5000/team/app"
+    );
+    assert_eq!(image_prefix("busybox@sha256:abcd"), "busybox");
+    assert_eq!(
+        image_prefix("602401143452.dkr.ecr.us-east-1.amazonaws.com/eks/kube-proxy:v1.29.0"),
+        "602401143452.dkr.ecr.us-east-1.amazonaws.com/eks/kube-proxy"
+    );
+}
