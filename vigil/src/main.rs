@@ -91,10 +91,9 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     if embedded {
         if intel.threat_lists.is_empty() {
-            intel.threat_lists.push(NamedList::parse(
-                "example-threat-list",
-                examples::THREAT_LIST,
-            ));
+            intel
+                .threat_lists
+                .push(NamedList::parse("threat-list", examples::THREAT_LIST));
         }
         if intel.tor_exits.is_none() {
             intel.tor_exits = Some(NamedList::parse("tor-exit-addresses", examples::TOR_EXITS));

@@ -1,0 +1,258 @@
+//! `vigil scan` from the outside, as a user runs it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vigil-scan-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn vigil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap()
+}
+
+fn findings(output: &Output) -> Vec<Value> {
+    assert!(
+        output.status.success(),
+        "vigil failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn types(findings: &[Value]) -> BTreeSet<String> {
+    findings
+        .iter()
+        .map(|finding| finding["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+const ATTACK_TYPES: [&str; 15] = [
+    "CredentialAccess:Kubernetes/SuccessfulAnonymousAccess",
+    "CredentialAccess:Kubernetes/TorIPCaller",
+    "DefenseEvasion:Kubernetes/SuccessfulAnonymousAccess",
+    "Discovery:Kubernetes/SuccessfulAnonymousAccess",
+    "Discovery:Kubernetes/TorIPCaller",
+    "Execution:Kubernetes/ExecInKubeSystemPod",
+    "Impact:Kubernetes/TorIPCaller",
+    "Persistence:Kubernetes/ContainerWithSensitiveMount",
+    "Persistence:Kubernetes/MaliciousIPCaller.Custom",
+    "Persistence:Kubernetes/SuccessfulAnonymousAccess",
+    "Persistence:Kubernetes/TorIPCaller",
+    "Policy:Kubernetes/AdminAccessToDefaultServiceAccount",
+    "Policy:Kubernetes/AnonymousAccessGranted",
+    "Policy:Kubernetes/ExposedDashboard",
+    "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+];
+
+#[test]
+fn the_bundled_example_finds_the_attack_chain_and_only_it() {
+    let output = vigil(&["scan"]);
+    let found = findings(&output);
+    assert_eq!(
+        types(&found),
+        ATTACK_TYPES.iter().map(|kind| (*kind).to_owned()).collect()
+    );
+    for finding in &found {
+        let user = finding["resource"]["kubernetesDetails"]["kubernetesUserDetails"]["username"]
+            .as_str()
+            .unwrap();
+        assert!(
+            user == "bob" || user == "system:anonymous",
+            "a finding on ordinary traffic: {finding}"
+        );
+    }
+    // The DaemonSet's create and the exec came from the same listed address: one finding, counted twice.
+    let listed = found
+        .iter()
+        .find(|f| f["type"] == "Persistence:Kubernetes/MaliciousIPCaller.Custom")
+        .unwrap();
+    assert_eq!(listed["service"]["count"], 2);
+    let summary = String::from_utf8_lossy(&output.stderr);
+    assert!(summary.contains("3478 events"), "{summary}");
+    assert!(summary.contains("rejected: 0"), "{summary}");
+}
+
+#[test]
+fn the_example_files_on_disk_give_what_the_embedded_copy_gives_every_time() {
+    let embedded = vigil(&["scan"]);
+    let from_files = vigil(&[
+        "scan",
+        "--cluster-config",
+        "examples/cluster.toml",
+        "--threat-list",
+        "examples/intel/threat-list.txt",
+        "--tor-exits",
+        "examples/intel/tor-exit-addresses.txt",
+        "examples/audit",
+    ]);
+    let again = vigil(&["scan"]);
+    let summarize = |output: &Output| -> Vec<(String, String, i64)> {
+        findings(output)
+            .iter()
+            .map(|f| {
+                (
+                    f["id"].as_str().unwrap().to_owned(),
+                    f["type"].as_str().unwrap().to_owned(),
+                    f["service"]["count"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(summarize(&embedded), summarize(&from_files));
+    assert_eq!(findings(&embedded), findings(&from_files));
+    assert_eq!(embedded.stdout, again.stdout, "a scan is deterministic");
+}
+
+#[test]
+fn ordinary_traffic_alone_yields_no_finding() {
+    let example =
+        std::fs::read_to_string(repo().join("examples/audit/day-of-traffic.jsonl")).unwrap();
+    let ordinary: String = example
+        .lines()
+        // The attack: bob, the anonymous caller from the listed address, and the miner's pods.
+        .filter(|line| {
+            !["\"bob\"", "203.0.113.66", "node-metrics-agent"]
+                .iter()
+                .any(|mark| line.contains(mark))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let dir = scratch("ordinary");
+    let path = dir.join("ordinary.jsonl");
+    std::fs::write(&path, &ordinary).unwrap();
+    let output = vigil(&[
+        "scan",
+        "--threat-list",
+        "examples/intel/threat-list.txt",
+        "--tor-exits",
+        "examples/intel/tor-exit-addresses.txt",
+        path.to_str().unwrap(),
+    ]);
+    let found = findings(&output);
+    let titles: Vec<&str> = found
+        .iter()
+        .map(|finding| finding["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        titles.is_empty(),
+        "findings on ordinary traffic: {titles:?}"
+    );
+    let summary = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        summary.contains("rejected: 0") && summary.contains("34"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn garbage_empty_and_truncated_gzip_files_are_reported_not_fatal() {
+    let dir = scratch("bad");
+    std::fs::write(dir.join("a-empty.json"), b"").unwrap();
+    std::fs::write(
+        dir.join("b-garbage.bin"),
+        [0u8, 1, 2, 255, 254, b'\n', b'x'],
+    )
+    .unwrap();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(&std::fs::read(repo().join("examples/audit/day-of-traffic.jsonl")).unwrap())
+        .unwrap();
+    let gz = encoder.finish().unwrap();
+    std::fs::write(dir.join("c-truncated.jsonl.gz"), &gz[..gz.len() / 2]).unwrap();
+    let output = vigil(&["scan", dir.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = String::from_utf8_lossy(&output.stderr);
+    assert!(summary.contains("bad_compression: 1"), "{summary}");
+    assert!(summary.contains("b-garbage.bin"), "{summary}");
+    assert!(summary.contains("c-truncated.jsonl.gz"), "{summary}");
+    // What came before the cut is still scanned.
+    assert!(!summary.contains(" 0 events"), "{summary}");
+}
+
+#[test]
+fn stdin_and_output_file() {
+    let dir = scratch("stdin");
+    let out_path = dir.join("findings.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["scan", "--output", out_path.to_str().unwrap(), "-"])
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let event = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"s1","stage":"ResponseComplete","verb":"list","requestURI":"/api/v1/namespaces/kube-system/secrets","user":{"username":"system:anonymous","groups":["system:unauthenticated"]},"sourceIPs":["192.0.2.9"],"objectRef":{"resource":"secrets","namespace":"kube-system"},"responseStatus":{"code":200},"stageTimestamp":"2024-01-01T00:00:00Z"}"#;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(event.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert!(
+        output.stdout.is_empty(),
+        "findings went to the file, not stdout"
+    );
+    let written = std::fs::read_to_string(&out_path).unwrap();
+    let finding: Value = serde_json::from_str(written.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        finding["type"],
+        "CredentialAccess:Kubernetes/SuccessfulAnonymousAccess"
+    );
+    assert_eq!(finding["resource"]["eksClusterDetails"]["name"], "default");
+}
+
+#[test]
+fn a_missing_file_or_bad_config_is_a_clear_error() {
+    let output = vigil(&["scan", "no/such/file.json"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no/such/file.json"));
+    let dir = scratch("config");
+    let config = dir.join("clusters.toml");
+    std::fs::write(&config, "[[clusters]]\nnmae = \"x\"\n").unwrap();
+    let output = vigil(&[
+        "scan",
+        "--cluster-config",
+        config.to_str().unwrap(),
+        "examples/audit",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("clusters.toml") && stderr.contains("nmae"),
+        "{stderr}"
+    );
+}
