@@ -324,6 +324,22 @@ fn handle_top_level(
     out: &mut dyn FnMut(Ingested),
     line: u64,
 ) -> Result<Parsed, Rejection> {
+    // The common case, one object on its own line, takes a single parse; anything else (several
+    // values, a value cut short, an error to report) goes the slower way below.
+    if text.starts_with('{') {
+        if let Ok(raw) = serde_json::from_str::<RawObject<'_>>(text) {
+            dispatch(
+                ingestor,
+                raw,
+                text,
+                fallback_time,
+                None,
+                0,
+                &mut located(out, line),
+            );
+            return Ok(Parsed::Done);
+        }
+    }
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
     let mut values = 0usize;
     loop {
@@ -331,7 +347,14 @@ fn handle_top_level(
             None => return Ok(Parsed::Done),
             Some(Ok(value)) => {
                 values += 1;
-                handle_document_at(ingestor, value.get(), fallback_time, None, 0, out, line);
+                handle_document(
+                    ingestor,
+                    value.get(),
+                    fallback_time,
+                    None,
+                    0,
+                    &mut located(out, line),
+                );
             }
             // A value that starts here and goes on past the text's end: a pretty-printed object.
             Some(Err(error)) if error.is_eof() && values == 0 => return Ok(Parsed::Incomplete),
@@ -342,30 +365,15 @@ fn handle_top_level(
     }
 }
 
-fn handle_document_at(
-    ingestor: &mut Ingestor,
-    text: &str,
-    fallback_time: Option<i64>,
-    cluster_hint: Option<&str>,
-    depth: u8,
-    out: &mut dyn FnMut(Ingested),
-    line: u64,
-) {
-    let mut located = |item: Ingested| match item {
+/// Passes items on, giving rejections that have no line of their own the line they came from.
+fn located(out: &mut dyn FnMut(Ingested), line: u64) -> impl FnMut(Ingested) + '_ {
+    move |item| match item {
         Ingested::Rejected(mut rejection) => {
             rejection.line.get_or_insert(line);
             out(Ingested::Rejected(rejection));
         }
         event => out(event),
-    };
-    handle_document(
-        ingestor,
-        text,
-        fallback_time,
-        cluster_hint,
-        depth,
-        &mut located,
-    );
+    }
 }
 
 /// One complete JSON value: an Event, an EventList, a CloudWatch Logs record, or an array of them.

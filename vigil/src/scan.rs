@@ -385,6 +385,26 @@ pub fn summary(report: &ScanReport) -> String {
     text
 }
 
+/// The summary's numbers as JSON: `events`, `rejected` and `skipped` by reason, `detections`,
+/// `findings` by type, `seconds`.
+pub fn stats_json(report: &ScanReport) -> serde_json::Value {
+    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+    for finding in &report.findings {
+        *by_type
+            .entry(finding["type"].as_str().unwrap_or_default().to_owned())
+            .or_default() += 1;
+    }
+    serde_json::json!({
+        "events": report.ingest.events,
+        "rejected": report.ingest.rejected.iter().map(|(reason, count)| (reason.label(), *count)).collect::<BTreeMap<_, _>>(),
+        "skipped": report.ingest.skipped.iter().map(|(reason, count)| (reason.label(), *count)).collect::<BTreeMap<_, _>>(),
+        "rejections": report.rejections.iter().map(|(source, rejection)| format!("{source}: {rejection}")).collect::<Vec<_>>(),
+        "detections": report.detections,
+        "findings": by_type,
+        "seconds": report.elapsed.as_secs_f64(),
+    })
+}
+
 /// The bundled example when no path is given.
 pub fn embedded_sources() -> Vec<Source> {
     examples::AUDIT

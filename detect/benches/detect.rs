@@ -1,0 +1,49 @@
+//! Detection cost per event: enrich + every built-in detector over the example day's events.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use vigil_detect::Engine;
+use vigil_enrich::Enricher;
+use vigil_ingest::{Ingested, Ingestor};
+use vigil_schemas::EnrichedEvent;
+
+const EXAMPLE: &str = include_str!("../../examples/audit/day-of-traffic.jsonl");
+
+fn detect_per_event(c: &mut Criterion) {
+    let mut events = Vec::new();
+    Ingestor::default().ingest_payload(EXAMPLE.as_bytes(), &mut |item| {
+        if let Ingested::Event(event) = item {
+            events.push(*event);
+        }
+    });
+    let mut enricher = Enricher::default();
+    let enriched: Vec<EnrichedEvent> = events
+        .iter()
+        .cloned()
+        .map(|event| enricher.enrich_audit(event))
+        .collect();
+    let mut group = c.benchmark_group("detect");
+    group.throughput(Throughput::Elements(enriched.len() as u64));
+    group.bench_function("builtin_rules_per_event", |b| {
+        let mut detections = Vec::new();
+        b.iter(|| {
+            let mut engine = Engine::default();
+            detections.clear();
+            for event in &enriched {
+                engine.process(event, &mut detections);
+            }
+        });
+    });
+    group.bench_function("enrich_per_event", |b| {
+        b.iter(|| {
+            let mut enricher = Enricher::default();
+            for event in &events {
+                std::hint::black_box(enricher.enrich_audit(event.clone()));
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, detect_per_event);
+criterion_main!(benches);

@@ -1,0 +1,41 @@
+//! Parse + normalize throughput over the example day's events, one JSON line at a time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use vigil_ingest::{Ingested, Ingestor, Limits};
+
+const EXAMPLE: &str = include_str!("../../examples/audit/day-of-traffic.jsonl");
+
+fn parse_and_normalize(c: &mut Criterion) {
+    let lines: Vec<&str> = EXAMPLE.lines().collect();
+    let bytes: usize = lines.iter().map(|line| line.len() + 1).sum();
+    let mut group = c.benchmark_group("ingest");
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("example_day_per_event", |b| {
+        b.iter(|| {
+            // A window of 1 makes every event new again for the next iteration.
+            let mut ingestor = Ingestor::new(Limits {
+                dedup_window: 1 << 20,
+                ..Limits::default()
+            });
+            let mut events = 0u64;
+            ingestor.ingest_payload(EXAMPLE.as_bytes(), &mut |item| {
+                if let Ingested::Event(_) = item {
+                    events += 1;
+                }
+            });
+            assert_eq!(events as usize, lines.len());
+        });
+    });
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("example_day_bytes", |b| {
+        b.iter(|| {
+            let mut ingestor = Ingestor::default();
+            ingestor.ingest_payload(EXAMPLE.as_bytes(), &mut |_| {});
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse_and_normalize);
+criterion_main!(benches);
