@@ -167,17 +167,30 @@ pub fn workload_identity(enriched: &EnrichedEvent, workload: &WorkloadSpec) -> S
     }
 }
 
-/// The details of a finding that come from the event itself.
+/// What a detector concluded: the finding's type, severity and words, and the aggregation key.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub finding_type: String,
+    pub severity: f64,
+    pub title: String,
+    pub description: String,
+    pub aggregation_key: Vec<String>,
+}
+
+/// A detection: the detector's verdict with the details that come from the event itself.
 pub fn detection(
     enriched: &EnrichedEvent,
     event: &AuditEvent,
-    finding_type: String,
     detector: &str,
-    severity: f64,
-    title: String,
-    description: String,
-    aggregation_key: Vec<String>,
+    verdict: Verdict,
 ) -> Detection {
+    let Verdict {
+        finding_type,
+        severity,
+        title,
+        description,
+        aggregation_key,
+    } = verdict;
     let object = event.object_ref.clone().unwrap_or_default();
     let parameters = event
         .request_uri

@@ -7,7 +7,7 @@ use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, KeyValue, WorkloadSpec
 
 use crate::Detector;
 use crate::context::{
-    ThreatPurpose, detection, is_anonymous, is_controller, is_health_endpoint, is_write,
+    ThreatPurpose, Verdict, detection, is_anonymous, is_controller, is_health_endpoint, is_write,
     object_name, severity, succeeded, workload_identity,
 };
 
@@ -55,18 +55,14 @@ impl Detector for SuccessfulAnonymousAccess {
         let resource = resource_of(event);
         let source = event.source_ips.first().cloned().unwrap_or_default();
         out.push(detection(
-            enriched,
-            event,
-            format!("{}:Kubernetes/SuccessfulAnonymousAccess", purpose.name()),
-            self.name(),
-            level,
-            format!("Unauthenticated {} succeeded against {resource}.", event.verb),
-            format!(
+enriched,
+event,
+self.name(),
+Verdict { finding_type: format!("{}:Kubernetes/SuccessfulAnonymousAccess", purpose.name()), severity: level, title: format!("Unauthenticated {} succeeded against {resource}.", event.verb), description: format!(
                 "An unauthenticated caller ({}) from {source} successfully called {} {} in cluster {}. The cluster's RBAC grants anonymous users this access.",
                 event.user.username, event.verb, event.request_uri, enriched.cluster.name
-            ),
-            vec![event.user.username.clone(), resource, source],
-        ));
+            ), aggregation_key: vec![event.user.username.clone(), resource, source] },
+));
     }
 }
 
@@ -103,18 +99,14 @@ impl Detector for AnonymousAccessGranted {
         };
         let name = object_name(event);
         out.push(detection(
-            enriched,
-            event,
-            "Policy:Kubernetes/AnonymousAccessGranted".into(),
-            self.name(),
-            severity::HIGH,
-            format!("{} {name} grants anonymous users {} {}.", binding.kind, binding.role_ref_kind, binding.role_ref_name),
-            format!(
+enriched,
+event,
+self.name(),
+Verdict { finding_type: "Policy:Kubernetes/AnonymousAccessGranted".into(), severity: severity::HIGH, title: format!("{} {name} grants anonymous users {} {}.", binding.kind, binding.role_ref_kind, binding.role_ref_name), description: format!(
                 "{} bound {} {} to unauthenticated users through {} {name} in cluster {}. Anyone who can reach the API server now has that role.",
                 event.user.username, binding.role_ref_kind, binding.role_ref_name, binding.kind, enriched.cluster.name
-            ),
-            vec![event.user.username.clone(), format!("{} {name}", binding.kind)],
-        ));
+            ), aggregation_key: vec![event.user.username.clone(), format!("{} {name}", binding.kind)] },
+));
     }
 }
 
@@ -143,34 +135,37 @@ impl Detector for ExecInKubeSystemPod {
             return;
         }
         let pod = object_name(event);
-        let command: Vec<&str> = event
+        let command: Vec<String> = event
             .request_uri
             .split_once('?')
             .map(|(_, query)| {
                 query
                     .split('&')
                     .filter_map(|pair| pair.strip_prefix("command="))
+                    .map(query_decode)
                     .collect()
             })
             .unwrap_or_default();
         let mut found = detection(
             enriched,
             event,
-            "Execution:Kubernetes/ExecInKubeSystemPod".into(),
             self.name(),
-            severity::MEDIUM,
-            format!("Command executed inside kube-system pod {pod}."),
-            format!(
-                "{} ran a command ({}) inside pod {pod} of the kube-system namespace in cluster {}. System pods hold powerful credentials; exec into them is rarely routine.",
-                event.user.username,
-                if command.is_empty() {
-                    "not logged".to_owned()
-                } else {
-                    command.join(" ")
-                },
-                enriched.cluster.name
-            ),
-            vec![event.user.username.clone(), pod],
+            Verdict {
+                finding_type: "Execution:Kubernetes/ExecInKubeSystemPod".into(),
+                severity: severity::MEDIUM,
+                title: format!("Command executed inside kube-system pod {pod}."),
+                description: format!(
+                    "{} ran a command ({}) inside pod {pod} of the kube-system namespace in cluster {}. System pods hold powerful credentials; exec into them is rarely routine.",
+                    event.user.username,
+                    if command.is_empty() {
+                        "not logged".to_owned()
+                    } else {
+                        command.join(" ")
+                    },
+                    enriched.cluster.name
+                ),
+                aggregation_key: vec![event.user.username.clone(), pod],
+            },
         );
         if !command.is_empty() {
             found.additional_info.push(KeyValue {
@@ -180,6 +175,33 @@ impl Detector for ExecInKubeSystemPod {
         }
         out.push(found);
     }
+}
+
+/// Decodes one query-string value: `+` is a space, `%2F` a slash. Malformed escapes stay as written.
+fn query_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        let hex = bytes
+            .get(index + 1..index + 3)
+            .and_then(|pair| std::str::from_utf8(pair).ok());
+        match (byte, hex.and_then(|hex| u8::from_str_radix(hex, 16).ok())) {
+            (b'%', Some(value)) => {
+                decoded.push(value);
+                index += 3;
+            }
+            (b'+', _) => {
+                decoded.push(b' ');
+                index += 1;
+            }
+            (other, _) => {
+                decoded.push(other);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 const ADMIN_ROLES: [&str; 2] = ["cluster-admin", "admin"];
@@ -221,18 +243,14 @@ impl Detector for AdminAccessToDefaultServiceAccount {
             .unwrap_or_default();
         let name = object_name(event);
         out.push(detection(
-            enriched,
-            event,
-            "Policy:Kubernetes/AdminAccessToDefaultServiceAccount".into(),
-            self.name(),
-            severity::HIGH,
-            format!("Default service account of {account_namespace} granted {}.", binding.role_ref_name),
-            format!(
+enriched,
+event,
+self.name(),
+Verdict { finding_type: "Policy:Kubernetes/AdminAccessToDefaultServiceAccount".into(), severity: severity::HIGH, title: format!("Default service account of {account_namespace} granted {}.", binding.role_ref_name), description: format!(
                 "{} bound ClusterRole {} to the default ServiceAccount of namespace {account_namespace} through {} {name} in cluster {}. Any pod in that namespace that names no service account now has admin rights.",
                 event.user.username, binding.role_ref_name, binding.kind, enriched.cluster.name
-            ),
-            vec![event.user.username.clone(), format!("{} {name}", binding.kind)],
-        ));
+            ), aggregation_key: vec![event.user.username.clone(), format!("{} {name}", binding.kind)] },
+));
     }
 }
 
@@ -281,18 +299,14 @@ impl Detector for ExposedDashboard {
         };
         let name = object_name(event);
         out.push(detection(
-            enriched,
-            event,
-            finding_type.into(),
-            self.name(),
-            severity::MEDIUM,
-            format!("{what} exposed to the internet by Service {name}."),
-            format!(
+enriched,
+event,
+self.name(),
+Verdict { finding_type: finding_type.into(), severity: severity::MEDIUM, title: format!("{what} exposed to the internet by Service {name}."), description: format!(
                 "{} made the {what} reachable through a LoadBalancer Service {name} in cluster {}. Dashboards exposed this way are a common way in.",
                 event.user.username, enriched.cluster.name
-            ),
-            vec![event.user.username.clone(), name],
-        ));
+            ), aggregation_key: vec![event.user.username.clone(), name] },
+));
     }
 }
 
@@ -326,18 +340,14 @@ impl Detector for TorIpCaller {
         }
         let purpose = ThreatPurpose::of(event);
         out.push(detection(
-            enriched,
-            event,
-            format!("{}:Kubernetes/TorIPCaller", purpose.name()),
-            self.name(),
-            purpose_severity(purpose),
-            format!("Kubernetes API called from Tor exit node {}.", ip.ip),
-            format!(
+enriched,
+event,
+self.name(),
+Verdict { finding_type: format!("{}:Kubernetes/TorIPCaller", purpose.name()), severity: purpose_severity(purpose), title: format!("Kubernetes API called from Tor exit node {}.", ip.ip), description: format!(
                 "{} called {} {} in cluster {} from {}, a Tor exit node. The caller is hiding where it comes from.",
                 event.user.username, event.verb, event.request_uri, enriched.cluster.name, ip.ip
-            ),
-            vec![event.user.username.clone(), ip.ip.clone()],
-        ));
+            ), aggregation_key: vec![event.user.username.clone(), ip.ip.clone()] },
+));
     }
 }
 
@@ -371,24 +381,26 @@ impl Detector for MaliciousIpCallerCustom {
         let mut found = detection(
             enriched,
             event,
-            format!("{}:Kubernetes/MaliciousIPCaller.Custom", purpose.name()),
             self.name(),
-            purpose_severity(purpose),
-            format!(
-                "Kubernetes API called from {}, on threat list {}.",
-                ip.ip,
-                lists.join(", ")
-            ),
-            format!(
-                "{} called {} {} in cluster {} from {}, which is on the custom threat list {}.",
-                event.user.username,
-                event.verb,
-                event.request_uri,
-                enriched.cluster.name,
-                ip.ip,
-                lists.join(", ")
-            ),
-            vec![event.user.username.clone(), ip.ip.clone()],
+            Verdict {
+                finding_type: format!("{}:Kubernetes/MaliciousIPCaller.Custom", purpose.name()),
+                severity: purpose_severity(purpose),
+                title: format!(
+                    "Kubernetes API called from {}, on threat list {}.",
+                    ip.ip,
+                    lists.join(", ")
+                ),
+                description: format!(
+                    "{} called {} {} in cluster {} from {}, which is on the custom threat list {}.",
+                    event.user.username,
+                    event.verb,
+                    event.request_uri,
+                    enriched.cluster.name,
+                    ip.ip,
+                    lists.join(", ")
+                ),
+                aggregation_key: vec![event.user.username.clone(), ip.ip.clone()],
+            },
         );
         found.threat_intel = ip.threat_matches.clone();
         out.push(found);
@@ -418,10 +430,10 @@ impl ReportedWorkloads {
     fn insert(&mut self, key: String) {
         if self.seen.insert(key.clone()) {
             self.order.push_back(key);
-            if self.order.len() > self.capacity {
-                if let Some(oldest) = self.order.pop_front() {
-                    self.seen.remove(&oldest);
-                }
+            if self.order.len() > self.capacity
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.seen.remove(&oldest);
             }
         }
     }
@@ -528,21 +540,17 @@ impl Detector for PrivilegedContainer {
             .map(|(_, rest)| rest.to_owned())
             .unwrap_or_default();
         out.push(detection(
-            enriched,
-            event,
-            "PrivilegeEscalation:Kubernetes/PrivilegedContainer".into(),
-            self.name(),
-            severity::MEDIUM,
-            format!("Privileged container launched in {target}."),
-            format!(
+enriched,
+event,
+self.name(),
+Verdict { finding_type: "PrivilegeEscalation:Kubernetes/PrivilegedContainer".into(), severity: severity::MEDIUM, title: format!("Privileged container launched in {target}."), description: format!(
                 "{} {} {target} in cluster {} with privileged container(s) {}. A privileged container has root access to its node.",
                 event.user.username,
                 if event.verb == "create" { "created" } else { "changed" },
                 enriched.cluster.name,
                 containers.join(", ")
-            ),
-            vec![event.user.username.clone(), target],
-        ));
+            ), aggregation_key: vec![event.user.username.clone(), target] },
+));
     }
 }
 
@@ -660,27 +668,33 @@ impl Detector for ContainerWithSensitiveMount {
             .map(|(_, rest)| rest.to_owned())
             .unwrap_or_default();
         out.push(detection(
-            enriched,
-            event,
-            "Persistence:Kubernetes/ContainerWithSensitiveMount".into(),
-            self.name(),
-            severity::MEDIUM,
-            format!("Container with a sensitive host path mounted in {target}."),
-            format!(
+enriched,
+event,
+self.name(),
+Verdict { finding_type: "Persistence:Kubernetes/ContainerWithSensitiveMount".into(), severity: severity::MEDIUM, title: format!("Container with a sensitive host path mounted in {target}."), description: format!(
                 "{} {} {target} in cluster {} mounting host path {}. Such a mount lets the container read or change its node.",
                 event.user.username,
                 if event.verb == "create" { "created" } else { "changed" },
                 enriched.cluster.name,
                 mounts.join("; ")
-            ),
-            vec![event.user.username.clone(), target],
-        ));
+            ), aggregation_key: vec![event.user.username.clone(), target] },
+));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_commands_are_decoded_from_the_query_string() {
+        assert_eq!(
+            query_decode("cat+%2Fvar%2Frun%2Fsecrets"),
+            "cat /var/run/secrets"
+        );
+        assert_eq!(query_decode("100%"), "100%");
+        assert_eq!(query_decode("%zz%2"), "%zz%2");
+    }
 
     #[test]
     fn sensitive_paths_match_at_and_below_their_roots_only() {

@@ -47,16 +47,15 @@ impl ClusterConfig {
     pub fn parse(text: &str) -> Result<Self, ClusterConfigError> {
         let config: Self =
             toml::from_str(text).map_err(|error| ClusterConfigError(error.to_string()))?;
-        if let Some(default) = &config.default_cluster {
-            if !config
+        if let Some(default) = &config.default_cluster
+            && !config
                 .clusters
                 .iter()
                 .any(|cluster| &cluster.name == default)
-            {
-                return Err(ClusterConfigError(format!(
-                    "default_cluster {default:?} is not among [[clusters]]"
-                )));
-            }
+        {
+            return Err(ClusterConfigError(format!(
+                "default_cluster {default:?} is not among [[clusters]]"
+            )));
         }
         Ok(config)
     }

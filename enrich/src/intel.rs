@@ -18,7 +18,7 @@ pub struct IpSet {
 
 fn mapped(ip: IpAddr) -> u128 {
     match ip {
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped().to_bits()),
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().to_bits(),
         IpAddr::V6(v6) => v6.to_bits(),
     }
 }

@@ -24,7 +24,7 @@ fn parse_and_normalize(c: &mut Criterion) {
                     events += 1;
                 }
             });
-            assert_eq!(events as usize, lines.len());
+            assert_eq!(events, lines.len() as u64);
         });
     });
     group.throughput(Throughput::Bytes(bytes as u64));

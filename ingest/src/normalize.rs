@@ -233,12 +233,11 @@ fn extract_objects(
         .iter()
         .find(|(name, _)| *name == resource)
     {
-        if subresource.is_none() || subresource == Some("ephemeralcontainers") {
-            if let Some(object) = pick(request, response, kind)
+        if (subresource.is_none() || subresource == Some("ephemeralcontainers"))
+            && let Some(object) = pick(request, response, kind)
                 .and_then(|value| serde_json::from_str::<PodLike>(value.get()).ok())
-            {
-                event.workload = Some(workload(object, kind, namespace));
-            }
+        {
+            event.workload = Some(workload(object, kind, namespace));
         }
         return;
     }

@@ -326,19 +326,19 @@ fn handle_top_level(
 ) -> Result<Parsed, Rejection> {
     // The common case, one object on its own line, takes a single parse; anything else (several
     // values, a value cut short, an error to report) goes the slower way below.
-    if text.starts_with('{') {
-        if let Ok(raw) = serde_json::from_str::<RawObject<'_>>(text) {
-            dispatch(
-                ingestor,
-                raw,
-                text,
-                fallback_time,
-                None,
-                0,
-                &mut located(out, line),
-            );
-            return Ok(Parsed::Done);
-        }
+    if text.starts_with('{')
+        && let Ok(raw) = serde_json::from_str::<RawObject<'_>>(text)
+    {
+        dispatch(
+            ingestor,
+            raw,
+            text,
+            fallback_time,
+            None,
+            0,
+            &mut located(out, line),
+        );
+        return Ok(Parsed::Done);
     }
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
     let mut values = 0usize;

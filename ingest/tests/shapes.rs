@@ -464,8 +464,8 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let result = run(&bytes);
         let stats = result.ingestor.stats();
-        prop_assert_eq!(stats.events as usize, result.events.len());
-        prop_assert_eq!(stats.rejected_total() as usize, result.rejections.len());
+        prop_assert_eq!(stats.events, result.events.len() as u64);
+        prop_assert_eq!(stats.rejected_total(), result.rejections.len() as u64);
     }
 
     #[test]

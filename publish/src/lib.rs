@@ -212,7 +212,8 @@ fn guardduty_json_with_nulls(finding: &Finding) -> Value {
             json!({
                 "name": target.pod_name, "type": "pods", "namespace": target.namespace,
                 "serviceAccountName": target.service_account,
-                "containers": target.images.iter().map(|image| json!({"image": image, "imagePrefix": image_prefix(image)})).collect::<Vec<_>>(),
+                // Images are known only for pods the inventory saw created.
+                "containers": (!target.images.is_empty()).then(|| target.images.iter().map(|image| json!({"image": image, "imagePrefix": image_prefix(image)})).collect::<Vec<_>>()),
             }),
         );
     }
@@ -277,15 +278,15 @@ fn guardduty_json_with_nulls(finding: &Finding) -> Value {
         "eventLastSeen": format_rfc3339_millis(finding.event_last_seen_micros),
         "additionalInfo": {"type": "default", "value": Value::Object(additional).to_string()},
     });
-    if !detection.threat_intel.is_empty() {
-        if let Some(object) = service.as_object_mut() {
-            object.insert(
+    if !detection.threat_intel.is_empty()
+        && let Some(object) = service.as_object_mut()
+    {
+        object.insert(
                 "evidence".into(),
                 json!({"threatIntelligenceDetails": detection.threat_intel.iter().map(|found| json!({
                     "threatListName": found.list_name, "threatNames": [found.entry], "threatFileSha256": found.file_sha256,
                 })).collect::<Vec<_>>()}),
             );
-        }
     }
     let arn = format!(
         "arn:{}:guardduty:{region}:{account}:detector/vigil/finding/{}",

@@ -214,7 +214,7 @@ fn plain_json_and_truncated_records_are_refused() {
             .decode::<AuditEvent>(&bytes[..bytes.len() - 5])
             .is_err()
     );
-    let mut extended = bytes.clone();
+    let mut extended = bytes;
     extended.push(0);
     assert!(codec.decode::<AuditEvent>(&extended).is_err());
 }
@@ -225,7 +225,7 @@ fn fingerprints_are_those_of_the_avsc_files() {
     let schema = apache_avro::Schema::parse_str(AuditEvent::AVSC).unwrap();
     assert_eq!(
         codec.fingerprint_of::<AuditEvent>().unwrap(),
-        vigil_schemas::codec::fingerprint(&schema)
+        codec::fingerprint(&schema)
     );
     let distinct: std::collections::HashSet<u64> = [
         codec.fingerprint_of::<AuditEvent>().unwrap(),

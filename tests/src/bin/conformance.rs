@@ -73,12 +73,13 @@ fn scan(vigil: &Path, file: &Path, scratch: &Path) -> Result<Scan, String> {
         &std::fs::read_to_string(&stats_path).map_err(|error| error.to_string())?,
     )
     .map_err(|error| error.to_string())?;
-    let rejected = stats["rejected"]
-        .as_object()
+    let rejected = stats
+        .get("rejected")
+        .and_then(Value::as_object)
         .map(|reasons| reasons.values().filter_map(Value::as_u64).sum())
         .unwrap_or(0);
     Ok(Scan {
-        events: stats["events"].as_u64().unwrap_or(0),
+        events: stats.get("events").and_then(Value::as_u64).unwrap_or(0),
         rejected,
         findings,
     })
