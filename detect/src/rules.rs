@@ -54,15 +54,22 @@ impl Detector for SuccessfulAnonymousAccess {
         };
         let resource = resource_of(event);
         let source = event.source_ips.first().cloned().unwrap_or_default();
-        out.push(detection(
-enriched,
-event,
-self.name(),
-Verdict { finding_type: format!("{}:Kubernetes/SuccessfulAnonymousAccess", purpose.name()), severity: level, title: format!("Unauthenticated {} succeeded against {resource}.", event.verb), description: format!(
-                "An unauthenticated caller ({}) from {source} successfully called {} {} in cluster {}. The cluster's RBAC grants anonymous users this access.",
-                event.user.username, event.verb, event.request_uri, enriched.cluster.name
-            ), aggregation_key: vec![event.user.username.clone(), resource, source] },
-));
+        let title = format!(
+            "Unauthenticated {} succeeded against {resource}.",
+            event.verb
+        );
+        let description = format!(
+            "An unauthenticated caller ({}) from {source} successfully called {} {} in cluster {}. The cluster's RBAC grants anonymous users this access.",
+            event.user.username, event.verb, event.request_uri, enriched.cluster.name
+        );
+        let verdict = Verdict {
+            finding_type: format!("{}:Kubernetes/SuccessfulAnonymousAccess", purpose.name()),
+            severity: level,
+            title,
+            description,
+            aggregation_key: vec![event.user.username.clone(), resource, source],
+        };
+        out.push(detection(enriched, event, self.name(), verdict));
     }
 }
 
@@ -98,15 +105,29 @@ impl Detector for AnonymousAccessGranted {
             return;
         };
         let name = object_name(event);
-        out.push(detection(
-enriched,
-event,
-self.name(),
-Verdict { finding_type: "Policy:Kubernetes/AnonymousAccessGranted".into(), severity: severity::HIGH, title: format!("{} {name} grants anonymous users {} {}.", binding.kind, binding.role_ref_kind, binding.role_ref_name), description: format!(
-                "{} bound {} {} to unauthenticated users through {} {name} in cluster {}. Anyone who can reach the API server now has that role.",
-                event.user.username, binding.role_ref_kind, binding.role_ref_name, binding.kind, enriched.cluster.name
-            ), aggregation_key: vec![event.user.username.clone(), format!("{} {name}", binding.kind)] },
-));
+        let title = format!(
+            "{} {name} grants anonymous users {} {}.",
+            binding.kind, binding.role_ref_kind, binding.role_ref_name
+        );
+        let description = format!(
+            "{} bound {} {} to unauthenticated users through {} {name} in cluster {}. Anyone who can reach the API server now has that role.",
+            event.user.username,
+            binding.role_ref_kind,
+            binding.role_ref_name,
+            binding.kind,
+            enriched.cluster.name
+        );
+        let verdict = Verdict {
+            finding_type: "Policy:Kubernetes/AnonymousAccessGranted".into(),
+            severity: severity::HIGH,
+            title,
+            description,
+            aggregation_key: vec![
+                event.user.username.clone(),
+                format!("{} {name}", binding.kind),
+            ],
+        };
+        out.push(detection(enriched, event, self.name(), verdict));
     }
 }
 
@@ -242,15 +263,25 @@ impl Detector for AdminAccessToDefaultServiceAccount {
             .or(binding.namespace.clone())
             .unwrap_or_default();
         let name = object_name(event);
-        out.push(detection(
-enriched,
-event,
-self.name(),
-Verdict { finding_type: "Policy:Kubernetes/AdminAccessToDefaultServiceAccount".into(), severity: severity::HIGH, title: format!("Default service account of {account_namespace} granted {}.", binding.role_ref_name), description: format!(
-                "{} bound ClusterRole {} to the default ServiceAccount of namespace {account_namespace} through {} {name} in cluster {}. Any pod in that namespace that names no service account now has admin rights.",
-                event.user.username, binding.role_ref_name, binding.kind, enriched.cluster.name
-            ), aggregation_key: vec![event.user.username.clone(), format!("{} {name}", binding.kind)] },
-));
+        let title = format!(
+            "Default service account of {account_namespace} granted {}.",
+            binding.role_ref_name
+        );
+        let description = format!(
+            "{} bound ClusterRole {} to the default ServiceAccount of namespace {account_namespace} through {} {name} in cluster {}. Any pod in that namespace that names no service account now has admin rights.",
+            event.user.username, binding.role_ref_name, binding.kind, enriched.cluster.name
+        );
+        let verdict = Verdict {
+            finding_type: "Policy:Kubernetes/AdminAccessToDefaultServiceAccount".into(),
+            severity: severity::HIGH,
+            title,
+            description,
+            aggregation_key: vec![
+                event.user.username.clone(),
+                format!("{} {name}", binding.kind),
+            ],
+        };
+        out.push(detection(enriched, event, self.name(), verdict));
     }
 }
 
@@ -298,15 +329,19 @@ impl Detector for ExposedDashboard {
             return;
         };
         let name = object_name(event);
-        out.push(detection(
-enriched,
-event,
-self.name(),
-Verdict { finding_type: finding_type.into(), severity: severity::MEDIUM, title: format!("{what} exposed to the internet by Service {name}."), description: format!(
-                "{} made the {what} reachable through a LoadBalancer Service {name} in cluster {}. Dashboards exposed this way are a common way in.",
-                event.user.username, enriched.cluster.name
-            ), aggregation_key: vec![event.user.username.clone(), name] },
-));
+        let title = format!("{what} exposed to the internet by Service {name}.");
+        let description = format!(
+            "{} made the {what} reachable through a LoadBalancer Service {name} in cluster {}. Dashboards exposed this way are a common way in.",
+            event.user.username, enriched.cluster.name
+        );
+        let verdict = Verdict {
+            finding_type: finding_type.into(),
+            severity: severity::MEDIUM,
+            title,
+            description,
+            aggregation_key: vec![event.user.username.clone(), name],
+        };
+        out.push(detection(enriched, event, self.name(), verdict));
     }
 }
 
@@ -339,15 +374,19 @@ impl Detector for TorIpCaller {
             return;
         }
         let purpose = ThreatPurpose::of(event);
-        out.push(detection(
-enriched,
-event,
-self.name(),
-Verdict { finding_type: format!("{}:Kubernetes/TorIPCaller", purpose.name()), severity: purpose_severity(purpose), title: format!("Kubernetes API called from Tor exit node {}.", ip.ip), description: format!(
-                "{} called {} {} in cluster {} from {}, a Tor exit node. The caller is hiding where it comes from.",
-                event.user.username, event.verb, event.request_uri, enriched.cluster.name, ip.ip
-            ), aggregation_key: vec![event.user.username.clone(), ip.ip.clone()] },
-));
+        let title = format!("Kubernetes API called from Tor exit node {}.", ip.ip);
+        let description = format!(
+            "{} called {} {} in cluster {} from {}, a Tor exit node. The caller is hiding where it comes from.",
+            event.user.username, event.verb, event.request_uri, enriched.cluster.name, ip.ip
+        );
+        let verdict = Verdict {
+            finding_type: format!("{}:Kubernetes/TorIPCaller", purpose.name()),
+            severity: purpose_severity(purpose),
+            title,
+            description,
+            aggregation_key: vec![event.user.username.clone(), ip.ip.clone()],
+        };
+        out.push(detection(enriched, event, self.name(), verdict));
     }
 }
 
@@ -439,27 +478,54 @@ impl ReportedWorkloads {
     }
 }
 
-/// Decides whether a workload event is reported or attributed to an already-reported owner.
-fn workload_to_report<'e>(
-    enriched: &'e EnrichedEvent,
+/// What a workload detector found in a pod spec, in words for the finding.
+struct WorkloadFinding {
+    finding_type: &'static str,
+    /// "Privileged container launched": the title's start, completed with the workload.
+    headline: &'static str,
+    /// "with privileged container(s) app (nginx)": what the spec holds, after the workload's name.
+    details: String,
+    /// Why it matters, the description's last sentence.
+    risk: &'static str,
+}
+
+/// Reports a workload finding, unless it is a controller creating pods or ReplicaSets for a workload
+/// this detector already reported (those fold into that finding). Key: principal, top-level workload.
+fn report_workload(
+    enriched: &EnrichedEvent,
     reported: &mut ReportedWorkloads,
-) -> Option<(&'e AuditEvent, &'e WorkloadSpec, String)> {
+    detector: &str,
+    found: WorkloadFinding,
+) -> Option<Detection> {
     let event = enriched.audit.as_ref()?;
     let workload = event.workload.as_ref()?;
     if !is_write(event) || !succeeded(event) {
         return None;
     }
-    let identity = format!(
-        "{}|{}",
-        enriched.cluster.name,
-        workload_identity(enriched, workload)
-    );
+    let target = workload_identity(enriched, workload);
+    let remembered = format!("{}|{target}", enriched.cluster.name);
     let owned = workload.owner_kind.is_some();
-    if owned && is_controller(event) && reported.contains(&identity) {
+    if owned && is_controller(event) && reported.contains(&remembered) {
         return None;
     }
-    reported.insert(identity.clone());
-    Some((event, workload, identity))
+    reported.insert(remembered);
+    let action = if event.verb == "create" {
+        "created"
+    } else {
+        "changed"
+    };
+    let description = format!(
+        "{} {action} {target} in cluster {} {}. {}",
+        event.user.username, enriched.cluster.name, found.details, found.risk
+    );
+    let verdict = Verdict {
+        finding_type: found.finding_type.to_owned(),
+        severity: severity::MEDIUM,
+        title: format!("{} in {target}.", found.headline),
+        description,
+        aggregation_key: vec![event.user.username.clone(), target],
+    };
+    Some(detection(enriched, event, detector, verdict))
 }
 
 fn image_trusted(image: &str, trusted_prefixes: &[String]) -> bool {
@@ -532,25 +598,19 @@ impl Detector for PrivilegedContainer {
         if containers.is_empty() {
             return;
         }
-        let Some((event, _, identity)) = workload_to_report(enriched, &mut self.reported) else {
-            return;
+        let found = WorkloadFinding {
+            finding_type: "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+            headline: "Privileged container launched",
+            details: format!("with privileged container(s) {}", containers.join(", ")),
+            risk: "A privileged container has root access to its node.",
         };
-        let target = identity
-            .split_once('|')
-            .map(|(_, rest)| rest.to_owned())
-            .unwrap_or_default();
-        out.push(detection(
-enriched,
-event,
-self.name(),
-Verdict { finding_type: "PrivilegeEscalation:Kubernetes/PrivilegedContainer".into(), severity: severity::MEDIUM, title: format!("Privileged container launched in {target}."), description: format!(
-                "{} {} {target} in cluster {} with privileged container(s) {}. A privileged container has root access to its node.",
-                event.user.username,
-                if event.verb == "create" { "created" } else { "changed" },
-                enriched.cluster.name,
-                containers.join(", ")
-            ), aggregation_key: vec![event.user.username.clone(), target] },
-));
+        let detector = self.name();
+        out.extend(report_workload(
+            enriched,
+            &mut self.reported,
+            detector,
+            found,
+        ));
     }
 }
 
@@ -660,25 +720,19 @@ impl Detector for ContainerWithSensitiveMount {
         if mounts.is_empty() {
             return;
         }
-        let Some((event, _, identity)) = workload_to_report(enriched, &mut self.reported) else {
-            return;
+        let found = WorkloadFinding {
+            finding_type: "Persistence:Kubernetes/ContainerWithSensitiveMount",
+            headline: "Container with a sensitive host path mounted",
+            details: format!("mounting host path {}", mounts.join("; ")),
+            risk: "Such a mount lets the container read or change its node.",
         };
-        let target = identity
-            .split_once('|')
-            .map(|(_, rest)| rest.to_owned())
-            .unwrap_or_default();
-        out.push(detection(
-enriched,
-event,
-self.name(),
-Verdict { finding_type: "Persistence:Kubernetes/ContainerWithSensitiveMount".into(), severity: severity::MEDIUM, title: format!("Container with a sensitive host path mounted in {target}."), description: format!(
-                "{} {} {target} in cluster {} mounting host path {}. Such a mount lets the container read or change its node.",
-                event.user.username,
-                if event.verb == "create" { "created" } else { "changed" },
-                enriched.cluster.name,
-                mounts.join("; ")
-            ), aggregation_key: vec![event.user.username.clone(), target] },
-));
+        let detector = self.name();
+        out.extend(report_workload(
+            enriched,
+            &mut self.reported,
+            detector,
+            found,
+        ));
     }
 }
 
