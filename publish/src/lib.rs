@@ -35,16 +35,39 @@ pub fn finding_id(detection: &Detection) -> String {
         .collect()
 }
 
+/// How many event ids of recent occurrences a finding remembers to recognise redeliveries.
+pub const RECENT_EVENT_IDS: usize = 256;
+
 /// The findings kept so far, by id.
 #[derive(Debug, Default)]
 pub struct Aggregator {
     findings: HashMap<String, Finding>,
 }
 
+/// What adding a detection did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// A finding was created.
+    New,
+    /// An existing finding counted one more occurrence.
+    Updated,
+    /// The detection's event was already counted (a redelivery); nothing changed.
+    Repeated,
+}
+
 impl Aggregator {
-    /// Folds one detection in; returns the finding as it now stands.
-    pub fn add(&mut self, detection: Detection) -> &Finding {
+    /// Puts back a finding from saved state (a restart).
+    pub fn restore(&mut self, finding: Finding) {
+        self.findings.insert(finding.id.clone(), finding);
+    }
+
+    /// Folds one detection in; returns what happened and the finding as it now stands.
+    pub fn add(&mut self, detection: Detection) -> (Added, &Finding) {
         let id = finding_id(&detection);
+        let repeated = self
+            .findings
+            .get(&id)
+            .is_some_and(|found| found.recent_event_ids.contains(&detection.event_id));
         let time = detection.event_time_micros;
         let finding = self.findings.entry(id.clone()).or_insert_with(|| Finding {
             id,
@@ -55,8 +78,21 @@ impl Aggregator {
             event_last_seen_micros: time,
             archived: false,
             detection: Detection::default(),
+            recent_event_ids: Vec::new(),
         });
+        if repeated {
+            return (Added::Repeated, finding);
+        }
+        let added = if finding.count == 0 {
+            Added::New
+        } else {
+            Added::Updated
+        };
         finding.count += 1;
+        if finding.recent_event_ids.len() >= RECENT_EVENT_IDS {
+            finding.recent_event_ids.remove(0);
+        }
+        finding.recent_event_ids.push(detection.event_id.clone());
         finding.created_at_micros = finding.created_at_micros.min(time);
         finding.event_first_seen_micros = finding.event_first_seen_micros.min(time);
         // An occurrence older than the latest (a late event) counts, but does not replace the details.
@@ -65,7 +101,7 @@ impl Aggregator {
             finding.updated_at_micros = time;
             finding.detection = detection;
         }
-        finding
+        (added, finding)
     }
 
     pub fn len(&self) -> usize {

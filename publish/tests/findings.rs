@@ -55,12 +55,14 @@ fn repeats_aggregate_into_one_finding_whose_details_are_the_latest() {
     let mut aggregator = Aggregator::default();
     let first_id = aggregator
         .add(detection("bob", "kube-system/p", 1_000_000, "1.1.1.1"))
+        .1
         .id
         .clone();
     aggregator.add(detection("bob", "kube-system/p", 3_000_000, "3.3.3.3"));
     // A late occurrence counts but leaves the latest details in place.
     let finding = aggregator
         .add(detection("bob", "kube-system/p", 2_000_000, "2.2.2.2"))
+        .1
         .clone();
     assert_eq!(aggregator.len(), 1);
     assert_eq!(finding.id, first_id);
@@ -144,7 +146,7 @@ fn the_json_has_guardduty_shape() {
         entry: "203.0.113.64/28".into(),
         file_sha256: "ff".into(),
     }];
-    let json = to_guardduty_json(aggregator.add(with_workload));
+    let json = to_guardduty_json(aggregator.add(with_workload).1);
     assert!(has_no_nulls(&json), "{json}");
     assert_eq!(json["schemaVersion"], "2.0");
     assert_eq!(json["severity"], 5.0);
@@ -205,5 +207,42 @@ fn image_prefixes_drop_tags_and_digests_but_keep_registry_ports() {
     assert_eq!(
         image_prefix("602401143452.dkr.ecr.us-east-1.amazonaws.com/eks/kube-proxy:v1.29.0"),
         "602401143452.dkr.ecr.us-east-1.amazonaws.com/eks/kube-proxy"
+    );
+}
+
+#[test]
+fn a_redelivered_detection_is_not_counted_twice() {
+    use vigil_publish::Added;
+    let mut aggregator = Aggregator::default();
+    assert_eq!(
+        aggregator
+            .add(detection("bob", "kube-system/p", 1, "1.1.1.1"))
+            .0,
+        Added::New
+    );
+    assert_eq!(
+        aggregator
+            .add(detection("bob", "kube-system/p", 2, "1.1.1.1"))
+            .0,
+        Added::Updated
+    );
+    let (added, finding) = aggregator.add(detection("bob", "kube-system/p", 1, "1.1.1.1"));
+    assert_eq!((added, finding.count), (Added::Repeated, 2));
+    // Restored state remembers what it counted.
+    let saved = finding.clone();
+    let mut restarted = Aggregator::default();
+    restarted.restore(saved);
+    assert_eq!(
+        restarted
+            .add(detection("bob", "kube-system/p", 2, "1.1.1.1"))
+            .0,
+        Added::Repeated
+    );
+    assert_eq!(
+        restarted
+            .add(detection("bob", "kube-system/p", 3, "1.1.1.1"))
+            .1
+            .count,
+        3
     );
 }

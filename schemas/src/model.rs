@@ -390,4 +390,7 @@ pub struct Finding {
     pub archived: bool,
     /// The latest occurrence, whose details the finding shows (as GuardDuty overwrites them).
     pub detection: Detection,
+    /// Event ids of the latest occurrences (bounded), so that a redelivered detection is recognised
+    /// and not counted twice.
+    pub recent_event_ids: Vec<String>,
 }
