@@ -14,6 +14,20 @@ pub trait Detector: Send + std::fmt::Debug {
     /// Stable, snake_case: used in metrics labels and in `Detection.detector`.
     fn name(&self) -> &'static str;
     fn inspect(&mut self, event: &EnrichedEvent, out: &mut Vec<Detection>);
+    /// State changed since the last call, as key/value pairs to checkpoint (an empty value deletes
+    /// the key). A restarted stage gives them back through [`Detector::restore`], so it neither
+    /// forgets nor relearns. Stateless detectors keep the default.
+    fn drain_state(&mut self, _out: &mut Vec<StateEntry>) {}
+    /// Puts back one checkpointed entry.
+    fn restore(&mut self, _key: &str, _value: &[u8]) {}
+}
+
+/// One checkpointed piece of detector state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateEntry {
+    pub key: String,
+    /// Empty: the key is deleted.
+    pub value: Vec<u8>,
 }
 
 /// Settings of the built-in detectors.
@@ -93,6 +107,36 @@ impl Engine {
             if fired > 0 {
                 *self.fired.entry(detector.name()).or_default() += fired as u64;
             }
+        }
+    }
+
+    /// State changes of every detector since the last call; keys are prefixed `detector/`.
+    pub fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
+        for detector in &mut self.detectors {
+            let start = out.len();
+            detector.drain_state(out);
+            for entry in out.iter_mut().skip(start) {
+                entry.key = format!("{}/{}", detector.name(), entry.key);
+            }
+        }
+    }
+
+    /// Routes a checkpointed entry back to its detector. Returns false for a key no detector owns
+    /// (state of a detector since removed), which the caller counts and skips.
+    pub fn restore(&mut self, key: &str, value: &[u8]) -> bool {
+        let Some((name, rest)) = key.split_once('/') else {
+            return false;
+        };
+        match self
+            .detectors
+            .iter_mut()
+            .find(|detector| detector.name() == name)
+        {
+            Some(detector) => {
+                detector.restore(rest, value);
+                true
+            }
+            None => false,
         }
     }
 

@@ -5,11 +5,11 @@ use std::collections::{HashSet, VecDeque};
 
 use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, KeyValue, WorkloadSpec};
 
-use crate::Detector;
 use crate::context::{
     ThreatPurpose, Verdict, detection, is_anonymous, is_controller, is_health_endpoint, is_write,
     object_name, severity, succeeded, workload_identity,
 };
+use crate::{Detector, StateEntry};
 
 fn resource_of(event: &AuditEvent) -> String {
     let object = event.object_ref.as_ref();
@@ -453,6 +453,8 @@ struct ReportedWorkloads {
     capacity: usize,
     seen: HashSet<String>,
     order: VecDeque<String>,
+    /// Changes not yet checkpointed.
+    changes: Vec<StateEntry>,
 }
 
 impl ReportedWorkloads {
@@ -461,19 +463,46 @@ impl ReportedWorkloads {
             capacity: capacity.max(1),
             seen: HashSet::new(),
             order: VecDeque::new(),
+            changes: Vec::new(),
         }
     }
     fn contains(&self, key: &str) -> bool {
         self.seen.contains(key)
     }
     fn insert(&mut self, key: String) {
+        self.remember(key, true);
+    }
+
+    fn remember(&mut self, key: String, checkpoint: bool) {
         if self.seen.insert(key.clone()) {
-            self.order.push_back(key);
-            if self.order.len() > self.capacity
-                && let Some(oldest) = self.order.pop_front()
-            {
-                self.seen.remove(&oldest);
+            if checkpoint {
+                self.changes.push(StateEntry {
+                    key: key.clone(),
+                    value: vec![1],
+                });
             }
+            self.order.push_back(key);
+            if self.order.len() > self.capacity {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.seen.remove(&oldest);
+                    self.changes.push(StateEntry {
+                        key: oldest,
+                        value: Vec::new(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self, out: &mut Vec<StateEntry>) {
+        out.append(&mut self.changes);
+    }
+
+    fn restore(&mut self, key: &str, value: &[u8]) {
+        if value.is_empty() {
+            self.seen.remove(key);
+        } else {
+            self.remember(key.to_owned(), false);
         }
     }
 }
@@ -575,6 +604,12 @@ impl PrivilegedContainer {
 impl Detector for PrivilegedContainer {
     fn name(&self) -> &'static str {
         "privileged_container"
+    }
+    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
+        self.reported.drain(out);
+    }
+    fn restore(&mut self, key: &str, value: &[u8]) {
+        self.reported.restore(key, value);
     }
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         let privileged = |workload: &WorkloadSpec| -> Vec<String> {
@@ -682,6 +717,12 @@ impl ContainerWithSensitiveMount {
 impl Detector for ContainerWithSensitiveMount {
     fn name(&self) -> &'static str {
         "container_with_sensitive_mount"
+    }
+    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
+        self.reported.drain(out);
+    }
+    fn restore(&mut self, key: &str, value: &[u8]) {
+        self.reported.restore(key, value);
     }
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         let Some(workload) = enriched

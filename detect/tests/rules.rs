@@ -544,3 +544,60 @@ fn every_builtin_detector_is_registered_once() {
     assert_eq!(names.len(), unique.len());
     assert_eq!(names.len(), 9);
 }
+
+#[test]
+fn a_restarted_engine_restored_from_its_checkpoint_still_attributes_controller_pods() {
+    let controller = user("system:serviceaccount:kube-system:daemon-set-controller");
+    let mut first = Engine::default();
+    let mut out = Vec::new();
+    first.process(
+        &enriched(workload_event(
+            user("bob"),
+            "DaemonSet",
+            "agent",
+            None,
+            container("xmrig", true, false),
+            None,
+        )),
+        &mut out,
+    );
+    let mut state = Vec::new();
+    first.drain_state(&mut state);
+    assert!(
+        state
+            .iter()
+            .all(|entry| entry.key.starts_with("privileged_container/")),
+        "{state:?}"
+    );
+    assert!(!state.is_empty());
+    let mut drained_again = Vec::new();
+    first.drain_state(&mut drained_again);
+    assert!(drained_again.is_empty(), "changes are drained once");
+
+    let mut restarted = Engine::default();
+    for entry in &state {
+        assert!(restarted.restore(&entry.key, &entry.value));
+    }
+    assert!(!restarted.restore("retired_detector/x", b"1"));
+    let mut pod = enriched(workload_event(
+        controller,
+        "Pod",
+        "agent-x1",
+        Some(("DaemonSet", "agent")),
+        container("xmrig", true, false),
+        None,
+    ));
+    pod.workload_owner_kind = Some("DaemonSet".into());
+    pod.workload_owner_name = Some("agent".into());
+    let mut after = Vec::new();
+    restarted.process(&pod, &mut after);
+    assert!(
+        after.is_empty(),
+        "the pod belongs to bob's finding: {:?}",
+        types(&after)
+    );
+    // Without the checkpoint the same pod would be reported under the controller's name.
+    let mut forgetful = Engine::default();
+    forgetful.process(&pod, &mut after);
+    assert_eq!(after.len(), 1);
+}
