@@ -76,7 +76,7 @@ fn succeeded(event: &AuditEvent) -> bool {
 
 /// `web-7d9f8c6b5` → `web`: a ReplicaSet made by a Deployment is named after it plus the pod-template
 /// hash; a Job made by a CronJob after it plus the scheduled minute.
-fn conventional_owner(kind: &str, name: &str) -> Option<(String, String)> {
+pub fn conventional_owner(kind: &str, name: &str) -> Option<(String, String)> {
     let (base, suffix) = name.rsplit_once('-')?;
     let all_alnum = suffix
         .bytes()

@@ -1,0 +1,18 @@
+# Multi-stage build of every Vigil binary: vigil (scan, run) and the four stage services.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p vigil -p vigil-runtime --bins
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 vigil
+COPY --from=build /src/target/release/vigil \
+                  /src/target/release/vigil-ingest \
+                  /src/target/release/vigil-enrich \
+                  /src/target/release/vigil-detect \
+                  /src/target/release/vigil-publish /usr/local/bin/
+COPY examples /opt/vigil/examples
+USER vigil
+WORKDIR /opt/vigil
+EXPOSE 9100
+CMD ["vigil", "scan"]

@@ -1,0 +1,30 @@
+//! `vigil-publish`: aggregates detections into GuardDuty-shaped findings.
+
+use clap::Parser;
+use vigil_runtime::stages::PublishStage;
+use vigil_runtime::{CommonArgs, service_main};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil-publish",
+    version,
+    about = "Vigil's publish stage: aggregates detections into findings with deterministic ids and writes GuardDuty finding JSON to the findings topic, keyed by id. Aggregation state is kept in a compacted topic, so a restart neither loses nor re-counts occurrences."
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    service_main(&args.common, false, |service| {
+        service.spawn(PublishStage::new(
+            args.common.topics.clone(),
+            service.metrics().clone(),
+        ));
+        Ok(())
+    })
+}

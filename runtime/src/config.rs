@@ -1,0 +1,180 @@
+//! Settings every stage binary shares: flags with matching `VIGIL_*` environment variables, and
+//! librdkafka settings passed through with `-X key=value` (TLS, SASL, MSK IAM...).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Topic names. The defaults are Vigil's; every one can be renamed.
+#[derive(Debug, Clone, Args)]
+pub struct Topics {
+    /// Raw Kubernetes audit input, JSON in any shape `vigil scan` reads (as log shippers write it).
+    #[arg(
+        long = "topic-audit-raw",
+        env = "VIGIL_TOPIC_AUDIT_RAW",
+        default_value = "vigil.audit.raw"
+    )]
+    pub audit_raw: String,
+    /// Raw runtime input (Tetragon, Falco, native JSON). Read by ingest once runtime monitoring lands.
+    #[arg(
+        long = "topic-runtime-raw",
+        env = "VIGIL_TOPIC_RUNTIME_RAW",
+        default_value = "vigil.runtime.raw"
+    )]
+    pub runtime_raw: String,
+    /// Normalized events (Avro `AuditEvent`, `RuntimeEvent`), ingest → enrich.
+    #[arg(
+        long = "topic-events",
+        env = "VIGIL_TOPIC_EVENTS",
+        default_value = "vigil.events"
+    )]
+    pub events: String,
+    /// Enriched events (Avro `EnrichedEvent`), enrich → detect.
+    #[arg(
+        long = "topic-enriched",
+        env = "VIGIL_TOPIC_ENRICHED",
+        default_value = "vigil.enriched"
+    )]
+    pub enriched: String,
+    /// Detections (Avro `Detection`, keyed by finding id), detect → publish.
+    #[arg(
+        long = "topic-detections",
+        env = "VIGIL_TOPIC_DETECTIONS",
+        default_value = "vigil.detections"
+    )]
+    pub detections: String,
+    /// Findings: GuardDuty finding JSON keyed by finding id; each update replaces the last.
+    #[arg(
+        long = "topic-findings",
+        env = "VIGIL_TOPIC_FINDINGS",
+        default_value = "vigil.findings"
+    )]
+    pub findings: String,
+    /// Dead letters: the original bytes, with stage, reason and source in the headers.
+    #[arg(
+        long = "topic-deadletter",
+        env = "VIGIL_TOPIC_DEADLETTER",
+        default_value = "vigil.deadletter"
+    )]
+    pub deadletter: String,
+    /// detect's checkpointed state (compacted).
+    #[arg(
+        long = "topic-detect-state",
+        env = "VIGIL_TOPIC_DETECT_STATE",
+        default_value = "vigil.detect.state"
+    )]
+    pub detect_state: String,
+    /// publish's aggregated findings (compacted, Avro `Finding` keyed by id).
+    #[arg(
+        long = "topic-publish-state",
+        env = "VIGIL_TOPIC_PUBLISH_STATE",
+        default_value = "vigil.publish.state"
+    )]
+    pub publish_state: String,
+}
+
+/// What every stage binary takes.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Kafka bootstrap servers, `HOST:PORT[,HOST:PORT...]`.
+    #[arg(long, env = "VIGIL_BROKERS", default_value = "localhost:9092")]
+    pub brokers: String,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    #[arg(long, env = "VIGIL_METRICS_ADDR", default_value = "0.0.0.0:9100")]
+    pub metrics_addr: SocketAddr,
+    /// Consumer group; by default `vigil-<stage>`. Instances in one group share the partitions.
+    #[arg(long, env = "VIGIL_GROUP_ID")]
+    pub group_id: Option<String>,
+    /// Log lines as text or JSON. The level comes from `RUST_LOG` (default `info`).
+    #[arg(long, env = "VIGIL_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// A librdkafka setting passed through, `-X security.protocol=SASL_SSL`. Repeatable; applies to
+    /// the consumer, the producer and the admin client.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub kafka_options: Vec<(String, String)>,
+    /// Partitions of the topics a stage creates when they are missing.
+    #[arg(long, env = "VIGIL_PARTITIONS", default_value_t = 6)]
+    pub partitions: i32,
+    /// Replication factor of the topics a stage creates (3 on a production cluster).
+    #[arg(long, env = "VIGIL_REPLICATION_FACTOR", default_value_t = 1)]
+    pub replication_factor: i32,
+    /// Consumer session timeout. A group (re)join takes about half of it on some brokers.
+    #[arg(long, env = "VIGIL_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+    /// On SIGTERM/SIGINT: how long to wait for in-flight deliveries before exiting anyway.
+    #[arg(long, env = "VIGIL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+    /// At most this many input messages awaiting delivery of their outputs at once.
+    #[arg(long, env = "VIGIL_MAX_IN_FLIGHT", default_value_t = 10_000)]
+    pub max_in_flight: usize,
+    #[command(flatten)]
+    pub topics: Topics,
+}
+
+impl CommonArgs {
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+/// Threat intelligence and cluster files, as `vigil scan` takes them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct IntelArgs {
+    /// Cluster metadata (TOML: name, account_id, region, arn, vpc_id, tags).
+    #[arg(long, env = "VIGIL_CLUSTER_CONFIG", value_name = "FILE")]
+    pub cluster_config: Option<PathBuf>,
+    /// A threat list: one IP or CIDR a line. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub threat_list: Vec<PathBuf>,
+    /// Tor exit addresses: plain addresses or the `exit-addresses` format.
+    #[arg(long, env = "VIGIL_TOR_EXITS", value_name = "FILE")]
+    pub tor_exits: Option<PathBuf>,
+    /// Trusted IPs and CIDRs: no IP-based finding is raised for them. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_ips: Vec<PathBuf>,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+/// Sets up `tracing` output once per process.
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second call (tests, `vigil run`) finds a subscriber already set; that is fine.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_options_need_a_key_and_an_equals_sign() {
+        assert_eq!(parse_key_value("a.b=c=d"), Ok(("a.b".into(), "c=d".into())));
+        assert_eq!(
+            parse_key_value("sasl.password="),
+            Ok(("sasl.password".into(), String::new()))
+        );
+        assert!(parse_key_value("novalue").is_err());
+        assert!(parse_key_value("=x").is_err());
+    }
+}

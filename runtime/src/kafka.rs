@@ -1,0 +1,538 @@
+//! The one place that knows Kafka's semantics. A [`Processor`] turns one input record into output
+//! records and knows nothing of Kafka; [`run_stage`] owns the consumer, the producer and the offsets:
+//!
+//! - **At-least-once.** `enable.auto.offset.store=false`: an input's offset is stored only once every
+//!   output it produced is acknowledged by the broker, in consumption order, and the stored offsets
+//!   are committed in the background. A crash replays what was not committed; the records downstream
+//!   are idempotent (deterministic finding ids, event ids remembered by publish).
+//! - **Idempotent producer**, `acks=all`, and no delivery timeout: a broker outage is waited out with
+//!   librdkafka's backoff, never turned into a dead letter or a loss.
+//! - **State.** A stage's compacted state topic is read back to its end before the first input is
+//!   consumed, so a restart neither forgets nor relearns.
+//! - **Shutdown** (SIGTERM/SIGINT): stop fetching, wait for in-flight deliveries (bounded), store
+//!   and commit their offsets synchronously, exit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+
+use crate::config::CommonArgs;
+use crate::http::Health;
+use crate::metrics::Metrics;
+
+/// One consumed record, as a processor sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+}
+
+/// One record to produce. A `None` payload is a tombstone (deletes the key of a compacted topic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Outgoing {
+    pub fn new(topic: &str, key: impl Into<Vec<u8>>, payload: Vec<u8>) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            key: Some(key.into()),
+            payload: Some(payload),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// A topic a stage writes, created when missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    /// `cleanup.policy=compact`: state and latest-value topics.
+    pub compacted: bool,
+}
+
+/// A stage's logic, free of Kafka types beyond plain records.
+pub trait Processor: Send + 'static {
+    /// `ingest`, `enrich`, `detect`, `publish`: the `stage` metrics label.
+    fn stage(&self) -> &'static str;
+    fn input_topics(&self) -> Vec<String>;
+    /// Every topic the stage writes (outputs, dead letters, state).
+    fn output_topics(&self) -> Vec<TopicSpec>;
+    /// The compacted topic the stage checkpoints its state to, read back before consuming.
+    fn state_topic(&self) -> Option<String> {
+        None
+    }
+    /// One checkpointed record read back (`None`: a tombstone).
+    fn restore(&mut self, _key: &[u8], _value: Option<&[u8]>) {}
+    /// Entries of state held, for the `vigil_state_entries` gauge.
+    fn state_size(&self) -> usize {
+        0
+    }
+    /// Turns one input into outputs. Must not fail: bad input becomes a dead-letter output.
+    fn process(&mut self, input: &Incoming<'_>, out: &mut Vec<Outgoing>);
+}
+
+/// A dead letter: the original bytes and key, with where they came from and why in the headers.
+pub fn dead_letter(
+    topic: &str,
+    stage: &str,
+    input: &Incoming<'_>,
+    reason: &str,
+    detail: &str,
+) -> Outgoing {
+    let detail: String = detail.chars().take(1000).collect();
+    Outgoing {
+        topic: topic.to_owned(),
+        key: input.key.map(<[u8]>::to_vec),
+        payload: Some(input.payload.to_vec()),
+        headers: vec![
+            ("vigil.stage", stage.as_bytes().to_vec()),
+            ("vigil.reason", reason.as_bytes().to_vec()),
+            ("vigil.detail", detail.into_bytes()),
+            ("vigil.source.topic", input.topic.as_bytes().to_vec()),
+            (
+                "vigil.source.partition",
+                input.partition.to_string().into_bytes(),
+            ),
+            ("vigil.source.offset", input.offset.to_string().into_bytes()),
+        ],
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("creating topic {topic}: {error}")]
+    CreateTopic { topic: String, error: String },
+    #[error(
+        "delivery to {topic} failed: {error}; inputs from the last commit on will be reprocessed after a restart"
+    )]
+    Delivery { topic: String, error: String },
+    #[error("a stage task failed: {0}")]
+    Task(String),
+}
+
+fn base_config(common: &CommonArgs) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &common.brokers);
+    config
+}
+
+/// The user's `-X` settings go last: they win over Vigil's defaults.
+fn apply_user_options(config: &mut ClientConfig, common: &CommonArgs) {
+    for (key, value) in &common.kafka_options {
+        config.set(key, value);
+    }
+}
+
+/// librdkafka callbacks: statistics into metrics, assignments into readiness.
+#[derive(Debug)]
+pub struct StageContext {
+    stage: &'static str,
+    metrics: Metrics,
+    health: Arc<Health>,
+    assigned: AtomicBool,
+}
+
+impl ClientContext for StageContext {
+    fn stats(&self, statistics: Statistics) {
+        let mut lag: HashMap<&str, i64> = HashMap::new();
+        for (name, topic) in &statistics.topics {
+            for partition in topic.partitions.values() {
+                if partition.partition >= 0 && partition.consumer_lag >= 0 {
+                    *lag.entry(name.as_str()).or_default() += partition.consumer_lag;
+                }
+            }
+        }
+        for (topic, messages) in lag {
+            self.metrics
+                .consumer_lag
+                .with_label_values(&[self.stage, topic])
+                .set(messages);
+        }
+    }
+}
+
+impl ConsumerContext for StageContext {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(_) | Rebalance::Revoke(_) => {
+                let now = consumer
+                    .assignment()
+                    .map(|assignment| assignment.count() > 0)
+                    .unwrap_or(false);
+                let was = self.assigned.swap(now, Ordering::SeqCst);
+                self.health.set_consumer_ready(was, now);
+                tracing::info!(stage = self.stage, assigned = now, "partitions rebalanced");
+            }
+            Rebalance::Error(error) => {
+                tracing::warn!(stage = self.stage, %error, "rebalance failed")
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ProducerContext {
+    stage: &'static str,
+    metrics: Metrics,
+}
+
+impl ClientContext for ProducerContext {
+    fn stats(&self, statistics: Statistics) {
+        self.metrics
+            .producer_queue
+            .with_label_values(&[self.stage])
+            .set(i64::try_from(statistics.msg_cnt).unwrap_or(i64::MAX));
+    }
+}
+
+/// Creates the topics that are missing; ones that exist are left as they are.
+pub async fn ensure_topics(common: &CommonArgs, topics: &[TopicSpec]) -> Result<(), RuntimeError> {
+    let mut config = base_config(common);
+    apply_user_options(&mut config, common);
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let specs: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|topic| {
+            let new = NewTopic::new(
+                &topic.name,
+                common.partitions,
+                TopicReplication::Fixed(common.replication_factor),
+            );
+            if topic.compacted {
+                new.set("cleanup.policy", "compact")
+            } else {
+                new
+            }
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics(specs.iter(), &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(RuntimeError::CreateTopic {
+                    topic,
+                    error: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads a state topic from its start to the end it had when called, handing each record over.
+fn restore_state(
+    common: &CommonArgs,
+    topic: &str,
+    restore: &mut dyn FnMut(&[u8], Option<&[u8]>),
+) -> Result<u64, RuntimeError> {
+    let mut config = base_config(common);
+    config
+        .set("group.id", format!("vigil-restore-{topic}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    apply_user_options(&mut config, common);
+    let consumer: BaseConsumer = config.create()?;
+    let timeout = Duration::from_secs(30);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut remaining: HashMap<i32, i64> = HashMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata
+        .topics()
+        .iter()
+        .flat_map(|found| found.partitions())
+    {
+        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
+        if high > low {
+            remaining.insert(partition.id(), high);
+            assignment.add_partition_offset(topic, partition.id(), Offset::Offset(low))?;
+        }
+    }
+    if remaining.is_empty() {
+        return Ok(0);
+    }
+    consumer.assign(&assignment)?;
+    let mut restored = 0u64;
+    while !remaining.is_empty() {
+        match consumer.poll(Duration::from_secs(5)) {
+            Some(Ok(message)) => {
+                let key = message.key().unwrap_or_default();
+                restore(key, message.payload());
+                restored += 1;
+                if let Some(high) = remaining.get(&message.partition()) {
+                    if message.offset() + 1 >= *high {
+                        remaining.remove(&message.partition());
+                    }
+                }
+            }
+            Some(Err(error)) => tracing::warn!(%topic, %error, "reading state; retrying"),
+            None => {
+                tracing::debug!(%topic, partitions = remaining.len(), "waiting for state records")
+            }
+        }
+    }
+    Ok(restored)
+}
+
+type DeliveryResults = Vec<(String, Result<(), String>)>;
+
+struct Pending {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    consumed_at: Instant,
+}
+
+/// Runs one stage until `shutdown` turns true or a delivery fails for good.
+pub async fn run_stage<P: Processor>(
+    mut processor: P,
+    common: CommonArgs,
+    metrics: Metrics,
+    health: Arc<Health>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), RuntimeError> {
+    let stage = processor.stage();
+    health.register();
+    let mut topics = processor.output_topics();
+    topics.extend(processor.input_topics().into_iter().map(|name| TopicSpec {
+        name,
+        compacted: false,
+    }));
+    ensure_topics(&common, &topics).await?;
+
+    if let Some(state_topic) = processor.state_topic() {
+        let started = Instant::now();
+        let restored = {
+            let common = common.clone();
+            let mut owned = processor;
+            let (restored, processor_back) = tokio::task::spawn_blocking(move || {
+                let result = restore_state(&common, &state_topic, &mut |key, value| {
+                    owned.restore(key, value)
+                });
+                (result, owned)
+            })
+            .await
+            .map_err(|error| RuntimeError::Task(error.to_string()))?;
+            processor = processor_back;
+            restored?
+        };
+        metrics
+            .state_restored
+            .with_label_values(&[stage])
+            .inc_by(restored);
+        tracing::info!(
+            stage,
+            restored,
+            seconds = started.elapsed().as_secs_f64(),
+            "state restored"
+        );
+    }
+
+    let mut producer_config = base_config(&common);
+    producer_config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "0")
+        .set("statistics.interval.ms", "5000");
+    apply_user_options(&mut producer_config, &common);
+    let producer: FutureProducer<ProducerContext> =
+        producer_config.create_with_context(ProducerContext {
+            stage,
+            metrics: metrics.clone(),
+        })?;
+
+    let mut consumer_config = base_config(&common);
+    consumer_config
+        .set(
+            "group.id",
+            common
+                .group_id
+                .clone()
+                .unwrap_or_else(|| format!("vigil-{stage}")),
+        )
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", common.session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (common.session_timeout_ms / 4).max(100).to_string(),
+        )
+        .set("statistics.interval.ms", "5000");
+    apply_user_options(&mut consumer_config, &common);
+    let context = StageContext {
+        stage,
+        metrics: metrics.clone(),
+        health: Arc::clone(&health),
+        assigned: AtomicBool::new(false),
+    };
+    let consumer: StreamConsumer<StageContext> = consumer_config.create_with_context(context)?;
+    let inputs = processor.input_topics();
+    let input_names: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    consumer.subscribe(&input_names)?;
+    tracing::info!(stage, inputs = ?input_names, "consuming");
+
+    let in_flight_gauge = metrics.in_flight.with_label_values(&[stage]);
+    let processing = metrics.processing_timer(stage);
+    let delivery = metrics.delivery_seconds.with_label_values(&[stage]);
+    let mut in_flight = FuturesOrdered::new();
+    let mut outputs: Vec<Outgoing> = Vec::new();
+    let mut backoff = Duration::from_millis(100);
+
+    let finish = |done: (Pending, DeliveryResults)| -> Result<(), RuntimeError> {
+        let (pending, results) = done;
+        for (topic, result) in results {
+            match result {
+                Ok(()) => metrics
+                    .records_out
+                    .with_label_values(&[stage, &topic])
+                    .inc(),
+                Err(error) => return Err(RuntimeError::Delivery { topic, error }),
+            }
+        }
+        delivery.observe(pending.consumed_at.elapsed().as_secs_f64());
+        match consumer.store_offset(&pending.topic, pending.partition, pending.offset) {
+            Ok(()) => {}
+            // The partition was revoked meanwhile: its new owner replays from the last commit.
+            Err(error) => {
+                tracing::debug!(stage, %error, "offset not stored (partition no longer assigned)")
+            }
+        }
+        Ok(())
+    };
+
+    loop {
+        in_flight_gauge.set(i64::try_from(in_flight.len()).unwrap_or(i64::MAX));
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => finish(done)?,
+            received = consumer.recv(), if in_flight.len() < common.max_in_flight => {
+                let message = match received {
+                    Ok(message) => {
+                        backoff = Duration::from_millis(100);
+                        message
+                    }
+                    Err(error) => {
+                        tracing::warn!(stage, %error, backoff_ms = backoff.as_millis(), "consume failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                };
+                let consumed_at = Instant::now();
+                let input = Incoming {
+                    topic: message.topic(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key(),
+                    payload: message.payload().unwrap_or_default(),
+                };
+                metrics.records_in.with_label_values(&[stage, input.topic]).inc();
+                outputs.clear();
+                {
+                    let _timer = processing.start_timer();
+                    processor.process(&input, &mut outputs);
+                }
+                let mut deliveries = Vec::with_capacity(outputs.len());
+                for output in &outputs {
+                    let headers = output.headers.iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
+                        headers.insert(Header { key, value: Some(value) })
+                    });
+                    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&output.topic).headers(headers);
+                    if let Some(key) = &output.key {
+                        record = record.key(key.as_slice());
+                    }
+                    if let Some(payload) = &output.payload {
+                        record = record.payload(payload.as_slice());
+                    }
+                    loop {
+                        match producer.send_result(record) {
+                            Ok(future) => {
+                                deliveries.push((output.topic.clone(), future));
+                                break;
+                            }
+                            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                                record = returned;
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            Err((error, _)) => {
+                                return Err(RuntimeError::Delivery { topic: output.topic.clone(), error: error.to_string() });
+                            }
+                        }
+                    }
+                }
+                let pending = Pending { topic: input.topic.to_owned(), partition: input.partition, offset: input.offset, consumed_at };
+                in_flight.push_back(async move {
+                    let mut results = Vec::with_capacity(deliveries.len());
+                    for (topic, future) in deliveries {
+                        let result = match future.await {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err((error, _))) => Err(error.to_string()),
+                            Err(_) => Err("the producer was dropped".to_owned()),
+                        };
+                        results.push((topic, result));
+                    }
+                    (pending, results)
+                });
+                metrics.state_entries.with_label_values(&[stage]).set(i64::try_from(processor.state_size()).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
+    health.shutting_down();
+    tracing::info!(
+        stage,
+        in_flight = in_flight.len(),
+        "shutting down: draining deliveries"
+    );
+    let drained = tokio::time::timeout(common.shutdown_timeout(), async {
+        while let Some(done) = in_flight.next().await {
+            finish(done)?;
+        }
+        Ok::<(), RuntimeError>(())
+    })
+    .await;
+    match drained {
+        Ok(result) => result?,
+        Err(_) => tracing::warn!(
+            stage,
+            "shutdown timeout: undelivered inputs will be reprocessed after restart"
+        ),
+    }
+    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+        // Nothing stored since the last commit is not an error worth failing the exit for.
+        tracing::debug!(stage, %error, "final commit");
+    }
+    let _ = producer.flush(Duration::from_secs(5));
+    tracing::info!(stage, "stopped");
+    Ok(())
+}

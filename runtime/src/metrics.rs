@@ -1,0 +1,218 @@
+//! Prometheus metrics, named and labelled by one rule so that dashboards can be written against them:
+//!
+//! - names are `vigil_<what>_<unit>`, counters end in `_total`, durations are in `_seconds`;
+//! - labels have bounded values only: `stage` (ingest, enrich, detect, publish), `topic` (the
+//!   configured topic names), `reason` (the fixed set of rejection and dead-letter reasons), `type`
+//!   (finding types: the detectors' fixed catalogue), `severity` (Low, Medium, High, Critical).
+//!   Never a principal, an IP, a pod or a message key.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every metric a stage process exposes.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub records_in: IntCounterVec,
+    pub records_out: IntCounterVec,
+    pub dead_letters: IntCounterVec,
+    pub skipped: IntCounterVec,
+    pub processing_seconds: HistogramVec,
+    pub delivery_seconds: HistogramVec,
+    pub consumer_lag: IntGaugeVec,
+    pub in_flight: IntGaugeVec,
+    pub producer_queue: IntGaugeVec,
+    pub state_entries: IntGaugeVec,
+    pub state_restored: IntCounterVec,
+    pub findings: IntCounterVec,
+    pub findings_suppressed: IntCounterVec,
+    pub ready: IntGauge,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, MetricsError> {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn gauge(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, MetricsError> {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+) -> Result<HistogramVec, MetricsError> {
+    let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &["stage"])?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let ready = IntGauge::new(
+            "vigil_ready",
+            "1 while the process is assigned partitions and not shutting down",
+        )?;
+        registry.register(Box::new(ready.clone()))?;
+        Ok(Self {
+            records_in: counter(
+                &registry,
+                "vigil_records_in_total",
+                "Records consumed",
+                &["stage", "topic"],
+            )?,
+            records_out: counter(
+                &registry,
+                "vigil_records_out_total",
+                "Records produced and acknowledged",
+                &["stage", "topic"],
+            )?,
+            dead_letters: counter(
+                &registry,
+                "vigil_dead_letters_total",
+                "Inputs sent to the dead-letter topic",
+                &["stage", "reason"],
+            )?,
+            skipped: counter(
+                &registry,
+                "vigil_skipped_total",
+                "Inputs passed over on purpose (duplicates, non-final stages)",
+                &["stage", "reason"],
+            )?,
+            processing_seconds: histogram(
+                &registry,
+                "vigil_processing_seconds",
+                "Time to process one input record, outputs handed to the producer",
+                vec![
+                    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1,
+                ],
+            )?,
+            delivery_seconds: histogram(
+                &registry,
+                "vigil_delivery_seconds",
+                "Time from consuming a record to every output being acknowledged",
+                vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ],
+            )?,
+            consumer_lag: gauge(
+                &registry,
+                "vigil_consumer_lag_messages",
+                "Messages behind the high watermark, summed over assigned partitions",
+                &["stage", "topic"],
+            )?,
+            in_flight: gauge(
+                &registry,
+                "vigil_in_flight_messages",
+                "Inputs whose outputs await acknowledgement",
+                &["stage"],
+            )?,
+            producer_queue: gauge(
+                &registry,
+                "vigil_producer_queue_messages",
+                "Messages in librdkafka's producer queue",
+                &["stage"],
+            )?,
+            state_entries: gauge(
+                &registry,
+                "vigil_state_entries",
+                "Entries of checkpointed state held in memory",
+                &["stage"],
+            )?,
+            state_restored: counter(
+                &registry,
+                "vigil_state_restored_total",
+                "State entries read back at start",
+                &["stage"],
+            )?,
+            findings: counter(
+                &registry,
+                "vigil_findings_total",
+                "Finding occurrences published",
+                &["type", "severity"],
+            )?,
+            findings_suppressed: counter(
+                &registry,
+                "vigil_findings_archived_total",
+                "Finding occurrences archived by suppression rules",
+                &["type"],
+            )?,
+            ready,
+            registry,
+        })
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    pub fn processing_timer(&self, stage: &str) -> Histogram {
+        self.processing_seconds.with_label_values(&[stage])
+    }
+}
+
+/// GuardDuty's severity bands.
+pub fn severity_label(severity: f64) -> &'static str {
+    match severity {
+        s if s >= 9.0 => "Critical",
+        s if s >= 7.0 => "High",
+        s if s >= 4.0 => "Medium",
+        _ => "Low",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_in_the_text_format_with_their_labels() {
+        let metrics = Metrics::new().unwrap();
+        metrics
+            .records_in
+            .with_label_values(&["ingest", "vigil.audit.raw"])
+            .inc_by(3);
+        metrics
+            .dead_letters
+            .with_label_values(&["ingest", "invalid_json"])
+            .inc();
+        let text = metrics.render();
+        assert!(
+            text.contains("vigil_records_in_total{stage=\"ingest\",topic=\"vigil.audit.raw\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigil_dead_letters_total{reason=\"invalid_json\",stage=\"ingest\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE vigil_ready gauge"));
+        assert_eq!(severity_label(8.0), "High");
+        assert_eq!(severity_label(5.0), "Medium");
+    }
+}

@@ -1,0 +1,607 @@
+//! The four stages as [`Processor`]s: thin adapters from records to the I/O-free stage libraries.
+
+use std::collections::BTreeSet;
+
+use vigil_detect::{Engine, StateEntry};
+use vigil_enrich::{ClusterConfig, Enricher, Inventory, NamedList, ThreatIntel};
+use vigil_ingest::{IngestStats, Ingested, Ingestor, Limits};
+use vigil_publish::{Added, Aggregator, finding_id, to_guardduty_json};
+use vigil_schemas::{AuditEvent, Codec, CodecError, Detection, EnrichedEvent, Finding, Record};
+
+use crate::config::{IntelArgs, Topics};
+use crate::kafka::{Incoming, Outgoing, Processor, TopicSpec, dead_letter};
+use crate::metrics::{Metrics, severity_label};
+
+fn codec() -> Codec {
+    // The schemas are compiled in and tested; failing to parse them is a build defect, not input.
+    match Codec::new() {
+        Ok(codec) => codec,
+        Err(error) => unreachable_schema(&error),
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_schema(error: &CodecError) -> ! {
+    panic!("the compiled-in Avro schemas do not parse: {error}")
+}
+
+fn codec_reason(error: &CodecError) -> &'static str {
+    match error {
+        CodecError::UnknownSchema(_) => "unknown_schema",
+        CodecError::WrongRecord { .. } => "wrong_record",
+        CodecError::NotSingleObject(_) => "not_avro",
+        _ => "invalid_record",
+    }
+}
+
+fn decode<T: Record>(
+    codec: &Codec,
+    stage: &'static str,
+    deadletter: &str,
+    metrics: &Metrics,
+    input: &Incoming<'_>,
+    out: &mut Vec<Outgoing>,
+) -> Option<T> {
+    match codec.decode::<T>(input.payload) {
+        Ok(record) => Some(record),
+        Err(error) => {
+            let reason = codec_reason(&error);
+            metrics
+                .dead_letters
+                .with_label_values(&[stage, reason])
+                .inc();
+            out.push(dead_letter(
+                deadletter,
+                stage,
+                input,
+                reason,
+                &error.to_string(),
+            ));
+            None
+        }
+    }
+}
+
+/// The key that keeps related events on one partition: a workload's events together (a DaemonSet and
+/// the pods its controller creates), anything else by cluster and principal.
+pub fn partition_key(event: &AuditEvent) -> String {
+    let cluster = event.cluster_hint.as_deref().unwrap_or_default();
+    if let Some(workload) = &event.workload {
+        let namespace = workload.namespace.as_deref().unwrap_or_default();
+        let (kind, name) = match (&workload.owner_kind, &workload.owner_name) {
+            (Some(kind), Some(name)) => vigil_enrich::inventory::conventional_owner(kind, name)
+                .unwrap_or_else(|| (kind.clone(), name.clone())),
+            _ => (
+                workload.kind.clone(),
+                workload.name.clone().unwrap_or_default(),
+            ),
+        };
+        return format!("{cluster}/workload/{namespace}/{kind}/{name}");
+    }
+    format!("{cluster}/principal/{}", event.user.username)
+}
+
+/// ingest: raw JSON → `AuditEvent`s; rejected input → one dead letter per message.
+#[derive(Debug)]
+pub struct IngestStage {
+    ingestor: Ingestor,
+    codec: Codec,
+    topics: Topics,
+    metrics: Metrics,
+    max_message_bytes: usize,
+    counted: IngestStats,
+}
+
+impl IngestStage {
+    pub fn new(topics: Topics, metrics: Metrics, limits: Limits) -> Self {
+        Self {
+            max_message_bytes: limits.max_event_bytes.saturating_mul(4),
+            ingestor: Ingestor::new(limits),
+            codec: codec(),
+            topics,
+            metrics,
+            counted: IngestStats::default(),
+        }
+    }
+
+    /// Moves the ingestor's skip counts into the metrics.
+    fn count_skips(&mut self) {
+        let stats = self.ingestor.stats();
+        for (reason, count) in &stats.skipped {
+            let before = self.counted.skipped.get(reason).copied().unwrap_or(0);
+            if *count > before {
+                self.metrics
+                    .skipped
+                    .with_label_values(&["ingest", reason.label()])
+                    .inc_by(count - before);
+            }
+        }
+        self.counted = stats.clone();
+    }
+}
+
+impl Processor for IngestStage {
+    fn stage(&self) -> &'static str {
+        "ingest"
+    }
+    fn input_topics(&self) -> Vec<String> {
+        vec![self.topics.audit_raw.clone()]
+    }
+    fn output_topics(&self) -> Vec<TopicSpec> {
+        vec![
+            TopicSpec {
+                name: self.topics.events.clone(),
+                compacted: false,
+            },
+            TopicSpec {
+                name: self.topics.deadletter.clone(),
+                compacted: false,
+            },
+        ]
+    }
+    fn process(&mut self, input: &Incoming<'_>, out: &mut Vec<Outgoing>) {
+        if input.payload.len() > self.max_message_bytes {
+            self.metrics
+                .dead_letters
+                .with_label_values(&["ingest", "too_large"])
+                .inc();
+            let detail = format!(
+                "message of {} bytes is over the {} byte limit",
+                input.payload.len(),
+                self.max_message_bytes
+            );
+            out.push(dead_letter(
+                &self.topics.deadletter,
+                "ingest",
+                input,
+                "too_large",
+                &detail,
+            ));
+            return;
+        }
+        let mut rejections = Vec::new();
+        let mut events = Vec::new();
+        self.ingestor
+            .ingest_payload(input.payload, &mut |item| match item {
+                Ingested::Event(event) => events.push(event),
+                Ingested::Rejected(rejection) => rejections.push(rejection),
+            });
+        for event in events {
+            match self.codec.encode(event.as_ref()) {
+                Ok(bytes) => out.push(Outgoing::new(
+                    &self.topics.events,
+                    partition_key(&event),
+                    bytes,
+                )),
+                Err(error) => {
+                    self.metrics
+                        .dead_letters
+                        .with_label_values(&["ingest", "invalid_record"])
+                        .inc();
+                    out.push(dead_letter(
+                        &self.topics.deadletter,
+                        "ingest",
+                        input,
+                        "invalid_record",
+                        &error.to_string(),
+                    ));
+                }
+            }
+        }
+        if let Some(first) = rejections.first() {
+            // One dead letter per message, however many of its events were bad: it carries the
+            // original bytes once, the first reason as its label and every reason in its detail.
+            let reason = first.reason.label();
+            for rejection in &rejections {
+                self.metrics
+                    .dead_letters
+                    .with_label_values(&["ingest", rejection.reason.label()])
+                    .inc();
+            }
+            let detail = rejections
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut letter = dead_letter(&self.topics.deadletter, "ingest", input, reason, &detail);
+            letter.headers.push((
+                "vigil.rejections",
+                rejections.len().to_string().into_bytes(),
+            ));
+            out.push(letter);
+        }
+        self.count_skips();
+    }
+}
+
+/// Loads the threat lists and cluster configuration named on the command line.
+pub fn load_intel(args: &IntelArgs) -> Result<(ClusterConfig, ThreatIntel), String> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))
+    };
+    let list = |path: &std::path::Path| -> Result<NamedList, String> {
+        let name = path
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .unwrap_or("list");
+        Ok(NamedList::parse(name, &read(path)?))
+    };
+    let clusters = match &args.cluster_config {
+        Some(path) => ClusterConfig::parse(&read(path)?)
+            .map_err(|error| format!("{}: {error}", path.display()))?,
+        None => ClusterConfig::default(),
+    };
+    let mut intel = ThreatIntel::default();
+    for path in &args.threat_list {
+        intel.threat_lists.push(list(path)?);
+    }
+    if let Some(path) = &args.tor_exits {
+        intel.tor_exits = Some(list(path)?);
+    }
+    for path in &args.trusted_ips {
+        intel.trusted.push(list(path)?);
+    }
+    if intel.threat_lists.is_empty() && intel.tor_exits.is_none() {
+        tracing::info!("no threat list and no Tor exit list given: IP-based findings stay silent");
+    }
+    Ok((clusters, intel))
+}
+
+/// enrich: `AuditEvent` → `EnrichedEvent`, same key.
+#[derive(Debug)]
+pub struct EnrichStage {
+    enricher: Enricher,
+    codec: Codec,
+    topics: Topics,
+    metrics: Metrics,
+}
+
+impl EnrichStage {
+    pub fn new(
+        topics: Topics,
+        metrics: Metrics,
+        clusters: ClusterConfig,
+        intel: ThreatIntel,
+    ) -> Self {
+        Self {
+            enricher: Enricher::new(clusters, intel, Inventory::default()),
+            codec: codec(),
+            topics,
+            metrics,
+        }
+    }
+}
+
+impl Processor for EnrichStage {
+    fn stage(&self) -> &'static str {
+        "enrich"
+    }
+    fn input_topics(&self) -> Vec<String> {
+        vec![self.topics.events.clone()]
+    }
+    fn output_topics(&self) -> Vec<TopicSpec> {
+        vec![
+            TopicSpec {
+                name: self.topics.enriched.clone(),
+                compacted: false,
+            },
+            TopicSpec {
+                name: self.topics.deadletter.clone(),
+                compacted: false,
+            },
+        ]
+    }
+    fn state_size(&self) -> usize {
+        self.enricher.inventory().pods_known()
+    }
+    fn process(&mut self, input: &Incoming<'_>, out: &mut Vec<Outgoing>) {
+        let Some(event) = decode::<AuditEvent>(
+            &self.codec,
+            "enrich",
+            &self.topics.deadletter,
+            &self.metrics,
+            input,
+            out,
+        ) else {
+            return;
+        };
+        let enriched = self.enricher.enrich_audit(event);
+        match self.codec.encode(&enriched) {
+            Ok(bytes) => out.push(Outgoing {
+                topic: self.topics.enriched.clone(),
+                key: input.key.map(<[u8]>::to_vec),
+                payload: Some(bytes),
+                headers: Vec::new(),
+            }),
+            Err(error) => {
+                self.metrics
+                    .dead_letters
+                    .with_label_values(&["enrich", "invalid_record"])
+                    .inc();
+                out.push(dead_letter(
+                    &self.topics.deadletter,
+                    "enrich",
+                    input,
+                    "invalid_record",
+                    &error.to_string(),
+                ));
+            }
+        }
+    }
+}
+
+/// detect: `EnrichedEvent` → `Detection`s keyed by finding id; detector state checkpointed.
+#[derive(Debug)]
+pub struct DetectStage {
+    engine: Engine,
+    codec: Codec,
+    topics: Topics,
+    metrics: Metrics,
+    /// Keys of the checkpointed state, for the state-size gauge.
+    state: BTreeSet<String>,
+    changes: Vec<StateEntry>,
+}
+
+impl DetectStage {
+    pub fn new(topics: Topics, metrics: Metrics, engine: Engine) -> Self {
+        Self {
+            engine,
+            codec: codec(),
+            topics,
+            metrics,
+            state: BTreeSet::new(),
+            changes: Vec::new(),
+        }
+    }
+}
+
+impl Processor for DetectStage {
+    fn stage(&self) -> &'static str {
+        "detect"
+    }
+    fn input_topics(&self) -> Vec<String> {
+        vec![self.topics.enriched.clone()]
+    }
+    fn output_topics(&self) -> Vec<TopicSpec> {
+        vec![
+            TopicSpec {
+                name: self.topics.detections.clone(),
+                compacted: false,
+            },
+            TopicSpec {
+                name: self.topics.deadletter.clone(),
+                compacted: false,
+            },
+            TopicSpec {
+                name: self.topics.detect_state.clone(),
+                compacted: true,
+            },
+        ]
+    }
+    fn state_topic(&self) -> Option<String> {
+        Some(self.topics.detect_state.clone())
+    }
+    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let Ok(key) = std::str::from_utf8(key) else {
+            return;
+        };
+        let value = value.unwrap_or_default();
+        if self.engine.restore(key, value) {
+            if value.is_empty() {
+                self.state.remove(key);
+            } else {
+                self.state.insert(key.to_owned());
+            }
+        }
+    }
+    fn state_size(&self) -> usize {
+        self.state.len()
+    }
+    fn process(&mut self, input: &Incoming<'_>, out: &mut Vec<Outgoing>) {
+        let Some(event) = decode::<EnrichedEvent>(
+            &self.codec,
+            "detect",
+            &self.topics.deadletter,
+            &self.metrics,
+            input,
+            out,
+        ) else {
+            return;
+        };
+        let mut detections: Vec<Detection> = Vec::new();
+        self.engine.process(&event, &mut detections);
+        for detection in &detections {
+            match self.codec.encode(detection) {
+                Ok(bytes) => out.push(Outgoing::new(
+                    &self.topics.detections,
+                    finding_id(detection),
+                    bytes,
+                )),
+                Err(error) => {
+                    self.metrics
+                        .dead_letters
+                        .with_label_values(&["detect", "invalid_record"])
+                        .inc();
+                    out.push(dead_letter(
+                        &self.topics.deadletter,
+                        "detect",
+                        input,
+                        "invalid_record",
+                        &error.to_string(),
+                    ));
+                }
+            }
+        }
+        // State goes out with the detections of the same input, so its offset is stored only once
+        // both are acknowledged.
+        self.changes.clear();
+        self.engine.drain_state(&mut self.changes);
+        for change in self.changes.drain(..) {
+            let payload = (!change.value.is_empty()).then_some(change.value);
+            if payload.is_some() {
+                self.state.insert(change.key.clone());
+            } else {
+                self.state.remove(&change.key);
+            }
+            out.push(Outgoing {
+                topic: self.topics.detect_state.clone(),
+                key: Some(change.key.into_bytes()),
+                payload,
+                headers: Vec::new(),
+            });
+        }
+    }
+}
+
+/// publish: `Detection`s → GuardDuty finding JSON keyed by id, and the aggregated `Finding` to the
+/// compacted state topic, so a restarted publish neither loses nor re-counts occurrences.
+#[derive(Debug)]
+pub struct PublishStage {
+    aggregator: Aggregator,
+    codec: Codec,
+    topics: Topics,
+    metrics: Metrics,
+}
+
+impl PublishStage {
+    pub fn new(topics: Topics, metrics: Metrics) -> Self {
+        Self {
+            aggregator: Aggregator::default(),
+            codec: codec(),
+            topics,
+            metrics,
+        }
+    }
+}
+
+impl Processor for PublishStage {
+    fn stage(&self) -> &'static str {
+        "publish"
+    }
+    fn input_topics(&self) -> Vec<String> {
+        vec![self.topics.detections.clone()]
+    }
+    fn output_topics(&self) -> Vec<TopicSpec> {
+        vec![
+            TopicSpec {
+                name: self.topics.findings.clone(),
+                compacted: false,
+            },
+            TopicSpec {
+                name: self.topics.deadletter.clone(),
+                compacted: false,
+            },
+            TopicSpec {
+                name: self.topics.publish_state.clone(),
+                compacted: true,
+            },
+        ]
+    }
+    fn state_topic(&self) -> Option<String> {
+        Some(self.topics.publish_state.clone())
+    }
+    fn restore(&mut self, _key: &[u8], value: Option<&[u8]>) {
+        let Some(value) = value else {
+            return;
+        };
+        match self.codec.decode::<Finding>(value) {
+            Ok(finding) => self.aggregator.restore(finding),
+            Err(error) => tracing::warn!(%error, "a saved finding does not decode; skipped"),
+        }
+    }
+    fn state_size(&self) -> usize {
+        self.aggregator.len()
+    }
+    fn process(&mut self, input: &Incoming<'_>, out: &mut Vec<Outgoing>) {
+        let Some(detection) = decode::<Detection>(
+            &self.codec,
+            "publish",
+            &self.topics.deadletter,
+            &self.metrics,
+            input,
+            out,
+        ) else {
+            return;
+        };
+        let (added, finding) = self.aggregator.add(detection);
+        if added != Added::Repeated {
+            let severity = severity_label(finding.detection.severity);
+            self.metrics
+                .findings
+                .with_label_values(&[finding.detection.finding_type.as_str(), severity])
+                .inc();
+        }
+        // A repeated detection still republishes: if the first attempt's finding was lost before
+        // its acknowledgement, this puts it back; if not, the same record again changes nothing.
+        let json = to_guardduty_json(finding).to_string().into_bytes();
+        out.push(Outgoing::new(
+            &self.topics.findings,
+            finding.id.clone(),
+            json,
+        ));
+        match self.codec.encode(finding) {
+            Ok(bytes) => out.push(Outgoing::new(
+                &self.topics.publish_state,
+                finding.id.clone(),
+                bytes,
+            )),
+            Err(error) => {
+                tracing::error!(%error, id = %finding.id, "finding state does not encode")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_schemas::{UserInfo, WorkloadSpec};
+
+    use super::*;
+
+    #[test]
+    fn workload_events_share_a_key_with_their_controllers_pods() {
+        let deployment = AuditEvent {
+            cluster_hint: Some("prod".into()),
+            user: UserInfo {
+                username: "bob".into(),
+                ..UserInfo::default()
+            },
+            workload: Some(WorkloadSpec {
+                kind: "Deployment".into(),
+                name: Some("web".into()),
+                namespace: Some("shop".into()),
+                ..WorkloadSpec::default()
+            }),
+            ..AuditEvent::default()
+        };
+        let pod = AuditEvent {
+            cluster_hint: Some("prod".into()),
+            user: UserInfo {
+                username: "system:serviceaccount:kube-system:replicaset-controller".into(),
+                ..UserInfo::default()
+            },
+            workload: Some(WorkloadSpec {
+                kind: "Pod".into(),
+                name: Some("web-7d9f8c6b5-abcde".into()),
+                namespace: Some("shop".into()),
+                owner_kind: Some("ReplicaSet".into()),
+                owner_name: Some("web-7d9f8c6b5".into()),
+                ..WorkloadSpec::default()
+            }),
+            ..AuditEvent::default()
+        };
+        assert_eq!(partition_key(&deployment), partition_key(&pod));
+        assert_eq!(
+            partition_key(&deployment),
+            "prod/workload/shop/Deployment/web"
+        );
+        let read = AuditEvent {
+            user: UserInfo {
+                username: "alice".into(),
+                ..UserInfo::default()
+            },
+            ..AuditEvent::default()
+        };
+        assert_eq!(partition_key(&read), "/principal/alice");
+    }
+}

@@ -1,0 +1,196 @@
+//! The four stages as Kafka services against a real broker (tansu on a free loopback port).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::*;
+
+const FINDINGS_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn start_pipeline(broker: &Broker) -> Vec<Stage> {
+    vec![
+        Stage::start("ingest", broker, &[]),
+        Stage::start("enrich", broker, &enrich_intel_args()),
+        Stage::start("detect", broker, &[]),
+        Stage::start("publish", broker, &[]),
+    ]
+}
+
+fn wait_for_findings(
+    broker: &Broker,
+    expected: &std::collections::BTreeMap<String, (String, i64)>,
+) -> std::collections::BTreeMap<String, (String, i64)> {
+    let records = consume_until(broker, "vigil.findings", FINDINGS_TIMEOUT, &mut |records| {
+        latest_findings(records) == *expected
+    });
+    latest_findings(&records)
+}
+
+#[test]
+fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
+    let broker = Broker::start_in_memory("e2e");
+    create_topics(&broker, &["vigil.audit.raw"]);
+    let stages = start_pipeline(&broker);
+    for stage in &stages {
+        stage.wait_ready(Duration::from_secs(60));
+    }
+    produce(&broker, "vigil.audit.raw", &example_lines());
+    let expected = example_expected();
+    assert_eq!(expected.len(), 15, "the example's attack chain");
+    let found = wait_for_findings(&broker, &expected);
+    assert_eq!(
+        found,
+        expected,
+        "logs:\n{}",
+        stages.iter().map(Stage::log).collect::<Vec<_>>().join("\n")
+    );
+
+    // Every binary serves its metrics and health, and stops cleanly on SIGTERM.
+    for mut stage in stages {
+        let (status, metrics) = stage.http_get("/metrics").expect("metrics served");
+        assert_eq!(status, 200);
+        assert!(
+            metrics.contains(&format!("vigil_records_in_total{{stage=\"{}\"", stage.name)),
+            "{metrics}"
+        );
+        assert_eq!(
+            stage.http_get("/healthz").map(|(status, _)| status),
+            Some(200)
+        );
+        let exit = stage.terminate();
+        assert!(
+            exit.success(),
+            "{} exited with {exit}; log:\n{}",
+            stage.name,
+            stage.log()
+        );
+    }
+}
+
+#[test]
+fn bad_input_goes_to_the_dead_letter_topic_with_its_reason_while_good_input_flows() {
+    let broker = Broker::start_in_memory("deadletters");
+    create_topics(&broker, &["vigil.audit.raw", "vigil.events"]);
+    let stages = start_pipeline(&broker);
+    for stage in &stages {
+        stage.wait_ready(Duration::from_secs(60));
+    }
+    let anonymous_read = br#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"good-1","stage":"ResponseComplete","verb":"list","requestURI":"/api/v1/namespaces/kube-system/secrets","user":{"username":"system:anonymous","groups":["system:unauthenticated"]},"sourceIPs":["192.0.2.9"],"objectRef":{"resource":"secrets","namespace":"kube-system"},"responseStatus":{"code":200},"stageTimestamp":"2024-01-01T00:00:00Z"}"#.to_vec();
+    let oversized = format!("{{\"pad\":\"{}\"}}", "x".repeat(17 * 1024 * 1024)).into_bytes();
+    let raw = vec![
+        (Some(b"k1".to_vec()), b"{not json".to_vec()),
+        (
+            None,
+            br#"{"kind":"Event","apiVersion":"v1","reason":"Scheduled"}"#.to_vec(),
+        ),
+        (None, vec![b'{', b'"', 0xff, 0xfe, b'"', b'}']),
+        (None, oversized),
+        (None, anonymous_read),
+    ];
+    produce(&broker, "vigil.audit.raw", &raw);
+    // A record on the Avro topic whose writer schema nobody knows.
+    produce(
+        &broker,
+        "vigil.events",
+        &[(None, vec![0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0])],
+    );
+
+    let letters = consume_until(
+        &broker,
+        "vigil.deadletter",
+        Duration::from_secs(90),
+        &mut |records| records.len() >= 5,
+    );
+    let mut reasons: Vec<(String, String)> = letters
+        .iter()
+        .map(|letter| {
+            (
+                header(letter, "vigil.stage").to_owned(),
+                header(letter, "vigil.reason").to_owned(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("enrich".to_owned(), "unknown_schema".to_owned()),
+            ("ingest".to_owned(), "invalid_json".to_owned()),
+            ("ingest".to_owned(), "not_utf8".to_owned()),
+            ("ingest".to_owned(), "too_large".to_owned()),
+            ("ingest".to_owned(), "unknown_shape".to_owned()),
+        ]
+    );
+    let malformed = letters
+        .iter()
+        .find(|letter| header(letter, "vigil.reason") == "invalid_json")
+        .unwrap();
+    assert_eq!(
+        malformed.value.as_deref(),
+        Some(&b"{not json"[..]),
+        "the original bytes"
+    );
+    assert_eq!(malformed.key.as_deref(), Some(&b"k1"[..]));
+    assert_eq!(header(malformed, "vigil.source.topic"), "vigil.audit.raw");
+    assert!(!header(malformed, "vigil.source.offset").is_empty());
+    assert!(!header(malformed, "vigil.detail").is_empty());
+
+    // The good record among them still became a finding.
+    let findings = consume_until(
+        &broker,
+        "vigil.findings",
+        FINDINGS_TIMEOUT,
+        &mut |records| !records.is_empty(),
+    );
+    let found = latest_findings(&findings);
+    assert_eq!(
+        found
+            .values()
+            .map(|(kind, _)| kind.as_str())
+            .collect::<Vec<_>>(),
+        ["CredentialAccess:Kubernetes/SuccessfulAnonymousAccess"]
+    );
+    let ingest_metrics = stages[0].http_get("/metrics").unwrap().1;
+    assert!(
+        ingest_metrics
+            .contains("vigil_dead_letters_total{reason=\"too_large\",stage=\"ingest\"} 1"),
+        "{ingest_metrics}"
+    );
+}
+
+#[test]
+fn stages_killed_mid_stream_and_restarted_lose_nothing_and_add_nothing() {
+    let broker = Broker::start_in_memory("sigkill");
+    create_topics(&broker, &["vigil.audit.raw"]);
+    let mut stages = start_pipeline(&broker);
+    for stage in &stages {
+        stage.wait_ready(Duration::from_secs(60));
+    }
+    let lines = example_lines();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    produce(&broker, "vigil.audit.raw", first);
+    std::thread::sleep(Duration::from_millis(1500));
+    // SIGKILL every stage: nothing drained, nothing committed beyond what was acknowledged.
+    for stage in &mut stages {
+        stage.kill();
+    }
+    produce(&broker, "vigil.audit.raw", second);
+    for stage in &mut stages {
+        stage.restart();
+    }
+    let expected = example_expected();
+    let found = wait_for_findings(&broker, &expected);
+    assert_eq!(
+        found,
+        expected,
+        "logs:\n{}",
+        stages.iter().map(Stage::log).collect::<Vec<_>>().join("\n")
+    );
+}

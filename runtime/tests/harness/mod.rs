@@ -1,0 +1,515 @@
+//! A real broker and real stage processes for the tests: tansu, a Kafka-compatible broker, started on
+//! a free loopback port in a scratch directory, and the stage binaries started against it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use vigil_detect::Engine;
+use vigil_enrich::{ClusterConfig, Enricher, Inventory, NamedList, ThreatIntel};
+use vigil_ingest::{Ingested, Ingestor};
+use vigil_publish::Aggregator;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate sits in the workspace")
+        .to_owned()
+}
+
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vigil-broker-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+fn tansu_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("VIGIL_TANSU") {
+        return PathBuf::from(path);
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+        });
+    let installed = cargo_home.join("bin/tansu");
+    assert!(
+        installed.exists(),
+        "the tansu broker is not installed at {}: run scripts/test.sh, which installs it \
+         (cargo install --locked tansu --version 0.6.0 --features dynostore,libsql), or set VIGIL_TANSU",
+        installed.display()
+    );
+    installed
+}
+
+/// A tansu broker; killed when dropped.
+pub struct Broker {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+    storage: String,
+}
+
+impl Broker {
+    /// In-memory storage: fast, gone when the broker stops.
+    pub fn start_in_memory(name: &str) -> Self {
+        Self::start(name, "memory://tansu/".to_owned(), free_port())
+    }
+
+    /// sqlite storage in the scratch directory: survives a broker restart.
+    pub fn start_persistent(name: &str) -> Self {
+        Self::start(name, "sqlite://tansu.db".to_owned(), free_port())
+    }
+
+    fn start(name: &str, storage: String, port: u16) -> Self {
+        let dir = scratch(name);
+        let mut broker = Self {
+            child: None,
+            port,
+            dir,
+            storage,
+        };
+        broker.launch();
+        broker
+    }
+
+    fn launch(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::File::create(self.dir.join("tansu.log")).expect("broker log file");
+        let child = Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                &self.storage,
+            ])
+            .current_dir(&self.dir)
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("tansu starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on port {} within 30 s; see {}",
+                self.port,
+                self.dir.join("tansu.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A stage binary; killed when dropped.
+pub struct Stage {
+    pub name: &'static str,
+    child: Option<Child>,
+    args: Vec<String>,
+    pub metrics_port: u16,
+    log: PathBuf,
+}
+
+pub fn stage_binary(name: &str) -> &'static str {
+    match name {
+        "ingest" => env!("CARGO_BIN_EXE_vigil-ingest"),
+        "enrich" => env!("CARGO_BIN_EXE_vigil-enrich"),
+        "detect" => env!("CARGO_BIN_EXE_vigil-detect"),
+        "publish" => env!("CARGO_BIN_EXE_vigil-publish"),
+        other => panic!("no stage {other}"),
+    }
+}
+
+impl Stage {
+    pub fn start(name: &'static str, broker: &Broker, extra: &[String]) -> Self {
+        let metrics_port = free_port();
+        let mut args = vec![
+            "--brokers".to_owned(),
+            broker.address(),
+            "--metrics-addr".to_owned(),
+            format!("127.0.0.1:{metrics_port}"),
+            "--session-timeout-ms".to_owned(),
+            "2000".to_owned(),
+            "--partitions".to_owned(),
+            "3".to_owned(),
+            "--shutdown-timeout-secs".to_owned(),
+            "10".to_owned(),
+        ];
+        args.extend(extra.iter().cloned());
+        let log = broker.dir.join(format!("{name}-{metrics_port}.log"));
+        let mut stage = Self {
+            name,
+            child: None,
+            args,
+            metrics_port,
+            log,
+        };
+        stage.launch();
+        stage
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::File::create(&self.log).expect("stage log file");
+        let child = Command::new(stage_binary(self.name))
+            .args(&self.args)
+            .current_dir(repo())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("stage starts");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no drain, no commit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within 30 s of SIGTERM",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET a path of the stage's HTTP endpoint: (status code, body).
+    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        Some((status, body))
+    }
+
+    pub fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.http_get("/readyz").map(|(status, _)| status) != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready within {timeout:?}; log:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn client_config(broker: &Broker) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", broker.address());
+    config
+}
+
+/// Creates topics the test writes before any stage has (producing to a missing topic does not
+/// create it on every broker).
+pub fn create_topics(broker: &Broker, topics: &[&str]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(broker).create().expect("admin client");
+    let specs: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|topic| NewTopic::new(topic, 3, TopicReplication::Fixed(1)))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let results = runtime
+        .block_on(admin.create_topics(
+            specs.iter(),
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .expect("create topics");
+    for result in results {
+        if let Err((topic, code)) = result {
+            assert_eq!(
+                code,
+                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                "creating {topic}"
+            );
+        }
+    }
+}
+
+/// Produces records (key, value) and waits for every acknowledgement.
+pub fn produce(broker: &Broker, topic: &str, records: &[(Option<Vec<u8>>, Vec<u8>)]) {
+    let producer: ThreadedProducer<DefaultProducerContext> = client_config(broker)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    for (key, value) in records {
+        let mut record: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(topic).payload(value.as_slice());
+        if let Some(key) = key {
+            record = record.key(key.as_slice());
+        }
+        let mut pending = record;
+        loop {
+            match producer.send(pending) {
+                Ok(()) => break,
+                Err((_, returned)) => {
+                    pending = returned;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .expect("every record acknowledged");
+}
+
+/// One consumed record with its headers.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Reads a topic from the start (all partitions, no group) until `done` says so or `timeout` passes.
+pub fn consume_until(
+    broker: &Broker,
+    topic: &str,
+    timeout: Duration,
+    done: &mut dyn FnMut(&[Record]) -> bool,
+) -> Vec<Record> {
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = client_config(broker)
+        .set("group.id", format!("vigil-test-reader-{}", free_port()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let deadline = Instant::now() + timeout;
+    // The topic may not exist yet: wait for its metadata.
+    let partitions = loop {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
+        if let Ok(metadata) = metadata {
+            let count = metadata
+                .topics()
+                .first()
+                .map_or(0, |found| found.partitions().len());
+            if count > 0 {
+                break count;
+            }
+        }
+        assert!(Instant::now() < deadline, "topic {topic} never appeared");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(
+                topic,
+                i32::try_from(partition).expect("partition count"),
+                Offset::Beginning,
+            )
+            .expect("assignment");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut records = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|header| {
+                            (
+                                header.key.to_owned(),
+                                String::from_utf8_lossy(header.value.unwrap_or_default())
+                                    .into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push(Record {
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().map(<[u8]>::to_vec),
+                headers,
+            });
+            continue;
+        }
+        if done(&records) {
+            break;
+        }
+    }
+    records
+}
+
+/// The last finding JSON per id on the findings topic: id → (type, count).
+pub fn latest_findings(records: &[Record]) -> BTreeMap<String, (String, i64)> {
+    let mut latest = BTreeMap::new();
+    for record in records {
+        let Some(value) = &record.value else { continue };
+        let finding: serde_json::Value = serde_json::from_slice(value).expect("finding JSON");
+        let id = finding["id"].as_str().expect("id").to_owned();
+        let kind = finding["type"].as_str().expect("type").to_owned();
+        let count = finding["service"]["count"].as_i64().expect("count");
+        // Counts only grow: the highest seen is the finding's current state whatever the partition order.
+        let entry = latest.entry(id).or_insert((kind, 0));
+        entry.1 = entry.1.max(count);
+    }
+    latest
+}
+
+/// What `vigil scan` finds in the same input, computed with the same stage libraries in-process.
+pub fn expected_findings(
+    input: &[u8],
+    clusters: &str,
+    threat_list: &str,
+    tor_exits: &str,
+) -> BTreeMap<String, (String, i64)> {
+    let mut ingestor = Ingestor::default();
+    let intel = ThreatIntel {
+        threat_lists: vec![NamedList::parse("threat-list", threat_list)],
+        tor_exits: Some(NamedList::parse("tor-exit-addresses", tor_exits)),
+        trusted: vec![],
+    };
+    let mut enricher = Enricher::new(
+        ClusterConfig::parse(clusters).expect("cluster config"),
+        intel,
+        Inventory::default(),
+    );
+    let mut engine = Engine::default();
+    let mut aggregator = Aggregator::default();
+    let mut detections = Vec::new();
+    ingestor.ingest_payload(input, &mut |item| {
+        if let Ingested::Event(event) = item {
+            engine.process(&enricher.enrich_audit(*event), &mut detections);
+        }
+    });
+    for detection in detections {
+        aggregator.add(detection);
+    }
+    aggregator
+        .findings()
+        .into_iter()
+        .map(|finding| {
+            (
+                finding.id.clone(),
+                (finding.detection.finding_type.clone(), finding.count),
+            )
+        })
+        .collect()
+}
+
+/// The example day, one event a Kafka message, keyed as a log shipper would not bother to.
+pub fn example_lines() -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+    std::fs::read_to_string(repo().join("examples/audit/day-of-traffic.jsonl"))
+        .expect("example day")
+        .lines()
+        .map(|line| (None, line.as_bytes().to_vec()))
+        .collect()
+}
+
+pub fn enrich_intel_args() -> Vec<String> {
+    vec![
+        "--cluster-config".into(),
+        "examples/cluster.toml".into(),
+        "--threat-list".into(),
+        "examples/intel/threat-list.txt".into(),
+        "--tor-exits".into(),
+        "examples/intel/tor-exit-addresses.txt".into(),
+    ]
+}
+
+pub fn example_expected() -> BTreeMap<String, (String, i64)> {
+    let read = |path: &str| std::fs::read_to_string(repo().join(path)).expect(path);
+    expected_findings(
+        read("examples/audit/day-of-traffic.jsonl").as_bytes(),
+        &read("examples/cluster.toml"),
+        &read("examples/intel/threat-list.txt"),
+        &read("examples/intel/tor-exit-addresses.txt"),
+    )
+}
+
+pub fn header<'r>(record: &'r Record, name: &str) -> &'r str {
+    record.headers.get(name).map_or("", String::as_str)
+}
