@@ -482,14 +482,14 @@ impl ReportedWorkloads {
                 });
             }
             self.order.push_back(key);
-            if self.order.len() > self.capacity {
-                if let Some(oldest) = self.order.pop_front() {
-                    self.seen.remove(&oldest);
-                    self.changes.push(StateEntry {
-                        key: oldest,
-                        value: Vec::new(),
-                    });
-                }
+            if self.order.len() > self.capacity
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.seen.remove(&oldest);
+                self.changes.push(StateEntry {
+                    key: oldest,
+                    value: Vec::new(),
+                });
             }
         }
     }

@@ -247,10 +247,10 @@ pub async fn ensure_topics(common: &CommonArgs, topics: &[TopicSpec]) -> Result<
 }
 
 /// Reads a state topic from its start to the end it had when called, handing each record over.
-fn restore_state(
+fn restore_state<P: Processor>(
     common: &CommonArgs,
     topic: &str,
-    restore: &mut dyn FnMut(&[u8], Option<&[u8]>),
+    processor: &mut P,
 ) -> Result<u64, RuntimeError> {
     let mut config = base_config(common);
     config
@@ -283,12 +283,12 @@ fn restore_state(
         match consumer.poll(Duration::from_secs(5)) {
             Some(Ok(message)) => {
                 let key = message.key().unwrap_or_default();
-                restore(key, message.payload());
+                processor.restore(key, message.payload());
                 restored += 1;
-                if let Some(high) = remaining.get(&message.partition()) {
-                    if message.offset() + 1 >= *high {
-                        remaining.remove(&message.partition());
-                    }
+                if let Some(high) = remaining.get(&message.partition())
+                    && message.offset() + 1 >= *high
+                {
+                    remaining.remove(&message.partition());
                 }
             }
             Some(Err(error)) => tracing::warn!(%topic, %error, "reading state; retrying"),
@@ -332,9 +332,7 @@ pub async fn run_stage<P: Processor>(
             let common = common.clone();
             let mut owned = processor;
             let (restored, processor_back) = tokio::task::spawn_blocking(move || {
-                let result = restore_state(&common, &state_topic, &mut |key, value| {
-                    owned.restore(key, value)
-                });
+                let result = restore_state(&common, &state_topic, &mut owned);
                 (result, owned)
             })
             .await
