@@ -90,11 +90,26 @@ pub async fn serve(
             let metrics = metrics.clone();
             let health = Arc::clone(&health);
             tokio::spawn(async move {
-                let mut buffer = [0u8; 2048];
-                let Ok(read) = stream.read(&mut buffer).await else {
+                // A request head may arrive in pieces: read until its blank line, within bounds.
+                let mut head = Vec::with_capacity(512);
+                let mut buffer = [0u8; 1024];
+                let complete = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                    while !head.windows(4).any(|window| window == b"\r\n\r\n") && head.len() < 8192
+                    {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return false,
+                            Ok(read) => {
+                                head.extend_from_slice(buffer.get(..read).unwrap_or_default())
+                            }
+                        }
+                    }
+                    true
+                })
+                .await;
+                if complete != Ok(true) {
                     return;
-                };
-                let head = String::from_utf8_lossy(buffer.get(..read).unwrap_or_default());
+                }
+                let head = String::from_utf8_lossy(&head);
                 let path = head
                     .lines()
                     .next()

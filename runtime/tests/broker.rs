@@ -15,8 +15,12 @@ use harness::*;
 const FINDINGS_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn start_pipeline(broker: &Broker) -> Vec<Stage> {
+    start_pipeline_with(broker, &[])
+}
+
+fn start_pipeline_with(broker: &Broker, ingest_args: &[String]) -> Vec<Stage> {
     vec![
-        Stage::start("ingest", broker, &[]),
+        Stage::start("ingest", broker, ingest_args),
         Stage::start("enrich", broker, &enrich_intel_args()),
         Stage::start("detect", broker, &[]),
         Stage::start("publish", broker, &[]),
@@ -54,7 +58,9 @@ fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
 
     // Every binary serves its metrics and health, and stops cleanly on SIGTERM.
     for mut stage in stages {
-        let (status, metrics) = stage.http_get("/metrics").expect("metrics served");
+        let (status, metrics) = stage.http_get("/metrics").unwrap_or_else(|error| {
+            panic!("{}: /metrics: {error}; log:\n{}", stage.name, stage.log())
+        });
         assert_eq!(status, 200);
         assert!(
             metrics.contains(&format!("vigil_records_in_total{{stage=\"{}\"", stage.name)),
@@ -62,7 +68,7 @@ fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
         );
         assert_eq!(
             stage.http_get("/healthz").map(|(status, _)| status),
-            Some(200)
+            Ok(200)
         );
         let exit = stage.terminate();
         assert!(
@@ -78,12 +84,17 @@ fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
 fn bad_input_goes_to_the_dead_letter_topic_with_its_reason_while_good_input_flows() {
     let broker = Broker::start_in_memory("deadletters");
     create_topics(&broker, &["vigil.audit.raw", "vigil.events"]);
-    let stages = start_pipeline(&broker);
+    // Events up to 4 KiB, messages up to 16 KiB: small enough to test the limit with a message the
+    // broker itself accepts.
+    let stages = start_pipeline_with(
+        &broker,
+        &["--max-event-bytes".to_owned(), "4096".to_owned()],
+    );
     for stage in &stages {
         stage.wait_ready(Duration::from_secs(60));
     }
     let anonymous_read = br#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"good-1","stage":"ResponseComplete","verb":"list","requestURI":"/api/v1/namespaces/kube-system/secrets","user":{"username":"system:anonymous","groups":["system:unauthenticated"]},"sourceIPs":["192.0.2.9"],"objectRef":{"resource":"secrets","namespace":"kube-system"},"responseStatus":{"code":200},"stageTimestamp":"2024-01-01T00:00:00Z"}"#.to_vec();
-    let oversized = format!("{{\"pad\":\"{}\"}}", "x".repeat(17 * 1024 * 1024)).into_bytes();
+    let oversized = format!("{{\"pad\":\"{}\"}}", "x".repeat(20 * 1024)).into_bytes();
     let raw = vec![
         (Some(b"k1".to_vec()), b"{not json".to_vec()),
         (

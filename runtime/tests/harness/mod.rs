@@ -240,25 +240,41 @@ impl Stage {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// GET a path of the stage's HTTP endpoint: (status code, body).
-    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+    /// GET a path of the stage's HTTP endpoint: (status code, body), or what went wrong.
+    pub fn http_get(&self, path: &str) -> Result<(u16, String), String> {
         use std::io::{Read, Write};
-        let mut stream = TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let mut stream = TcpStream::connect(("127.0.0.1", self.metrics_port))
+            .map_err(|error| error.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|error| error.to_string())?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .map_err(|error| error.to_string())?;
+        let mut bytes = Vec::new();
+        stream
+            .read_to_end(&mut bytes)
+            .map_err(|error| format!("reading {path}: {error}"))?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| {
+                format!(
+                    "no HTTP status in {:?}",
+                    text.chars().take(200).collect::<String>()
+                )
+            })?;
         let body = text
             .split_once("\r\n\r\n")
             .map(|(_, body)| body.to_owned())
             .unwrap_or_default();
-        Some((status, body))
+        Ok((status, body))
     }
 
     pub fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        while self.http_get("/readyz").map(|(status, _)| status) != Some(200) {
+        while self.http_get("/readyz").map(|(status, _)| status) != Ok(200) {
             assert!(
                 Instant::now() < deadline,
                 "{} not ready within {timeout:?}; log:\n{}",
@@ -331,10 +347,16 @@ pub fn produce(broker: &Broker, topic: &str, records: &[(Option<Vec<u8>>, Vec<u8
         loop {
             match producer.send(pending) {
                 Ok(()) => break,
-                Err((_, returned)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    returned,
+                )) => {
                     pending = returned;
                     std::thread::sleep(Duration::from_millis(10));
                 }
+                Err((error, _)) => panic!("producing to {topic}: {error}"),
             }
         }
     }
