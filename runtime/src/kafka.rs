@@ -87,6 +87,12 @@ pub trait Processor: Send + 'static {
     }
     /// One checkpointed record read back (`None`: a tombstone).
     fn restore(&mut self, _key: &[u8], _value: Option<&[u8]>) {}
+    /// True when the state topic is keyed like the input (publish's findings by id), so that only
+    /// the state partitions with the numbers of the assigned input partitions are read back; false
+    /// reads the whole state topic (detector memory keyed otherwise).
+    fn state_follows_input_partitions(&self) -> bool {
+        false
+    }
     /// Entries of state held, for the `vigil_state_entries` gauge.
     fn state_size(&self) -> usize {
         0
@@ -156,6 +162,9 @@ pub struct StageContext {
     metrics: Metrics,
     health: Arc<Health>,
     assigned: AtomicBool,
+    /// Set on every assignment: the state of the partitions now owned is read back before the
+    /// next input is processed.
+    rebalanced: AtomicBool,
 }
 
 impl ClientContext for StageContext {
@@ -181,6 +190,9 @@ impl ConsumerContext for StageContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(_) | Rebalance::Revoke(_) => {
+                if matches!(rebalance, Rebalance::Assign(_)) {
+                    self.rebalanced.store(true, Ordering::SeqCst);
+                }
                 let now = consumer
                     .assignment()
                     .map(|assignment| assignment.count() > 0)
@@ -250,23 +262,28 @@ pub async fn ensure_topics(common: &CommonArgs, topics: &[TopicSpec]) -> Result<
 fn restore_state<P: Processor>(
     common: &CommonArgs,
     topic: &str,
+    only_partitions: Option<&[i32]>,
     processor: &mut P,
 ) -> Result<u64, RuntimeError> {
     let mut config = base_config(common);
     config
         .set("group.id", format!("vigil-restore-{topic}"))
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // It never joins the group, but librdkafka checks the user's -X settings against these.
+        .set("session.timeout.ms", common.session_timeout_ms.to_string());
     apply_user_options(&mut config, common);
     let consumer: BaseConsumer = config.create()?;
     let timeout = Duration::from_secs(30);
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let mut remaining: HashMap<i32, i64> = HashMap::new();
     let mut assignment = TopicPartitionList::new();
+    let wanted = |id: i32| only_partitions.is_none_or(|only| only.contains(&id));
     for partition in metadata
         .topics()
         .iter()
         .flat_map(|found| found.partitions())
+        .filter(|partition| wanted(partition.id()))
     {
         let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
         if high > low {
@@ -300,6 +317,39 @@ fn restore_state<P: Processor>(
     Ok(restored)
 }
 
+/// Reads state back on a blocking thread (the reading consumer blocks) and hands the processor back.
+async fn restore_processor<P: Processor>(
+    mut processor: P,
+    common: &CommonArgs,
+    metrics: &Metrics,
+    only_partitions: Option<Vec<i32>>,
+) -> Result<P, RuntimeError> {
+    let Some(topic) = processor.state_topic() else {
+        return Ok(processor);
+    };
+    let stage = processor.stage();
+    let started = Instant::now();
+    let common = common.clone();
+    let (restored, processor) = tokio::task::spawn_blocking(move || {
+        let restored = restore_state(&common, &topic, only_partitions.as_deref(), &mut processor);
+        (restored, processor)
+    })
+    .await
+    .map_err(|error| RuntimeError::Task(error.to_string()))?;
+    let restored = restored?;
+    metrics
+        .state_restored
+        .with_label_values(&[stage])
+        .inc_by(restored);
+    tracing::info!(
+        stage,
+        restored,
+        seconds = started.elapsed().as_secs_f64(),
+        "state read back"
+    );
+    Ok(processor)
+}
+
 type DeliveryResults = Vec<(String, Result<(), String>)>;
 
 struct Pending {
@@ -325,32 +375,6 @@ pub async fn run_stage<P: Processor>(
         compacted: false,
     }));
     ensure_topics(&common, &topics).await?;
-
-    if let Some(state_topic) = processor.state_topic() {
-        let started = Instant::now();
-        let restored = {
-            let common = common.clone();
-            let mut owned = processor;
-            let (restored, processor_back) = tokio::task::spawn_blocking(move || {
-                let result = restore_state(&common, &state_topic, &mut owned);
-                (result, owned)
-            })
-            .await
-            .map_err(|error| RuntimeError::Task(error.to_string()))?;
-            processor = processor_back;
-            restored?
-        };
-        metrics
-            .state_restored
-            .with_label_values(&[stage])
-            .inc_by(restored);
-        tracing::info!(
-            stage,
-            restored,
-            seconds = started.elapsed().as_secs_f64(),
-            "state restored"
-        );
-    }
 
     let mut producer_config = base_config(&common);
     producer_config
@@ -391,6 +415,7 @@ pub async fn run_stage<P: Processor>(
         metrics: metrics.clone(),
         health: Arc::clone(&health),
         assigned: AtomicBool::new(false),
+        rebalanced: AtomicBool::new(false),
     };
     let consumer: StreamConsumer<StageContext> = consumer_config.create_with_context(context)?;
     let inputs = processor.input_topics();
@@ -446,6 +471,20 @@ pub async fn run_stage<P: Processor>(
                         continue;
                     }
                 };
+                // Newly assigned partitions: finish what is in flight (its state is then all
+                // acknowledged), read back the state those partitions own, then go on.
+                if consumer.context().rebalanced.swap(false, Ordering::SeqCst) && processor.state_topic().is_some() {
+                    while let Some(done) = in_flight.next().await {
+                        finish(done)?;
+                    }
+                    let only = if processor.state_follows_input_partitions() {
+                        let assignment = consumer.assignment()?;
+                        Some(assignment.elements().iter().map(|element| element.partition()).collect())
+                    } else {
+                        None
+                    };
+                    processor = restore_processor(processor, &common, &metrics, only).await?;
+                }
                 let consumed_at = Instant::now();
                 let input = Incoming {
                     topic: message.topic(),

@@ -500,6 +500,10 @@ impl Processor for PublishStage {
     fn state_topic(&self) -> Option<String> {
         Some(self.topics.publish_state.clone())
     }
+    fn state_follows_input_partitions(&self) -> bool {
+        // Detections and saved findings are both keyed by finding id, with as many partitions.
+        true
+    }
     fn restore(&mut self, _key: &[u8], value: Option<&[u8]>) {
         let Some(value) = value else {
             return;

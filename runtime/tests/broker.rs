@@ -205,3 +205,69 @@ fn stages_killed_mid_stream_and_restarted_lose_nothing_and_add_nothing() {
         stages.iter().map(Stage::log).collect::<Vec<_>>().join("\n")
     );
 }
+
+#[test]
+fn two_instances_of_each_stage_share_the_partitions_and_find_the_same() {
+    let broker = Broker::start_in_memory("two-instances");
+    create_topics(&broker, &["vigil.audit.raw"]);
+    let mut stages = start_pipeline(&broker);
+    for stage in &stages {
+        stage.wait_ready(Duration::from_secs(60));
+    }
+    // The second instances join running groups: each group rebalances to share the partitions.
+    let second = start_pipeline(&broker);
+    for stage in &second {
+        stage.wait_ready(Duration::from_secs(90));
+    }
+    stages.extend(second);
+    produce(&broker, "vigil.audit.raw", &example_lines());
+    let expected = example_expected();
+    let found = wait_for_findings(&broker, &expected);
+    assert_eq!(
+        found,
+        expected,
+        "logs:\n{}",
+        stages.iter().map(Stage::log).collect::<Vec<_>>().join("\n")
+    );
+    // Both instances of each stage did part of the work.
+    for stage in &stages {
+        let metrics = stage.http_get("/metrics").unwrap().1;
+        let consumed: u64 = metrics
+            .lines()
+            .filter(|line| line.starts_with("vigil_records_in_total{"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        assert!(
+            consumed > 0,
+            "an instance of {} consumed nothing; log:\n{}",
+            stage.name,
+            stage.log()
+        );
+    }
+}
+
+#[test]
+fn the_pipeline_resumes_after_the_broker_is_stopped_and_started_again() {
+    let mut broker = Broker::start_persistent("broker-restart");
+    create_topics(&broker, &["vigil.audit.raw"]);
+    let stages = start_pipeline(&broker);
+    for stage in &stages {
+        stage.wait_ready(Duration::from_secs(60));
+    }
+    let lines = example_lines();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    produce(&broker, "vigil.audit.raw", first);
+    std::thread::sleep(Duration::from_millis(500));
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    broker.restart();
+    produce(&broker, "vigil.audit.raw", second);
+    let expected = example_expected();
+    let found = wait_for_findings(&broker, &expected);
+    assert_eq!(
+        found,
+        expected,
+        "logs:\n{}",
+        stages.iter().map(Stage::log).collect::<Vec<_>>().join("\n")
+    );
+}

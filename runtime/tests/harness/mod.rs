@@ -169,8 +169,13 @@ impl Stage {
             broker.address(),
             "--metrics-addr".to_owned(),
             format!("127.0.0.1:{metrics_port}"),
+            // A join takes about half the session timeout on tansu, and a member joining a running
+            // group is let in only with a rebalance timeout (max.poll.interval.ms) well above the
+            // heartbeat interval: 2 s / 3 s left the second member out for good, 6 s / 10 s works.
             "--session-timeout-ms".to_owned(),
-            "2000".to_owned(),
+            "6000".to_owned(),
+            "-X".to_owned(),
+            "max.poll.interval.ms=10000".to_owned(),
             "--partitions".to_owned(),
             "3".to_owned(),
             "--shutdown-timeout-secs".to_owned(),
