@@ -403,6 +403,9 @@ pub async fn run_stage<P: Processor>(
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // Each stage is one hop of four: librdkafka's 500 ms default wait for a fetch to fill would
+        // add up to two seconds end to end when traffic is light.
+        .set("fetch.wait.max.ms", "50")
         .set("session.timeout.ms", common.session_timeout_ms.to_string())
         .set(
             "heartbeat.interval.ms",

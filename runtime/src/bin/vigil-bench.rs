@@ -1,0 +1,464 @@
+//! `vigil-bench`: pushes generated audit events through the broker-backed pipeline and reports
+//! throughput and end-to-end latency, beside a bare consume-and-produce copy through the same broker,
+//! so the pipeline's overhead reads as a ratio. `scripts/bench-kafka.sh` starts a broker and runs it.
+//!
+//! Events are the example day's ordinary events with fresh ids; every 100th is a marker (an anonymous
+//! secret read) whose finding carries its auditID back, which times the whole path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use futures::StreamExt;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use tokio::sync::watch;
+use vigil_runtime::stages::{DetectStage, EnrichStage, IngestStage, PublishStage};
+use vigil_runtime::{CommonArgs, Health, Metrics, Topics, kafka};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Bare consume-and-produce copy of preloaded events: the broker's and client's ceiling.
+    Copy,
+    /// The four stages over preloaded events: throughput.
+    Pipeline,
+    /// The four stages over events produced at `--rate`: end-to-end latency.
+    Latency,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil-bench",
+    about = "Throughput and latency of Vigil's Kafka pipeline against a running broker."
+)]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    #[arg(long, value_enum)]
+    mode: Mode,
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Events per second to produce in latency mode.
+    #[arg(long, default_value_t = 5_000)]
+    rate: u64,
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+}
+
+const MARKER_EVERY: usize = 100;
+
+fn now_rfc3339() -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    vigil_schemas::time::format_rfc3339_millis(micros)
+}
+
+/// Event `index`: ordinary, or a marker whose auditID comes back in a finding.
+fn event(templates: &[serde_json::Value], index: usize) -> (bool, Vec<u8>) {
+    let marker = index % MARKER_EVERY == MARKER_EVERY - 1;
+    let mut event = if marker {
+        serde_json::json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "stage": "ResponseComplete",
+            "verb": "list", "requestURI": "/api/v1/namespaces/kube-system/secrets",
+            "user": {"username": "system:anonymous", "groups": ["system:unauthenticated"]},
+            "sourceIPs": [format!("198.51.100.{}", index / MARKER_EVERY % 250)], "userAgent": "bench",
+            "objectRef": {"resource": "secrets", "namespace": "kube-system"}, "responseStatus": {"code": 200},
+        })
+    } else {
+        templates
+            .get(index % templates.len().max(1))
+            .cloned()
+            .unwrap_or_default()
+    };
+    if let Some(object) = event.as_object_mut() {
+        object.insert(
+            "auditID".into(),
+            serde_json::json!(format!("bench-{index}")),
+        );
+        object.insert("stageTimestamp".into(), serde_json::json!(now_rfc3339()));
+    }
+    (marker, event.to_string().into_bytes())
+}
+
+fn templates() -> Vec<serde_json::Value> {
+    let example = include_str!("../../../examples/audit/day-of-traffic.jsonl");
+    example
+        .lines()
+        .filter(|line| {
+            line.len() < 1600 && !line.contains("\"bob\"") && !line.contains("203.0.113.66")
+        })
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+fn producer(brokers: &str) -> Result<FutureProducer, String> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "0")
+        .create()
+        .map_err(|error| error.to_string())
+}
+
+async fn produce(producer: &FutureProducer, topic: &str, payload: &[u8]) -> Result<(), String> {
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(payload);
+    loop {
+        match producer.send_result(record) {
+            Ok(_) => return Ok(()),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                returned,
+            )) => {
+                record = returned;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((error, _)) => return Err(error.to_string()),
+        }
+    }
+}
+
+fn common_args(brokers: &str, topics: Topics, partitions: i32) -> CommonArgs {
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+    let mut common = Wrapper::parse_from([
+        "bench",
+        "--brokers",
+        brokers,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ])
+    .common;
+    common.topics = topics;
+    common.partitions = partitions;
+    common.group_id = Some(format!("bench-{}", std::process::id()));
+    common
+}
+
+fn topics(prefix: &str) -> Topics {
+    let name = |suffix: &str| format!("{prefix}.{suffix}");
+    Topics {
+        audit_raw: name("audit.raw"),
+        runtime_raw: name("runtime.raw"),
+        events: name("events"),
+        enriched: name("enriched"),
+        detections: name("detections"),
+        findings: name("findings"),
+        deadletter: name("deadletter"),
+        detect_state: name("detect.state"),
+        publish_state: name("publish.state"),
+    }
+}
+
+/// Nearest-rank percentile, `per_mille` of 1000.
+fn percentile(sorted: &[f64], per_mille: usize) -> f64 {
+    let rank = sorted.len().saturating_sub(1) * per_mille.min(1000) / 1000;
+    sorted.get(rank).copied().unwrap_or(f64::NAN)
+}
+
+async fn start_pipeline(
+    common: &CommonArgs,
+) -> Result<
+    (
+        watch::Sender<bool>,
+        Arc<Health>,
+        Vec<tokio::task::JoinHandle<Result<(), kafka::RuntimeError>>>,
+    ),
+    String,
+> {
+    let metrics = Metrics::new().map_err(|error| error.to_string())?;
+    let health = Health::new();
+    let (stop, stopped) = watch::channel(false);
+    let mut stage_common = common.clone();
+    let mut tasks = Vec::new();
+    let group = |stage: &str| {
+        Some(format!(
+            "{}-{stage}",
+            common.group_id.clone().unwrap_or_default()
+        ))
+    };
+    stage_common.group_id = group("ingest");
+    tasks.push(tokio::spawn(kafka::run_stage(
+        IngestStage::new(
+            common.topics.clone(),
+            metrics.clone(),
+            vigil_ingest::Limits::default(),
+        ),
+        stage_common.clone(),
+        metrics.clone(),
+        Arc::clone(&health),
+        stopped.clone(),
+    )));
+    stage_common.group_id = group("enrich");
+    tasks.push(tokio::spawn(kafka::run_stage(
+        EnrichStage::new(
+            common.topics.clone(),
+            metrics.clone(),
+            Default::default(),
+            Default::default(),
+        ),
+        stage_common.clone(),
+        metrics.clone(),
+        Arc::clone(&health),
+        stopped.clone(),
+    )));
+    stage_common.group_id = group("detect");
+    tasks.push(tokio::spawn(kafka::run_stage(
+        DetectStage::new(
+            common.topics.clone(),
+            metrics.clone(),
+            vigil_detect::Engine::default(),
+        ),
+        stage_common.clone(),
+        metrics.clone(),
+        Arc::clone(&health),
+        stopped.clone(),
+    )));
+    stage_common.group_id = group("publish");
+    tasks.push(tokio::spawn(kafka::run_stage(
+        PublishStage::new(common.topics.clone(), metrics.clone()),
+        stage_common,
+        metrics,
+        Arc::clone(&health),
+        stopped,
+    )));
+    Ok((stop, health, tasks))
+}
+
+/// Consumes the findings topic until every marker came back; returns when each was seen.
+async fn await_markers(
+    common: &CommonArgs,
+    markers: usize,
+    timeout: Duration,
+) -> Result<HashMap<String, Instant>, String> {
+    // Assigned, not subscribed: no group join delays the first markers.
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &common.brokers)
+        .set("group.id", format!("bench-reader-{}", std::process::id()))
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .map_err(|error| error.to_string())?;
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in 0..common.partitions {
+        assignment
+            .add_partition_offset(
+                &common.topics.findings,
+                partition,
+                rdkafka::Offset::Beginning,
+            )
+            .map_err(|error| error.to_string())?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|error| error.to_string())?;
+    let mut seen = HashMap::new();
+    let deadline = Instant::now() + timeout;
+    let mut stream = consumer.stream();
+    while seen.len() < markers && Instant::now() < deadline {
+        let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_secs(1), stream.next()).await
+        else {
+            continue;
+        };
+        let Some(payload) = message.payload() else {
+            continue;
+        };
+        let Ok(finding) = serde_json::from_slice::<serde_json::Value>(payload) else {
+            continue;
+        };
+        let info = finding
+            .pointer("/service/additionalInfo/value")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|info| serde_json::from_str::<serde_json::Value>(info).ok());
+        if let Some(id) = info
+            .as_ref()
+            .and_then(|info| info.get("auditID"))
+            .and_then(serde_json::Value::as_str)
+        {
+            seen.entry(id.to_owned()).or_insert_with(Instant::now);
+        }
+    }
+    Ok(seen)
+}
+
+#[allow(clippy::print_stdout)]
+async fn run(args: Args) -> Result<(), String> {
+    let prefix = format!("bench-{}-{:?}", std::process::id(), args.mode).to_lowercase();
+    let common = common_args(&args.brokers, topics(&prefix), args.partitions);
+    let mut all_topics: Vec<kafka::TopicSpec> = [
+        &common.topics.audit_raw,
+        &common.topics.events,
+        &common.topics.findings,
+    ]
+    .into_iter()
+    .map(|name| kafka::TopicSpec {
+        name: name.clone(),
+        compacted: false,
+    })
+    .collect();
+    all_topics.push(kafka::TopicSpec {
+        name: format!("{prefix}.copy"),
+        compacted: false,
+    });
+    kafka::ensure_topics(&common, &all_topics)
+        .await
+        .map_err(|error| error.to_string())?;
+    let templates = templates();
+    let producer = producer(&args.brokers)?;
+    let markers = args.events / MARKER_EVERY;
+
+    match args.mode {
+        Mode::Copy | Mode::Pipeline => {
+            for index in 0..args.events {
+                produce(
+                    &producer,
+                    &common.topics.audit_raw,
+                    &event(&templates, index).1,
+                )
+                .await?;
+            }
+            producer
+                .flush(Duration::from_secs(120))
+                .map_err(|error| error.to_string())?;
+            if args.mode == Mode::Copy {
+                let consumer: StreamConsumer = ClientConfig::new()
+                    .set("bootstrap.servers", &args.brokers)
+                    .set("group.id", format!("{prefix}-copy"))
+                    .set("auto.offset.reset", "earliest")
+                    .set("session.timeout.ms", "6000")
+                    .set("max.poll.interval.ms", "10000")
+                    .create()
+                    .map_err(|error| error.to_string())?;
+                consumer
+                    .subscribe(&[common.topics.audit_raw.as_str()])
+                    .map_err(|error| error.to_string())?;
+                let copy_topic = format!("{prefix}.copy");
+                let mut started = None;
+                let mut stream = consumer.stream();
+                let mut copied = 0;
+                while copied < args.events {
+                    let Some(Ok(message)) = stream.next().await else {
+                        continue;
+                    };
+                    started.get_or_insert_with(Instant::now);
+                    produce(
+                        &producer,
+                        &copy_topic,
+                        message.payload().unwrap_or_default(),
+                    )
+                    .await?;
+                    copied += 1;
+                }
+                producer
+                    .flush(Duration::from_secs(120))
+                    .map_err(|error| error.to_string())?;
+                let seconds = started.map_or(0.0, |started| started.elapsed().as_secs_f64());
+                println!(
+                    "copy: {} events in {seconds:.2} s: {:.0} events/s",
+                    args.events,
+                    args.events as f64 / seconds
+                );
+            } else {
+                let (stop, health, tasks) = start_pipeline(&common).await?;
+                while !health.is_ready() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                let started = Instant::now();
+                let seen = await_markers(&common, markers, Duration::from_secs(600)).await?;
+                let seconds = seen
+                    .values()
+                    .max()
+                    .map_or(0.0, |last| last.duration_since(started).as_secs_f64());
+                println!(
+                    "pipeline: {} events in {seconds:.2} s: {:.0} events/s ({} of {markers} markers back)",
+                    args.events,
+                    args.events as f64 / seconds,
+                    seen.len()
+                );
+                let _ = stop.send(true);
+                for task in tasks {
+                    let _ = task.await;
+                }
+            }
+        }
+        Mode::Latency => {
+            let (stop, health, tasks) = start_pipeline(&common).await?;
+            while !health.is_ready() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let reader = tokio::spawn({
+                let common = common.clone();
+                async move { await_markers(&common, markers, Duration::from_secs(600)).await }
+            });
+            let mut sent_at = HashMap::new();
+            let started = Instant::now();
+            for index in 0..args.events {
+                let due = started + Duration::from_secs_f64(index as f64 / args.rate as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let (marker, payload) = event(&templates, index);
+                produce(&producer, &common.topics.audit_raw, &payload).await?;
+                if marker {
+                    sent_at.insert(format!("bench-{index}"), Instant::now());
+                }
+            }
+            let seen = reader.await.map_err(|error| error.to_string())??;
+            let mut latencies: Vec<f64> = seen
+                .iter()
+                .filter_map(|(id, at)| {
+                    sent_at
+                        .get(id)
+                        .map(|sent| at.duration_since(*sent).as_secs_f64() * 1000.0)
+                })
+                .collect();
+            latencies.sort_by(f64::total_cmp);
+            println!(
+                "latency at {} events/s: p50 {:.1} ms, p99 {:.1} ms ({} of {markers} markers back)",
+                args.rate,
+                percentile(&latencies, 500),
+                percentile(&latencies, 990),
+                latencies.len()
+            );
+            let _ = stop.send(true);
+            for task in tasks {
+                let _ = task.await;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stderr)]
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    vigil_runtime::config::init_logging(vigil_runtime::LogFormat::Text);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("vigil-bench: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("vigil-bench: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
