@@ -60,6 +60,18 @@ pub struct Inventory {
     pods: Bounded<PodKey, InventoryWorkload>,
     /// ReplicaSet → Deployment, Job → CronJob, as their create requests said.
     owners: Bounded<OwnerKey, (String, String)>,
+    /// Changes not yet checkpointed: key, and the value (`None` deletes the key).
+    changes: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Checkpoint keys: `pod|CLUSTER|NAMESPACE|NAME` and `owner|CLUSTER|NAMESPACE|KIND|NAME`. Kubernetes
+/// names never contain `|`.
+fn pod_key(key: &PodKey) -> String {
+    format!("pod|{}|{}|{}", key.0, key.1, key.2)
+}
+
+fn owner_key(key: &OwnerKey) -> String {
+    format!("owner|{}|{}|{}|{}", key.0, key.1, key.2, key.3)
 }
 
 impl Default for Inventory {
@@ -97,6 +109,7 @@ impl Inventory {
         Self {
             pods: Bounded::new(capacity),
             owners: Bounded::new(capacity),
+            changes: Vec::new(),
         }
     }
 
@@ -146,7 +159,11 @@ impl Inventory {
                 .filter(|o| o.resource.as_deref() == Some("pods"))
                 .and_then(|o| o.name.clone())
             {
-                self.pods.remove(&(cluster.to_owned(), namespace, name));
+                let key = (cluster.to_owned(), namespace, name);
+                if self.pods.get(&key).is_some() {
+                    self.changes.push((pod_key(&key), None));
+                }
+                self.pods.remove(&key);
             }
             return;
         }
@@ -180,18 +197,66 @@ impl Inventory {
                         .map(|container| container.image.clone())
                         .collect(),
                 };
-                self.pods
-                    .insert((cluster.to_owned(), namespace, name), entry);
+                let key = (cluster.to_owned(), namespace, name);
+                if let Ok(value) = serde_json::to_vec(&entry) {
+                    self.changes.push((pod_key(&key), Some(value)));
+                }
+                self.pods.insert(key, entry);
             }
             kind => {
                 if let (Some(owner_kind), Some(owner_name)) =
                     (&workload.owner_kind, &workload.owner_name)
                 {
                     let key = (cluster.to_owned(), namespace, kind.to_owned(), name);
-                    self.owners
-                        .insert(key, (owner_kind.clone(), owner_name.clone()));
+                    let owner = (owner_kind.clone(), owner_name.clone());
+                    if let Ok(value) = serde_json::to_vec(&owner) {
+                        self.changes.push((owner_key(&key), Some(value)));
+                    }
+                    self.owners.insert(key, owner);
                 }
             }
+        }
+    }
+
+    /// Changes since the last call, to checkpoint (a `None` value deletes the key).
+    pub fn drain_state(&mut self, out: &mut Vec<(String, Option<Vec<u8>>)>) {
+        out.append(&mut self.changes);
+    }
+
+    /// Puts back one checkpointed entry. Returns false for a key or value it cannot read.
+    pub fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
+        let parts: Vec<&str> = key.split('|').collect();
+        match (parts.as_slice(), value) {
+            (["pod", cluster, namespace, name], value) => {
+                let key = (
+                    (*cluster).to_owned(),
+                    (*namespace).to_owned(),
+                    (*name).to_owned(),
+                );
+                match value.map(serde_json::from_slice::<InventoryWorkload>) {
+                    Some(Ok(entry)) => self.pods.insert(key, entry),
+                    Some(Err(_)) => return false,
+                    None => self.pods.remove(&key),
+                }
+                true
+            }
+            (["owner", cluster, namespace, kind, name], Some(value)) => {
+                let key = (
+                    (*cluster).to_owned(),
+                    (*namespace).to_owned(),
+                    (*kind).to_owned(),
+                    (*name).to_owned(),
+                );
+                match serde_json::from_slice::<(String, String)>(value) {
+                    Ok(owner) => {
+                        self.owners.insert(key, owner);
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            (["owner", ..], None) => true,
+            _ => false,
         }
     }
 
@@ -337,6 +402,48 @@ mod tests {
             inventory.top_owner_of("c", &standalone),
             Some(("StatefulSet".into(), "db".into()))
         );
+    }
+
+    #[test]
+    fn a_restored_inventory_knows_what_the_checkpointed_one_knew() {
+        let mut inventory = Inventory::default();
+        inventory.learn(
+            "c",
+            &create(
+                "ReplicaSet",
+                "frontend-abc",
+                Some(("Deployment", "frontend")),
+            ),
+        );
+        inventory.learn(
+            "c",
+            &create(
+                "Pod",
+                "frontend-abc-x1",
+                Some(("ReplicaSet", "frontend-abc")),
+            ),
+        );
+        let mut state = Vec::new();
+        inventory.drain_state(&mut state);
+        assert_eq!(state.len(), 2);
+        let mut restored = Inventory::default();
+        for (key, value) in &state {
+            assert!(restored.restore(key, value.as_deref()), "{key}");
+        }
+        assert_eq!(
+            restored.target_of("c", &exec_into("frontend-abc-x1")),
+            inventory.target_of("c", &exec_into("frontend-abc-x1"))
+        );
+        assert!(!restored.restore("pod|c|shop|x", Some(b"not json")));
+        assert!(!restored.restore("unknown|key", Some(b"1")));
+        // A deleted pod is checkpointed as a tombstone.
+        let mut delete = exec_into("frontend-abc-x1");
+        delete.verb = "delete".into();
+        delete.object_ref.as_mut().unwrap().subresource = None;
+        inventory.learn("c", &delete);
+        let mut more = Vec::new();
+        inventory.drain_state(&mut more);
+        assert_eq!(more, [("pod|c|shop|frontend-abc-x1".to_owned(), None)]);
     }
 
     #[test]

@@ -36,6 +36,16 @@ impl Enricher {
         &self.intel
     }
 
+    /// Inventory changes since the last call, to checkpoint (`None` deletes the key).
+    pub fn drain_state(&mut self, out: &mut Vec<(String, Option<Vec<u8>>)>) {
+        self.inventory.drain_state(out);
+    }
+
+    /// Puts back one checkpointed inventory entry; false when it cannot be read.
+    pub fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
+        self.inventory.restore(key, value)
+    }
+
     /// Replaces the threat lists (after their files changed).
     pub fn set_intel(&mut self, intel: ThreatIntel) {
         self.intel = intel;

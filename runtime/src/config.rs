@@ -65,6 +65,13 @@ pub struct Topics {
         default_value = "vigil.deadletter"
     )]
     pub deadletter: String,
+    /// enrich's pod and workload inventory (compacted).
+    #[arg(
+        long = "topic-inventory",
+        env = "VIGIL_TOPIC_INVENTORY",
+        default_value = "vigil.inventory"
+    )]
+    pub inventory: String,
     /// detect's checkpointed state (compacted).
     #[arg(
         long = "topic-detect-state",

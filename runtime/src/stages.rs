@@ -254,6 +254,7 @@ pub struct EnrichStage {
     codec: Codec,
     topics: Topics,
     metrics: Metrics,
+    changes: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl EnrichStage {
@@ -268,6 +269,7 @@ impl EnrichStage {
             codec: codec(),
             topics,
             metrics,
+            changes: Vec::new(),
         }
     }
 }
@@ -289,7 +291,21 @@ impl Processor for EnrichStage {
                 name: self.topics.deadletter.clone(),
                 compacted: false,
             },
+            TopicSpec {
+                name: self.topics.inventory.clone(),
+                compacted: true,
+            },
         ]
+    }
+    fn state_topic(&self) -> Option<String> {
+        // The inventory is learned from every partition's events: each instance reads all of it.
+        Some(self.topics.inventory.clone())
+    }
+    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let restored = std::str::from_utf8(key).is_ok_and(|key| self.enricher.restore(key, value));
+        if !restored {
+            tracing::warn!("an inventory entry does not decode; skipped");
+        }
     }
     fn state_size(&self) -> usize {
         self.enricher.inventory().pods_known()
@@ -306,6 +322,16 @@ impl Processor for EnrichStage {
             return;
         };
         let enriched = self.enricher.enrich_audit(event);
+        self.changes.clear();
+        self.enricher.drain_state(&mut self.changes);
+        for (key, payload) in self.changes.drain(..) {
+            out.push(Outgoing {
+                topic: self.topics.inventory.clone(),
+                key: Some(key.into_bytes()),
+                payload,
+                headers: Vec::new(),
+            });
+        }
         match self.codec.encode(&enriched) {
             Ok(bytes) => out.push(Outgoing {
                 topic: self.topics.enriched.clone(),

@@ -229,8 +229,9 @@ fn two_instances_of_each_stage_share_the_partitions_and_find_the_same() {
         "logs:\n{}",
         stages.iter().map(Stage::log).collect::<Vec<_>>().join("\n")
     );
-    // Both instances of each stage did part of the work.
-    for stage in &stages {
+    // Both instances of each stage fed by a multi-partition topic did part of the work (the raw
+    // topic is one ordered partition, so one ingest instance holds it and the other stands by).
+    for stage in stages.iter().filter(|stage| stage.name != "ingest") {
         let metrics = stage.http_get("/metrics").unwrap().1;
         let consumed: u64 = metrics
             .lines()

@@ -158,6 +158,7 @@ fn topics(prefix: &str) -> Topics {
         detections: name("detections"),
         findings: name("findings"),
         deadletter: name("deadletter"),
+        inventory: name("inventory"),
         detect_state: name("detect.state"),
         publish_state: name("publish.state"),
     }
