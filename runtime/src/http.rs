@@ -10,8 +10,9 @@ use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
 
-/// What `/readyz` answers: ready once every consumer of the process has partitions assigned and
-/// its state restored, not while shutting down.
+/// What `/readyz` answers: ready once every consumer of the process has joined its group and been
+/// given its share of the partitions (an empty share too: a standby instance is ready), not while
+/// shutting down.
 #[derive(Debug, Default)]
 pub struct Health {
     consumers: AtomicUsize,

@@ -193,13 +193,21 @@ impl ConsumerContext for StageContext {
                 if matches!(rebalance, Rebalance::Assign(_)) {
                     self.rebalanced.store(true, Ordering::SeqCst);
                 }
-                let now = consumer
+                // Ready once the group has given this member its share, even an empty one: an
+                // instance beyond the partition count is a healthy standby.
+                let now = matches!(rebalance, Rebalance::Assign(_));
+                let partitions = consumer
                     .assignment()
-                    .map(|assignment| assignment.count() > 0)
-                    .unwrap_or(false);
+                    .map(|assignment| assignment.count())
+                    .unwrap_or(0);
                 let was = self.assigned.swap(now, Ordering::SeqCst);
                 self.health.set_consumer_ready(was, now);
-                tracing::info!(stage = self.stage, assigned = now, "partitions rebalanced");
+                tracing::info!(
+                    stage = self.stage,
+                    joined = now,
+                    partitions,
+                    "partitions rebalanced"
+                );
             }
             Rebalance::Error(error) => {
                 tracing::warn!(stage = self.stage, %error, "rebalance failed")

@@ -217,7 +217,7 @@ fn two_instances_of_each_stage_share_the_partitions_and_find_the_same() {
     // The second instances join running groups: each group rebalances to share the partitions.
     let second = start_pipeline(&broker);
     for stage in &second {
-        stage.wait_ready(Duration::from_secs(90));
+        stage.wait_ready(Duration::from_secs(180));
     }
     stages.extend(second);
     produce(&broker, "vigil.audit.raw", &example_lines());
