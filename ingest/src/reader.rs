@@ -183,10 +183,6 @@ fn read_line_bounded<B: BufRead>(
     }
 }
 
-fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    bytes.trim_ascii()
-}
-
 /// `2024-05-01T10:00:00.000Z {"kind":"Event",...}`: a line of an exported CloudWatch log stream.
 fn exported_log_line(text: &str) -> Option<(i64, &str)> {
     let (stamp, rest) = text.split_once(' ')?;
@@ -267,7 +263,7 @@ fn read_lines<B: BufRead>(
             }
             continue;
         }
-        let trimmed = trim_ascii(&line);
+        let trimmed = line.trim_ascii();
         if trimmed.is_empty() {
             continue;
         }

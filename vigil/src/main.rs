@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vigil_enrich::{ClusterConfig, NamedList, ThreatIntel};
+use vigil_enrich::{ClusterConfig, NamedList};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -81,18 +81,9 @@ struct ScanArgs {
     /// order given, so last month's logs then today's teach and then test. Any shape: JSON lines, JSON
     /// arrays, EventLists, CloudWatch Logs records or exports; plain or gzip.
     paths: Vec<PathBuf>,
-    /// Cluster metadata (TOML: name, account_id, region, arn, vpc_id, tags).
-    #[arg(long, value_name = "FILE")]
-    cluster_config: Option<PathBuf>,
-    /// A threat list: one IP or CIDR a line (`#` comments). Repeatable; each list is named after its file.
-    #[arg(long, value_name = "FILE")]
-    threat_list: Vec<PathBuf>,
-    /// Tor exit addresses: plain addresses or the Tor Project's `exit-addresses` format.
-    #[arg(long, value_name = "FILE")]
-    tor_exits: Option<PathBuf>,
-    /// Trusted IPs and CIDRs: no IP-based finding is raised for them. Repeatable.
-    #[arg(long, value_name = "FILE")]
-    trusted_ips: Vec<PathBuf>,
+    /// The same cluster and threat-list files the Kafka stages take.
+    #[command(flatten)]
+    intel: vigil_runtime::IntelArgs,
     /// Write findings to FILE instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -120,26 +111,11 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         scan::expand_paths(&args.paths)?
     };
-    let clusters = match &args.cluster_config {
-        Some(path) => ClusterConfig::parse(
-            &std::fs::read_to_string(path)
-                .map_err(|error| format!("{}: {error}", path.display()))?,
-        )
-        .map_err(|error| format!("{}: {error}", path.display()))?,
-        None if embedded => ClusterConfig::parse(examples::CLUSTER_CONFIG)?,
-        None => ClusterConfig::default(),
-    };
-    let mut intel = ThreatIntel::default();
-    for path in &args.threat_list {
-        intel.threat_lists.push(scan::load_list(path)?);
-    }
-    if let Some(path) = &args.tor_exits {
-        intel.tor_exits = Some(scan::load_list(path)?);
-    }
-    for path in &args.trusted_ips {
-        intel.trusted.push(scan::load_list(path)?);
-    }
+    let (mut clusters, mut intel) = vigil_runtime::stages::load_intel(&args.intel)?;
     if embedded {
+        if args.intel.cluster_config.is_none() {
+            clusters = ClusterConfig::parse(examples::CLUSTER_CONFIG)?;
+        }
         if intel.threat_lists.is_empty() {
             intel
                 .threat_lists

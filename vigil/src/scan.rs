@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use vigil_detect::Engine;
-use vigil_enrich::{ClusterConfig, Enricher, Inventory, NamedList, ThreatIntel};
+use vigil_enrich::{ClusterConfig, Enricher, Inventory, ThreatIntel};
 use vigil_ingest::{IngestStats, Ingested, Ingestor, Rejection};
 use vigil_publish::{Aggregator, to_guardduty_json};
 use vigil_schemas::{AuditEvent, Detection, EnrichedEvent};
@@ -104,19 +104,6 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<Source>, ScanError> {
         }
     }
     Ok(sources)
-}
-
-/// Reads a threat list file into a named list (named after the file), failing with the path.
-pub fn load_list(path: &Path) -> Result<NamedList, ScanError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScanError::Open {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let name = path
-        .file_stem()
-        .and_then(|stem| stem.to_str())
-        .unwrap_or("threat-list");
-    Ok(NamedList::parse(name, &text))
 }
 
 /// The outcome of a scan, for the summary and for tests.
