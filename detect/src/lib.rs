@@ -3,10 +3,12 @@
 //! tests and the benchmarks.
 
 pub mod context;
+pub mod declarative;
 pub mod rules;
 
 use std::collections::BTreeMap;
 
+pub use declarative::{Rule, RuleError};
 use vigil_schemas::{Detection, EnrichedEvent};
 
 /// One detector: looks at each event and pushes zero or more detections.
@@ -30,13 +32,30 @@ pub struct StateEntry {
     pub value: Vec<u8>,
 }
 
-/// Settings of the built-in detectors.
+/// A rule file's name (for error messages) and text.
+#[derive(Debug, Clone)]
+pub struct RuleSource {
+    pub name: String,
+    pub text: String,
+}
+
+/// Settings of the built-in detectors, and the user's rules and switches.
 #[derive(Debug, Clone)]
 pub struct DetectConfig {
     /// Image prefixes whose privileged containers and host mounts are expected.
     pub trusted_system_images: Vec<String>,
     /// Host paths that are sensitive to mount, at and below.
     pub sensitive_host_paths: Vec<String>,
+    /// Image prefixes expected in system namespaces, beyond the trusted system images.
+    pub system_namespace_images: Vec<String>,
+    /// Distinct denied calls within the window that make a burst.
+    pub denied_burst_threshold: usize,
+    pub denied_burst_window_secs: i64,
+    /// Detectors and rules switched on (those shipped off) or off, by name.
+    pub enable: Vec<String>,
+    pub disable: Vec<String>,
+    /// The user's declarative rule files.
+    pub rule_files: Vec<RuleSource>,
 }
 
 impl Default for DetectConfig {
@@ -44,8 +63,218 @@ impl Default for DetectConfig {
         Self {
             trusted_system_images: rules::default_trusted_system_images(),
             sensitive_host_paths: rules::default_sensitive_host_paths(),
+            system_namespace_images: rules::default_system_namespace_images(),
+            denied_burst_threshold: 10,
+            denied_burst_window_secs: 600,
+            enable: Vec::new(),
+            disable: Vec::new(),
+            rule_files: Vec::new(),
         }
     }
+}
+
+/// Why a detector set could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error(
+        "{0:?} in the rules' enable/disable lists names no detector or rule (`vigil rules list` names them)"
+    )]
+    UnknownName(String),
+    #[error("{0:?} is both enabled and disabled")]
+    Contradiction(String),
+    #[error("rule id {id:?} at {origin} is already taken by a built-in detector or rule")]
+    Duplicate { id: String, origin: String },
+}
+
+/// One detector or rule as `vigil rules list` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorInfo {
+    pub name: &'static str,
+    /// Where it comes from: `rust`, or the rule file and line.
+    pub origin: String,
+    pub enabled: bool,
+    /// The finding type (a `<Purpose>` prefix for types that follow the call's threat purpose).
+    pub finding_type: String,
+    pub severity: String,
+}
+
+/// Rust detectors: name, finding type(s), severity, on by default.
+const RUST_DETECTORS: [(&str, &str, &str); 14] = [
+    (
+        "successful_anonymous_access",
+        "<Purpose>:Kubernetes/SuccessfulAnonymousAccess",
+        "High (Discovery: Medium)",
+    ),
+    (
+        "anonymous_access_granted",
+        "Policy:Kubernetes/AnonymousAccessGranted",
+        "High",
+    ),
+    (
+        "exec_in_kube_system_pod",
+        "Execution:Kubernetes/ExecInKubeSystemPod",
+        "Medium",
+    ),
+    (
+        "admin_access_to_default_service_account",
+        "Policy:Kubernetes/AdminAccessToDefaultServiceAccount",
+        "High",
+    ),
+    (
+        "exposed_dashboard",
+        "Policy:Kubernetes/ExposedDashboard, Policy:Kubernetes/KubeflowDashboardExposed",
+        "Medium",
+    ),
+    (
+        "tor_ip_caller",
+        "<Purpose>:Kubernetes/TorIPCaller",
+        "High (Discovery, Persistence: Medium)",
+    ),
+    (
+        "malicious_ip_caller",
+        "<Purpose>:Kubernetes/MaliciousIPCaller",
+        "High (Discovery, Persistence: Medium)",
+    ),
+    (
+        "malicious_ip_caller_custom",
+        "<Purpose>:Kubernetes/MaliciousIPCaller.Custom",
+        "High (Discovery, Persistence: Medium)",
+    ),
+    (
+        "privileged_container",
+        "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+        "Medium",
+    ),
+    (
+        "container_with_sensitive_mount",
+        "Persistence:Kubernetes/ContainerWithSensitiveMount",
+        "Medium",
+    ),
+    (
+        "host_namespace_container",
+        "PrivilegeEscalation:Kubernetes/HostNamespaceContainer",
+        "Medium",
+    ),
+    (
+        "container_with_dangerous_capabilities",
+        "PrivilegeEscalation:Kubernetes/ContainerWithDangerousCapabilities",
+        "Medium",
+    ),
+    (
+        "workload_in_system_namespace",
+        "Persistence:Kubernetes/WorkloadInSystemNamespace",
+        "Medium",
+    ),
+    (
+        "denied_requests_burst",
+        "Discovery:Kubernetes/DeniedRequestsBurst",
+        "Medium",
+    ),
+];
+
+fn rust_detector(name: &str, config: &DetectConfig) -> Option<Box<dyn Detector>> {
+    let trusted = || config.trusted_system_images.clone();
+    Some(match name {
+        "successful_anonymous_access" => Box::new(rules::SuccessfulAnonymousAccess),
+        "anonymous_access_granted" => Box::new(rules::AnonymousAccessGranted),
+        "exec_in_kube_system_pod" => Box::new(rules::ExecInKubeSystemPod),
+        "admin_access_to_default_service_account" => {
+            Box::new(rules::AdminAccessToDefaultServiceAccount)
+        }
+        "exposed_dashboard" => Box::new(rules::ExposedDashboard),
+        "tor_ip_caller" => Box::new(rules::TorIpCaller),
+        "malicious_ip_caller" => Box::new(rules::MaliciousIpCaller::curated()),
+        "malicious_ip_caller_custom" => Box::new(rules::MaliciousIpCaller::custom()),
+        "privileged_container" => Box::new(rules::PrivilegedContainer::new(trusted())),
+        "container_with_sensitive_mount" => Box::new(rules::ContainerWithSensitiveMount::new(
+            trusted(),
+            config.sensitive_host_paths.clone(),
+        )),
+        "host_namespace_container" => Box::new(rules::HostNamespaceContainer::new(trusted())),
+        "container_with_dangerous_capabilities" => {
+            Box::new(rules::ContainerWithDangerousCapabilities::new(trusted()))
+        }
+        "workload_in_system_namespace" => Box::new(rules::WorkloadInSystemNamespace::new(
+            trusted(),
+            config.system_namespace_images.clone(),
+        )),
+        "denied_requests_burst" => Box::new(rules::DeniedRequestsBurst::new(
+            config.denied_burst_threshold,
+            config.denied_burst_window_secs,
+            50_000,
+        )),
+        _ => return None,
+    })
+}
+
+fn severity_word(severity: f64) -> String {
+    let word = match severity {
+        s if s >= 9.0 => "Critical",
+        s if s >= 7.0 => "High",
+        s if s >= 4.0 => "Medium",
+        _ => "Low",
+    };
+    format!("{word} ({severity})")
+}
+
+/// Every detector and rule the configuration names, in order, and whether it is on.
+fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, BuildError> {
+    let mut all: Vec<(DetectorInfo, Option<Rule>)> = RUST_DETECTORS
+        .iter()
+        .map(|(name, finding_type, severity)| {
+            (
+                DetectorInfo {
+                    name,
+                    origin: "rust".into(),
+                    enabled: true,
+                    finding_type: (*finding_type).into(),
+                    severity: (*severity).into(),
+                },
+                None,
+            )
+        })
+        .collect();
+    let builtin =
+        declarative::parse_rules(declarative::BUILTIN_RULES_NAME, declarative::BUILTIN_RULES)?;
+    let mut custom = Vec::new();
+    for source in &config.rule_files {
+        custom.extend(declarative::parse_rules(&source.name, &source.text)?);
+    }
+    for rule in builtin.into_iter().chain(custom) {
+        if all.iter().any(|(info, _)| info.name == rule.id) {
+            return Err(BuildError::Duplicate {
+                id: rule.id.to_owned(),
+                origin: rule.origin,
+            });
+        }
+        all.push((
+            DetectorInfo {
+                name: rule.id,
+                origin: rule.origin.clone(),
+                enabled: rule.enabled,
+                finding_type: rule.finding_type.clone(),
+                severity: severity_word(rule.severity),
+            },
+            Some(rule),
+        ));
+    }
+    for name in &config.enable {
+        if config.disable.contains(name) {
+            return Err(BuildError::Contradiction(name.clone()));
+        }
+    }
+    for (names, on) in [(&config.enable, true), (&config.disable, false)] {
+        for name in names {
+            let (info, _) = all
+                .iter_mut()
+                .find(|(info, _)| info.name == name.as_str())
+                .ok_or_else(|| BuildError::UnknownName(name.clone()))?;
+            info.enabled = on;
+        }
+    }
+    Ok(all)
 }
 
 /// Runs every detector over every event and counts what fired.
@@ -57,8 +286,11 @@ pub struct Engine {
 }
 
 impl Default for Engine {
+    /// The built-in detectors and rules with their default settings.
+    #[allow(clippy::expect_used)]
     fn default() -> Self {
-        Self::with_builtin_rules(&DetectConfig::default())
+        // The built-in rule file is compiled in and loaded by a unit test: it cannot fail here.
+        Self::build(&DetectConfig::default()).expect("built-in rules load")
     }
 }
 
@@ -71,23 +303,29 @@ impl Engine {
         }
     }
 
-    pub fn with_builtin_rules(config: &DetectConfig) -> Self {
-        Self::new(vec![
-            Box::new(rules::SuccessfulAnonymousAccess),
-            Box::new(rules::AnonymousAccessGranted),
-            Box::new(rules::ExecInKubeSystemPod),
-            Box::new(rules::AdminAccessToDefaultServiceAccount),
-            Box::new(rules::ExposedDashboard),
-            Box::new(rules::TorIpCaller),
-            Box::new(rules::MaliciousIpCallerCustom),
-            Box::new(rules::PrivilegedContainer::new(
-                config.trusted_system_images.clone(),
-            )),
-            Box::new(rules::ContainerWithSensitiveMount::new(
-                config.trusted_system_images.clone(),
-                config.sensitive_host_paths.clone(),
-            )),
-        ])
+    /// The enabled built-in detectors and rules, then the user's rules.
+    pub fn build(config: &DetectConfig) -> Result<Self, BuildError> {
+        let mut detectors: Vec<Box<dyn Detector>> = Vec::new();
+        for (info, rule) in resolve(config)? {
+            if !info.enabled {
+                continue;
+            }
+            match rule {
+                Some(rule) => detectors.push(Box::new(rule)),
+                None => detectors.extend(rust_detector(info.name, config)),
+            }
+        }
+        Ok(Self::new(detectors))
+    }
+
+    /// Every detector and rule, enabled or not, as the configuration leaves them.
+    pub fn catalogue(config: &DetectConfig) -> Result<Vec<DetectorInfo>, BuildError> {
+        Ok(resolve(config)?.into_iter().map(|(info, _)| info).collect())
+    }
+
+    /// Keeps only the detectors `keep` accepts: tests and `vigil rules test` look at a few at a time.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.detectors.retain(|detector| keep(detector.name()));
     }
 
     pub fn detector_names(&self) -> Vec<&'static str> {

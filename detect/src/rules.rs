@@ -390,16 +390,36 @@ impl Detector for TorIpCaller {
     }
 }
 
-/// **`<Purpose>:Kubernetes/MaliciousIPCaller.Custom`** — High (Discovery, Persistence: Medium).
-/// Trigger: an authenticated request from an address on one of the user's threat lists (anonymous
-/// callers surface as SuccessfulAnonymousAccess). Trusted addresses never fire.
+/// **`<Purpose>:Kubernetes/MaliciousIPCaller`** and **`<Purpose>:Kubernetes/MaliciousIPCaller.Custom`**
+/// — High (Discovery, Persistence: Medium).
+/// Trigger: an authenticated request from an address on a threat list (anonymous callers surface as
+/// SuccessfulAnonymousAccess). `MaliciousIPCaller` comes from the curated feeds the operator
+/// subscribes to (GuardDuty's own feeds are not public; Vigil takes any list in the formats it reads,
+/// marked `curated`), `.Custom` from the user's own threat lists. Trusted addresses never fire.
 /// Key: principal, source IP.
-#[derive(Debug, Default)]
-pub struct MaliciousIpCallerCustom;
+#[derive(Debug)]
+pub struct MaliciousIpCaller {
+    curated: bool,
+}
 
-impl Detector for MaliciousIpCallerCustom {
+impl MaliciousIpCaller {
+    /// `MaliciousIPCaller`, from curated feeds.
+    pub const fn curated() -> Self {
+        Self { curated: true }
+    }
+    /// `MaliciousIPCaller.Custom`, from the user's threat lists.
+    pub const fn custom() -> Self {
+        Self { curated: false }
+    }
+}
+
+impl Detector for MaliciousIpCaller {
     fn name(&self) -> &'static str {
-        "malicious_ip_caller_custom"
+        if self.curated {
+            "malicious_ip_caller"
+        } else {
+            "malicious_ip_caller_custom"
+        }
     }
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         let Some(event) = enriched.audit.as_ref() else {
@@ -408,21 +428,34 @@ impl Detector for MaliciousIpCallerCustom {
         let Some(ip) = enriched.source_ip.as_ref() else {
             return;
         };
-        if ip.threat_matches.is_empty() || ip.trusted || is_anonymous(event) {
+        if ip.trusted || is_anonymous(event) {
+            return;
+        }
+        let matches: Vec<_> = ip
+            .threat_matches
+            .iter()
+            .filter(|found| found.curated == self.curated)
+            .cloned()
+            .collect();
+        if matches.is_empty() {
             return;
         }
         let purpose = ThreatPurpose::of(event);
-        let lists: Vec<&str> = ip
-            .threat_matches
+        let lists: Vec<&str> = matches
             .iter()
             .map(|found| found.list_name.as_str())
             .collect();
+        let (suffix, kind) = if self.curated {
+            ("", "threat intelligence feed")
+        } else {
+            (".Custom", "custom threat list")
+        };
         let mut found = detection(
             enriched,
             event,
             self.name(),
             Verdict {
-                finding_type: format!("{}:Kubernetes/MaliciousIPCaller.Custom", purpose.name()),
+                finding_type: format!("{}:Kubernetes/MaliciousIPCaller{suffix}", purpose.name()),
                 severity: purpose_severity(purpose),
                 title: format!(
                     "Kubernetes API called from {}, on threat list {}.",
@@ -430,7 +463,7 @@ impl Detector for MaliciousIpCallerCustom {
                     lists.join(", ")
                 ),
                 description: format!(
-                    "{} called {} {} in cluster {} from {}, which is on the custom threat list {}.",
+                    "{} called {} {} in cluster {} from {}, which is on the {kind} {}.",
                     event.user.username,
                     event.verb,
                     event.request_uri,
@@ -441,7 +474,7 @@ impl Detector for MaliciousIpCallerCustom {
                 aggregation_key: vec![event.user.username.clone(), ip.ip.clone()],
             },
         );
-        found.threat_intel = ip.threat_matches.clone();
+        found.threat_intel = matches;
         out.push(found);
     }
 }
@@ -774,6 +807,493 @@ impl Detector for ContainerWithSensitiveMount {
             detector,
             found,
         ));
+    }
+}
+
+/// Linux capabilities that break a container's isolation: mounting filesystems and most of the
+/// kernel's administration (SYS_ADMIN), reading other processes' memory (SYS_PTRACE), loading kernel
+/// modules (SYS_MODULE), reading any file (DAC_READ_SEARCH), reconfiguring the node's network
+/// (NET_ADMIN), raw device and memory access (SYS_RAWIO), eBPF (BPF, PERFMON), or all of them (ALL).
+pub const DANGEROUS_CAPABILITIES: [&str; 9] = [
+    "SYS_ADMIN",
+    "SYS_PTRACE",
+    "SYS_MODULE",
+    "DAC_READ_SEARCH",
+    "NET_ADMIN",
+    "SYS_RAWIO",
+    "BPF",
+    "PERFMON",
+    "ALL",
+];
+
+fn dangerous_capability(capability: &str) -> bool {
+    let upper = capability.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    DANGEROUS_CAPABILITIES.contains(&bare)
+}
+
+/// **`PrivilegeEscalation:Kubernetes/HostNamespaceContainer`** — Medium (Vigil type).
+/// Trigger: a pod or pod template created or changed that shares its node's network, process or IPC
+/// namespace (`hostNetwork`, `hostPID`, `hostIPC`), unless every container's image is a trusted
+/// system image. Controller-created pods of a reported workload are attributed to it.
+/// Key: principal, top-level workload.
+#[derive(Debug)]
+pub struct HostNamespaceContainer {
+    trusted_images: Vec<String>,
+    reported: ReportedWorkloads,
+}
+
+impl HostNamespaceContainer {
+    pub fn new(trusted_images: Vec<String>) -> Self {
+        Self {
+            trusted_images,
+            reported: ReportedWorkloads::new(100_000),
+        }
+    }
+}
+
+impl Detector for HostNamespaceContainer {
+    fn name(&self) -> &'static str {
+        "host_namespace_container"
+    }
+    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
+        self.reported.drain(out);
+    }
+    fn restore(&mut self, key: &str, value: &[u8]) {
+        self.reported.restore(key, value);
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(workload) = enriched
+            .audit
+            .as_ref()
+            .and_then(|event| event.workload.as_ref())
+        else {
+            return;
+        };
+        let shared: Vec<&str> = [
+            (workload.host_network, "network"),
+            (workload.host_pid, "process (PID)"),
+            (workload.host_ipc, "IPC"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, what)| *what)
+        .collect();
+        let all_trusted = !workload.containers.is_empty()
+            && workload
+                .containers
+                .iter()
+                .all(|container| image_trusted(&container.image, &self.trusted_images));
+        if shared.is_empty() || all_trusted {
+            return;
+        }
+        let images: Vec<&str> = workload
+            .containers
+            .iter()
+            .map(|container| container.image.as_str())
+            .collect();
+        let found = WorkloadFinding {
+            finding_type: "PrivilegeEscalation:Kubernetes/HostNamespaceContainer",
+            headline: "Pod sharing its node's namespaces launched",
+            details: format!(
+                "sharing the node's {} namespace (images {})",
+                shared.join(", "),
+                images.join(", ")
+            ),
+            risk: "Such a pod sees the node's network traffic, processes or shared memory.",
+        };
+        let detector = self.name();
+        out.extend(report_workload(
+            enriched,
+            &mut self.reported,
+            detector,
+            found,
+        ));
+    }
+}
+
+/// **`PrivilegeEscalation:Kubernetes/ContainerWithDangerousCapabilities`** — Medium (Vigil type).
+/// Trigger: a pod or pod template created or changed with a container that adds one of the
+/// [`DANGEROUS_CAPABILITIES`], unless its image is a trusted system image. Privileged containers are
+/// PrivilegedContainer's. Controller-created pods of a reported workload are attributed to it.
+/// Key: principal, top-level workload.
+#[derive(Debug)]
+pub struct ContainerWithDangerousCapabilities {
+    trusted_images: Vec<String>,
+    reported: ReportedWorkloads,
+}
+
+impl ContainerWithDangerousCapabilities {
+    pub fn new(trusted_images: Vec<String>) -> Self {
+        Self {
+            trusted_images,
+            reported: ReportedWorkloads::new(100_000),
+        }
+    }
+}
+
+impl Detector for ContainerWithDangerousCapabilities {
+    fn name(&self) -> &'static str {
+        "container_with_dangerous_capabilities"
+    }
+    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
+        self.reported.drain(out);
+    }
+    fn restore(&mut self, key: &str, value: &[u8]) {
+        self.reported.restore(key, value);
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(workload) = enriched
+            .audit
+            .as_ref()
+            .and_then(|event| event.workload.as_ref())
+        else {
+            return;
+        };
+        let containers: Vec<String> = workload
+            .containers
+            .iter()
+            .filter(|container| {
+                !container.privileged && !image_trusted(&container.image, &self.trusted_images)
+            })
+            .filter_map(|container| {
+                let dangerous: Vec<&str> = container
+                    .capabilities_added
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|capability| dangerous_capability(capability))
+                    .collect();
+                (!dangerous.is_empty()).then(|| {
+                    format!(
+                        "{} ({}) adding {}",
+                        container.name,
+                        container.image,
+                        dangerous.join(", ")
+                    )
+                })
+            })
+            .collect();
+        if containers.is_empty() {
+            return;
+        }
+        let found = WorkloadFinding {
+            finding_type: "PrivilegeEscalation:Kubernetes/ContainerWithDangerousCapabilities",
+            headline: "Container with dangerous capabilities launched",
+            details: format!("with container(s) {}", containers.join("; ")),
+            risk: "These capabilities are enough to break out of the container onto its node.",
+        };
+        let detector = self.name();
+        out.extend(report_workload(
+            enriched,
+            &mut self.reported,
+            detector,
+            found,
+        ));
+    }
+}
+
+/// Namespaces that belong to the cluster itself.
+pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
+/// Images expected in system namespaces beyond the trusted system images: the Kubernetes project's
+/// registry (CoreDNS, metrics-server, cluster-autoscaler) and the EKS and Karpenter repositories.
+pub fn default_system_namespace_images() -> Vec<String> {
+    [
+        "registry.k8s.io/",
+        "public.ecr.aws/eks/",
+        "public.ecr.aws/eks-distro/",
+        "public.ecr.aws/karpenter/",
+        "public.ecr.aws/aws-observability/",
+    ]
+    .iter()
+    .map(|prefix| (*prefix).to_owned())
+    .collect()
+}
+
+/// **`Persistence:Kubernetes/WorkloadInSystemNamespace`** — Medium (Vigil type).
+/// Trigger: a pod or pod template created in `kube-system`, `kube-public` or `kube-node-lease` with
+/// a container image that is neither a trusted system image nor an expected system-namespace image
+/// ([`default_system_namespace_images`]): a workload hiding among the cluster's own. Controller-created
+/// pods of a reported workload are attributed to it.
+/// Key: principal, top-level workload.
+#[derive(Debug)]
+pub struct WorkloadInSystemNamespace {
+    expected_images: Vec<String>,
+    reported: ReportedWorkloads,
+}
+
+impl WorkloadInSystemNamespace {
+    pub fn new(trusted_images: Vec<String>, system_namespace_images: Vec<String>) -> Self {
+        let mut expected_images = trusted_images;
+        expected_images.extend(system_namespace_images);
+        Self {
+            expected_images,
+            reported: ReportedWorkloads::new(100_000),
+        }
+    }
+}
+
+impl Detector for WorkloadInSystemNamespace {
+    fn name(&self) -> &'static str {
+        "workload_in_system_namespace"
+    }
+    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
+        self.reported.drain(out);
+    }
+    fn restore(&mut self, key: &str, value: &[u8]) {
+        self.reported.restore(key, value);
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        let Some(workload) = event.workload.as_ref() else {
+            return;
+        };
+        let namespace = workload
+            .namespace
+            .as_deref()
+            .or_else(|| event.object_ref.as_ref()?.namespace.as_deref())
+            .unwrap_or_default();
+        if event.verb != "create" || !SYSTEM_NAMESPACES.contains(&namespace) {
+            return;
+        }
+        let unexpected: Vec<&str> = workload
+            .containers
+            .iter()
+            .map(|container| container.image.as_str())
+            .filter(|image| !image_trusted(image, &self.expected_images))
+            .collect();
+        if unexpected.is_empty() {
+            return;
+        }
+        let found = WorkloadFinding {
+            finding_type: "Persistence:Kubernetes/WorkloadInSystemNamespace",
+            headline: "Workload launched in a system namespace",
+            details: format!(
+                "in system namespace {namespace} with image(s) {}",
+                unexpected.join(", ")
+            ),
+            risk: "System namespaces hold the cluster's own components; a workload there blends in and often runs with their privileges.",
+        };
+        let detector = self.name();
+        out.extend(report_workload(
+            enriched,
+            &mut self.reported,
+            detector,
+            found,
+        ));
+    }
+}
+
+/// The principal a request acts as: the impersonated user when there is one.
+fn effective_user(event: &AuditEvent) -> &vigil_schemas::UserInfo {
+    event.impersonated_user.as_ref().unwrap_or(&event.user)
+}
+
+/// A principal's denied requests in the current window.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct DeniedWindow {
+    start_micros: i64,
+    fired: bool,
+    /// Hashes of the distinct (verb, resource, namespace) denied.
+    distinct: Vec<u64>,
+}
+
+impl DeniedWindow {
+    fn encode(&self) -> Vec<u8> {
+        let hashes: Vec<String> = self.distinct.iter().map(u64::to_string).collect();
+        format!(
+            "{}|{}|{}",
+            self.start_micros,
+            u8::from(self.fired),
+            hashes.join(",")
+        )
+        .into_bytes()
+    }
+
+    fn decode(value: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(value).ok()?;
+        let mut parts = text.splitn(3, '|');
+        let start_micros = parts.next()?.parse().ok()?;
+        let fired = parts.next()? == "1";
+        let distinct = parts
+            .next()?
+            .split(',')
+            .filter(|part| !part.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        Some(Self {
+            start_micros,
+            fired,
+            distinct,
+        })
+    }
+}
+
+/// **`Discovery:Kubernetes/DeniedRequestsBurst`** — Medium (Vigil type).
+/// Trigger: one principal (the impersonated user when there is one) refused (403) on at least
+/// `threshold` distinct (verb, resource, namespace) combinations within `window` of event time: a
+/// stolen credential being tried against what it might reach. A misconfigured client retrying one
+/// forbidden call repeats one combination and never fires. Anonymous callers (internet scanners)
+/// and the control plane are left out. Fires once per window.
+/// Key: principal.
+#[derive(Debug)]
+pub struct DeniedRequestsBurst {
+    threshold: usize,
+    window_micros: i64,
+    capacity: usize,
+    windows: std::collections::HashMap<String, DeniedWindow>,
+    changes: Vec<StateEntry>,
+}
+
+impl DeniedRequestsBurst {
+    /// `threshold` distinct denied calls within `window_secs`; at most `capacity` principals tracked.
+    pub fn new(threshold: usize, window_secs: i64, capacity: usize) -> Self {
+        Self {
+            threshold: threshold.max(2),
+            window_micros: window_secs.max(1).saturating_mul(1_000_000),
+            capacity: capacity.max(1),
+            windows: std::collections::HashMap::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    fn evict_expired(&mut self, now_micros: i64) {
+        let window = self.window_micros;
+        let expired: Vec<String> = self
+            .windows
+            .iter()
+            .filter(|(_, state)| now_micros.saturating_sub(state.start_micros) > window)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in expired {
+            self.windows.remove(&key);
+            self.changes.push(StateEntry {
+                key,
+                value: Vec::new(),
+            });
+        }
+    }
+}
+
+impl Default for DeniedRequestsBurst {
+    fn default() -> Self {
+        Self::new(10, 600, 50_000)
+    }
+}
+
+fn combination_hash(event: &AuditEvent) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // Stable across processes and versions (checkpointed): FNV-1a over the parts.
+    struct Fnv(u64);
+    impl Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for byte in bytes {
+                self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
+    let object = event.object_ref.as_ref();
+    event.verb.hash(&mut hasher);
+    resource_of(event).hash(&mut hasher);
+    object
+        .and_then(|object| object.namespace.as_deref())
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+impl Detector for DeniedRequestsBurst {
+    fn name(&self) -> &'static str {
+        "denied_requests_burst"
+    }
+    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
+        out.append(&mut self.changes);
+    }
+    fn restore(&mut self, key: &str, value: &[u8]) {
+        match DeniedWindow::decode(value) {
+            Some(window) if !value.is_empty() => {
+                self.windows.insert(key.to_owned(), window);
+            }
+            _ => {
+                self.windows.remove(key);
+            }
+        }
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        if event.status_code != Some(403) || is_anonymous(event) {
+            return;
+        }
+        let user = effective_user(event);
+        let acting = AuditEvent {
+            user: user.clone(),
+            ..AuditEvent::default()
+        };
+        if crate::declarative::is_system_principal(&acting) {
+            return;
+        }
+        let key = format!("{}|{}", enriched.cluster.name, user.username);
+        let now = event.event_time_micros;
+        if !self.windows.contains_key(&key) && self.windows.len() >= self.capacity {
+            self.evict_expired(now);
+            if self.windows.len() >= self.capacity {
+                return;
+            }
+        }
+        let window_micros = self.window_micros;
+        let state = self.windows.entry(key.clone()).or_default();
+        if state.distinct.is_empty() || now.saturating_sub(state.start_micros) > window_micros {
+            *state = DeniedWindow {
+                start_micros: now,
+                ..DeniedWindow::default()
+            };
+        }
+        let combination = combination_hash(event);
+        if state.distinct.contains(&combination) {
+            return;
+        }
+        state.distinct.push(combination);
+        let crossed = !state.fired && state.distinct.len() >= self.threshold;
+        if crossed {
+            state.fired = true;
+            // The distinct set is no longer needed once the window has fired.
+            state.distinct.truncate(self.threshold);
+        }
+        self.changes.push(StateEntry {
+            key,
+            value: state.encode(),
+        });
+        if !crossed {
+            return;
+        }
+        let verdict = Verdict {
+            finding_type: "Discovery:Kubernetes/DeniedRequestsBurst".into(),
+            severity: severity::MEDIUM,
+            title: format!(
+                "{} was refused {} different API calls in a short time.",
+                user.username, self.threshold
+            ),
+            description: format!(
+                "{} was refused (403) on {} different combinations of verb, resource and namespace within {} minutes in cluster {}, the latest {} {}. Someone is trying out what a credential can reach.",
+                user.username,
+                self.threshold,
+                self.window_micros / 60_000_000,
+                enriched.cluster.name,
+                event.verb,
+                event.request_uri
+            ),
+            aggregation_key: vec![user.username.clone()],
+        };
+        out.push(detection(enriched, event, self.name(), verdict));
     }
 }
 

@@ -1,6 +1,7 @@
-//! IP classification and threat intelligence: custom threat lists (plain text IPs and CIDRs), the Tor
-//! exit list (plain addresses or the Tor Project's `exit-addresses` format) and trusted lists that
-//! silence IP-based findings. Parsing takes text, so lists can be tested without files.
+//! IP classification and threat intelligence: threat lists (plain text IPs and CIDRs, STIX 2.1 bundles,
+//! AlienVault OTX CSV), curated feeds, the Tor exit list (plain addresses or the Tor Project's
+//! `exit-addresses` format) and trusted lists that silence IP-based findings. Parsing takes text, so
+//! lists can be tested (and fuzzed) without files.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -94,22 +95,136 @@ impl IpSet {
     }
 }
 
+/// The formats a list file can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListFormat {
+    /// Sniffed from the content: STIX when it is a JSON object, OTX when the first line is OTX's CSV
+    /// header, plain text otherwise (which also reads Tor's `exit-addresses`).
+    #[default]
+    Auto,
+    /// One IP or CIDR a line, `#` comments; Tor's `exit-addresses` lines are read too.
+    Plain,
+    /// A STIX 2.1 bundle: `indicator` objects whose pattern compares `ipv4-addr:value` or
+    /// `ipv6-addr:value`, and `ipv4-addr`/`ipv6-addr` observables. Revoked indicators are skipped.
+    Stix,
+    /// AlienVault OTX's CSV export (`Indicator type,Indicator,Description`): its IPv4, IPv6 and CIDR rows.
+    OtxCsv,
+}
+
 /// A parsed list with what GuardDuty shows of it: its name and the SHA-256 of the file.
 #[derive(Debug, Clone)]
 pub struct NamedList {
     pub name: String,
     pub sha256: String,
     pub set: IpSet,
-    /// Lines that were neither blank, comments nor addresses, with their line numbers.
+    /// Entries that were neither blank, comments nor addresses, with their line numbers (STIX: the
+    /// object's position in the bundle).
     pub bad_lines: Vec<(usize, String)>,
+    /// Indicators of kinds an IP list does not hold (domains, URLs, hashes), skipped.
+    pub skipped: usize,
+    /// A curated feed (raises `MaliciousIPCaller`) rather than a custom list (`.Custom`).
+    pub curated: bool,
+}
+
+fn sniff(text: &str) -> ListFormat {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        return ListFormat::Stix;
+    }
+    let first = trimmed.lines().next().unwrap_or_default();
+    if first
+        .to_ascii_lowercase()
+        .replace('"', "")
+        .starts_with("indicator type,")
+    {
+        ListFormat::OtxCsv
+    } else {
+        ListFormat::Plain
+    }
+}
+
+/// Splits one CSV line, honouring double quotes (`""` inside quotes is a quote).
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (other, _) => field.push(other),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// The values a STIX pattern compares IP observables with: `[ipv4-addr:value = '198.51.100.7' OR
+/// ipv6-addr:value = '2001:db8::/32']`.
+fn stix_pattern_addresses(pattern: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    for kind in ["ipv4-addr:value", "ipv6-addr:value"] {
+        let mut rest = pattern;
+        while let Some(index) = rest.find(kind) {
+            rest = rest.get(index + kind.len()..).unwrap_or_default();
+            let after = rest.trim_start();
+            let Some(after) = after.strip_prefix('=') else {
+                continue;
+            };
+            let Some(after) = after.trim_start().strip_prefix('\'') else {
+                continue;
+            };
+            if let Some(end) = after.find('\'') {
+                found.push(after.get(..end).unwrap_or_default());
+            }
+        }
+    }
+    found
 }
 
 impl NamedList {
-    /// Plain text: one IP or CIDR a line, `#` comments, blank lines ignored. Tor's `exit-addresses`
-    /// format is read too: only its `ExitAddress IP DATE` lines carry addresses.
+    /// Reads a list in the format its content shows ([`ListFormat::Auto`]).
     pub fn parse(name: &str, text: &str) -> Self {
-        let mut set = IpSet::default();
-        let mut bad_lines = Vec::new();
+        Self::parse_as(name, text, ListFormat::Auto)
+    }
+
+    pub fn parse_as(name: &str, text: &str, format: ListFormat) -> Self {
+        let format = match format {
+            ListFormat::Auto => sniff(text),
+            other => other,
+        };
+        let mut list = Self {
+            name: name.to_owned(),
+            sha256: Sha256::digest(text.as_bytes())
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect(),
+            set: IpSet::default(),
+            bad_lines: Vec::new(),
+            skipped: 0,
+            curated: false,
+        };
+        match format {
+            ListFormat::Stix => list.read_stix(text),
+            ListFormat::OtxCsv => list.read_otx(text),
+            ListFormat::Plain | ListFormat::Auto => list.read_plain(text),
+        }
+        list
+    }
+
+    /// Marks the list a curated feed.
+    pub fn curated(mut self, curated: bool) -> Self {
+        self.curated = curated;
+        self
+    }
+
+    fn read_plain(&mut self, text: &str) {
         for (index, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or_default().trim();
             if line.is_empty() {
@@ -123,16 +238,104 @@ impl NamedList {
                 _ => line.split([',', ' ', '\t']).next().unwrap_or_default(),
             };
             let entry = entry.split(',').next().unwrap_or_default();
-            if !set.insert(entry) {
-                bad_lines.push((index + 1, line.chars().take(80).collect()));
+            if !self.set.insert(entry) {
+                self.bad_lines
+                    .push((index + 1, line.chars().take(80).collect()));
             }
         }
-        let digest = Sha256::digest(text.as_bytes());
-        Self {
-            name: name.to_owned(),
-            sha256: digest.iter().map(|byte| format!("{byte:02x}")).collect(),
-            set,
-            bad_lines,
+    }
+
+    fn read_otx(&mut self, text: &str) {
+        let mut lines = text.lines().enumerate();
+        let Some((_, header)) = lines.next() else {
+            return;
+        };
+        let header: Vec<String> = csv_fields(header)
+            .iter()
+            .map(|field| field.trim().to_ascii_lowercase())
+            .collect();
+        let column = |name: &str| header.iter().position(|field| field == name);
+        let (Some(kind_column), Some(value_column)) =
+            (column("indicator type"), column("indicator"))
+        else {
+            self.bad_lines
+                .push((1, "no `Indicator type` and `Indicator` columns".into()));
+            return;
+        };
+        for (index, line) in lines {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let fields = csv_fields(line);
+            let kind = fields.get(kind_column).map(|kind| kind.trim());
+            let value = fields.get(value_column).map_or("", |value| value.trim());
+            match kind {
+                Some("IPv4" | "IPv6" | "CIDR") => {
+                    if !self.set.insert(value) {
+                        self.bad_lines
+                            .push((index + 1, line.chars().take(80).collect()));
+                    }
+                }
+                Some(_) => self.skipped += 1,
+                None => self
+                    .bad_lines
+                    .push((index + 1, line.chars().take(80).collect())),
+            }
+        }
+    }
+
+    fn read_stix(&mut self, text: &str) {
+        let bundle: serde_json::Value = match serde_json::from_str(text) {
+            Ok(bundle) => bundle,
+            Err(error) => {
+                self.bad_lines
+                    .push((error.line(), format!("not a STIX JSON bundle: {error}")));
+                return;
+            }
+        };
+        let objects = match bundle.get("objects").and_then(|objects| objects.as_array()) {
+            Some(objects) => objects.as_slice(),
+            // A single indicator rather than a bundle.
+            None => std::slice::from_ref(&bundle),
+        };
+        for (index, object) in objects.iter().enumerate() {
+            let kind = object.get("type").and_then(|kind| kind.as_str());
+            let revoked = object.get("revoked").and_then(|revoked| revoked.as_bool()) == Some(true);
+            let addresses: Vec<&str> = match kind {
+                Some("indicator") if !revoked => {
+                    let stix_pattern = object
+                        .get("pattern_type")
+                        .and_then(|kind| kind.as_str())
+                        .is_none_or(|kind| kind == "stix");
+                    let pattern = object
+                        .get("pattern")
+                        .and_then(|pattern| pattern.as_str())
+                        .filter(|_| stix_pattern);
+                    match pattern {
+                        Some(pattern) => stix_pattern_addresses(pattern),
+                        None => {
+                            self.skipped += 1;
+                            continue;
+                        }
+                    }
+                }
+                Some("ipv4-addr" | "ipv6-addr") => object
+                    .get("value")
+                    .and_then(|value| value.as_str())
+                    .into_iter()
+                    .collect(),
+                _ => continue,
+            };
+            if addresses.is_empty() {
+                // An indicator of a domain, URL or file hash: not for an IP list.
+                self.skipped += 1;
+            }
+            for address in addresses {
+                if !self.set.insert(address) {
+                    self.bad_lines
+                        .push((index + 1, address.chars().take(80).collect()));
+                }
+            }
         }
     }
 }
@@ -196,6 +399,7 @@ impl ThreatIntel {
                         list_name: list.name.clone(),
                         entry,
                         file_sha256: list.sha256.clone(),
+                        curated: list.curated,
                     })
                 })
                 .collect()
@@ -235,6 +439,61 @@ mod tests {
         assert!(list.set.contains("2001:db8::1".parse().unwrap()));
         assert!(!list.set.contains("203.0.113.8".parse().unwrap()));
         assert_eq!(list.sha256.len(), 64);
+    }
+
+    #[test]
+    fn stix_bundles_give_their_ip_indicators() {
+        let bundle = r#"{"type": "bundle", "id": "bundle--1", "objects": [
+            {"type": "indicator", "spec_version": "2.1", "id": "indicator--a", "pattern_type": "stix",
+             "pattern": "[ipv4-addr:value = '198.51.100.7' OR ipv4-addr:value = '203.0.113.0/24']"},
+            {"type": "indicator", "id": "indicator--b", "pattern": "[ipv6-addr:value = '2001:db8::/32']"},
+            {"type": "indicator", "id": "indicator--c", "revoked": true, "pattern": "[ipv4-addr:value = '192.0.2.1']"},
+            {"type": "indicator", "id": "indicator--d", "pattern": "[domain-name:value = 'evil.example']"},
+            {"type": "indicator", "id": "indicator--e", "pattern_type": "sigma", "pattern": "title: x"},
+            {"type": "ipv4-addr", "id": "ipv4-addr--f", "value": "192.0.2.99"},
+            {"type": "indicator", "id": "indicator--g", "pattern": "[ipv4-addr:value = 'not-an-ip']"},
+            {"type": "malware", "id": "malware--h", "name": "x"}
+        ]}"#;
+        let list = NamedList::parse("stix", bundle);
+        assert!(list.set.contains("198.51.100.7".parse().unwrap()));
+        assert!(list.set.contains("203.0.113.200".parse().unwrap()));
+        assert!(list.set.contains("2001:db8::5".parse().unwrap()));
+        assert!(list.set.contains("192.0.2.99".parse().unwrap()));
+        assert!(!list.set.contains("192.0.2.1".parse().unwrap()), "revoked");
+        assert_eq!(list.set.len(), 4);
+        assert_eq!(list.skipped, 2, "the domain and the sigma indicator");
+        assert_eq!(list.bad_lines, [(7, "not-an-ip".to_owned())]);
+
+        let broken = NamedList::parse_as("stix", "{ not json", ListFormat::Stix);
+        assert!(broken.set.is_empty());
+        assert_eq!(broken.bad_lines.len(), 1);
+    }
+
+    #[test]
+    fn otx_csv_gives_its_ip_rows() {
+        let csv = "Indicator type,Indicator,Description\nIPv4,198.51.100.7,\"scanner, seen twice\"\ndomain,evil.example,c2\nCIDR,203.0.113.0/24,\nIPv6,2001:db8::1,x\nIPv4,999.1.1.1,typo\n";
+        let list = NamedList::parse("otx", csv);
+        assert!(list.set.contains("198.51.100.7".parse().unwrap()));
+        assert!(list.set.contains("203.0.113.9".parse().unwrap()));
+        assert!(list.set.contains("2001:db8::1".parse().unwrap()));
+        assert_eq!(list.set.len(), 3);
+        assert_eq!(list.skipped, 1);
+        assert_eq!(list.bad_lines.len(), 1);
+        assert_eq!(csv_fields("a,\"b,c\",\"d\"\"e\""), ["a", "b,c", "d\"e"]);
+    }
+
+    #[test]
+    fn curated_lists_mark_their_matches() {
+        let intel = ThreatIntel {
+            threat_lists: vec![
+                NamedList::parse("feed", "198.51.100.7\n").curated(true),
+                NamedList::parse("mine", "198.51.100.7\n"),
+            ],
+            ..ThreatIntel::default()
+        };
+        let found = intel.classify("198.51.100.7").unwrap();
+        let curated: Vec<bool> = found.threat_matches.iter().map(|m| m.curated).collect();
+        assert_eq!(curated, [true, false]);
     }
 
     #[test]

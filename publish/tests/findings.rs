@@ -145,6 +145,7 @@ fn the_json_has_guardduty_shape() {
         list_name: "bad".into(),
         entry: "203.0.113.64/28".into(),
         file_sha256: "ff".into(),
+        curated: false,
     }];
     let json = to_guardduty_json(aggregator.add(with_workload).1);
     assert!(has_no_nulls(&json), "{json}");

@@ -279,6 +279,9 @@ pub struct ThreatMatch {
     pub entry: String,
     /// SHA-256 of the list file, as GuardDuty's `threatFileSha256`.
     pub file_sha256: String,
+    /// From a curated feed (raises `MaliciousIPCaller`) rather than a custom list (`.Custom`).
+    #[serde(default)]
+    pub curated: bool,
 }
 
 /// What enrich knows of the caller's address.

@@ -99,6 +99,7 @@ fn detection_of(event: &AuditEvent, severity: f64) -> Detection {
             list_name: "l".into(),
             entry: "1.2.3.4".into(),
             file_sha256: "00".into(),
+            curated: false,
         }],
         ..Detection::default()
     }
