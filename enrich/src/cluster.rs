@@ -47,6 +47,12 @@ impl ClusterConfig {
     pub fn parse(text: &str) -> Result<Self, ClusterConfigError> {
         let config: Self =
             toml::from_str(text).map_err(|error| ClusterConfigError(error.to_string()))?;
+        config.validated()
+    }
+
+    /// Checks that the default cluster is among the clusters.
+    pub fn validated(self) -> Result<Self, ClusterConfigError> {
+        let config = self;
         if let Some(default) = &config.default_cluster
             && !config
                 .clusters

@@ -7,7 +7,7 @@ pub mod intel;
 pub mod inventory;
 
 pub use cluster::{ClusterConfig, ClusterConfigError};
-pub use intel::{IpSet, NamedList, ThreatIntel};
+pub use intel::{IpSet, ListFormat, NamedList, ThreatIntel};
 pub use inventory::Inventory;
 use vigil_schemas::{AuditEvent, EnrichedEvent};
 

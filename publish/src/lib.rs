@@ -4,6 +4,8 @@
 //! `eventLastSeen` grow; its details are those of the latest occurrence, as GuardDuty's are.
 //! Aggregation runs on event time: `createdAt`/`updatedAt` are the first and latest occurrence.
 
+pub mod suppress;
+
 use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
@@ -38,10 +40,12 @@ pub fn finding_id(detection: &Detection) -> String {
 /// How many event ids of recent occurrences a finding remembers to recognise redeliveries.
 pub const RECENT_EVENT_IDS: usize = 256;
 
-/// The findings kept so far, by id.
+/// The findings kept so far, by id, and the suppression rules that archive some of them.
 #[derive(Debug, Default)]
 pub struct Aggregator {
     findings: HashMap<String, Finding>,
+    suppression: suppress::Suppression,
+    suppressed: u64,
 }
 
 /// What adding a detection did.
@@ -56,6 +60,19 @@ pub enum Added {
 }
 
 impl Aggregator {
+    /// An aggregator whose findings are archived when a suppression rule matches them.
+    pub fn with_suppression(suppression: suppress::Suppression) -> Self {
+        Self {
+            suppression,
+            ..Self::default()
+        }
+    }
+
+    /// Findings archived by a suppression rule so far (each counted once, when it was archived).
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed
+    }
+
     /// Puts back a finding from saved state (a restart).
     pub fn restore(&mut self, finding: Finding) {
         self.findings.insert(finding.id.clone(), finding);
@@ -100,6 +117,17 @@ impl Aggregator {
             finding.event_last_seen_micros = time;
             finding.updated_at_micros = time;
             finding.detection = detection;
+        }
+        // A suppressed finding stays archived through its updates, as in GuardDuty.
+        if !finding.archived
+            && !self.suppression.is_empty()
+            && self
+                .suppression
+                .matching(&to_guardduty_json(finding))
+                .is_some()
+        {
+            finding.archived = true;
+            self.suppressed += 1;
         }
         (added, finding)
     }

@@ -247,3 +247,107 @@ fn a_redelivered_detection_is_not_counted_twice() {
         3
     );
 }
+
+// ---- suppression
+
+fn suppression(toml_text: &str) -> Result<vigil_publish::suppress::Suppression, String> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        suppression: Vec<vigil_publish::suppress::SuppressionRule>,
+    }
+    let file: File = toml::from_str(toml_text).map_err(|error| error.to_string())?;
+    vigil_publish::suppress::Suppression::new(file.suppression)
+}
+
+const BOB_FROM_ONE_ADDRESS: &str = r#"
+[[suppression]]
+name = "bob-from-vpn"
+[suppression.criterion]
+"resource.kubernetesDetails.kubernetesUserDetails.username" = { Eq = ["bob"] }
+"service.action.kubernetesApiCallAction.remoteIpDetails.ipAddressV4" = { matches = ["1.1.1.*"] }
+"severity" = { gte = 4 }
+"#;
+
+#[test]
+fn a_matching_finding_is_archived_counted_once_and_stays_archived() {
+    let mut aggregator = Aggregator::with_suppression(suppression(BOB_FROM_ONE_ADDRESS).unwrap());
+    let (_, finding) = aggregator.add(detection("bob", "kube-system/p", 1_000_000, "1.1.1.1"));
+    assert!(finding.archived);
+    assert_eq!(to_guardduty_json(finding)["service"]["archived"], true);
+    // A later occurrence from elsewhere no longer matches, but the finding stays archived.
+    let (_, finding) = aggregator.add(detection("bob", "kube-system/p", 2_000_000, "9.9.9.9"));
+    assert!(finding.archived);
+    assert_eq!(finding.count, 2, "suppressed findings still count");
+    assert_eq!(aggregator.suppressed(), 1);
+}
+
+#[test]
+fn a_finding_that_one_criterion_misses_is_not_archived() {
+    let mut aggregator = Aggregator::with_suppression(suppression(BOB_FROM_ONE_ADDRESS).unwrap());
+    assert!(
+        !aggregator
+            .add(detection("alice", "kube-system/p", 1, "1.1.1.1"))
+            .1
+            .archived
+    );
+    assert!(
+        !aggregator
+            .add(detection("bob", "kube-system/q", 2, "2.1.1.1"))
+            .1
+            .archived
+    );
+    let mut low = detection("bob", "kube-system/r", 3, "1.1.1.1");
+    low.severity = 2.0;
+    assert!(!aggregator.add(low).1.archived);
+    assert_eq!(aggregator.suppressed(), 0);
+}
+
+#[test]
+fn negative_operators_and_lists_follow_guardduty() {
+    let rules = suppression(
+        r#"
+[[suppression]]
+name = "not-bob-not-kube-system"
+[suppression.criterion]
+"resource.kubernetesDetails.kubernetesUserDetails.username" = { neq = ["bob"] }
+"service.action.kubernetesApiCallAction.requestUri" = { not_matches = ["*kube-system*"] }
+"service.action.kubernetesApiCallAction.sourceIPs" = { eq = ["3.3.3.3"] }
+"#,
+    )
+    .unwrap();
+    let mut aggregator = Aggregator::with_suppression(rules);
+    let mut elsewhere = detection("carol", "shop/p", 1, "3.3.3.3");
+    if let Some(call) = elsewhere.api_call.as_mut() {
+        call.request_uri = "/api/v1/namespaces/shop/pods/p/exec".into();
+    }
+    assert!(aggregator.add(elsewhere.clone()).1.archived);
+    let mut bobs = elsewhere.clone();
+    bobs.user = detection("bob", "", 0, "").user;
+    bobs.aggregation_key = vec!["bob".into()];
+    assert!(!aggregator.add(bobs).1.archived);
+    let mut system = elsewhere;
+    system.aggregation_key = vec!["carol".into(), "kube-system/p".into()];
+    system.api_call = detection("carol", "", 0, "3.3.3.3").api_call;
+    assert!(!aggregator.add(system).1.archived);
+}
+
+#[test]
+fn rules_that_could_not_have_been_meant_are_refused() {
+    let empty = suppression("[[suppression]]\nname = \"all\"\n[suppression.criterion]\n");
+    assert!(empty.unwrap_err().contains("no criterion"));
+    let outside = suppression(
+        "[[suppression]]\nname = \"x\"\n[suppression.criterion]\n\"username\" = { eq = [\"bob\"] }\n",
+    );
+    assert!(outside.unwrap_err().contains("not a finding attribute"));
+    let no_operator =
+        suppression("[[suppression]]\nname = \"x\"\n[suppression.criterion]\n\"type\" = {}\n");
+    assert!(no_operator.unwrap_err().contains("no operator"));
+    let unknown_operator = suppression(
+        "[[suppression]]\nname = \"x\"\n[suppression.criterion]\n\"type\" = { like = [\"a\"] }\n",
+    );
+    assert!(unknown_operator.unwrap_err().contains("like"));
+    let twice = suppression(
+        "[[suppression]]\nname = \"x\"\n[suppression.criterion]\n\"type\" = { eq = [\"a\"] }\n[[suppression]]\nname = \"x\"\n[suppression.criterion]\n\"type\" = { eq = [\"b\"] }\n",
+    );
+    assert!(twice.unwrap_err().contains("twice"));
+}

@@ -2,7 +2,6 @@
 //! librdkafka settings passed through with `-X key=value` (TLS, SASL, MSK IAM...).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -130,23 +129,6 @@ impl CommonArgs {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
     }
-}
-
-/// Threat intelligence and cluster files, as `vigil scan` takes them.
-#[derive(Debug, Clone, Default, Args)]
-pub struct IntelArgs {
-    /// Cluster metadata (TOML: name, account_id, region, arn, vpc_id, tags).
-    #[arg(long, env = "VIGIL_CLUSTER_CONFIG", value_name = "FILE")]
-    pub cluster_config: Option<PathBuf>,
-    /// A threat list: one IP or CIDR a line. Repeatable.
-    #[arg(long, value_name = "FILE")]
-    pub threat_list: Vec<PathBuf>,
-    /// Tor exit addresses: plain addresses or the `exit-addresses` format.
-    #[arg(long, env = "VIGIL_TOR_EXITS", value_name = "FILE")]
-    pub tor_exits: Option<PathBuf>,
-    /// Trusted IPs and CIDRs: no IP-based finding is raised for them. Repeatable.
-    #[arg(long, value_name = "FILE")]
-    pub trusted_ips: Vec<PathBuf>,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod settings;
 pub mod stages;
 
 use std::sync::Arc;
@@ -14,10 +15,11 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{CommonArgs, IntelArgs, LogFormat, Topics};
+pub use config::{CommonArgs, LogFormat, Topics};
 pub use http::Health;
 pub use kafka::{Incoming, Outgoing, Processor, RuntimeError, TopicSpec, run_stage};
 pub use metrics::Metrics;
+pub use settings::{Settings, SettingsArgs};
 
 /// One process's stages, its HTTP endpoints and its shutdown.
 pub struct Service {

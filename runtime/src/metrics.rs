@@ -28,6 +28,8 @@ pub struct Metrics {
     pub state_restored: IntCounterVec,
     pub findings: IntCounterVec,
     pub findings_suppressed: IntCounterVec,
+    pub threat_list_entries: IntGaugeVec,
+    pub threat_list_reloads: IntCounterVec,
     pub ready: IntGauge,
 }
 
@@ -156,8 +158,20 @@ impl Metrics {
             findings_suppressed: counter(
                 &registry,
                 "vigil_findings_archived_total",
-                "Finding occurrences archived by suppression rules",
+                "Findings archived by suppression rules",
                 &["type"],
+            )?,
+            threat_list_entries: gauge(
+                &registry,
+                "vigil_threat_list_entries",
+                "Addresses and CIDR blocks in each loaded threat, curated, Tor exit or trusted list",
+                &["list", "role"],
+            )?,
+            threat_list_reloads: counter(
+                &registry,
+                "vigil_threat_list_reloads_total",
+                "Reloads of changed list files, by result (ok, error)",
+                &["result"],
             )?,
             ready,
             registry,

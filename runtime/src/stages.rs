@@ -3,14 +3,16 @@
 use std::collections::BTreeSet;
 
 use vigil_detect::{Engine, StateEntry};
-use vigil_enrich::{ClusterConfig, Enricher, Inventory, NamedList, ThreatIntel};
+use vigil_enrich::{Enricher, Inventory, ThreatIntel};
 use vigil_ingest::{IngestStats, Ingested, Ingestor, Limits};
+use vigil_publish::suppress::Suppression;
 use vigil_publish::{Added, Aggregator, finding_id, to_guardduty_json};
 use vigil_schemas::{AuditEvent, Codec, CodecError, Detection, EnrichedEvent, Finding, Record};
 
-use crate::config::{IntelArgs, Topics};
+use crate::config::Topics;
 use crate::kafka::{Incoming, Outgoing, Processor, TopicSpec, dead_letter};
 use crate::metrics::{Metrics, severity_label};
+use crate::settings::{ListSource, ListWatcher, Settings, SettingsArgs};
 
 fn codec() -> Codec {
     // The schemas are compiled in and tested; failing to parse them is a build defect, not input.
@@ -214,43 +216,41 @@ impl Processor for IngestStage {
     }
 }
 
-/// Loads the threat lists and cluster configuration named on the command line.
-pub fn load_intel(args: &IntelArgs) -> Result<(ClusterConfig, ThreatIntel), String> {
-    let read = |path: &std::path::Path| {
-        std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))
-    };
-    let list = |path: &std::path::Path| -> Result<NamedList, String> {
-        let name = path
-            .file_stem()
-            .and_then(|stem| stem.to_str())
-            .unwrap_or("list");
-        Ok(NamedList::parse(name, &read(path)?))
-    };
-    let clusters = match &args.cluster_config {
-        Some(path) => ClusterConfig::parse(&read(path)?)
-            .map_err(|error| format!("{}: {error}", path.display()))?,
-        None => ClusterConfig::default(),
-    };
-    let mut intel = ThreatIntel::default();
-    for path in &args.threat_list {
-        intel.threat_lists.push(list(path)?);
+/// Reads the settings and the lists they name, and tells the operator, once, what they should know
+/// (no threat list, lines that are not addresses).
+pub fn load_settings(args: &SettingsArgs) -> Result<(Settings, ThreatIntel), String> {
+    let settings = Settings::load(args)?;
+    let mut notes = settings.notes.clone();
+    let intel = settings.threat_intel(&mut notes)?;
+    for note in notes {
+        tracing::warn!("{note}");
     }
-    if let Some(path) = &args.tor_exits {
-        intel.tor_exits = Some(list(path)?);
+    Ok((settings, intel))
+}
+
+fn record_lists(metrics: &Metrics, sources: &[ListSource], intel: &ThreatIntel) {
+    let lists = intel
+        .threat_lists
+        .iter()
+        .chain(&intel.tor_exits)
+        .chain(&intel.trusted);
+    for list in lists {
+        let role = sources
+            .iter()
+            .find(|source| source.name == list.name)
+            .map_or("threat", |source| source.role.label());
+        metrics
+            .threat_list_entries
+            .with_label_values(&[list.name.as_str(), role])
+            .set(i64::try_from(list.set.len()).unwrap_or(i64::MAX));
     }
-    for path in &args.trusted_ips {
-        intel.trusted.push(list(path)?);
-    }
-    if intel.threat_lists.is_empty() && intel.tor_exits.is_none() {
-        tracing::info!("no threat list and no Tor exit list given: IP-based findings stay silent");
-    }
-    Ok((clusters, intel))
 }
 
 /// enrich: `AuditEvent` → `EnrichedEvent`, same key.
 #[derive(Debug)]
 pub struct EnrichStage {
     enricher: Enricher,
+    lists: ListWatcher,
     codec: Codec,
     topics: Topics,
     metrics: Metrics,
@@ -258,14 +258,11 @@ pub struct EnrichStage {
 }
 
 impl EnrichStage {
-    pub fn new(
-        topics: Topics,
-        metrics: Metrics,
-        clusters: ClusterConfig,
-        intel: ThreatIntel,
-    ) -> Self {
+    pub fn new(topics: Topics, metrics: Metrics, settings: &Settings, intel: ThreatIntel) -> Self {
+        record_lists(&metrics, &settings.lists, &intel);
         Self {
-            enricher: Enricher::new(clusters, intel, Inventory::default()),
+            enricher: Enricher::new(settings.clusters.clone(), intel, Inventory::default()),
+            lists: ListWatcher::new(settings.lists.clone(), settings.reload_every),
             codec: codec(),
             topics,
             metrics,
@@ -311,6 +308,7 @@ impl Processor for EnrichStage {
         self.enricher.inventory().pods_known()
     }
     fn process(&mut self, input: &Incoming<'_>, out: &mut Vec<Outgoing>) {
+        self.reload_lists();
         let Some(event) = decode::<AuditEvent>(
             &self.codec,
             "enrich",
@@ -351,6 +349,34 @@ impl Processor for EnrichStage {
                     "invalid_record",
                     &error.to_string(),
                 ));
+            }
+        }
+    }
+}
+
+impl EnrichStage {
+    /// Swaps in the lists when their files changed (checked at most once per reload interval).
+    fn reload_lists(&mut self) {
+        match self.lists.poll() {
+            None => {}
+            Some(Ok((intel, notes))) => {
+                for note in notes {
+                    tracing::warn!("{note}");
+                }
+                record_lists(&self.metrics, self.lists.sources(), &intel);
+                tracing::info!("threat lists changed on disk: reloaded");
+                self.metrics
+                    .threat_list_reloads
+                    .with_label_values(&["ok"])
+                    .inc();
+                self.enricher.set_intel(intel);
+            }
+            Some(Err(error)) => {
+                tracing::error!(%error, "a changed threat list does not read; the previous lists stay in use");
+                self.metrics
+                    .threat_list_reloads
+                    .with_label_values(&["error"])
+                    .inc();
             }
         }
     }
@@ -490,9 +516,9 @@ pub struct PublishStage {
 }
 
 impl PublishStage {
-    pub fn new(topics: Topics, metrics: Metrics) -> Self {
+    pub fn new(topics: Topics, metrics: Metrics, suppression: Suppression) -> Self {
         Self {
-            aggregator: Aggregator::default(),
+            aggregator: Aggregator::with_suppression(suppression),
             codec: codec(),
             topics,
             metrics,
@@ -553,7 +579,18 @@ impl Processor for PublishStage {
         ) else {
             return;
         };
+        let was_archived = !self.aggregator.is_empty()
+            && self
+                .aggregator
+                .get(&finding_id(&detection))
+                .is_some_and(|finding| finding.archived);
         let (added, finding) = self.aggregator.add(detection);
+        if finding.archived && !was_archived {
+            self.metrics
+                .findings_suppressed
+                .with_label_values(&[finding.detection.finding_type.as_str()])
+                .inc();
+        }
         if added != Added::Repeated {
             let severity = severity_label(finding.detection.severity);
             self.metrics

@@ -21,9 +21,9 @@ fn start_pipeline(broker: &Broker) -> Vec<Stage> {
 fn start_pipeline_with(broker: &Broker, ingest_args: &[String]) -> Vec<Stage> {
     vec![
         Stage::start("ingest", broker, ingest_args),
-        Stage::start("enrich", broker, &enrich_intel_args()),
-        Stage::start("detect", broker, &[]),
-        Stage::start("publish", broker, &[]),
+        Stage::start("enrich", broker, &settings_args()),
+        Stage::start("detect", broker, &settings_args()),
+        Stage::start("publish", broker, &settings_args()),
     ]
 }
 

@@ -7,6 +7,25 @@ pub const AUDIT: [(&str, &[u8]); 1] = [(
     include_bytes!("../../examples/audit/day-of-traffic.jsonl"),
 )];
 
-pub const CLUSTER_CONFIG: &str = include_str!("../../examples/cluster.toml");
-pub const THREAT_LIST: &str = include_str!("../../examples/intel/threat-list.txt");
-pub const TOR_EXITS: &str = include_str!("../../examples/intel/tor-exit-addresses.txt");
+/// The example settings, and the files they name, by the path they have in the repository.
+pub const SETTINGS_NAME: &str = "examples/vigil.toml";
+pub const SETTINGS: &str = include_str!("../../examples/vigil.toml");
+const FILES: [(&str, &str); 2] = [
+    (
+        "examples/intel/threat-list.txt",
+        include_str!("../../examples/intel/threat-list.txt"),
+    ),
+    (
+        "examples/intel/tor-exit-addresses.txt",
+        include_str!("../../examples/intel/tor-exit-addresses.txt"),
+    ),
+];
+
+/// Reads a file the example settings name from the compiled-in copy.
+pub fn read(path: &std::path::Path) -> Result<String, String> {
+    FILES
+        .iter()
+        .find(|(name, _)| std::path::Path::new(name) == path)
+        .map(|(_, text)| (*text).to_owned())
+        .ok_or_else(|| format!("{}: not part of the bundled example", path.display()))
+}

@@ -1,6 +1,7 @@
 //! The `vigil` command.
 
 mod examples;
+mod rules_test;
 mod scan;
 
 // Events are allocated on the ingest thread and freed on the publish thread; glibc's allocator spends
@@ -8,11 +9,13 @@ mod scan;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vigil_enrich::{ClusterConfig, NamedList};
+use vigil_detect::Engine;
+use vigil_runtime::Settings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,12 +32,61 @@ struct Cli {
 enum Command {
     /// Run the whole pipeline (ingest, enrich, detect, publish) in this process over files, without a
     /// broker. Findings go to stdout as GuardDuty finding JSON, one per line; a summary goes to stderr.
-    /// With no PATH, scans the bundled example: a day of ordinary cluster traffic with an attack in it.
+    /// With no PATH, scans the bundled example: a day of ordinary cluster traffic with an attack in it,
+    /// with the example settings (examples/vigil.toml) unless --config is given.
     Scan(ScanArgs),
     /// Run all four stages as Kafka services in this process, for small installs: the same stages as
     /// the vigil-ingest, vigil-enrich, vigil-detect and vigil-publish binaries, each in a consumer
     /// group of its own (`<group>-<stage>`), one /metrics endpoint for all.
     Run(Box<RunArgs>),
+    /// Inspect, check and try detection rules.
+    ///
+    /// Rules are TOML: `[[rule]]` tables with `id`, `type` (ThreatPurpose:Kubernetes/Name),
+    /// `severity` (Low, Medium, High, Critical or 1.0-10.0), `title` and `description` (with `{field}`
+    /// placeholders), optional `key` (aggregation key fields; default user.username and object),
+    /// `enabled`, `doc`, and conditions: `when` (all must hold), `any` (one must), `unless` (none may).
+    /// A condition is `{ field = "...", <op> = value }` with op one of eq, neq, in, not_in, prefix,
+    /// suffix, contains, matches (regex), exists, gt, lt. Fields: `vigil rules fields`. The built-in
+    /// rules are written the same way (detect/rules/builtin.toml).
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Every detector and rule with its finding type, severity, origin and whether it is on, as the
+    /// settings leave them.
+    List {
+        #[command(flatten)]
+        settings: vigil_runtime::SettingsArgs,
+    },
+    /// The fields rules can test.
+    Fields,
+    /// Loads rule files and reports the first mistake of each with its file and line.
+    Check {
+        /// Rule files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Runs rule files over example events and shows what each rule finds: for each detection, the
+    /// event's line, the rule and the finding's title. Exits 1 if a rule named by --expect-fire found
+    /// nothing or one named by --expect-quiet found something.
+    Test {
+        /// Rule files to test.
+        #[arg(long = "rules", required = true, value_name = "FILE")]
+        rule_files: Vec<PathBuf>,
+        /// Audit events (any shape vigil scan reads).
+        #[arg(required = true)]
+        events: Vec<PathBuf>,
+        /// A rule that must fire at least once on these events. Repeatable.
+        #[arg(long, value_name = "RULE")]
+        expect_fire: Vec<String>,
+        /// A rule that must not fire on these events. Repeatable.
+        #[arg(long, value_name = "RULE")]
+        expect_quiet: Vec<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,16 +94,19 @@ struct RunArgs {
     #[command(flatten)]
     common: vigil_runtime::CommonArgs,
     #[command(flatten)]
-    intel: vigil_runtime::IntelArgs,
+    settings: vigil_runtime::SettingsArgs,
     /// Largest event or line ingest accepts; a Kafka message may be up to four times this.
     #[arg(long, env = "VIGIL_MAX_EVENT_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_event_bytes: usize,
 }
 
 fn run(args: &RunArgs) -> ExitCode {
-    use vigil_runtime::stages::{DetectStage, EnrichStage, IngestStage, PublishStage, load_intel};
+    use vigil_runtime::stages::{
+        DetectStage, EnrichStage, IngestStage, PublishStage, load_settings,
+    };
     vigil_runtime::service_main(&args.common, true, |service| {
-        let (clusters, intel) = load_intel(&args.intel)?;
+        let (settings, intel) = load_settings(&args.settings)?;
+        let engine = Engine::build(&settings.detect).map_err(|error| error.to_string())?;
         let topics = args.common.topics.clone();
         let metrics = service.metrics().clone();
         let limits = vigil_ingest::Limits {
@@ -62,15 +117,11 @@ fn run(args: &RunArgs) -> ExitCode {
         service.spawn(EnrichStage::new(
             topics.clone(),
             metrics.clone(),
-            clusters,
+            &settings,
             intel,
         ));
-        service.spawn(DetectStage::new(
-            topics.clone(),
-            metrics.clone(),
-            vigil_detect::Engine::default(),
-        ));
-        service.spawn(PublishStage::new(topics, metrics));
+        service.spawn(DetectStage::new(topics.clone(), metrics.clone(), engine));
+        service.spawn(PublishStage::new(topics, metrics, settings.suppression));
         Ok(())
     })
 }
@@ -81,9 +132,9 @@ struct ScanArgs {
     /// order given, so last month's logs then today's teach and then test. Any shape: JSON lines, JSON
     /// arrays, EventLists, CloudWatch Logs records or exports; plain or gzip.
     paths: Vec<PathBuf>,
-    /// The same cluster and threat-list files the Kafka stages take.
+    /// The same settings the Kafka stages take.
     #[command(flatten)]
-    intel: vigil_runtime::IntelArgs,
+    settings: vigil_runtime::SettingsArgs,
     /// Write findings to FILE instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -92,16 +143,35 @@ struct ScanArgs {
     stats: Option<PathBuf>,
 }
 
-fn warn_bad_lines(list: &NamedList) {
-    for (line, text) in list.bad_lines.iter().take(5) {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!(
-                "vigil: list {}: line {line} is not an IP or CIDR, ignored: {text:?}",
-                list.name
-            );
-        }
-    }
+#[allow(clippy::print_stderr)]
+fn note(text: &str) {
+    eprintln!("vigil: {text}");
+}
+
+/// The settings of a scan: the files and flags given, or for the bundled example with no --config,
+/// the example settings read from the copy compiled in.
+fn scan_settings(
+    args: &vigil_runtime::SettingsArgs,
+    embedded: bool,
+) -> Result<(Settings, vigil_enrich::ThreatIntel, Vec<String>), String> {
+    let settings = if embedded && args.config.is_none() {
+        Settings::from_text(
+            examples::SETTINGS_NAME,
+            examples::SETTINGS,
+            Some(Path::new("examples")),
+            args,
+            &examples::read,
+        )?
+    } else {
+        Settings::load(args)?
+    };
+    let mut notes = settings.notes.clone();
+    let intel = if embedded && args.config.is_none() {
+        settings.threat_intel_with(&mut notes, &examples::read)?
+    } else {
+        settings.threat_intel(&mut notes)?
+    };
+    Ok((settings, intel, notes))
 }
 
 fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -111,33 +181,18 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         scan::expand_paths(&args.paths)?
     };
-    let (mut clusters, mut intel) = vigil_runtime::stages::load_intel(&args.intel)?;
-    if embedded {
-        if args.intel.cluster_config.is_none() {
-            clusters = ClusterConfig::parse(examples::CLUSTER_CONFIG)?;
-        }
-        if intel.threat_lists.is_empty() {
-            intel
-                .threat_lists
-                .push(NamedList::parse("threat-list", examples::THREAT_LIST));
-        }
-        if intel.tor_exits.is_none() {
-            intel.tor_exits = Some(NamedList::parse("tor-exit-addresses", examples::TOR_EXITS));
-        }
+    let (settings, intel, notes) = scan_settings(&args.settings, embedded)?;
+    for text in &notes {
+        note(text);
     }
-    for list in intel
-        .threat_lists
-        .iter()
-        .chain(&intel.tor_exits)
-        .chain(&intel.trusted)
-    {
-        warn_bad_lines(list);
-    }
+    let engine = Engine::build(&settings.detect)?;
     let output = args.output.clone();
     let report = scan::run(scan::ScanOptions {
         sources,
-        clusters,
+        clusters: settings.clusters,
         intel,
+        engine,
+        suppression: settings.suppression,
         output: output.clone(),
         progress: scan::wants_progress(),
     })?;
@@ -155,11 +210,106 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+fn rules(command: RulesCommand) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        RulesCommand::List { settings } => {
+            let settings = Settings::load(&settings)?;
+            writeln!(
+                out,
+                "{:<40} {:<3} {:<28} {:<68} origin",
+                "name", "on", "severity", "finding type"
+            )?;
+            for info in Engine::catalogue(&settings.detect)? {
+                writeln!(
+                    out,
+                    "{:<40} {:<3} {:<38} {:<68} {}",
+                    info.name,
+                    if info.enabled { "on" } else { "off" },
+                    info.severity,
+                    info.finding_type,
+                    info.origin
+                )?;
+            }
+        }
+        RulesCommand::Fields => {
+            for field in vigil_detect::declarative::FIELDS {
+                writeln!(out, "{:<36} {}", field.name, field.doc)?;
+            }
+        }
+        RulesCommand::Check { files } => {
+            let mut failed = false;
+            for path in &files {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|error| format!("{}: {error}", path.display()))?;
+                match vigil_detect::declarative::parse_rules(&path.display().to_string(), &text) {
+                    Ok(rules) => writeln!(out, "{}: {} rule(s), ok", path.display(), rules.len())?,
+                    Err(error) => {
+                        failed = true;
+                        writeln!(out, "{error}")?;
+                    }
+                }
+            }
+            return Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+        RulesCommand::Test {
+            rule_files,
+            events,
+            expect_fire,
+            expect_quiet,
+        } => {
+            let settings = Settings::load(&vigil_runtime::SettingsArgs {
+                rule_files,
+                ..vigil_runtime::SettingsArgs::default()
+            })?;
+            let theirs: Vec<String> = settings
+                .detect
+                .rule_files
+                .iter()
+                .map(|source| vigil_detect::declarative::parse_rules(&source.name, &source.text))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .flatten()
+                .map(|rule| rule.id.to_owned())
+                .collect();
+            for name in expect_fire.iter().chain(&expect_quiet) {
+                if !theirs.contains(name) {
+                    return Err(format!("{name:?} is not a rule of the files under test").into());
+                }
+            }
+            // Rules under test run even where they ship off.
+            let detect = vigil_detect::DetectConfig {
+                enable: theirs.clone(),
+                ..settings.detect
+            };
+            let mut engine = Engine::build(&detect)?;
+            engine.retain(|name| theirs.iter().any(|rule| rule == name));
+            let results = rules_test::run(&events, engine)?;
+            let verdict =
+                rules_test::report(&mut out, &theirs, &results, &expect_fire, &expect_quiet)?;
+            return Ok(if verdict {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => scan(args),
         Command::Run(args) => return run(&args),
+        Command::Rules { command } => match rules(command) {
+            Ok(code) => return code,
+            Err(error) => Err(error),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use vigil_detect::Engine;
 use vigil_enrich::{ClusterConfig, Enricher, Inventory, ThreatIntel};
 use vigil_ingest::{IngestStats, Ingested, Ingestor, Rejection};
+use vigil_publish::suppress::Suppression;
 use vigil_publish::{Aggregator, to_guardduty_json};
 use vigil_schemas::{AuditEvent, Detection, EnrichedEvent};
 
@@ -34,7 +35,19 @@ pub enum Source {
 }
 
 impl Source {
-    fn label(&self) -> String {
+    /// The input's bytes as a reader.
+    pub fn open(&self) -> Result<Box<dyn Read + '_>, ScanError> {
+        Ok(match self {
+            Self::File(path) => Box::new(File::open(path).map_err(|error| ScanError::Open {
+                path: self.label(),
+                source: error,
+            })?),
+            Self::Stdin => Box::new(std::io::stdin().lock()),
+            Self::Embedded(_, bytes) => Box::new(*bytes),
+        })
+    }
+
+    pub fn label(&self) -> String {
         match self {
             Self::File(path) => path.display().to_string(),
             Self::Stdin => "-".to_owned(),
@@ -49,6 +62,8 @@ pub struct ScanOptions {
     pub sources: Vec<Source>,
     pub clusters: ClusterConfig,
     pub intel: ThreatIntel,
+    pub engine: Engine,
+    pub suppression: Suppression,
     pub output: Option<PathBuf>,
     pub progress: bool,
 }
@@ -128,14 +143,7 @@ fn ingest_thread(
     let mut batch = Vec::with_capacity(BATCH);
     for source in sources {
         let label = source.label();
-        let reader: Box<dyn Read> = match &source {
-            Source::File(path) => Box::new(File::open(path).map_err(|error| ScanError::Open {
-                path: label.clone(),
-                source: error,
-            })?),
-            Source::Stdin => Box::new(std::io::stdin().lock()),
-            Source::Embedded(_, bytes) => Box::new(*bytes),
-        };
+        let reader = source.open()?;
         let mut handle = |item: Ingested| match item {
             Ingested::Event(event) => {
                 read.fetch_add(1, Ordering::Relaxed);
@@ -210,13 +218,14 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
         .name("enrich".into())
         .spawn(move || enrich_thread(enricher, enrich_input, to_detect))
         .map_err(|_| ScanError::Thread("enrich"))?;
+    let engine = options.engine;
     let detect = thread::Builder::new()
         .name("detect".into())
-        .spawn(move || detect_thread(Engine::default(), detect_input, to_publish))
+        .spawn(move || detect_thread(engine, detect_input, to_publish))
         .map_err(|_| ScanError::Thread("detect"))?;
 
     // publish runs here, with the progress line.
-    let mut aggregator = Aggregator::default();
+    let mut aggregator = Aggregator::with_suppression(options.suppression);
     let mut detections = 0u64;
     let mut last_progress = Instant::now();
     loop {
@@ -355,13 +364,23 @@ pub fn summary(report: &ScanReport) -> String {
             )
         );
     }
+    let archived = archived_count(report);
     text += &format!(
-        "  findings: {} (from {} detections)\n",
-        report.findings.len(),
-        report.detections
+        "  findings: {} (from {} detections){}\n",
+        report.findings.len() - archived,
+        report.detections,
+        if archived > 0 {
+            format!(", and {archived} archived by suppression rules")
+        } else {
+            String::new()
+        }
     );
     let mut by_type: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for finding in &report.findings {
+    for finding in report
+        .findings
+        .iter()
+        .filter(|finding| !is_archived(finding))
+    {
         let kind = finding["type"].as_str().unwrap_or_default().to_owned();
         let severity = severity_name(finding["severity"].as_f64().unwrap_or_default()).to_owned();
         *by_type.entry((severity, kind)).or_default() += 1;
@@ -372,11 +391,31 @@ pub fn summary(report: &ScanReport) -> String {
     text
 }
 
+fn is_archived(finding: &serde_json::Value) -> bool {
+    finding
+        .get("service")
+        .and_then(|service| service.get("archived"))
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
+}
+
+fn archived_count(report: &ScanReport) -> usize {
+    report
+        .findings
+        .iter()
+        .filter(|finding| is_archived(finding))
+        .count()
+}
+
 /// The summary's numbers as JSON: `events`, `rejected` and `skipped` by reason, `detections`,
-/// `findings` by type, `seconds`.
+/// `findings` by type (archived ones apart, under `archived`), `seconds`.
 pub fn stats_json(report: &ScanReport) -> serde_json::Value {
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
-    for finding in &report.findings {
+    for finding in report
+        .findings
+        .iter()
+        .filter(|finding| !is_archived(finding))
+    {
         *by_type
             .entry(finding["type"].as_str().unwrap_or_default().to_owned())
             .or_default() += 1;
@@ -388,6 +427,7 @@ pub fn stats_json(report: &ScanReport) -> serde_json::Value {
         "rejections": report.rejections.iter().map(|(source, rejection)| format!("{source}: {rejection}")).collect::<Vec<_>>(),
         "detections": report.detections,
         "findings": by_type,
+        "archived": archived_count(report),
         "seconds": report.elapsed.as_secs_f64(),
     })
 }

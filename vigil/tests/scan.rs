@@ -95,7 +95,10 @@ fn the_bundled_example_finds_the_attack_chain_and_only_it() {
         if finding["type"] == ORDINARY_TYPE {
             assert_eq!(user, "alice", "{finding}");
             assert!(finding["severity"].as_f64().unwrap() < 4.0, "{finding}");
+            // The example settings suppress it: published, archived.
+            assert_eq!(finding["service"]["archived"], true, "{finding}");
         } else {
+            assert_eq!(finding["service"]["archived"], false, "{finding}");
             assert!(
                 user == "bob" || user == "system:anonymous",
                 "a finding on ordinary traffic: {finding}"
@@ -111,21 +114,16 @@ fn the_bundled_example_finds_the_attack_chain_and_only_it() {
     let summary = String::from_utf8_lossy(&output.stderr);
     assert!(summary.contains("3478 events"), "{summary}");
     assert!(summary.contains("rejected: 0"), "{summary}");
+    assert!(
+        summary.contains("and 1 archived by suppression rules"),
+        "{summary}"
+    );
 }
 
 #[test]
 fn the_example_files_on_disk_give_what_the_embedded_copy_gives_every_time() {
     let embedded = vigil(&["scan"]);
-    let from_files = vigil(&[
-        "scan",
-        "--cluster-config",
-        "examples/cluster.toml",
-        "--threat-list",
-        "examples/intel/threat-list.txt",
-        "--tor-exits",
-        "examples/intel/tor-exit-addresses.txt",
-        "examples/audit",
-    ]);
+    let from_files = vigil(&["scan", "--config", "examples/vigil.toml", "examples/audit"]);
     let again = vigil(&["scan"]);
     let summarize = |output: &Output| -> Vec<(String, String, i64)> {
         findings(output)
@@ -256,7 +254,7 @@ fn stdin_and_output_file() {
 }
 
 #[test]
-fn a_missing_file_or_bad_config_is_a_clear_error() {
+fn a_missing_file_or_bad_settings_are_a_clear_error() {
     let output = vigil(&["scan", "no/such/file.json"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no/such/file.json"));
@@ -275,4 +273,147 @@ fn a_missing_file_or_bad_config_is_a_clear_error() {
         stderr.contains("clusters.toml") && stderr.contains("nmae"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_settings_file_with_a_mistake_names_its_line() {
+    let dir = scratch("settings-line");
+    let settings = dir.join("vigil.toml");
+    std::fs::write(
+        &settings,
+        "[threat_intel]\nreload_secs = 5\n\n[rules]\nenable = [\"no_such_rule\"]\n",
+    )
+    .unwrap();
+    let output = vigil(&[
+        "scan",
+        "--config",
+        settings.to_str().unwrap(),
+        "examples/audit",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no_such_rule"), "{stderr}");
+    std::fs::write(&settings, "[rules]\nenable = []\nfiles = 3\n").unwrap();
+    let output = vigil(&[
+        "scan",
+        "--config",
+        settings.to_str().unwrap(),
+        "examples/audit",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("vigil.toml:3"), "{stderr}");
+}
+
+#[test]
+fn suppression_archives_without_dropping_and_switches_turn_rules_on_and_off() {
+    let dir = scratch("suppress");
+    let settings = dir.join("vigil.toml");
+    let example = std::fs::read_to_string(repo().join("examples/vigil.toml")).unwrap();
+    // The example's settings, its lists found from the scratch copy, plus a rule that archives every
+    // Tor finding of bob's.
+    let text = example.replace("intel/", &format!("{}/examples/intel/", repo().display()))
+        + "\n[[suppression]]\nname = \"tor\"\n[suppression.criterion]\n\"type\" = { matches = [\"*:Kubernetes/TorIPCaller\"] }\n\"resource.kubernetesDetails.kubernetesUserDetails.username\" = { eq = [\"bob\"] }\n";
+    std::fs::write(&settings, text).unwrap();
+    let stats = dir.join("stats.json");
+    let output = vigil(&[
+        "scan",
+        "--config",
+        settings.to_str().unwrap(),
+        "--disable-rule",
+        "events_deleted",
+        "--stats",
+        stats.to_str().unwrap(),
+        "examples/audit",
+    ]);
+    let found = findings(&output);
+    let tor: Vec<&Value> = found
+        .iter()
+        .filter(|f| f["type"].as_str().unwrap().ends_with("/TorIPCaller"))
+        .collect();
+    assert_eq!(tor.len(), 4, "still published");
+    assert!(tor.iter().all(|f| f["service"]["archived"] == true));
+    assert!(
+        found
+            .iter()
+            .filter(|f| !f["type"].as_str().unwrap().ends_with("/TorIPCaller"))
+            .filter(|f| f["type"] != ORDINARY_TYPE)
+            .all(|f| f["service"]["archived"] == false)
+    );
+    assert!(!types(&found).contains("DefenseEvasion:Kubernetes/EventsDeleted"));
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(stats["archived"], 5, "{stats}");
+}
+
+#[test]
+fn rules_check_and_test_report_on_a_users_rule_file() {
+    let dir = scratch("rules");
+    let rules = dir.join("ours.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[[rule]]
+id = "secrets_listed_in_kube_system"
+type = "CredentialAccess:Kubernetes/KubeSystemSecretsListed"
+severity = "Medium"
+title = "{user.username} listed secrets in kube-system."
+description = "{user.username} listed the secrets of kube-system from {source_ips}."
+when = [
+  { field = "object_ref.resource", eq = "secrets" },
+  { field = "verb", eq = "list" },
+  { field = "object_ref.namespace", eq = "kube-system" },
+  { field = "succeeded", eq = true },
+]
+
+[[rule]]
+id = "never"
+type = "Impact:Kubernetes/Never"
+severity = "Low"
+title = "t"
+description = "d"
+when = [{ field = "verb", eq = "no-such-verb" }]
+"#,
+    )
+    .unwrap();
+    let check = vigil(&["rules", "check", rules.to_str().unwrap()]);
+    assert!(check.status.success());
+    assert!(String::from_utf8_lossy(&check.stdout).contains("2 rule(s), ok"));
+
+    let test = |extra: &[&str]| {
+        let mut args = vec!["rules", "test", "--rules", rules.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push("examples/audit");
+        vigil(&args)
+    };
+    let passing = test(&[
+        "--expect-fire",
+        "secrets_listed_in_kube_system",
+        "--expect-quiet",
+        "never",
+    ]);
+    let stdout = String::from_utf8_lossy(&passing.stdout);
+    assert!(passing.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("secrets_listed_in_kube_system -> CredentialAccess:Kubernetes/KubeSystemSecretsListed: system:anonymous listed secrets in kube-system."),
+        "{stdout}"
+    );
+    let failing = test(&["--expect-fire", "never"]);
+    assert_eq!(failing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failing.stdout).contains("expected to fire: FAILED"));
+
+    let broken = dir.join("broken.toml");
+    std::fs::write(&broken, "[[rule]]\nid = \"x\"\ntype = \"Bad\"\n").unwrap();
+    let check = vigil(&["rules", "check", broken.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(stdout.contains("broken.toml:"), "{stdout}");
+
+    let list = vigil(&["rules", "list", "--rules", rules.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&list.stdout);
+    assert!(stdout.contains("secrets_listed_in_kube_system"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("load_balancer_service_created "))
+        .unwrap();
+    assert!(line.contains(" off "), "{line}");
 }

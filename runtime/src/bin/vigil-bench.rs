@@ -208,7 +208,7 @@ async fn start_pipeline(
         EnrichStage::new(
             common.topics.clone(),
             metrics.clone(),
-            Default::default(),
+            &vigil_runtime::Settings::default(),
             Default::default(),
         ),
         stage_common.clone(),
@@ -230,7 +230,7 @@ async fn start_pipeline(
     )));
     stage_common.group_id = group("publish");
     tasks.push(tokio::spawn(kafka::run_stage(
-        PublishStage::new(common.topics.clone(), metrics.clone()),
+        PublishStage::new(common.topics.clone(), metrics.clone(), Default::default()),
         stage_common,
         metrics,
         Arc::clone(&health),

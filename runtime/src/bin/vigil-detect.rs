@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use vigil_runtime::stages::DetectStage;
-use vigil_runtime::{CommonArgs, service_main};
+use vigil_runtime::{CommonArgs, Settings, SettingsArgs, service_main};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -11,20 +11,29 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "vigil-detect",
     version,
-    about = "Vigil's detect stage: runs every detector over enriched events and writes detections keyed by finding id. Detector state is checkpointed to a compacted topic and read back at start."
+    about = "Vigil's detect stage: runs every enabled detector and rule (built-in and the settings' rule files) over enriched events and writes detections keyed by finding id. Detector state is checkpointed to a compacted topic and read back at start."
 )]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    settings: SettingsArgs,
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     service_main(&args.common, false, |service| {
+        let settings = Settings::load(&args.settings)?;
+        let engine =
+            vigil_detect::Engine::build(&settings.detect).map_err(|error| error.to_string())?;
+        tracing::info!(
+            detectors = engine.detector_names().len(),
+            "detectors and rules loaded"
+        );
         service.spawn(DetectStage::new(
             args.common.topics.clone(),
             service.metrics().clone(),
-            vigil_detect::Engine::default(),
+            engine,
         ));
         Ok(())
     })

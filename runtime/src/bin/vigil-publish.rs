@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use vigil_runtime::stages::PublishStage;
-use vigil_runtime::{CommonArgs, service_main};
+use vigil_runtime::{CommonArgs, Settings, SettingsArgs, service_main};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -11,19 +11,29 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "vigil-publish",
     version,
-    about = "Vigil's publish stage: aggregates detections into findings with deterministic ids and writes GuardDuty finding JSON to the findings topic, keyed by id. Aggregation state is kept in a compacted topic, so a restart neither loses nor re-counts occurrences."
+    about = "Vigil's publish stage: aggregates detections into findings with deterministic ids and writes GuardDuty finding JSON to the findings topic, keyed by id. Findings that a suppression rule matches are published archived. Aggregation state is kept in a compacted topic, so a restart neither loses nor re-counts occurrences."
 )]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    settings: SettingsArgs,
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     service_main(&args.common, false, |service| {
+        let settings = Settings::load(&args.settings)?;
+        if !settings.suppression.is_empty() {
+            tracing::info!(
+                rules = settings.suppression.len(),
+                "suppression rules loaded"
+            );
+        }
         service.spawn(PublishStage::new(
             args.common.topics.clone(),
             service.metrics().clone(),
+            settings.suppression,
         ));
         Ok(())
     })

@@ -13,9 +13,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use vigil_detect::Engine;
-use vigil_enrich::{ClusterConfig, Enricher, Inventory, NamedList, ThreatIntel};
+use vigil_enrich::{Enricher, Inventory};
 use vigil_ingest::{Ingested, Ingestor};
 use vigil_publish::Aggregator;
+use vigil_runtime::{Settings, SettingsArgs};
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -472,26 +473,16 @@ pub fn latest_findings(records: &[Record]) -> BTreeMap<String, (String, i64)> {
     latest
 }
 
-/// What `vigil scan` finds in the same input, computed with the same stage libraries in-process.
-pub fn expected_findings(
-    input: &[u8],
-    clusters: &str,
-    threat_list: &str,
-    tor_exits: &str,
-) -> BTreeMap<String, (String, i64)> {
+/// What `vigil scan` finds in the same input with the same settings, computed with the same stage
+/// libraries in-process.
+pub fn expected_findings(input: &[u8], settings: &Settings) -> BTreeMap<String, (String, i64)> {
     let mut ingestor = Ingestor::default();
-    let intel = ThreatIntel {
-        threat_lists: vec![NamedList::parse("threat-list", threat_list)],
-        tor_exits: Some(NamedList::parse("tor-exit-addresses", tor_exits)),
-        trusted: vec![],
-    };
-    let mut enricher = Enricher::new(
-        ClusterConfig::parse(clusters).expect("cluster config"),
-        intel,
-        Inventory::default(),
-    );
-    let mut engine = Engine::default();
-    let mut aggregator = Aggregator::default();
+    let intel = settings
+        .threat_intel(&mut Vec::new())
+        .expect("threat lists");
+    let mut enricher = Enricher::new(settings.clusters.clone(), intel, Inventory::default());
+    let mut engine = Engine::build(&settings.detect).expect("detectors");
+    let mut aggregator = Aggregator::with_suppression(settings.suppression.clone());
     let mut detections = Vec::new();
     ingestor.ingest_payload(input, &mut |item| {
         if let Ingested::Event(event) = item {
@@ -522,25 +513,20 @@ pub fn example_lines() -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
         .collect()
 }
 
-pub fn enrich_intel_args() -> Vec<String> {
-    vec![
-        "--cluster-config".into(),
-        "examples/cluster.toml".into(),
-        "--threat-list".into(),
-        "examples/intel/threat-list.txt".into(),
-        "--tor-exits".into(),
-        "examples/intel/tor-exit-addresses.txt".into(),
-    ]
+/// The example settings (clusters, lists, suppression), as every stage that uses them takes them.
+pub fn settings_args() -> Vec<String> {
+    vec!["--config".into(), "examples/vigil.toml".into()]
 }
 
 pub fn example_expected() -> BTreeMap<String, (String, i64)> {
-    let read = |path: &str| std::fs::read_to_string(repo().join(path)).expect(path);
-    expected_findings(
-        read("examples/audit/day-of-traffic.jsonl").as_bytes(),
-        &read("examples/cluster.toml"),
-        &read("examples/intel/threat-list.txt"),
-        &read("examples/intel/tor-exit-addresses.txt"),
-    )
+    let settings = Settings::load(&SettingsArgs {
+        config: Some(repo().join("examples/vigil.toml")),
+        ..SettingsArgs::default()
+    })
+    .expect("example settings");
+    let input =
+        std::fs::read(repo().join("examples/audit/day-of-traffic.jsonl")).expect("example day");
+    expected_findings(&input, &settings)
 }
 
 pub fn header<'r>(record: &'r Record, name: &str) -> &'r str {

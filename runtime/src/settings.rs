@@ -1,0 +1,684 @@
+//! The settings file (`--config vigil.toml`) and the flags that add to it: clusters, threat
+//! intelligence, detection rules and their switches, suppression. Every binary and `vigil scan` take
+//! the same settings; each uses its part (enrich the clusters and lists, detect the rules, publish the
+//! suppression rules). Paths in the file are relative to the file.
+//!
+//! ```toml
+//! default_cluster = "shop-prod"
+//! [[clusters]]
+//! name = "shop-prod"
+//! account_id = "111122223333"
+//! region = "us-east-1"
+//!
+//! [threat_intel]
+//! threat_lists = ["intel/threat-list.txt", { path = "intel/otx.csv", name = "otx", format = "otx-csv" }]
+//! curated_feeds = [{ path = "intel/feed.json", format = "stix" }]
+//! tor_exits = "intel/tor-exit-addresses.txt"
+//! trusted = ["intel/office.txt"]
+//! reload_secs = 60
+//!
+//! [rules]
+//! files = ["rules/ours.toml"]
+//! enable = ["load_balancer_service_created"]
+//! disable = ["exec_in_pod"]
+//!
+//! [[suppression]]
+//! name = "alice-debugs-shop"
+//! [suppression.criterion]
+//! "type" = { eq = ["Execution:Kubernetes/ExecInPod"] }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Deserialize;
+use vigil_detect::{DetectConfig, RuleSource};
+use vigil_enrich::cluster::ClusterEntry;
+use vigil_enrich::{ClusterConfig, ListFormat, NamedList, ThreatIntel};
+use vigil_publish::suppress::{Suppression, SuppressionRule};
+
+/// Settings flags shared by every binary and `vigil scan`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SettingsArgs {
+    /// The settings file (TOML): clusters, threat lists and feeds, rules and their switches,
+    /// suppression rules. Paths in it are relative to it. The flags below add to it.
+    #[arg(long, env = "VIGIL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Cluster metadata (TOML: default_cluster, [[clusters]] with name, account_id, region, arn,
+    /// vpc_id, tags). Replaces the settings file's clusters.
+    #[arg(long, env = "VIGIL_CLUSTER_CONFIG", value_name = "FILE")]
+    pub cluster_config: Option<PathBuf>,
+    /// A custom threat list (`MaliciousIPCaller.Custom`): plain IPs/CIDRs, a STIX 2.1 bundle or an
+    /// AlienVault OTX CSV export, told apart by content. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub threat_list: Vec<PathBuf>,
+    /// A curated threat feed (`MaliciousIPCaller`), in the same formats. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub curated_feed: Vec<PathBuf>,
+    /// Tor exit addresses: plain addresses or the Tor Project's `exit-addresses` format.
+    #[arg(long, env = "VIGIL_TOR_EXITS", value_name = "FILE")]
+    pub tor_exits: Option<PathBuf>,
+    /// Trusted IPs and CIDRs: no IP-based finding is raised for them. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_ips: Vec<PathBuf>,
+    /// A file of your own detection rules (see `vigil rules --help`). Repeatable.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rule_files: Vec<PathBuf>,
+    /// Switch on a detector or rule that ships off (`vigil rules list`). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub enable_rule: Vec<String>,
+    /// Switch off a detector or rule. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub disable_rule: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsFile {
+    #[serde(default)]
+    default_cluster: Option<String>,
+    #[serde(default)]
+    clusters: Vec<ClusterEntry>,
+    #[serde(default)]
+    threat_intel: IntelSection,
+    #[serde(default)]
+    rules: RulesSection,
+    #[serde(default)]
+    suppression: Vec<SuppressionRule>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntelSection {
+    #[serde(default)]
+    threat_lists: Vec<ListEntry>,
+    #[serde(default)]
+    curated_feeds: Vec<ListEntry>,
+    #[serde(default)]
+    tor_exits: Option<ListEntry>,
+    #[serde(default)]
+    trusted: Vec<ListEntry>,
+    #[serde(default)]
+    reload_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ListEntry {
+    Path(PathBuf),
+    Detailed(ListDetails),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListDetails {
+    path: PathBuf,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    format: ListFormat,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesSection {
+    #[serde(default)]
+    files: Vec<PathBuf>,
+    #[serde(default)]
+    enable: Vec<String>,
+    #[serde(default)]
+    disable: Vec<String>,
+    /// Added to the built-in trusted system images.
+    #[serde(default)]
+    trusted_system_images: Vec<String>,
+    /// Added to the built-in sensitive host paths.
+    #[serde(default)]
+    sensitive_host_paths: Vec<String>,
+    /// Added to the images expected in system namespaces.
+    #[serde(default)]
+    system_namespace_images: Vec<String>,
+    #[serde(default)]
+    denied_burst_threshold: Option<usize>,
+    #[serde(default)]
+    denied_burst_window_secs: Option<i64>,
+}
+
+/// What a list is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListRole {
+    Threat,
+    Curated,
+    TorExits,
+    Trusted,
+}
+
+impl ListRole {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Threat => "threat",
+            Self::Curated => "curated",
+            Self::TorExits => "tor_exits",
+            Self::Trusted => "trusted",
+        }
+    }
+}
+
+/// A list file and how to read it.
+#[derive(Debug, Clone)]
+pub struct ListSource {
+    pub path: PathBuf,
+    pub name: String,
+    pub format: ListFormat,
+    pub role: ListRole,
+}
+
+/// Everything the settings say, read and checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub clusters: ClusterConfig,
+    pub lists: Vec<ListSource>,
+    /// How often enrich looks for changed list files.
+    pub reload_every: Duration,
+    pub detect: DetectConfig,
+    pub suppression: Suppression,
+    /// Things the operator should hear once at start-up (lists missing, bad lines).
+    pub notes: Vec<String>,
+}
+
+impl Default for Settings {
+    /// No settings file and no flags: the built-in detectors, no lists, no suppression.
+    fn default() -> Self {
+        Self {
+            clusters: ClusterConfig::default(),
+            lists: Vec::new(),
+            reload_every: Duration::from_secs(60),
+            detect: DetectConfig::default(),
+            suppression: Suppression::default(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))
+}
+
+fn resolve(base: Option<&Path>, path: &Path) -> PathBuf {
+    match base {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path.to_owned(),
+    }
+}
+
+fn list_name(path: &Path) -> String {
+    path.file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or("list")
+        .to_owned()
+}
+
+fn source(base: Option<&Path>, entry: ListEntry, role: ListRole) -> ListSource {
+    let (path, name, format) = match entry {
+        ListEntry::Path(path) => (path, None, ListFormat::Auto),
+        ListEntry::Detailed(details) => (details.path, details.name, details.format),
+    };
+    let path = resolve(base, &path);
+    ListSource {
+        name: name.unwrap_or_else(|| list_name(&path)),
+        path,
+        format,
+        role,
+    }
+}
+
+/// Reads one list file.
+pub fn read_list(
+    source: &ListSource,
+    read_file: &dyn Fn(&Path) -> Result<String, String>,
+) -> Result<NamedList, String> {
+    let text = read_file(&source.path)?;
+    Ok(NamedList::parse_as(&source.name, &text, source.format)
+        .curated(source.role == ListRole::Curated))
+}
+
+/// What is wrong in a list, for the operator.
+pub fn list_notes(list: &NamedList, out: &mut Vec<String>) {
+    for (line, text) in list.bad_lines.iter().take(5) {
+        out.push(format!(
+            "list {}: entry {line} is not an IP or CIDR, ignored: {text:?}",
+            list.name
+        ));
+    }
+    if list.bad_lines.len() > 5 {
+        out.push(format!(
+            "list {}: {} more entries ignored",
+            list.name,
+            list.bad_lines.len() - 5
+        ));
+    }
+}
+
+/// Builds the threat intelligence from list files.
+pub fn load_lists(
+    sources: &[ListSource],
+    notes: &mut Vec<String>,
+    read_file: &dyn Fn(&Path) -> Result<String, String>,
+) -> Result<ThreatIntel, String> {
+    let mut intel = ThreatIntel::default();
+    for source in sources {
+        let list = read_list(source, read_file)?;
+        list_notes(&list, notes);
+        match source.role {
+            ListRole::Threat | ListRole::Curated => intel.threat_lists.push(list),
+            ListRole::TorExits => intel.tor_exits = Some(list),
+            ListRole::Trusted => intel.trusted.push(list),
+        }
+    }
+    Ok(intel)
+}
+
+impl Settings {
+    /// Reads the settings file (if any) and the flags. Errors name the file and what is wrong.
+    pub fn load(args: &SettingsArgs) -> Result<Self, String> {
+        match &args.config {
+            Some(path) => {
+                let text = read(path)?;
+                Self::from_text(
+                    &path.display().to_string(),
+                    &text,
+                    path.parent(),
+                    args,
+                    &read,
+                )
+            }
+            None => Self::from_text("settings", "", None, args, &read),
+        }
+    }
+
+    /// The settings in `text` (named `name` in errors, its paths relative to `base`) and the flags;
+    /// rule files are read through `read_file`, so an embedded example needs no files on disk.
+    pub fn from_text(
+        name: &str,
+        text: &str,
+        base: Option<&Path>,
+        args: &SettingsArgs,
+        read_file: &dyn Fn(&Path) -> Result<String, String>,
+    ) -> Result<Self, String> {
+        let file: SettingsFile = toml::from_str(text).map_err(|error| {
+            let line = error
+                .span()
+                .and_then(|span| text.get(..span.start))
+                .map_or(1, |before| before.matches('\n').count() + 1);
+            format!("{name}:{line}: {}", error.message())
+        })?;
+        let config_name = name.to_owned();
+
+        let clusters = match &args.cluster_config {
+            Some(path) => ClusterConfig::parse(&read(path)?)
+                .map_err(|error| format!("{}: {error}", path.display()))?,
+            None => ClusterConfig {
+                default_cluster: file.default_cluster,
+                clusters: file.clusters,
+            }
+            .validated()
+            .map_err(|error| format!("{config_name}: {error}"))?,
+        };
+
+        let intel = file.threat_intel;
+        let mut lists = Vec::new();
+        for entry in intel.threat_lists {
+            lists.push(source(base, entry, ListRole::Threat));
+        }
+        for path in &args.threat_list {
+            lists.push(source(
+                None,
+                ListEntry::Path(path.clone()),
+                ListRole::Threat,
+            ));
+        }
+        for entry in intel.curated_feeds {
+            lists.push(source(base, entry, ListRole::Curated));
+        }
+        for path in &args.curated_feed {
+            lists.push(source(
+                None,
+                ListEntry::Path(path.clone()),
+                ListRole::Curated,
+            ));
+        }
+        match (&args.tor_exits, intel.tor_exits) {
+            (Some(path), _) => lists.push(source(
+                None,
+                ListEntry::Path(path.clone()),
+                ListRole::TorExits,
+            )),
+            (None, Some(entry)) => lists.push(source(base, entry, ListRole::TorExits)),
+            (None, None) => {}
+        }
+        for entry in intel.trusted {
+            lists.push(source(base, entry, ListRole::Trusted));
+        }
+        for path in &args.trusted_ips {
+            lists.push(source(
+                None,
+                ListEntry::Path(path.clone()),
+                ListRole::Trusted,
+            ));
+        }
+        let mut notes = Vec::new();
+        if !lists
+            .iter()
+            .any(|list| matches!(list.role, ListRole::Threat | ListRole::Curated))
+        {
+            notes.push(
+                "no threat list or curated feed is configured: MaliciousIPCaller findings stay silent (GuardDuty's own feeds are not public; see README, Threat intelligence)"
+                    .into(),
+            );
+        }
+        if !lists.iter().any(|list| list.role == ListRole::TorExits) {
+            notes.push(
+                "no Tor exit list is configured: TorIPCaller findings stay silent (https://check.torproject.org/exit-addresses)".into(),
+            );
+        }
+
+        let rules = file.rules;
+        let mut rule_files = Vec::new();
+        for path in rules
+            .files
+            .iter()
+            .map(|path| resolve(base, path))
+            .chain(args.rule_files.iter().cloned())
+        {
+            rule_files.push(RuleSource {
+                name: path.display().to_string(),
+                text: read_file(&path)?,
+            });
+        }
+        let mut detect = DetectConfig {
+            rule_files,
+            enable: rules.enable,
+            disable: rules.disable,
+            ..DetectConfig::default()
+        };
+        detect.enable.extend(args.enable_rule.iter().cloned());
+        detect.disable.extend(args.disable_rule.iter().cloned());
+        detect
+            .trusted_system_images
+            .extend(rules.trusted_system_images);
+        detect
+            .sensitive_host_paths
+            .extend(rules.sensitive_host_paths);
+        detect
+            .system_namespace_images
+            .extend(rules.system_namespace_images);
+        if let Some(threshold) = rules.denied_burst_threshold {
+            detect.denied_burst_threshold = threshold;
+        }
+        if let Some(window) = rules.denied_burst_window_secs {
+            detect.denied_burst_window_secs = window;
+        }
+        // Build once here so that a bad rule file or switch stops start-up with its reason.
+        vigil_detect::Engine::build(&detect).map_err(|error| error.to_string())?;
+
+        let suppression = Suppression::new(file.suppression)
+            .map_err(|error| format!("{config_name}: {error}"))?;
+
+        Ok(Self {
+            clusters,
+            lists,
+            reload_every: Duration::from_secs(intel.reload_secs.unwrap_or(60).max(1)),
+            detect,
+            suppression,
+            notes,
+        })
+    }
+
+    /// Reads the lists now.
+    pub fn threat_intel(&self, notes: &mut Vec<String>) -> Result<ThreatIntel, String> {
+        load_lists(&self.lists, notes, &read)
+    }
+
+    /// Reads the lists through `read_file`.
+    pub fn threat_intel_with(
+        &self,
+        notes: &mut Vec<String>,
+        read_file: &dyn Fn(&Path) -> Result<String, String>,
+    ) -> Result<ThreatIntel, String> {
+        load_lists(&self.lists, notes, read_file)
+    }
+}
+
+/// Reloads the threat lists when one of their files changes, at most once per interval, so enrich
+/// picks up a new feed without a restart. A file that fails to read keeps the lists as they were.
+#[derive(Debug)]
+pub struct ListWatcher {
+    sources: Vec<ListSource>,
+    stamps: Vec<Option<(SystemTime, u64)>>,
+    every: Duration,
+    last_check: Instant,
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.modified().ok()?, metadata.len()))
+}
+
+impl ListWatcher {
+    pub fn new(sources: Vec<ListSource>, every: Duration) -> Self {
+        let stamps = sources.iter().map(|source| stamp(&source.path)).collect();
+        Self {
+            sources,
+            stamps,
+            every,
+            last_check: Instant::now(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// New threat intelligence if a file changed since the last look (and the interval passed);
+    /// an error if it changed but does not read.
+    pub fn poll(&mut self) -> Option<Result<(ThreatIntel, Vec<String>), String>> {
+        if self.sources.is_empty() || self.last_check.elapsed() < self.every {
+            return None;
+        }
+        self.last_check = Instant::now();
+        self.check()
+    }
+
+    /// Looks now, whatever the interval.
+    pub fn check(&mut self) -> Option<Result<(ThreatIntel, Vec<String>), String>> {
+        let stamps: Vec<_> = self
+            .sources
+            .iter()
+            .map(|source| stamp(&source.path))
+            .collect();
+        if stamps == self.stamps {
+            return None;
+        }
+        let mut notes = Vec::new();
+        let loaded = load_lists(&self.sources, &mut notes, &read);
+        if loaded.is_ok() {
+            self.stamps = stamps;
+        }
+        Some(loaded.map(|intel| (intel, notes)))
+    }
+
+    pub fn sources(&self) -> &[ListSource] {
+        &self.sources
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("vigil-settings-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_settings_file_with_every_section_loads_relative_to_itself() {
+        let dir = scratch("full");
+        std::fs::create_dir_all(dir.join("intel")).unwrap();
+        std::fs::write(dir.join("intel/bad.txt"), "203.0.113.0/24\nnope\n").unwrap();
+        std::fs::write(
+            dir.join("intel/feed.csv"),
+            "Indicator type,Indicator,Description\nIPv4,198.51.100.7,x\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("intel/tor.txt"),
+            "ExitAddress 185.220.101.4 2024-01-01 00:00:00\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("ours.toml"),
+            "[[rule]]\nid = \"ours\"\ntype = \"Discovery:Kubernetes/Ours\"\nseverity = \"Low\"\ntitle = \"t\"\ndescription = \"d\"\nwhen = [{ field = \"verb\", eq = \"list\" }]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("vigil.toml"),
+            r#"
+default_cluster = "prod"
+[[clusters]]
+name = "prod"
+account_id = "111122223333"
+
+[threat_intel]
+threat_lists = ["intel/bad.txt"]
+curated_feeds = [{ path = "intel/feed.csv", name = "otx", format = "otx-csv" }]
+tor_exits = "intel/tor.txt"
+reload_secs = 5
+
+[rules]
+files = ["ours.toml"]
+enable = ["load_balancer_service_created"]
+disable = ["exec_in_pod"]
+trusted_system_images = ["registry.example.com/platform/"]
+
+[[suppression]]
+name = "alice"
+[suppression.criterion]
+"resource.kubernetesDetails.kubernetesUserDetails.username" = { eq = ["alice"] }
+"#,
+        )
+        .unwrap();
+        let settings = Settings::load(&SettingsArgs {
+            config: Some(dir.join("vigil.toml")),
+            ..SettingsArgs::default()
+        })
+        .unwrap();
+        assert_eq!(settings.clusters.default_cluster.as_deref(), Some("prod"));
+        assert_eq!(settings.lists.len(), 3);
+        assert_eq!(settings.reload_every, Duration::from_secs(5));
+        assert_eq!(settings.suppression.len(), 1);
+        assert!(settings.notes.is_empty(), "{:?}", settings.notes);
+        let engine = vigil_detect::Engine::build(&settings.detect).unwrap();
+        let names = engine.detector_names();
+        assert!(names.contains(&"ours"));
+        assert!(names.contains(&"load_balancer_service_created"));
+        assert!(!names.contains(&"exec_in_pod"));
+        let mut notes = Vec::new();
+        let intel = settings.threat_intel(&mut notes).unwrap();
+        assert_eq!(notes.len(), 1, "the bad line: {notes:?}");
+        let found = intel.classify("198.51.100.7").unwrap();
+        assert!(
+            found
+                .threat_matches
+                .iter()
+                .all(|m| m.curated && m.list_name == "otx")
+        );
+        assert!(intel.classify("185.220.101.4").unwrap().tor_exit);
+    }
+
+    #[test]
+    fn mistakes_name_the_file_and_line() {
+        let dir = scratch("bad");
+        std::fs::write(
+            dir.join("vigil.toml"),
+            "[rules]\nenable = [\"x\"]\nfiles = 3\n",
+        )
+        .unwrap();
+        let error = Settings::load(&SettingsArgs {
+            config: Some(dir.join("vigil.toml")),
+            ..SettingsArgs::default()
+        })
+        .unwrap_err();
+        assert!(error.contains("vigil.toml:3"), "{error}");
+
+        std::fs::write(
+            dir.join("vigil.toml"),
+            "[rules]\nenable = [\"no_such_rule\"]\n",
+        )
+        .unwrap();
+        let error = Settings::load(&SettingsArgs {
+            config: Some(dir.join("vigil.toml")),
+            ..SettingsArgs::default()
+        })
+        .unwrap_err();
+        assert!(error.contains("no_such_rule"), "{error}");
+
+        std::fs::write(
+            dir.join("vigil.toml"),
+            "[[suppression]]\nname = \"all\"\n[suppression.criterion]\n",
+        )
+        .unwrap();
+        let error = Settings::load(&SettingsArgs {
+            config: Some(dir.join("vigil.toml")),
+            ..SettingsArgs::default()
+        })
+        .unwrap_err();
+        assert!(error.contains("no criterion"), "{error}");
+
+        let error = Settings::load(&SettingsArgs {
+            threat_list: vec![dir.join("missing.txt")],
+            ..SettingsArgs::default()
+        })
+        .and_then(|settings| settings.threat_intel(&mut Vec::new()).map(|_| ()))
+        .unwrap_err();
+        assert!(error.contains("missing.txt"), "{error}");
+    }
+
+    #[test]
+    fn no_lists_is_said_once_not_refused() {
+        let settings = Settings::load(&SettingsArgs::default()).unwrap();
+        assert_eq!(settings.notes.len(), 2, "{:?}", settings.notes);
+        assert!(settings.lists.is_empty());
+    }
+
+    #[test]
+    fn a_changed_list_file_is_reloaded_and_a_broken_one_keeps_the_old_lists() {
+        let dir = scratch("reload");
+        let path = dir.join("list.txt");
+        std::fs::write(&path, "203.0.113.7\n").unwrap();
+        let source = ListSource {
+            path: path.clone(),
+            name: "list".into(),
+            format: ListFormat::Auto,
+            role: ListRole::Threat,
+        };
+        let mut watcher = ListWatcher::new(vec![source], Duration::from_secs(3600));
+        assert!(watcher.check().is_none(), "nothing changed");
+        // A different length is a change even within the file system's timestamp granularity.
+        std::fs::write(&path, "203.0.113.7\n198.51.100.9\n").unwrap();
+        let (intel, _) = watcher.check().unwrap().unwrap();
+        assert!(
+            !intel
+                .classify("198.51.100.9")
+                .unwrap()
+                .threat_matches
+                .is_empty()
+        );
+        assert!(watcher.check().is_none(), "reloaded once");
+        assert!(watcher.poll().is_none(), "the interval has not passed");
+        std::fs::remove_file(&path).unwrap();
+        assert!(watcher.check().unwrap().is_err());
+    }
+}
