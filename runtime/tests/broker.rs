@@ -47,7 +47,8 @@ fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
     }
     produce(&broker, "vigil.audit.raw", &example_lines());
     let expected = example_expected();
-    assert_eq!(expected.len(), 15, "the example's attack chain");
+    // The attack chain's 20 findings and alice's exec, which the example settings archive.
+    assert_eq!(expected.len(), 21, "the example's findings");
     let found = wait_for_findings(&broker, &expected);
     assert_eq!(
         found,
@@ -66,6 +67,21 @@ fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
             metrics.contains(&format!("vigil_records_in_total{{stage=\"{}\"", stage.name)),
             "{metrics}"
         );
+        match stage.name {
+            "publish" => assert!(
+                metrics.contains(
+                    "vigil_findings_archived_total{type=\"Execution:Kubernetes/ExecInPod\"} 1"
+                ),
+                "the suppression rule archived alice's exec: {metrics}"
+            ),
+            "enrich" => assert!(
+                metrics.contains(
+                    "vigil_threat_list_entries{list=\"tor-exit-addresses\",role=\"tor_exits\"}"
+                ),
+                "{metrics}"
+            ),
+            _ => {}
+        }
         assert_eq!(
             stage.http_get("/healthz").map(|(status, _)| status),
             Ok(200)

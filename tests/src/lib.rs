@@ -17,6 +17,9 @@ pub enum Requirement {
     /// A finding of one of these types (a `*:` prefix stands for any threat purpose), every event
     /// accepted.
     Finding(Vec<String>),
+    /// A finding of one of these types from a rule that ships off because it is noisy, scanned with
+    /// that rule switched on (`--enable-rule`), as a user who wants the behaviour would.
+    FindingWhenEnabled { rule: String, types: Vec<String> },
     /// Every event accepted, none rejected; no finding owed.
     Accept,
     /// Every event accepted and no finding at all.
@@ -33,6 +36,7 @@ impl Requirement {
     pub fn category(&self) -> &'static str {
         match self {
             Self::Finding(_) => "threat finding",
+            Self::FindingWhenEnabled { .. } => "threat finding, rule switched on",
             Self::Accept => "accepted (no finding owed)",
             Self::Quiet => "no finding",
             Self::QuietAtMedium => "benign: none at Medium+",
@@ -41,9 +45,20 @@ impl Requirement {
         }
     }
 
+    /// The rule the scan must switch on, if any.
+    pub fn enables(&self) -> Option<&str> {
+        match self {
+            Self::FindingWhenEnabled { rule, .. } => Some(rule),
+            _ => None,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Self::Finding(types) => format!("finding {}", types.join(" or ")),
+            Self::FindingWhenEnabled { rule, types } => {
+                format!("finding {} with --enable-rule {rule}", types.join(" or "))
+            }
             other => other.category().to_owned(),
         }
     }
@@ -67,6 +82,21 @@ impl RuleMap {
                 .ok_or(format!("falco-rules.tsv line {}: no tab", index + 1))?;
             let requirement = match requirement.trim() {
                 "accept" => Requirement::Accept,
+                other if other.starts_with("finding-when-enabled ") => {
+                    let mut words = other.split_whitespace().skip(1);
+                    match (words.next(), words.next()) {
+                        (Some(rule), Some(types)) => Requirement::FindingWhenEnabled {
+                            rule: rule.to_owned(),
+                            types: types.split('|').map(str::to_owned).collect(),
+                        },
+                        _ => {
+                            return Err(format!(
+                                "falco-rules.tsv line {}: write finding-when-enabled RULE TYPE",
+                                index + 1
+                            ));
+                        }
+                    }
+                }
                 other => match other.strip_prefix("finding ") {
                     Some(types) => {
                         Requirement::Finding(types.split('|').map(str::to_owned).collect())
@@ -160,7 +190,7 @@ pub fn judge(requirement: &Requirement, scan: &Scan) -> Result<String, String> {
     );
     let accepted = scan.rejected == 0 && scan.events > 0;
     let held = match requirement {
-        Requirement::Finding(wanted) => {
+        Requirement::Finding(wanted) | Requirement::FindingWhenEnabled { types: wanted, .. } => {
             accepted
                 && types
                     .iter()
@@ -227,6 +257,13 @@ mod tests {
             Requirement::Unsupported(_)
         ));
         assert!(RuleMap::parse("no tab here\n").is_err());
+        let switched = RuleMap::parse("Noisy\tfinding-when-enabled noisy_rule A:K/N\n").unwrap();
+        let requirement =
+            requirement_for("audit/x.json", "falco rule \"Noisy\" fires", "", &switched);
+        assert_eq!(requirement.enables(), Some("noisy_rule"));
+        assert!(judge(&requirement, &scan(1, 0, &[("A:K/N", 2.0)])).is_ok());
+        assert!(judge(&requirement, &scan(1, 0, &[])).is_err());
+        assert!(RuleMap::parse("Noisy\tfinding-when-enabled only_a_rule\n").is_err());
     }
 
     #[test]

@@ -43,12 +43,14 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-fn scan(vigil: &Path, file: &Path, scratch: &Path) -> Result<Scan, String> {
+fn scan(vigil: &Path, file: &Path, enable: Option<&str>, scratch: &Path) -> Result<Scan, String> {
     let stats_path = scratch.join("stats.json");
-    let output = Command::new(vigil)
-        .arg("scan")
-        .arg("--stats")
-        .arg(&stats_path)
+    let mut command = Command::new(vigil);
+    command.arg("scan").arg("--stats").arg(&stats_path);
+    if let Some(rule) = enable {
+        command.arg("--enable-rule").arg(rule);
+    }
+    let output = command
         .arg(file)
         .output()
         .map_err(|error| format!("cannot run {}: {error}", vigil.display()))?;
@@ -112,7 +114,7 @@ fn main() -> ExitCode {
             std::env::temp_dir().join(format!("vigil-conformance-{}", std::process::id()));
         std::fs::create_dir_all(&scratch).map_err(|error| error.to_string())?;
 
-        let mut scans: HashMap<String, Scan> = HashMap::new();
+        let mut scans: HashMap<(String, Option<String>), Scan> = HashMap::new();
         let mut held = 0usize;
         let mut total = 0usize;
         let mut by_requirement: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -132,13 +134,17 @@ fn main() -> ExitCode {
             let verdict = match &requirement {
                 Requirement::Unsupported(why) => Err(why.clone()),
                 _ => {
-                    if !scans.contains_key(*file) {
-                        scans.insert(
-                            (*file).to_owned(),
-                            scan(&args.vigil, &args.corpus.join(file), &scratch)?,
-                        );
+                    let key = ((*file).to_owned(), requirement.enables().map(str::to_owned));
+                    if !scans.contains_key(&key) {
+                        let result = scan(
+                            &args.vigil,
+                            &args.corpus.join(file),
+                            requirement.enables(),
+                            &scratch,
+                        )?;
+                        scans.insert(key.clone(), result);
                     }
-                    let result = scans.get(*file).ok_or("scan result missing")?;
+                    let result = scans.get(&key).ok_or("scan result missing")?;
                     judge(&requirement, result)
                 }
             };
