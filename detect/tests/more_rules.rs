@@ -997,3 +997,34 @@ fn bad_configurations_are_refused_with_a_reason() {
             .contains(&"exec_in_pod")
     );
 }
+
+// ---- rule files are user input: no text may panic the loader
+
+mod loading_never_panics {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_text(text in "\\PC{0,300}") {
+            let _ = vigil_detect::declarative::parse_rules("fuzz.toml", &text);
+        }
+
+        #[test]
+        fn rule_shaped_text(
+            id in "[a-z_]{0,8}",
+            kind in "[A-Za-z:/.!]{0,30}",
+            severity in "(\"Low\"|\"High\"|\"x\"|[0-9]{1,2}(\\.[0-9])?)",
+            title in "[a-z {}.]{0,20}",
+            field in "[a-z_.]{0,20}",
+            operator in "(eq|neq|in|prefix|matches|exists|gt|bogus)",
+            value in "(\"[a-z(*\\[]{0,6}\"|true|3|\\[\"a\"\\])",
+        ) {
+            let text = format!(
+                "[[rule]]\nid = \"{id}\"\ntype = \"{kind}\"\nseverity = {severity}\ntitle = \"{title}\"\ndescription = \"d\"\nwhen = [{{ field = \"{field}\", {operator} = {value} }}]\n"
+            );
+            if let Err(error) = vigil_detect::declarative::parse_rules("fuzz.toml", &text) {
+                prop_assert!(error.line >= 1 && error.line <= 8, "{}", error);
+            }
+        }
+    }
+}
