@@ -73,7 +73,8 @@ impl FieldValue<'_> {
     }
 }
 
-type Extract = for<'a> fn(&'a EnrichedEvent, &mut Vec<FieldValue<'a>>);
+/// Hands each value of a field to the visitor: no allocation on the hot path.
+type Extract = for<'a> fn(&'a EnrichedEvent, &mut dyn FnMut(FieldValue<'a>));
 
 /// A field rules can test, with what it holds.
 #[derive(Clone, Copy)]
@@ -93,27 +94,27 @@ fn audit(event: &EnrichedEvent) -> Option<&AuditEvent> {
     event.audit.as_ref()
 }
 
-fn text<'a>(out: &mut Vec<FieldValue<'a>>, value: &'a str) {
-    out.push(FieldValue::Str(Cow::Borrowed(value)));
+fn text<'a>(out: &mut dyn FnMut(FieldValue<'a>), value: &'a str) {
+    out(FieldValue::Str(Cow::Borrowed(value)));
 }
 
-fn maybe<'a>(out: &mut Vec<FieldValue<'a>>, value: Option<&'a String>) {
+fn maybe<'a>(out: &mut dyn FnMut(FieldValue<'a>), value: Option<&'a String>) {
     if let Some(value) = value {
         text(out, value);
     }
 }
 
-fn all<'a>(out: &mut Vec<FieldValue<'a>>, values: &'a [String]) {
+fn all<'a>(out: &mut dyn FnMut(FieldValue<'a>), values: &'a [String]) {
     for value in values {
         text(out, value);
     }
 }
 
-fn flag(out: &mut Vec<FieldValue<'_>>, value: bool) {
-    out.push(FieldValue::Bool(value));
+fn flag<'a>(out: &mut dyn FnMut(FieldValue<'a>), value: bool) {
+    out(FieldValue::Bool(value));
 }
 
-fn user_fields<'a>(out: &mut Vec<FieldValue<'a>>, user: Option<&'a UserInfo>, pick: u8) {
+fn user_fields<'a>(out: &mut dyn FnMut(FieldValue<'a>), user: Option<&'a UserInfo>, pick: u8) {
     if let Some(user) = user {
         match pick {
             0 => text(out, &user.username),
@@ -201,7 +202,7 @@ pub const FIELDS: &[FieldDef] = &[
         "status_code",
         "HTTP status of the response",
         |e, out| if let Some(code) = audit(e).and_then(|a| a.status_code) {
-            out.push(FieldValue::Int(i64::from(code)))
+            out(FieldValue::Int(i64::from(code)))
         }
     ),
     field!(
@@ -505,7 +506,7 @@ pub const FIELDS: &[FieldDef] = &[
         "object",
         "derived: namespace/name of the object acted on",
         |e, out| if let Some(a) = audit(e) {
-            out.push(FieldValue::Str(Cow::Owned(object_name(a))))
+            out(FieldValue::Str(Cow::Owned(object_name(a))))
         }
     ),
     field!(
@@ -600,39 +601,56 @@ fn number(value: &FieldValue<'_>) -> Option<f64> {
 
 impl Condition {
     fn holds(&self, event: &EnrichedEvent) -> bool {
-        let mut values = Vec::new();
-        (self.field.extract)(event, &mut values);
-        let any_text = |test: &dyn Fn(&str) -> bool| {
-            values.iter().any(|value| match value {
-                FieldValue::Str(text) => test(text),
-                _ => false,
-            })
-        };
         match &self.operator {
-            Operator::Eq(expected) => values.iter().any(|value| expected.equals(value)),
-            Operator::Neq(expected) => !values.iter().any(|value| expected.equals(value)),
-            Operator::In(options) => values
-                .iter()
-                .any(|value| options.iter().any(|option| option.equals(value))),
-            Operator::NotIn(options) => !values
-                .iter()
-                .any(|value| options.iter().any(|option| option.equals(value))),
-            Operator::Prefix(options) => any_text(&|text| {
-                options
-                    .iter()
-                    .any(|option| text.starts_with(option.as_str()))
+            Operator::Eq(expected) => self.any(event, |value| expected.equals(value)),
+            Operator::Neq(expected) => !self.any(event, |value| expected.equals(value)),
+            Operator::In(options) => self.any(event, |value| {
+                options.iter().any(|option| option.equals(value))
             }),
+            Operator::NotIn(options) => !self.any(event, |value| {
+                options.iter().any(|option| option.equals(value))
+            }),
+            Operator::Prefix(options) => {
+                self.any_text(event, options, |text, option| text.starts_with(option))
+            }
             Operator::Suffix(options) => {
-                any_text(&|text| options.iter().any(|option| text.ends_with(option.as_str())))
+                self.any_text(event, options, |text, option| text.ends_with(option))
             }
             Operator::Contains(options) => {
-                any_text(&|text| options.iter().any(|option| text.contains(option.as_str())))
+                self.any_text(event, options, |text, option| text.contains(option))
             }
-            Operator::Matches(pattern) => any_text(&|text| pattern.is_match(text)),
-            Operator::Exists(expected) => values.is_empty() != *expected,
-            Operator::Gt(limit) => values.iter().filter_map(number).any(|value| value > *limit),
-            Operator::Lt(limit) => values.iter().filter_map(number).any(|value| value < *limit),
+            Operator::Matches(pattern) => self.any(event, |value| match value {
+                FieldValue::Str(text) => pattern.is_match(text),
+                _ => false,
+            }),
+            Operator::Exists(expected) => self.any(event, |_| true) == *expected,
+            Operator::Gt(limit) => self.any(event, |value| number(value).is_some_and(|n| n > *limit)),
+            Operator::Lt(limit) => self.any(event, |value| number(value).is_some_and(|n| n < *limit)),
         }
+    }
+
+    /// Some text value of the field passes `test` with some option.
+    fn any_text(
+        &self,
+        event: &EnrichedEvent,
+        options: &[String],
+        test: fn(&str, &str) -> bool,
+    ) -> bool {
+        self.any(event, |value| match value {
+            FieldValue::Str(text) => options.iter().any(|option| test(text, option)),
+            _ => false,
+        })
+    }
+
+    /// Some value of the field passes `test`.
+    fn any(&self, event: &EnrichedEvent, test: impl Fn(&FieldValue<'_>) -> bool) -> bool {
+        let mut found = false;
+        (self.field.extract)(event, &mut |value| {
+            if !found && test(&value) {
+                found = true;
+            }
+        });
+        found
     }
 }
 
@@ -648,7 +666,7 @@ struct Template(Vec<Part>);
 
 fn render_field(field: &FieldDef, event: &EnrichedEvent) -> String {
     let mut values = Vec::new();
-    (field.extract)(event, &mut values);
+    (field.extract)(event, &mut |value| values.push(value));
     if values.is_empty() {
         return "-".to_owned();
     }
