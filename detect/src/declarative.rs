@@ -624,8 +624,12 @@ impl Condition {
                 _ => false,
             }),
             Operator::Exists(expected) => self.any(event, |_| true) == *expected,
-            Operator::Gt(limit) => self.any(event, |value| number(value).is_some_and(|n| n > *limit)),
-            Operator::Lt(limit) => self.any(event, |value| number(value).is_some_and(|n| n < *limit)),
+            Operator::Gt(limit) => {
+                self.any(event, |value| number(value).is_some_and(|n| n > *limit))
+            }
+            Operator::Lt(limit) => {
+                self.any(event, |value| number(value).is_some_and(|n| n < *limit))
+            }
         }
     }
 

@@ -10,7 +10,11 @@ pub const AUDIT: [(&str, &[u8]); 1] = [(
 /// The example settings, and the files they name, by the path they have in the repository.
 pub const SETTINGS_NAME: &str = "examples/vigil.toml";
 pub const SETTINGS: &str = include_str!("../../examples/vigil.toml");
-const FILES: [(&str, &str); 2] = [
+const FILES: [(&str, &str); 3] = [
+    (
+        "examples/rules/shop.toml",
+        include_str!("../../examples/rules/shop.toml"),
+    ),
     (
         "examples/intel/threat-list.txt",
         include_str!("../../examples/intel/threat-list.txt"),

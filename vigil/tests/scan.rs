@@ -54,7 +54,9 @@ fn types(findings: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
-const ATTACK_TYPES: [&str; 19] = [
+const ATTACK_TYPES: [&str; 20] = [
+    // The example's own rule (examples/rules/shop.toml), loaded by the example settings.
+    "CredentialAccess:Kubernetes/SecretsReadFromPublicAddress",
     "CredentialAccess:Kubernetes/SuccessfulAnonymousAccess",
     "CredentialAccess:Kubernetes/TorIPCaller",
     "DefenseEvasion:Kubernetes/EventsDeleted",
@@ -312,7 +314,9 @@ fn suppression_archives_without_dropping_and_switches_turn_rules_on_and_off() {
     let example = std::fs::read_to_string(repo().join("examples/vigil.toml")).unwrap();
     // The example's settings, its lists found from the scratch copy, plus a rule that archives every
     // Tor finding of bob's.
-    let text = example.replace("intel/", &format!("{}/examples/intel/", repo().display()))
+    let text = example
+        .replace("intel/", &format!("{}/examples/intel/", repo().display()))
+        .replace("rules/", &format!("{}/examples/rules/", repo().display()))
         + "\n[[suppression]]\nname = \"tor\"\n[suppression.criterion]\n\"type\" = { matches = [\"*:Kubernetes/TorIPCaller\"] }\n\"resource.kubernetesDetails.kubernetesUserDetails.username\" = { eq = [\"bob\"] }\n";
     std::fs::write(&settings, text).unwrap();
     let stats = dir.join("stats.json");
