@@ -9,8 +9,15 @@
 //!   librdkafka's backoff, never turned into a dead letter or a loss.
 //! - **State.** A stage's compacted state topic is read back to its end before the first input is
 //!   consumed, so a restart neither forgets nor relearns.
+//! - **Rebalance.** Before partitions are taken away, the stage finishes what it has in flight, stores
+//!   those offsets and commits synchronously, so the next owner starts where this one stopped instead of
+//!   replaying (the group waits, bounded by `--shutdown-timeout-secs`). After an assignment, the state
+//!   of the partitions now owned is read back before their first input.
 //! - **Shutdown** (SIGTERM/SIGINT): stop fetching, wait for in-flight deliveries (bounded), store
 //!   and commit their offsets synchronously, exit.
+//!
+//! librdkafka's consumer is polled on a thread of its own, which hands messages to the stage loop
+//! through a bounded channel; rebalance callbacks run on that thread and wait for the loop to drain.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,15 +29,13 @@ use futures::stream::FuturesOrdered;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::config::CommonArgs;
 use crate::http::Health;
@@ -155,7 +160,60 @@ fn apply_user_options(config: &mut ClientConfig, common: &CommonArgs) {
     }
 }
 
-/// librdkafka callbacks: statistics into metrics, assignments into readiness.
+/// What the polling thread hands the stage loop.
+enum Polled {
+    Message(OwnedMessage),
+    /// The group is about to take partitions away: drain, store, commit, then answer.
+    Revoking(std::sync::mpsc::SyncSender<()>),
+}
+
+/// Cumulative librdkafka byte counters last seen, to turn them into counter increments.
+#[derive(Debug, Default)]
+struct ByteTotals {
+    transmitted: i64,
+    received: i64,
+}
+
+/// librdkafka statistics into metrics: consumer lag, producer queue, bytes moved, broker round trips.
+fn record_statistics(
+    metrics: &Metrics,
+    stage: &str,
+    client: &str,
+    statistics: &Statistics,
+    last: &std::sync::Mutex<ByteTotals>,
+) {
+    if let Ok(mut last) = last.lock() {
+        let transmitted = statistics.tx_bytes.saturating_sub(last.transmitted).max(0);
+        let received = statistics.rx_bytes.saturating_sub(last.received).max(0);
+        metrics
+            .kafka_transmitted_bytes
+            .with_label_values(&[stage, client])
+            .inc_by(u64::try_from(transmitted).unwrap_or(0));
+        metrics
+            .kafka_received_bytes
+            .with_label_values(&[stage, client])
+            .inc_by(u64::try_from(received).unwrap_or(0));
+        last.transmitted = statistics.tx_bytes;
+        last.received = statistics.rx_bytes;
+    }
+    let round_trips: Vec<i64> = statistics
+        .brokers
+        .values()
+        .filter_map(|broker| broker.rtt.as_ref())
+        .map(|window| window.avg)
+        .filter(|avg| *avg > 0)
+        .collect();
+    if let Some(slowest) = round_trips.iter().max() {
+        #[allow(clippy::cast_precision_loss)]
+        metrics
+            .kafka_broker_rtt
+            .with_label_values(&[stage, client])
+            .set(*slowest as f64 / 1e6);
+    }
+}
+
+/// librdkafka callbacks: statistics into metrics, assignments into readiness, revocations into a
+/// drain of the stage loop.
 #[derive(Debug)]
 pub struct StageContext {
     stage: &'static str,
@@ -165,6 +223,21 @@ pub struct StageContext {
     /// Set on every assignment: the state of the partitions now owned is read back before the
     /// next input is processed.
     rebalanced: AtomicBool,
+    /// The stage loop, while it runs: revocations wait for it to drain.
+    to_loop: std::sync::Mutex<Option<mpsc::Sender<Polled>>>,
+    drain_timeout: Duration,
+    bytes: std::sync::Mutex<ByteTotals>,
+}
+
+impl std::fmt::Debug for Polled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Message(message) => {
+                write!(f, "Message({}/{})", message.partition(), message.offset())
+            }
+            Self::Revoking(_) => f.write_str("Revoking"),
+        }
+    }
 }
 
 impl ClientContext for StageContext {
@@ -183,15 +256,65 @@ impl ClientContext for StageContext {
                 .with_label_values(&[self.stage, topic])
                 .set(messages);
         }
+        record_statistics(
+            &self.metrics,
+            self.stage,
+            "consumer",
+            &statistics,
+            &self.bytes,
+        );
     }
 }
 
 impl ConsumerContext for StageContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(partitions) = rebalance else {
+            return;
+        };
+        if partitions.count() == 0 {
+            return;
+        }
+        self.metrics
+            .rebalances
+            .with_label_values(&[self.stage, "revoke"])
+            .inc();
+        // Only the polling thread waits here; on any other thread (the consumer closing inside the
+        // runtime) there is no loop left to drain.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
+        let sender = self.to_loop.lock().ok().and_then(|guard| guard.clone());
+        let Some(sender) = sender else {
+            return;
+        };
+        let (reply, answered) = std::sync::mpsc::sync_channel(1);
+        let started = Instant::now();
+        if sender.blocking_send(Polled::Revoking(reply)).is_err() {
+            return;
+        }
+        match answered.recv_timeout(self.drain_timeout) {
+            Ok(()) => tracing::info!(
+                stage = self.stage,
+                partitions = partitions.count(),
+                seconds = started.elapsed().as_secs_f64(),
+                "partitions revoked after draining in-flight inputs and committing"
+            ),
+            Err(_) => tracing::warn!(
+                stage = self.stage,
+                "in-flight inputs not drained before the revocation; their new owner replays them"
+            ),
+        }
+    }
+
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(_) | Rebalance::Revoke(_) => {
                 if matches!(rebalance, Rebalance::Assign(_)) {
                     self.rebalanced.store(true, Ordering::SeqCst);
+                    self.metrics
+                        .rebalances
+                        .with_label_values(&[self.stage, "assign"])
+                        .inc();
                 }
                 // Ready once the group has given this member its share, even an empty one: an
                 // instance beyond the partition count is a healthy standby.
@@ -220,6 +343,7 @@ impl ConsumerContext for StageContext {
 struct ProducerContext {
     stage: &'static str,
     metrics: Metrics,
+    bytes: std::sync::Mutex<ByteTotals>,
 }
 
 impl ClientContext for ProducerContext {
@@ -228,6 +352,43 @@ impl ClientContext for ProducerContext {
             .producer_queue
             .with_label_values(&[self.stage])
             .set(i64::try_from(statistics.msg_cnt).unwrap_or(i64::MAX));
+        record_statistics(
+            &self.metrics,
+            self.stage,
+            "producer",
+            &statistics,
+            &self.bytes,
+        );
+    }
+}
+
+/// Polls the consumer until `stop`, handing messages to the stage loop. Rebalance callbacks run
+/// here, inside `poll`.
+fn poll_consumer(
+    consumer: &BaseConsumer<StageContext>,
+    to_loop: &mpsc::Sender<Polled>,
+    stop: &AtomicBool,
+    stage: &str,
+) {
+    let mut backoff = Duration::from_millis(100);
+    while !stop.load(Ordering::SeqCst) {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(message)) => {
+                backoff = Duration::from_millis(100);
+                if to_loop
+                    .blocking_send(Polled::Message(message.detach()))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Some(Err(error)) => {
+                tracing::warn!(stage, %error, backoff_ms = backoff.as_millis(), "consume failed; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
 
@@ -396,6 +557,7 @@ pub async fn run_stage<P: Processor>(
         producer_config.create_with_context(ProducerContext {
             stage,
             metrics: metrics.clone(),
+            bytes: std::sync::Mutex::new(ByteTotals::default()),
         })?;
 
     let mut consumer_config = base_config(&common);
@@ -421,25 +583,38 @@ pub async fn run_stage<P: Processor>(
         )
         .set("statistics.interval.ms", "5000");
     apply_user_options(&mut consumer_config, &common);
+    let (to_loop, mut polled) = mpsc::channel::<Polled>(POLLED_BUFFER);
     let context = StageContext {
         stage,
         metrics: metrics.clone(),
         health: Arc::clone(&health),
         assigned: AtomicBool::new(false),
         rebalanced: AtomicBool::new(false),
+        to_loop: std::sync::Mutex::new(Some(to_loop.clone())),
+        drain_timeout: common.shutdown_timeout(),
+        bytes: std::sync::Mutex::new(ByteTotals::default()),
     };
-    let consumer: StreamConsumer<StageContext> = consumer_config.create_with_context(context)?;
+    let consumer: Arc<BaseConsumer<StageContext>> =
+        Arc::new(consumer_config.create_with_context(context)?);
     let inputs = processor.input_topics();
     let input_names: Vec<&str> = inputs.iter().map(String::as_str).collect();
     consumer.subscribe(&input_names)?;
     tracing::info!(stage, inputs = ?input_names, "consuming");
+    let stop_polling = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let consumer = Arc::clone(&consumer);
+        let stop = Arc::clone(&stop_polling);
+        std::thread::Builder::new()
+            .name(format!("{stage}-poll"))
+            .spawn(move || poll_consumer(&consumer, &to_loop, &stop, stage))
+            .map_err(|error| RuntimeError::Task(error.to_string()))?
+    };
 
     let in_flight_gauge = metrics.in_flight.with_label_values(&[stage]);
     let processing = metrics.processing_timer(stage);
     let delivery = metrics.delivery_seconds.with_label_values(&[stage]);
     let mut in_flight = FuturesOrdered::new();
     let mut outputs: Vec<Outgoing> = Vec::new();
-    let mut backoff = Duration::from_millis(100);
 
     let finish = |done: (Pending, DeliveryResults)| -> Result<(), RuntimeError> {
         let (pending, results) = done;
@@ -469,17 +644,23 @@ pub async fn run_stage<P: Processor>(
             biased;
             _ = shutdown.changed() => break,
             Some(done) = in_flight.next(), if !in_flight.is_empty() => finish(done)?,
-            received = consumer.recv(), if in_flight.len() < common.max_in_flight => {
+            received = polled.recv(), if in_flight.len() < common.max_in_flight => {
                 let message = match received {
-                    Ok(message) => {
-                        backoff = Duration::from_millis(100);
-                        message
-                    }
-                    Err(error) => {
-                        tracing::warn!(stage, %error, backoff_ms = backoff.as_millis(), "consume failed; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    Some(Polled::Message(message)) => message,
+                    Some(Polled::Revoking(reply)) => {
+                        // Everything consumed before the revocation finishes here and is committed,
+                        // so the partitions' next owner starts after it.
+                        while let Some(done) = in_flight.next().await {
+                            finish(done)?;
+                        }
+                        if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+                            tracing::debug!(stage, %error, "commit before revocation");
+                        }
+                        let _ = reply.send(());
                         continue;
+                    }
+                    None => {
+                        return Err(RuntimeError::Task("the consumer's polling thread stopped".into()));
                     }
                 };
                 // Newly assigned partitions: finish what is in flight (its state is then all
@@ -557,6 +738,11 @@ pub async fn run_stage<P: Processor>(
     }
 
     health.shutting_down();
+    // Stop fetching; a rebalance from here on (the consumer closing) has no loop to wait for.
+    stop_polling.store(true, Ordering::SeqCst);
+    if let Ok(mut to_loop) = consumer.context().to_loop.lock() {
+        to_loop.take();
+    }
     tracing::info!(
         stage,
         in_flight = in_flight.len(),
@@ -581,6 +767,12 @@ pub async fn run_stage<P: Processor>(
         tracing::debug!(stage, %error, "final commit");
     }
     let _ = producer.flush(Duration::from_secs(5));
+    // Inputs still queued for the loop were never processed: their offsets are not stored.
+    drop(polled);
+    let _ = tokio::task::spawn_blocking(move || poller.join()).await;
     tracing::info!(stage, "stopped");
     Ok(())
 }
+
+/// Messages the polling thread may hold ready for the loop.
+const POLLED_BUFFER: usize = 64;

@@ -29,6 +29,10 @@ pub struct Metrics {
     pub findings: IntCounterVec,
     pub findings_suppressed: IntCounterVec,
     pub threat_list_entries: IntGaugeVec,
+    pub rebalances: IntCounterVec,
+    pub kafka_transmitted_bytes: IntCounterVec,
+    pub kafka_received_bytes: IntCounterVec,
+    pub kafka_broker_rtt: prometheus::GaugeVec,
     pub threat_list_reloads: IntCounterVec,
     pub ready: IntGauge,
 }
@@ -167,6 +171,35 @@ impl Metrics {
                 "Addresses and CIDR blocks in each loaded threat, curated, Tor exit or trusted list",
                 &["list", "role"],
             )?,
+            rebalances: counter(
+                &registry,
+                "vigil_rebalances_total",
+                "Consumer group rebalances seen, by kind (assign, revoke)",
+                &["stage", "kind"],
+            )?,
+            kafka_transmitted_bytes: counter(
+                &registry,
+                "vigil_kafka_transmitted_bytes_total",
+                "Bytes sent to brokers, from librdkafka statistics",
+                &["stage", "client"],
+            )?,
+            kafka_received_bytes: counter(
+                &registry,
+                "vigil_kafka_received_bytes_total",
+                "Bytes received from brokers, from librdkafka statistics",
+                &["stage", "client"],
+            )?,
+            kafka_broker_rtt: {
+                let metric = prometheus::GaugeVec::new(
+                    Opts::new(
+                        "vigil_kafka_broker_rtt_seconds",
+                        "Average request round trip to the slowest broker over librdkafka's last statistics window",
+                    ),
+                    &["stage", "client"],
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
             threat_list_reloads: counter(
                 &registry,
                 "vigil_threat_list_reloads_total",
