@@ -19,7 +19,7 @@ broker=$!
 trap 'kill $broker 2>/dev/null; rm -rf "$scratch"' EXIT
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 
-export RUST_LOG=warn
+export RUST_LOG=${RUST_LOG:-warn}
 target/release/vigil-bench --brokers "127.0.0.1:$port" --mode copy --events "$events"
 target/release/vigil-bench --brokers "127.0.0.1:$port" --mode pipeline --events "$events"
 target/release/vigil-bench --brokers "127.0.0.1:$port" --mode latency --events $((rate * 10)) --rate "$rate"

@@ -69,7 +69,9 @@ fn event(templates: &[serde_json::Value], index: usize) -> (bool, Vec<u8>) {
             "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "stage": "ResponseComplete",
             "verb": "list", "requestURI": "/api/v1/namespaces/kube-system/secrets",
             "user": {"username": "system:anonymous", "groups": ["system:unauthenticated"]},
-            "sourceIPs": [format!("198.51.100.{}", index / MARKER_EVERY % 250)], "userAgent": "bench",
+            // One address per marker: markers sharing an address would share a finding, whose
+            // published details name only the latest occurrence.
+            "sourceIPs": [format!("198.51.{}.{}", index / MARKER_EVERY / 250 % 250, index / MARKER_EVERY % 250)], "userAgent": "bench",
             "objectRef": {"resource": "secrets", "namespace": "kube-system"}, "responseStatus": {"code": 200},
         })
     } else {
@@ -268,7 +270,12 @@ async fn await_markers(
     let mut seen = HashMap::new();
     let deadline = Instant::now() + timeout;
     let mut stream = consumer.stream();
+    let mut last_report = Instant::now();
     while seen.len() < markers && Instant::now() < deadline {
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            last_report = Instant::now();
+            tracing::info!(back = seen.len(), markers, "waiting for markers");
+        }
         let Ok(Some(Ok(message))) =
             tokio::time::timeout(Duration::from_secs(1), stream.next()).await
         else {
