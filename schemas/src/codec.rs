@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use apache_avro::rabin::Rabin;
-use apache_avro::{Schema, from_avro_datum, from_value, to_avro_datum, to_value};
+use apache_avro::{GenericSingleObjectReader, GenericSingleObjectWriter, Schema, from_value, to_value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -72,10 +72,14 @@ pub enum CodecError {
     },
 }
 
+/// A schema with its names resolved once: apache-avro's one-shot functions resolve the schema on
+/// every call, which cost more than the encoding itself.
 struct KnownSchema {
     name: &'static str,
-    schema: Schema,
     fingerprint: u64,
+    reader: GenericSingleObjectReader,
+    /// The writer keeps a scratch buffer, hence the lock (never contended: a stage encodes on one task).
+    writer: std::sync::Mutex<GenericSingleObjectWriter>,
 }
 
 /// Encodes and decodes Vigil's records. Build it once; it parses the schemas.
@@ -112,11 +116,18 @@ impl Codec {
                 source: Box::new(source),
             })?;
             let fingerprint = fingerprint(&schema);
+            let bad = |source| CodecError::BadSchema {
+                name,
+                source: Box::new(source),
+            };
+            let writer = GenericSingleObjectWriter::new_with_capacity(&schema, 1024).map_err(bad)?;
+            let reader = GenericSingleObjectReader::new(schema).map_err(bad)?;
             by_fingerprint.insert(fingerprint, schemas.len());
             schemas.push(KnownSchema {
                 name,
-                schema,
                 fingerprint,
+                reader,
+                writer: std::sync::Mutex::new(writer),
             });
         }
         Ok(Self {
@@ -146,14 +157,15 @@ impl Codec {
             name: known.name,
             source: Box::new(source),
         };
-        let value = to_value(record)
-            .and_then(|value| value.resolve(&known.schema))
+        let value = to_value(record).map_err(datum_error)?;
+        let mut out = Vec::with_capacity(HEADER_LEN + 512);
+        let mut writer = known
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        writer
+            .write_value_ref(&value, &mut out)
             .map_err(datum_error)?;
-        let datum = to_avro_datum(&known.schema, value).map_err(datum_error)?;
-        let mut out = Vec::with_capacity(HEADER_LEN + datum.len());
-        out.extend_from_slice(&SINGLE_OBJECT_MAGIC);
-        out.extend_from_slice(&known.fingerprint.to_le_bytes());
-        out.extend_from_slice(&datum);
         Ok(out)
     }
 
@@ -165,7 +177,7 @@ impl Codec {
         if magic != SINGLE_OBJECT_MAGIC {
             return Err(CodecError::NotSingleObject("no C3 01 marker"));
         }
-        let (fingerprint_bytes, mut datum) = rest
+        let (fingerprint_bytes, _datum) = rest
             .split_at_checked(8)
             .ok_or(CodecError::NotSingleObject("fingerprint cut short"))?;
         let mut fp = [0u8; 8];
@@ -186,8 +198,13 @@ impl Codec {
             name: known.name,
             source: Box::new(source),
         };
-        let value = from_avro_datum(&known.schema, &mut datum, None).map_err(datum_error)?;
-        if !datum.is_empty() {
+        // The reader checks the same header again, then decodes with the names resolved at start.
+        let mut remaining = bytes;
+        let value = known
+            .reader
+            .read_value(&mut remaining)
+            .map_err(datum_error)?;
+        if !remaining.is_empty() {
             return Err(CodecError::NotSingleObject(
                 "trailing bytes after the datum",
             ));
