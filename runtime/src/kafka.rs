@@ -521,6 +521,37 @@ async fn restore_processor<P: Processor>(
 
 type DeliveryResults = Vec<(String, Result<(), String>)>;
 
+/// A labelled counter per topic, looked up once: `with_label_values` hashes its labels on every call.
+struct TopicCounters {
+    stage: &'static str,
+    family: prometheus::IntCounterVec,
+    counters: std::sync::Mutex<Vec<(String, prometheus::IntCounter)>>,
+}
+
+impl TopicCounters {
+    fn new(stage: &'static str, family: &prometheus::IntCounterVec) -> Self {
+        Self {
+            stage,
+            family: family.clone(),
+            counters: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn inc(&self, topic: &str) {
+        let mut counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, counter)) = counters.iter().find(|(name, _)| name == topic) {
+            counter.inc();
+            return;
+        }
+        let counter = self.family.with_label_values(&[self.stage, topic]);
+        counter.inc();
+        counters.push((topic.to_owned(), counter));
+    }
+}
+
 struct Pending {
     topic: String,
     partition: i32,
@@ -616,14 +647,14 @@ pub async fn run_stage<P: Processor>(
     let mut in_flight = FuturesOrdered::new();
     let mut outputs: Vec<Outgoing> = Vec::new();
 
+    let records_in = TopicCounters::new(stage, &metrics.records_in);
+    let records_out = TopicCounters::new(stage, &metrics.records_out);
+    let state_entries = metrics.state_entries.with_label_values(&[stage]);
     let finish = |done: (Pending, DeliveryResults)| -> Result<(), RuntimeError> {
         let (pending, results) = done;
         for (topic, result) in results {
             match result {
-                Ok(()) => metrics
-                    .records_out
-                    .with_label_values(&[stage, &topic])
-                    .inc(),
+                Ok(()) => records_out.inc(&topic),
                 Err(error) => return Err(RuntimeError::Delivery { topic, error }),
             }
         }
@@ -685,7 +716,7 @@ pub async fn run_stage<P: Processor>(
                     key: message.key(),
                     payload: message.payload().unwrap_or_default(),
                 };
-                metrics.records_in.with_label_values(&[stage, input.topic]).inc();
+                records_in.inc(input.topic);
                 outputs.clear();
                 {
                     let _timer = processing.start_timer();
@@ -732,7 +763,7 @@ pub async fn run_stage<P: Processor>(
                     }
                     (pending, results)
                 });
-                metrics.state_entries.with_label_values(&[stage]).set(i64::try_from(processor.state_size()).unwrap_or(i64::MAX));
+                state_entries.set(i64::try_from(processor.state_size()).unwrap_or(i64::MAX));
             }
         }
     }
