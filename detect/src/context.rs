@@ -1,7 +1,10 @@
 //! What every audit detector asks of an event, written once: who called, did it succeed, which threat
 //! purpose the call serves, and how a detection is assembled from the event.
 
-use vigil_schemas::{ApiCallAction, AuditEvent, Detection, EnrichedEvent, KeyValue, WorkloadSpec};
+use vigil_schemas::{
+    ApiCallAction, AuditEvent, Detection, EnrichedEvent, KeyValue, RuntimeDetails, RuntimeEvent,
+    ThreatMatch, WorkloadSpec,
+};
 
 /// GuardDuty's default severities as numbers.
 pub mod severity {
@@ -230,6 +233,73 @@ pub fn detection(
             key: "auditID".into(),
             value: event.audit_id.clone(),
         }],
+        runtime: None,
+    }
+}
+
+/// A detection of a runtime event: the verdict with the process, its lineage, the container and pod,
+/// and the type's `service.runtimeDetails.context` entries.
+pub fn runtime_detection(
+    enriched: &EnrichedEvent,
+    event: &RuntimeEvent,
+    detector: &str,
+    verdict: Verdict,
+    context: Vec<KeyValue>,
+) -> Detection {
+    let Verdict {
+        finding_type,
+        severity,
+        title,
+        description,
+        aggregation_key,
+    } = verdict;
+    let mut threat_intel: Vec<ThreatMatch> = enriched.domain_matches.clone();
+    if let Some(remote) = &enriched.destination_ip {
+        threat_intel.extend(remote.threat_matches.iter().cloned());
+    }
+    let mut additional_info = vec![
+        KeyValue {
+            key: "eventId".into(),
+            value: event.event_id.clone(),
+        },
+        KeyValue {
+            key: "sensor".into(),
+            value: event.sensor.clone(),
+        },
+    ];
+    if let Some(rule) = &event.sensor_rule {
+        additional_info.push(KeyValue {
+            key: "sensorRule".into(),
+            value: rule.clone(),
+        });
+    }
+    Detection {
+        finding_type,
+        detector: detector.to_owned(),
+        severity,
+        title,
+        description,
+        aggregation_key,
+        event_id: event.event_id.clone(),
+        event_time_micros: event.event_time_micros,
+        cluster: enriched.cluster.clone(),
+        target: enriched.target.clone(),
+        threat_intel,
+        additional_info,
+        runtime: Some(RuntimeDetails {
+            sensor: event.sensor.clone(),
+            event_kind: event.kind.clone(),
+            process: event.process.clone(),
+            lineage: enriched.lineage.clone(),
+            node_name: event.node_name.clone(),
+            container_id: event.container_id.clone(),
+            container_name: event.container_name.clone(),
+            image: event.image.clone(),
+            pod_name: event.pod_name.clone(),
+            pod_namespace: event.pod_namespace.clone(),
+            context,
+        }),
+        ..Detection::default()
     }
 }
 

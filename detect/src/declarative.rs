@@ -34,17 +34,22 @@ use std::fmt;
 use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
-use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, UserInfo};
+use vigil_schemas::{
+    AuditEvent, Detection, EnrichedEvent, KeyValue, ProcessInfo, RuntimeEvent, UserInfo,
+};
 
 use crate::Detector;
 use crate::context::{
     ThreatPurpose, Verdict, detection, is_anonymous, is_controller, is_write, object_name,
-    succeeded,
+    runtime_detection, succeeded,
 };
 
 /// The built-in declarative rules, compiled into every binary.
 pub const BUILTIN_RULES: &str = include_str!("../rules/builtin.toml");
 pub const BUILTIN_RULES_NAME: &str = "builtin.toml";
+/// The built-in runtime rules, compiled into every binary.
+pub const RUNTIME_RULES: &str = include_str!("../rules/runtime.toml");
+pub const RUNTIME_RULES_NAME: &str = "runtime.toml";
 
 /// A rule file that does not load: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -544,7 +549,351 @@ pub const FIELDS: &[FieldDef] = &[
             text(out, ThreatPurpose::of(a).name())
         }
     ),
+    // ---- runtime events ----
+    field!(
+        "runtime.kind",
+        "runtime: process_exec, file_write, network_connect, dns_query, module_load, mount, ptrace... (`RUNTIME_KINDS`)",
+        |e, out| if let Some(r) = runtime(e) {
+            text(out, &r.kind)
+        }
+    ),
+    field!(
+        "runtime.sensor",
+        "runtime: tetragon, falco or native",
+        |e, out| if let Some(r) = runtime(e) {
+            text(out, &r.sensor)
+        }
+    ),
+    field!(
+        "runtime.resource",
+        "runtime, derived: the workload the process ran in (`Deployment shop/web`), else its pod, else `node NAME`",
+        |e, out| if runtime(e).is_some() {
+            out(FieldValue::Str(Cow::Owned(runtime_resource(e))))
+        }
+    ),
+    field!(
+        "in_container",
+        "runtime, derived: the process ran in a container (not on the node itself)",
+        |e, out| if let Some(r) = runtime(e) {
+            flag(out, r.container_id.is_some())
+        }
+    ),
+    field!(
+        "process.binary",
+        "runtime: the executable's path",
+        |e, out| if let Some(r) = runtime(e) {
+            text(out, &r.process.binary)
+        }
+    ),
+    field!(
+        "process.name",
+        "runtime, derived: the executable's file name",
+        |e, out| if let Some(r) = runtime(e) {
+            text(out, base_name(&r.process.binary))
+        }
+    ),
+    field!(
+        "process.arguments",
+        "runtime: the arguments, as one string",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.process.arguments.as_ref())
+        }
+    ),
+    field!(
+        "process.command_line",
+        "runtime, derived: the executable's name followed by the arguments",
+        |e, out| if let Some(r) = runtime(e) {
+            out(FieldValue::Str(Cow::Owned(command_line(&r.process))))
+        }
+    ),
+    field!(
+        "process.cwd",
+        "runtime: the working directory",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.process.cwd.as_ref())
+        }
+    ),
+    field!(
+        "process.uid",
+        "runtime: the user id",
+        |e, out| if let Some(uid) = runtime(e).and_then(|r| r.process.uid) {
+            out(FieldValue::Int(uid))
+        }
+    ),
+    field!(
+        "process.pid",
+        "runtime: the process id",
+        |e, out| if let Some(pid) = runtime(e).and_then(|r| r.process.pid) {
+            out(FieldValue::Int(pid))
+        }
+    ),
+    field!(
+        "parent.binary",
+        "runtime: the parent's executable path",
+        |e, out| if let Some(p) = runtime(e).and_then(|r| r.parent.as_ref()) {
+            text(out, &p.binary)
+        }
+    ),
+    field!(
+        "parent.name",
+        "runtime, derived: the parent's executable file name",
+        |e, out| if let Some(p) = runtime(e).and_then(|r| r.parent.as_ref()) {
+            text(out, base_name(&p.binary))
+        }
+    ),
+    field!(
+        "parent.arguments",
+        "runtime: the parent's arguments",
+        |e, out| if let Some(p) = runtime(e).and_then(|r| r.parent.as_ref()) {
+            maybe(out, p.arguments.as_ref())
+        }
+    ),
+    field!(
+        "lineage.names",
+        "runtime: file names of every known ancestor, parent first",
+        |e, out| if runtime(e).is_some() {
+            for ancestor in &e.lineage {
+                text(out, base_name(&ancestor.binary))
+            }
+        }
+    ),
+    field!(
+        "lineage.command_lines",
+        "runtime: command lines of every known ancestor, parent first",
+        |e, out| if runtime(e).is_some() {
+            for ancestor in &e.lineage {
+                out(FieldValue::Str(Cow::Owned(command_line(ancestor))))
+            }
+        }
+    ),
+    field!(
+        "binary_written_in_container",
+        "runtime, derived: the executed or loaded file was written in its container after it started",
+        |e, out| if runtime(e).is_some() {
+            flag(out, e.binary_written_in_container)
+        }
+    ),
+    field!(
+        "container.image",
+        "runtime: the container's image",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.image.as_ref())
+        }
+    ),
+    field!(
+        "container.name",
+        "runtime: the container's name",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.container_name.as_ref())
+        }
+    ),
+    field!(
+        "container.id",
+        "runtime: the container's id, without its runtime prefix",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.container_id.as_ref())
+        }
+    ),
+    field!(
+        "pod.name",
+        "runtime: the pod the process ran in",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.pod_name.as_ref())
+        }
+    ),
+    field!(
+        "pod.namespace",
+        "runtime: the pod's namespace",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.pod_namespace.as_ref())
+        }
+    ),
+    field!(
+        "node.name",
+        "runtime: the node",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.node_name.as_ref())
+        }
+    ),
+    field!(
+        "capabilities",
+        "runtime: the process's effective capabilities (CAP_SYS_ADMIN...)",
+        |e, out| if let Some(r) = runtime(e) {
+            all(out, &r.capabilities)
+        }
+    ),
+    field!(
+        "host_namespaces",
+        "runtime: namespaces the process shares with the host (mnt, pid, net...), when the sensor says",
+        |e, out| if let Some(r) = runtime(e) {
+            all(out, &r.host_namespaces)
+        }
+    ),
+    field!(
+        "file.path",
+        "runtime: the file opened, read, written, renamed, unlinked or loaded",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.file_path.as_ref())
+        }
+    ),
+    field!(
+        "file.new_path",
+        "runtime: the new name of a renamed or linked file",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.file_new_path.as_ref())
+        }
+    ),
+    field!(
+        "network.protocol",
+        "runtime: tcp, udp...",
+        |e, out| if let Some(n) = runtime(e).and_then(|r| r.network.as_ref()) {
+            text(out, &n.protocol)
+        }
+    ),
+    field!(
+        "network.destination_ip",
+        "runtime: the remote address of a connection",
+        |e, out| if let Some(n) = runtime(e).and_then(|r| r.network.as_ref()) {
+            maybe(out, n.destination_ip.as_ref())
+        }
+    ),
+    field!(
+        "network.destination_port",
+        "runtime: the remote port of a connection",
+        |e, out| if let Some(port) = runtime(e)
+            .and_then(|r| r.network.as_ref())
+            .and_then(|n| n.destination_port)
+        {
+            out(FieldValue::Int(i64::from(port)))
+        }
+    ),
+    field!(
+        "network.destination_scope",
+        "runtime, derived: loopback, private (in-cluster, VPC) or public",
+        |e, out| if let Some(ip) = e.destination_ip.as_ref().filter(|_| runtime(e).is_some()) {
+            text(out, &ip.scope)
+        }
+    ),
+    field!(
+        "dns.query",
+        "runtime: the name a DNS query asked for",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.dns_query.as_ref())
+        }
+    ),
+    field!(
+        "dns.answers",
+        "runtime: addresses the DNS answer held",
+        |e, out| if let Some(r) = runtime(e) {
+            all(out, &r.dns_answers)
+        }
+    ),
+    field!(
+        "module.name",
+        "runtime: the kernel module loaded",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.module_name.as_ref())
+        }
+    ),
+    field!(
+        "mount.source",
+        "runtime: what was mounted",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.mount_source.as_ref())
+        }
+    ),
+    field!(
+        "mount.target",
+        "runtime: where it was mounted",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.mount_target.as_ref())
+        }
+    ),
+    field!(
+        "mount.fs_type",
+        "runtime: the mounted file system's type",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.mount_fs_type.as_ref())
+        }
+    ),
+    field!(
+        "target_pid",
+        "runtime: the process acted on by ptrace or a memory write",
+        |e, out| if let Some(pid) = runtime(e).and_then(|r| r.target_pid) {
+            out(FieldValue::Int(pid))
+        }
+    ),
+    field!(
+        "ptrace.request",
+        "runtime: PTRACE_POKETEXT, PTRACE_ATTACH, PTRACE_TRACEME...",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.ptrace_request.as_ref())
+        }
+    ),
+    field!(
+        "new_uid",
+        "runtime: the uid a privilege change moved to",
+        |e, out| if let Some(uid) = runtime(e).and_then(|r| r.new_uid) {
+            out(FieldValue::Int(uid))
+        }
+    ),
+    field!(
+        "sensor.rule",
+        "runtime: the sensor's rule or hook (Falco rule, Tetragon kprobe function)",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.sensor_rule.as_ref())
+        }
+    ),
+    field!(
+        "sensor.priority",
+        "runtime: the sensor's priority (Falco)",
+        |e, out| if let Some(r) = runtime(e) {
+            maybe(out, r.sensor_priority.as_ref())
+        }
+    ),
 ];
+
+fn runtime(event: &EnrichedEvent) -> Option<&RuntimeEvent> {
+    event.runtime.as_ref()
+}
+
+/// The last path component: `/usr/bin/nc` → `nc`.
+pub fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// `name arguments`, as a person would type it.
+pub fn command_line(process: &ProcessInfo) -> String {
+    match process.arguments.as_deref() {
+        Some(arguments) if !arguments.is_empty() => {
+            format!("{} {arguments}", base_name(&process.binary))
+        }
+        _ => base_name(&process.binary).to_owned(),
+    }
+}
+
+/// The workload a runtime event ran in, as findings aggregate on it: a Deployment rather than its
+/// pods (restarts do not scatter one behaviour over many findings), else the pod, else the node.
+pub fn runtime_resource(event: &EnrichedEvent) -> String {
+    let runtime = event.runtime.as_ref();
+    let namespace = runtime.and_then(|r| r.pod_namespace.as_deref());
+    match (
+        &event.workload_owner_kind,
+        &event.workload_owner_name,
+        namespace,
+    ) {
+        (Some(kind), Some(name), Some(namespace)) => format!("{kind} {namespace}/{name}"),
+        _ => match (namespace, runtime.and_then(|r| r.pod_name.as_deref())) {
+            (Some(namespace), Some(pod)) => format!("Pod {namespace}/{pod}"),
+            _ => format!(
+                "node {}",
+                runtime
+                    .and_then(|r| r.node_name.as_deref())
+                    .unwrap_or("unknown")
+            ),
+        },
+    }
+}
 
 fn field_named(name: &str) -> Option<&'static FieldDef> {
     FIELDS.iter().find(|field| field.name == name)
@@ -717,6 +1066,23 @@ impl Template {
         Ok(Self(parts))
     }
 
+    /// The rendering, unless every field in it is missing (a context entry is then left out).
+    fn render_present(&self, event: &EnrichedEvent) -> Option<String> {
+        let mut fields = 0;
+        let mut present = 0;
+        for part in &self.0 {
+            if let Part::Field(field) = part {
+                fields += 1;
+                let mut found = false;
+                (field.extract)(event, &mut |_| found = true);
+                if found {
+                    present += 1;
+                }
+            }
+        }
+        (fields == 0 || present > 0).then(|| self.render(event))
+    }
+
     fn render(&self, event: &EnrichedEvent) -> String {
         let mut out = String::new();
         for part in &self.0 {
@@ -740,18 +1106,33 @@ pub struct Rule {
     /// Where it was written: `file:line`.
     pub origin: String,
     pub doc: Option<String>,
+    /// Which events the rule looks at.
+    pub source: Source,
     title: Template,
     description: Template,
     key: Vec<&'static FieldDef>,
+    /// Runtime rules: `service.runtimeDetails.context` entries, GuardDuty's names to templates.
+    context: Vec<(String, Template)>,
     when: Vec<Condition>,
     any: Vec<Condition>,
     unless: Vec<Condition>,
 }
 
+/// The events a rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Audit,
+    Runtime,
+}
+
 impl Rule {
     /// The conditions hold for this event.
     pub fn matches(&self, event: &EnrichedEvent) -> bool {
-        if event.audit.is_none() {
+        let applies = match self.source {
+            Source::Audit => event.audit.is_some(),
+            Source::Runtime => event.runtime.is_some(),
+        };
+        if !applies {
             return false;
         }
         self.when.iter().all(|condition| condition.holds(event))
@@ -765,9 +1146,6 @@ impl Detector for Rule {
         self.id
     }
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
         if !self.matches(enriched) {
             return;
         }
@@ -782,7 +1160,23 @@ impl Detector for Rule {
                 .map(|field| render_field(field, enriched))
                 .collect(),
         };
-        out.push(detection(enriched, event, self.id, verdict));
+        if let Some(event) = enriched.audit.as_ref() {
+            out.push(detection(enriched, event, self.id, verdict));
+        } else if let Some(event) = enriched.runtime.as_ref() {
+            let context = self
+                .context
+                .iter()
+                .filter_map(|(key, template)| {
+                    template.render_present(enriched).map(|value| KeyValue {
+                        key: key.clone(),
+                        value,
+                    })
+                })
+                .collect();
+            out.push(runtime_detection(
+                enriched, event, self.id, verdict, context,
+            ));
+        }
     }
 }
 
@@ -808,6 +1202,11 @@ struct RawRule {
     enabled: Option<bool>,
     #[serde(default)]
     key: Option<Spanned<Vec<String>>>,
+    /// `audit` (the default) or `runtime`.
+    #[serde(default)]
+    source: Option<Spanned<String>>,
+    #[serde(default)]
+    context: Option<Spanned<std::collections::BTreeMap<String, String>>>,
     #[serde(default)]
     when: Vec<Spanned<RawCondition>>,
     #[serde(default)]
@@ -969,7 +1368,7 @@ fn valid_type(finding_type: &str) -> bool {
         && !name.is_empty()
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '!' | '_'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '!' | '_' | '&'))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -1024,6 +1423,40 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
             .map_err(|message| error(raw.title.span().start, message))?;
         let description = Template::parse(raw.description.get_ref())
             .map_err(|message| error(raw.description.span().start, message))?;
+        let source = match &raw.source {
+            None => Source::Audit,
+            Some(source) => match source.get_ref().as_str() {
+                "audit" => Source::Audit,
+                "runtime" => Source::Runtime,
+                other => {
+                    return Err(error(
+                        source.span().start,
+                        format!("source {other:?}: write \"audit\" or \"runtime\""),
+                    ));
+                }
+            },
+        };
+        let context = match raw.context {
+            None => Vec::new(),
+            Some(context) => {
+                let start = context.span().start;
+                if source != Source::Runtime {
+                    return Err(error(
+                        start,
+                        "`context` is for runtime rules (source = \"runtime\")".into(),
+                    ));
+                }
+                context
+                    .into_inner()
+                    .into_iter()
+                    .map(|(key, text)| {
+                        Template::parse(&text)
+                            .map(|template| (key, template))
+                            .map_err(|message| error(start, message))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
         let key = match raw.key {
             Some(key) => {
                 let start = key.span().start;
@@ -1035,10 +1468,13 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
                     })
                     .collect::<Result<Vec<_>, _>>()?
             }
-            None => ["user.username", "object"]
-                .iter()
-                .filter_map(|name| field_named(name))
-                .collect(),
+            None => match source {
+                Source::Audit => ["user.username", "object"].as_slice(),
+                Source::Runtime => ["runtime.resource", "process.binary"].as_slice(),
+            }
+            .iter()
+            .filter_map(|name| field_named(name))
+            .collect(),
         };
         if raw.when.is_empty() {
             return Err(error(
@@ -1065,9 +1501,11 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
             enabled: raw.enabled.unwrap_or(true),
             origin: format!("{file}:{}", line_of(text, rule_start)),
             doc: raw.doc,
+            source,
             title,
             description,
             key,
+            context,
             when,
             any,
             unless,

@@ -1,10 +1,11 @@
-//! detect: the rule engine and the built-in GuardDuty EKS audit-log detectors. Plain state machines
+//! detect: the rule engine and the built-in GuardDuty EKS audit-log and runtime detectors. Plain state machines
 //! over [`EnrichedEvent`]s, free of I/O, so the same code runs in `vigil scan`, the Kafka stage, the
 //! tests and the benchmarks.
 
 pub mod context;
 pub mod declarative;
 pub mod rules;
+pub mod runtime;
 
 use std::collections::BTreeMap;
 
@@ -101,7 +102,7 @@ pub struct DetectorInfo {
 }
 
 /// Rust detectors: name, finding type(s), severity, on by default.
-const RUST_DETECTORS: [(&str, &str, &str); 14] = [
+const RUST_DETECTORS: [(&str, &str, &str); 16] = [
     (
         "successful_anonymous_access",
         "<Purpose>:Kubernetes/SuccessfulAnonymousAccess",
@@ -172,6 +173,16 @@ const RUST_DETECTORS: [(&str, &str, &str); 14] = [
         "Discovery:Kubernetes/DeniedRequestsBurst",
         "Medium",
     ),
+    (
+        "runtime_threat_intel",
+        "Backdoor:Runtime/C&CActivity.B[!DNS], CryptoCurrency:Runtime/BitcoinTool.B[!DNS], Trojan:Runtime/DropPoint[!DNS], Trojan:Runtime/BlackholeTraffic[!DNS], Trojan:Runtime/{Phishing,DGA,DriveBySource}...!DNS, UnauthorizedAccess:Runtime/TorClient, UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom, Impact:Runtime/MaliciousDomainRequest.Reputation",
+        "by list category (High: C&C, mining, phishing, DGA, drive-by, Tor; Medium: others)",
+    ),
+    (
+        "sensor_alert",
+        "<Purpose>:Runtime/SensorAlert",
+        "by the sensor's priority",
+    ),
 ];
 
 fn rust_detector(name: &str, config: &DetectConfig) -> Option<Box<dyn Detector>> {
@@ -205,6 +216,8 @@ fn rust_detector(name: &str, config: &DetectConfig) -> Option<Box<dyn Detector>>
             config.denied_burst_window_secs,
             50_000,
         )),
+        "runtime_threat_intel" => Box::new(runtime::RuntimeThreatIntel),
+        "sensor_alert" => Box::new(runtime::SensorAlert),
         _ => return None,
     })
 }
@@ -236,8 +249,12 @@ fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, B
             )
         })
         .collect();
-    let builtin =
+    let mut builtin =
         declarative::parse_rules(declarative::BUILTIN_RULES_NAME, declarative::BUILTIN_RULES)?;
+    builtin.extend(declarative::parse_rules(
+        declarative::RUNTIME_RULES_NAME,
+        declarative::RUNTIME_RULES,
+    )?);
     let mut custom = Vec::new();
     for source in &config.rule_files {
         custom.extend(declarative::parse_rules(&source.name, &source.text)?);

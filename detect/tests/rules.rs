@@ -333,6 +333,7 @@ fn from_public(event: AuditEvent, tor: bool, list: bool, trusted: bool) -> Enric
                 entry: "185.220.101.0/24".into(),
                 file_sha256: "ab".into(),
                 curated: false,
+                category: None,
             }]
         } else {
             vec![]

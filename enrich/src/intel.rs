@@ -3,7 +3,7 @@
 //! `exit-addresses` format) and trusted lists that silence IP-based findings. Parsing takes text, so
 //! lists can be tested (and fuzzed) without files.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
@@ -95,6 +95,81 @@ impl IpSet {
     }
 }
 
+/// Domain names, matched exactly or as a parent: `evil.example` matches `a.b.evil.example`.
+#[derive(Debug, Default, Clone)]
+pub struct DomainSet {
+    names: BTreeSet<String>,
+}
+
+/// A domain as lists and DNS write it: lowercase, without the root's trailing dot.
+fn domain_key(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Letters, digits, hyphens and underscores in dot-separated labels, at least two labels: enough to
+/// tell a domain from an address or a typo; lists are not the place to validate DNS.
+pub fn looks_like_domain(text: &str) -> bool {
+    let name = text.trim_end_matches('.');
+    name.contains('.')
+        && name.len() <= 253
+        && name.parse::<IpAddr>().is_err()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        && name
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.chars().any(|c| c.is_ascii_alphabetic()))
+}
+
+impl DomainSet {
+    /// Adds a domain; false when the text is not one.
+    pub fn insert(&mut self, entry: &str) -> bool {
+        let entry = entry.trim().trim_start_matches("*.");
+        if !looks_like_domain(entry) {
+            return false;
+        }
+        self.names.insert(domain_key(entry));
+        true
+    }
+
+    /// The entry that matches `name` or one of its parents.
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        let name = domain_key(name);
+        let mut rest = name.as_str();
+        loop {
+            if self.names.contains(rest) {
+                return Some(rest.to_owned());
+            }
+            rest = rest.split_once('.')?.1;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// The categories a threat list can declare, which decide the runtime finding types it raises.
+pub const LIST_CATEGORIES: [&str; 8] = [
+    "c2",
+    "mining",
+    "drop_point",
+    "blackhole",
+    "phishing",
+    "dga",
+    "drive_by",
+    "malware",
+];
+
 /// The formats a list file can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -125,6 +200,10 @@ pub struct NamedList {
     pub skipped: usize,
     /// A curated feed (raises `MaliciousIPCaller`) rather than a custom list (`.Custom`).
     pub curated: bool,
+    /// Domain entries (plain lines that are domains, STIX `domain-name`, OTX `domain`/`hostname`).
+    pub domains: DomainSet,
+    /// What the entries are ([`LIST_CATEGORIES`]), as the list's settings say.
+    pub category: Option<String>,
 }
 
 fn sniff(text: &str) -> ListFormat {
@@ -168,8 +247,13 @@ fn csv_fields(line: &str) -> Vec<String> {
 /// The values a STIX pattern compares IP observables with: `[ipv4-addr:value = '198.51.100.7' OR
 /// ipv6-addr:value = '2001:db8::/32']`.
 fn stix_pattern_addresses(pattern: &str) -> Vec<&str> {
+    stix_pattern_values(pattern, &["ipv4-addr:value", "ipv6-addr:value"])
+}
+
+/// The values a STIX pattern compares the given object paths with.
+fn stix_pattern_values<'p>(pattern: &'p str, kinds: &[&str]) -> Vec<&'p str> {
     let mut found = Vec::new();
-    for kind in ["ipv4-addr:value", "ipv6-addr:value"] {
+    for kind in kinds {
         let mut rest = pattern;
         while let Some(index) = rest.find(kind) {
             rest = rest.get(index + kind.len()..).unwrap_or_default();
@@ -209,6 +293,8 @@ impl NamedList {
             bad_lines: Vec::new(),
             skipped: 0,
             curated: false,
+            domains: DomainSet::default(),
+            category: None,
         };
         match format {
             ListFormat::Stix => list.read_stix(text),
@@ -216,6 +302,21 @@ impl NamedList {
             ListFormat::Plain | ListFormat::Auto => list.read_plain(text),
         }
         list
+    }
+
+    /// Sets what the list's entries are (one of [`LIST_CATEGORIES`]).
+    pub fn category(mut self, category: Option<String>) -> Self {
+        self.category = category;
+        self
+    }
+
+    /// Entries of either kind.
+    pub fn len(&self) -> usize {
+        self.set.len() + self.domains.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.domains.is_empty()
     }
 
     /// Marks the list a curated feed.
@@ -238,7 +339,7 @@ impl NamedList {
                 _ => line.split([',', ' ', '\t']).next().unwrap_or_default(),
             };
             let entry = entry.split(',').next().unwrap_or_default();
-            if !self.set.insert(entry) {
+            if !self.set.insert(entry) && !self.domains.insert(entry) {
                 self.bad_lines
                     .push((index + 1, line.chars().take(80).collect()));
             }
@@ -272,6 +373,12 @@ impl NamedList {
             match kind {
                 Some("IPv4" | "IPv6" | "CIDR") => {
                     if !self.set.insert(value) {
+                        self.bad_lines
+                            .push((index + 1, line.chars().take(80).collect()));
+                    }
+                }
+                Some("domain" | "hostname") => {
+                    if !self.domains.insert(value) {
                         self.bad_lines
                             .push((index + 1, line.chars().take(80).collect()));
                     }
@@ -312,12 +419,34 @@ impl NamedList {
                         .and_then(|pattern| pattern.as_str())
                         .filter(|_| stix_pattern);
                     match pattern {
-                        Some(pattern) => stix_pattern_addresses(pattern),
+                        Some(pattern) => {
+                            let domains = stix_pattern_values(pattern, &["domain-name:value"]);
+                            for name in &domains {
+                                if !self.domains.insert(name) {
+                                    self.bad_lines
+                                        .push((index + 1, name.chars().take(80).collect()));
+                                }
+                            }
+                            let addresses = stix_pattern_addresses(pattern);
+                            if addresses.is_empty() && !domains.is_empty() {
+                                continue;
+                            }
+                            addresses
+                        }
                         None => {
                             self.skipped += 1;
                             continue;
                         }
                     }
+                }
+                Some("domain-name") => {
+                    if let Some(name) = object.get("value").and_then(|value| value.as_str())
+                        && !self.domains.insert(name)
+                    {
+                        self.bad_lines
+                            .push((index + 1, name.chars().take(80).collect()));
+                    }
+                    continue;
                 }
                 Some("ipv4-addr" | "ipv6-addr") => object
                     .get("value")
@@ -400,6 +529,7 @@ impl ThreatIntel {
                         entry,
                         file_sha256: list.sha256.clone(),
                         curated: list.curated,
+                        category: list.category.clone(),
                     })
                 })
                 .collect()
@@ -413,6 +543,32 @@ impl ThreatIntel {
             trusted,
             threat_matches,
         })
+    }
+}
+
+impl ThreatIntel {
+    /// The threat-list entries a domain (a DNS query, a connection's name) matches. A domain on a
+    /// trusted list matches nothing: trusted beats threat, as in GuardDuty.
+    pub fn classify_domain(&self, name: &str) -> Vec<ThreatMatch> {
+        if self
+            .trusted
+            .iter()
+            .any(|list| list.domains.lookup(name).is_some())
+        {
+            return Vec::new();
+        }
+        self.threat_lists
+            .iter()
+            .filter_map(|list| {
+                list.domains.lookup(name).map(|entry| ThreatMatch {
+                    list_name: list.name.clone(),
+                    entry,
+                    file_sha256: list.sha256.clone(),
+                    curated: list.curated,
+                    category: list.category.clone(),
+                })
+            })
+            .collect()
     }
 }
 

@@ -260,6 +260,13 @@ impl Inventory {
         }
     }
 
+    /// What the inventory knows of one pod.
+    pub fn pod(&self, cluster: &str, namespace: &str, name: &str) -> Option<InventoryWorkload> {
+        self.pods
+            .get(&(cluster.to_owned(), namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
     /// The pod a request targets (exec, attach, port-forward, get, delete of a named pod).
     pub fn target_of(&self, cluster: &str, event: &AuditEvent) -> Option<InventoryWorkload> {
         let object = event.object_ref.as_ref()?;

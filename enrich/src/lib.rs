@@ -5,11 +5,20 @@
 pub mod cluster;
 pub mod intel;
 pub mod inventory;
+pub mod process;
 
 pub use cluster::{ClusterConfig, ClusterConfigError};
 pub use intel::{IpSet, ListFormat, NamedList, ThreatIntel};
 pub use inventory::Inventory;
-use vigil_schemas::{AuditEvent, EnrichedEvent};
+pub use process::ProcessTable;
+use vigil_schemas::{AuditEvent, EnrichedEvent, RuntimeEvent};
+
+/// A normalized event of either source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Normalized {
+    Audit(Box<AuditEvent>),
+    Runtime(Box<RuntimeEvent>),
+}
 
 /// The enrich stage's state.
 #[derive(Debug, Default)]
@@ -17,6 +26,7 @@ pub struct Enricher {
     clusters: ClusterConfig,
     intel: ThreatIntel,
     inventory: Inventory,
+    processes: ProcessTable,
 }
 
 impl Enricher {
@@ -25,7 +35,12 @@ impl Enricher {
             clusters,
             intel,
             inventory,
+            processes: ProcessTable::default(),
         }
+    }
+
+    pub fn processes(&self) -> &ProcessTable {
+        &self.processes
     }
 
     pub fn inventory(&self) -> &Inventory {
@@ -51,6 +66,14 @@ impl Enricher {
         self.intel = intel;
     }
 
+    /// An event of either source.
+    pub fn enrich(&mut self, event: Normalized) -> EnrichedEvent {
+        match event {
+            Normalized::Audit(event) => self.enrich_audit(*event),
+            Normalized::Runtime(event) => self.enrich_runtime(*event),
+        }
+    }
+
     pub fn enrich_audit(&mut self, event: AuditEvent) -> EnrichedEvent {
         let cluster = self.clusters.resolve(event.cluster_hint.as_deref());
         // The first source IP is the client; later ones are proxies it passed through.
@@ -69,6 +92,62 @@ impl Enricher {
             cluster,
             source_ip,
             target,
+            ..EnrichedEvent::default()
+        }
+    }
+
+    /// A runtime event with its cluster, its pod as the inventory knows it, its process lineage,
+    /// whether its binary was written in the container, and what the lists say of the remote
+    /// address and domain it talked to.
+    pub fn enrich_runtime(&mut self, event: RuntimeEvent) -> EnrichedEvent {
+        let cluster = self.clusters.resolve(event.cluster_hint.as_deref());
+        let context = self.processes.observe(&event);
+        let target = match (&event.pod_namespace, &event.pod_name) {
+            (Some(namespace), Some(pod)) => {
+                let mut workload = self
+                    .inventory
+                    .pod(&cluster.name, namespace, pod)
+                    .unwrap_or_else(|| vigil_schemas::InventoryWorkload {
+                        namespace: namespace.clone(),
+                        pod_name: pod.clone(),
+                        ..Default::default()
+                    });
+                if workload.node_name.is_none() {
+                    workload.node_name = event.node_name.clone();
+                }
+                if workload.images.is_empty() {
+                    workload.images.extend(event.image.clone());
+                }
+                Some(workload)
+            }
+            _ => None,
+        };
+        let remote = event
+            .network
+            .as_ref()
+            .and_then(|network| network.destination_ip.as_deref())
+            .or_else(|| event.dns_answers.first().map(String::as_str));
+        let destination_ip = remote.and_then(|ip| self.intel.classify(ip));
+        let domain = event.dns_query.as_deref().or_else(|| {
+            event
+                .network
+                .as_ref()
+                .and_then(|network| network.destination_domain.as_deref())
+        });
+        let domain_matches = domain
+            .map(|name| self.intel.classify_domain(name))
+            .unwrap_or_default();
+        EnrichedEvent {
+            workload_owner_kind: target.as_ref().and_then(|t| t.workload_kind.clone()),
+            workload_owner_name: target.as_ref().and_then(|t| t.workload_name.clone()),
+            runtime: Some(event),
+            cluster,
+            target,
+            lineage: context.lineage,
+            binary_written_in_container: context.binary_written_in_container,
+            destination_ip,
+            domain_matches,
+            ..EnrichedEvent::default()
         }
     }
 }

@@ -1,4 +1,5 @@
-//! ingest: raw Kubernetes audit input, in every shape users have, to normalized [`AuditEvent`]s.
+//! ingest: raw Kubernetes audit input and runtime sensor events, in every shape users have, to
+//! normalized [`AuditEvent`]s and [`RuntimeEvent`]s.
 //!
 //! Shapes understood, in a Kafka message or a file (plain or gzip, told apart by the gzip magic bytes):
 //! - one `audit.k8s.io/v1` or `v1beta1` Event, or an EventList (the audit webhook's batch);
@@ -6,7 +7,10 @@
 //! - CloudWatch Logs subscription records (`logEvents[].message`), one or many concatenated as
 //!   Firehose delivers them; and exported log lines, `TIMESTAMP {event}`.
 //!
-//! Events are kept at their final stage (`ResponseComplete`, `Panic`; `ResponseStarted` for exec,
+//! - runtime events: Tetragon's JSON export, Falco's JSON alerts and Vigil's native runtime form
+//!   (see the `runtime` module), in any of the framings above.
+//!
+//! Audit events are kept at their final stage (`ResponseComplete`, `Panic`; `ResponseStarted` for exec,
 //! attach and port-forward, whose completion can come hours later) and deduplicated by `auditID`
 //! within a bounded window. Anything malformed becomes a [`Rejection`] with a reason and the stream
 //! goes on. The crate does no I/O of its own: it reads what it is handed.
@@ -15,13 +19,14 @@ mod dedup;
 mod normalize;
 mod raw;
 mod reader;
+mod runtime;
 
 use std::collections::BTreeMap;
 
 pub use dedup::Dedup;
 
 use reader::read_stream;
-use vigil_schemas::AuditEvent;
+use vigil_schemas::{AuditEvent, RuntimeEvent};
 
 /// Why an input was refused. The label is a bounded set, used in metrics and dead-letter headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -30,9 +35,9 @@ pub enum RejectReason {
     InvalidJson,
     /// Bytes that are not UTF-8 text.
     NotUtf8,
-    /// JSON, but neither an audit Event, an EventList nor a CloudWatch Logs record.
+    /// JSON, but neither an audit Event, an EventList, a CloudWatch Logs record nor a runtime event.
     UnknownShape,
-    /// An audit Event with a missing or wrongly typed field.
+    /// An audit or runtime event with a missing or wrongly typed field.
     InvalidEvent,
     /// Over the size limit for one event or line.
     TooLarge,
@@ -156,6 +161,7 @@ impl IngestStats {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ingested {
     Event(Box<AuditEvent>),
+    Runtime(Box<RuntimeEvent>),
     Rejected(Rejection),
 }
 
@@ -224,6 +230,31 @@ impl Ingestor {
         }
         self.stats.events += 1;
         out(Ingested::Event(Box::new(event)));
+    }
+}
+
+impl Ingestor {
+    /// Passes a parsed runtime event on (unless a duplicate), or rejects it.
+    pub(crate) fn finish_runtime(
+        &mut self,
+        parsed: Result<RuntimeEvent, Rejection>,
+        cluster_hint: Option<&str>,
+        out: &mut dyn FnMut(Ingested),
+    ) {
+        match parsed {
+            Ok(mut event) => {
+                if event.cluster_hint.is_none() {
+                    event.cluster_hint = cluster_hint.map(str::to_owned);
+                }
+                if !self.dedup.first_sighting(&event.event_id) {
+                    self.skip(SkipReason::Duplicate);
+                    return;
+                }
+                self.stats.events += 1;
+                out(Ingested::Runtime(Box::new(event)));
+            }
+            Err(rejection) => self.reject(rejection, out),
+        }
     }
 }
 

@@ -67,6 +67,32 @@ pub(crate) struct RawObject<'a> {
     pub metadata: Option<RawMeta<'a>>,
     #[serde(borrow)]
     pub annotations: Option<RawAnnotations<'a>>,
+    // Runtime sensors: only what tells them apart; the sensor's parser reads the object again.
+    /// A Tetragon export object: keyed by its event type (an object has exactly one).
+    #[serde(
+        borrow,
+        rename = "process_exec",
+        alias = "process_exit",
+        alias = "process_kprobe",
+        alias = "process_tracepoint",
+        alias = "process_lsm",
+        alias = "process_uprobe",
+        alias = "process_loader",
+        alias = "process_connect",
+        alias = "process_close",
+        alias = "process_listen"
+    )]
+    pub tetragon_event: Option<&'a RawValue>,
+    /// A Falco alert: `rule` with `output_fields` or `priority`.
+    #[serde(borrow)]
+    pub rule: Option<&'a RawValue>,
+    #[serde(borrow, rename = "output_fields")]
+    pub output_fields: Option<&'a RawValue>,
+    #[serde(borrow)]
+    pub priority: Option<&'a RawValue>,
+    /// Vigil's native runtime form: `"schema": "vigil.runtime/v1"`.
+    #[serde(borrow)]
+    pub schema: Option<Text<'a>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,6 +10,7 @@ use vigil_schemas::time::parse_rfc3339_micros;
 
 use crate::normalize::normalize;
 use crate::raw::RawObject;
+use crate::runtime;
 use crate::{Ingested, Ingestor, RejectReason, Rejection, SkipReason};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -478,6 +479,29 @@ fn dispatch(
         }
         return;
     }
+    if raw.tetragon_event.is_some() {
+        ingestor.finish_runtime(runtime::tetragon::parse(text), cluster_hint, out);
+        return;
+    }
+    if raw.rule.is_some() && (raw.output_fields.is_some() || raw.priority.is_some()) {
+        ingestor.finish_runtime(runtime::falco::parse(text), cluster_hint, out);
+        return;
+    }
+    if let Some(schema) = raw.schema.as_deref() {
+        if schema == runtime::native::SCHEMA {
+            ingestor.finish_runtime(runtime::native::parse(text), cluster_hint, out);
+        } else {
+            let rejection = Rejection::new(
+                RejectReason::UnknownShape,
+                format!(
+                    "schema {schema:?} is not one Vigil reads (runtime events: {:?})",
+                    runtime::native::SCHEMA
+                ),
+            );
+            ingestor.reject(rejection, out);
+        }
+        return;
+    }
     let audit_api = raw
         .api_version
         .as_deref()
@@ -496,7 +520,8 @@ fn dispatch(
         let rejection = Rejection::new(
             RejectReason::UnknownShape,
             format!(
-                "{what} is neither an audit.k8s.io Event, an EventList nor a CloudWatch Logs record"
+                "{what} is neither an audit.k8s.io Event, an EventList, a CloudWatch Logs record nor a runtime event (Tetragon, Falco, {})",
+                runtime::native::SCHEMA
             ),
         );
         ingestor.reject(rejection, out);

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use vigil_schemas::time::format_rfc3339_millis;
-use vigil_schemas::{Detection, Finding, UserInfo, WorkloadSpec};
+use vigil_schemas::{Detection, Finding, ProcessInfo, RuntimeDetails, UserInfo, WorkloadSpec};
 
 /// The finding id: 32 hex digits of SHA-256 over type, cluster and aggregation key, each
 /// length-prefixed so that no two different keys can run together into the same bytes.
@@ -234,6 +234,32 @@ fn workload_details(workload: &WorkloadSpec) -> Value {
 }
 
 /// GuardDuty leaves absent fields out rather than writing `null`; SIEM parsers expect the same.
+/// `service.runtimeDetails.process` and each of its `lineage` entries.
+fn process_json(process: &ProcessInfo) -> Value {
+    json!({
+        "name": process.binary.rsplit('/').next().unwrap_or_default(),
+        "executablePath": process.binary,
+        "commandLine": process.arguments,
+        "pid": process.pid,
+        "pwd": process.cwd,
+        "startTime": process.start_time_micros.map(format_rfc3339_millis),
+        "uuid": process.exec_id,
+        "parentUuid": process.parent_exec_id,
+        "userId": process.uid,
+        "euid": process.euid,
+    })
+}
+
+/// A runtime finding's container, as `resource.containerDetails` and in the workload's containers.
+fn container_json(runtime: &RuntimeDetails) -> Value {
+    json!({
+        "id": runtime.container_id,
+        "name": runtime.container_name,
+        "image": runtime.image,
+        "imagePrefix": runtime.image.as_deref().map(image_prefix),
+    })
+}
+
 fn without_nulls(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
@@ -269,6 +295,17 @@ fn guardduty_json_with_nulls(finding: &Finding) -> Value {
         kubernetes.insert(
             "kubernetesWorkloadDetails".into(),
             workload_details(workload),
+        );
+    } else if let (Some(runtime), Some(target)) = (&detection.runtime, &detection.target) {
+        kubernetes.insert(
+            "kubernetesWorkloadDetails".into(),
+            json!({
+                "name": target.workload_name.clone().unwrap_or_else(|| target.pod_name.clone()),
+                "type": target.workload_kind.as_deref().map_or("pods".to_owned(), |kind| format!("{}s", kind.to_ascii_lowercase())),
+                "namespace": target.namespace,
+                "serviceAccountName": target.service_account,
+                "containers": [container_json(runtime)],
+            }),
         );
     } else if let Some(target) = &detection.target {
         kubernetes.insert(
@@ -330,10 +367,23 @@ fn guardduty_json_with_nulls(finding: &Finding) -> Value {
     for pair in &detection.additional_info {
         additional.insert(pair.key.clone(), json!(pair.value));
     }
+    if let Some(runtime) = &detection.runtime {
+        additional.insert(
+            "agentDetails".into(),
+            json!({"agentId": runtime.sensor, "agentVersion": Value::Null}),
+        );
+        additional.insert("eventKind".into(), json!(runtime.event_kind));
+        insert_some(&mut additional, "nodeName", runtime.node_name.clone());
+    }
+    let feature = if detection.runtime.is_some() {
+        "RuntimeMonitoring"
+    } else {
+        "EksAuditLogs"
+    };
     let mut service = json!({
         "serviceName": "guardduty",
         "detectorId": "vigil",
-        "featureName": "EksAuditLogs",
+        "featureName": feature,
         "action": action,
         "count": finding.count,
         "archived": finding.archived,
@@ -351,6 +401,24 @@ fn guardduty_json_with_nulls(finding: &Finding) -> Value {
                     "threatListName": found.list_name, "threatNames": [found.entry], "threatFileSha256": found.file_sha256,
                 })).collect::<Vec<_>>()}),
             );
+    }
+    if let (Some(runtime), Some(object)) = (&detection.runtime, service.as_object_mut()) {
+        let context: Map<String, Value> = runtime
+            .context
+            .iter()
+            .map(|pair| (pair.key.clone(), json!(pair.value)))
+            .collect();
+        let mut process = process_json(&runtime.process);
+        if let Some(process) = process.as_object_mut() {
+            process.insert(
+                "lineage".into(),
+                runtime.lineage.iter().map(process_json).collect(),
+            );
+        }
+        object.insert(
+            "runtimeDetails".into(),
+            json!({"process": process, "context": context}),
+        );
     }
     let arn = format!(
         "arn:{}:guardduty:{region}:{account}:detector/vigil/finding/{}",
@@ -376,6 +444,7 @@ fn guardduty_json_with_nulls(finding: &Finding) -> Value {
                 "tags": cluster.tags.iter().map(|tag| json!({"key": tag.key, "value": tag.value})).collect::<Vec<_>>(),
             },
             "kubernetesDetails": kubernetes,
+            "containerDetails": detection.runtime.as_ref().filter(|runtime| runtime.container_id.is_some()).map(container_json),
         },
         "service": service,
     })

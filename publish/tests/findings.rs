@@ -146,6 +146,7 @@ fn the_json_has_guardduty_shape() {
         entry: "203.0.113.64/28".into(),
         file_sha256: "ff".into(),
         curated: false,
+        category: None,
     }];
     let json = to_guardduty_json(aggregator.add(with_workload).1);
     assert!(has_no_nulls(&json), "{json}");

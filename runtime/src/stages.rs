@@ -3,11 +3,13 @@
 use std::collections::BTreeSet;
 
 use vigil_detect::{Engine, StateEntry};
-use vigil_enrich::{Enricher, Inventory, ThreatIntel};
+use vigil_enrich::{Enricher, Inventory, Normalized, ThreatIntel};
 use vigil_ingest::{IngestStats, Ingested, Ingestor, Limits};
 use vigil_publish::suppress::Suppression;
 use vigil_publish::{Added, Aggregator, finding_id, to_guardduty_json};
-use vigil_schemas::{AuditEvent, Codec, CodecError, Detection, EnrichedEvent, Finding, Record};
+use vigil_schemas::{
+    AuditEvent, Codec, CodecError, Detection, EnrichedEvent, Finding, Record, RuntimeEvent,
+};
 
 use crate::config::Topics;
 use crate::kafka::{Incoming, Outgoing, Processor, TopicSpec, dead_letter};
@@ -83,7 +85,38 @@ pub fn partition_key(event: &AuditEvent) -> String {
     format!("{cluster}/principal/{}", event.user.username)
 }
 
-/// ingest: raw JSON → `AuditEvent`s; rejected input → one dead letter per message.
+/// The key of a runtime event: by node, where its process tree lives (enrich's process table is per
+/// node, so one node's events must reach one enrich instance).
+pub fn runtime_partition_key(event: &RuntimeEvent) -> String {
+    let cluster = event.cluster_hint.as_deref().unwrap_or_default();
+    format!(
+        "{cluster}/node/{}",
+        event.node_name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Decodes an `AuditEvent` or a `RuntimeEvent`, whichever the writer's fingerprint names; anything
+/// else is dead-lettered like any undecodable record.
+fn decode_normalized(
+    codec: &Codec,
+    stage: &'static str,
+    deadletter: &str,
+    metrics: &Metrics,
+    input: &Incoming<'_>,
+    out: &mut Vec<Outgoing>,
+) -> Option<Normalized> {
+    match codec.decode::<AuditEvent>(input.payload) {
+        Ok(event) => Some(Normalized::Audit(Box::new(event))),
+        Err(CodecError::WrongRecord { found, .. }) if found == RuntimeEvent::FULL_NAME => {
+            decode::<RuntimeEvent>(codec, stage, deadletter, metrics, input, out)
+                .map(|event| Normalized::Runtime(Box::new(event)))
+        }
+        Err(_) => decode::<AuditEvent>(codec, stage, deadletter, metrics, input, out)
+            .map(|event| Normalized::Audit(Box::new(event))),
+    }
+}
+
+/// ingest: raw JSON → `AuditEvent`s and `RuntimeEvent`s; rejected input → one dead letter per message.
 #[derive(Debug)]
 pub struct IngestStage {
     ingestor: Ingestor,
@@ -131,7 +164,10 @@ impl Processor for IngestStage {
         "ingest"
     }
     fn input_topics(&self) -> Vec<String> {
-        vec![self.topics.audit_raw.clone()]
+        vec![
+            self.topics.audit_raw.clone(),
+            self.topics.runtime_raw.clone(),
+        ]
     }
     fn output_topics(&self) -> Vec<TopicSpec> {
         vec![
@@ -166,19 +202,29 @@ impl Processor for IngestStage {
             return;
         }
         let mut rejections = Vec::new();
-        let mut events = Vec::new();
+        let mut encoded = Vec::new();
+        let codec = &self.codec;
         self.ingestor
             .ingest_payload(input.payload, &mut |item| match item {
-                Ingested::Event(event) => events.push(event),
+                Ingested::Event(event) => {
+                    encoded.push(
+                        codec
+                            .encode(event.as_ref())
+                            .map(|bytes| (partition_key(&event), bytes)),
+                    );
+                }
+                Ingested::Runtime(event) => {
+                    encoded.push(
+                        codec
+                            .encode(event.as_ref())
+                            .map(|bytes| (runtime_partition_key(&event), bytes)),
+                    );
+                }
                 Ingested::Rejected(rejection) => rejections.push(rejection),
             });
-        for event in events {
-            match self.codec.encode(event.as_ref()) {
-                Ok(bytes) => out.push(Outgoing::new(
-                    &self.topics.events,
-                    partition_key(&event),
-                    bytes,
-                )),
+        for result in encoded {
+            match result {
+                Ok((key, bytes)) => out.push(Outgoing::new(&self.topics.events, key, bytes)),
                 Err(error) => {
                     self.metrics
                         .dead_letters
@@ -250,7 +296,7 @@ fn record_lists(metrics: &Metrics, sources: &[ListSource], intel: &ThreatIntel) 
     }
 }
 
-/// enrich: `AuditEvent` → `EnrichedEvent`, same key.
+/// enrich: `AuditEvent` or `RuntimeEvent` → `EnrichedEvent`, same key.
 #[derive(Debug)]
 pub struct EnrichStage {
     enricher: Enricher,
@@ -313,7 +359,7 @@ impl Processor for EnrichStage {
     }
     fn process(&mut self, input: &Incoming<'_>, out: &mut Vec<Outgoing>) {
         self.reload_lists();
-        let Some(event) = decode::<AuditEvent>(
+        let Some(event) = decode_normalized(
             &self.codec,
             "enrich",
             &self.topics.deadletter,
@@ -323,7 +369,7 @@ impl Processor for EnrichStage {
         ) else {
             return;
         };
-        let enriched = self.enricher.enrich_audit(event);
+        let enriched = self.enricher.enrich(event);
         self.changes.clear();
         self.enricher.drain_state(&mut self.changes);
         for (key, payload) in self.changes.drain(..) {

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 
 use apache_avro::rabin::Rabin;
-use apache_avro::{GenericSingleObjectReader, GenericSingleObjectWriter, Schema, from_value, to_value};
+use apache_avro::{
+    GenericSingleObjectReader, GenericSingleObjectWriter, Schema, from_value, to_value,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -120,7 +122,8 @@ impl Codec {
                 name,
                 source: Box::new(source),
             };
-            let writer = GenericSingleObjectWriter::new_with_capacity(&schema, 1024).map_err(bad)?;
+            let writer =
+                GenericSingleObjectWriter::new_with_capacity(&schema, 1024).map_err(bad)?;
             let reader = GenericSingleObjectReader::new(schema).map_err(bad)?;
             by_fingerprint.insert(fingerprint, schemas.len());
             schemas.push(KnownSchema {

@@ -211,14 +211,16 @@ pub struct ProcessInfo {
     /// Sensor-unique process id (Tetragon `exec_id`), stable across pid reuse.
     pub exec_id: Option<String>,
     pub parent_exec_id: Option<String>,
+    /// Absolute path of the executable (`/memfd:...` or `/proc/self/fd/N` for fileless execution).
     pub binary: String,
     pub arguments: Option<String>,
     pub cwd: Option<String>,
     pub uid: Option<i64>,
     pub euid: Option<i64>,
     pub start_time_micros: Option<i64>,
+    /// The sensor's exec flags (Tetragon `flags`: `execve rootcwd clone`, `procFS`...).
+    pub flags: Option<String>,
 }
-
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "io.vigil")]
 pub struct NetworkInfo {
@@ -230,14 +232,16 @@ pub struct NetworkInfo {
     pub destination_domain: Option<String>,
 }
 
-/// One OS-level event from a node or container (schema `RuntimeEvent.avsc`). Defined by the core;
-/// filled by the runtime sensors' parsers.
+/// One OS-level event from a node or container (schema `RuntimeEvent.avsc`), whatever sensor saw it
+/// (Tetragon, Falco, or an agent writing Vigil's native JSON). `kind` says which of the optional
+/// fields are filled.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "io.vigil")]
 pub struct RuntimeEvent {
+    /// Deterministic: the sensor's own id, or a digest of the input, so a redelivery keeps its id.
     pub event_id: String,
     pub event_time_micros: i64,
-    /// `process_exec`, `process_exit`, `file_open`, `file_write`, `network_connect`, `dns_query`, ...
+    /// One of [`RUNTIME_KINDS`].
     pub kind: String,
     /// `tetragon`, `falco`, `native`.
     pub sensor: String,
@@ -246,16 +250,70 @@ pub struct RuntimeEvent {
     pub container_id: Option<String>,
     pub container_name: Option<String>,
     pub image: Option<String>,
+    /// When the container started: a binary written after it is container drift.
+    pub container_started_micros: Option<i64>,
     pub pod_name: Option<String>,
     pub pod_namespace: Option<String>,
     pub process: ProcessInfo,
     pub parent: Option<ProcessInfo>,
+    /// Effective capabilities of the process, as the sensor names them (`CAP_SYS_ADMIN`).
+    pub capabilities: Vec<String>,
+    /// Linux namespaces the process shares with the host (`mnt`, `pid`, `net`...), when the sensor
+    /// reports them: a container process in the host's namespaces has escaped.
+    pub host_namespaces: Vec<String>,
+    /// The file opened, read, written, renamed (its old name), unlinked, loaded or executed.
     pub file_path: Option<String>,
+    /// The new name of a renamed or linked file.
+    pub file_new_path: Option<String>,
     pub network: Option<NetworkInfo>,
     pub dns_query: Option<String>,
+    /// Addresses a DNS answer resolved to.
+    pub dns_answers: Vec<String>,
+    pub module_name: Option<String>,
+    pub mount_source: Option<String>,
+    pub mount_target: Option<String>,
+    pub mount_fs_type: Option<String>,
+    /// The process acted on by ptrace, process_vm_writev or a `/proc/PID/mem` write.
+    pub target_pid: Option<i64>,
+    /// `PTRACE_POKETEXT`, `PTRACE_TRACEME`...; the request of a ptrace call.
+    pub ptrace_request: Option<String>,
+    /// The uid a privilege change moved to.
+    pub new_uid: Option<i64>,
     /// The sensor's own rule or hook name (Falco rule, Tetragon kprobe function).
     pub sensor_rule: Option<String>,
+    /// The sensor's own priority (Falco `priority`).
+    pub sensor_priority: Option<String>,
+    /// The sensor's own fields (Falco `output_fields`), bounded in number and length.
+    pub sensor_fields: Vec<KeyValue>,
 }
+
+/// Every `RuntimeEvent.kind` ingest produces.
+pub const RUNTIME_KINDS: &[&str] = &[
+    "process_exec",
+    "process_exit",
+    "file_open",
+    "file_read",
+    "file_write",
+    "file_rename",
+    "file_unlink",
+    "file_link",
+    "file_chmod",
+    "network_connect",
+    "network_accept",
+    "network_listen",
+    "network_close",
+    "dns_query",
+    "module_load",
+    "library_load",
+    "mount",
+    "ptrace",
+    "process_vm_write",
+    "memfd_create",
+    "userfaultfd",
+    "privilege_change",
+    "sensor_alert",
+    "other",
+];
 
 /// The cluster an event belongs to, from the cluster configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
@@ -282,6 +340,10 @@ pub struct ThreatMatch {
     /// From a curated feed (raises `MaliciousIPCaller`) rather than a custom list (`.Custom`).
     #[serde(default)]
     pub curated: bool,
+    /// What the list says its entries are: `c2`, `mining`, `drop_point`, `blackhole`, `phishing`,
+    /// `dga`, `drive_by`, `malware`. Runtime finding types follow it.
+    #[serde(default)]
+    pub category: Option<String>,
 }
 
 /// What enrich knows of the caller's address.
@@ -325,6 +387,15 @@ pub struct EnrichedEvent {
     /// The top-level owner of the workload in the request (a pod's Deployment), from the inventory.
     pub workload_owner_kind: Option<String>,
     pub workload_owner_name: Option<String>,
+    /// Runtime: the process's ancestors, parent first, as far as the node's process table knows them
+    /// (up to the container's init or the host's).
+    pub lineage: Vec<ProcessInfo>,
+    /// Runtime: the executed or loaded file was written after its container started (drift).
+    pub binary_written_in_container: bool,
+    /// Runtime: what enrich knows of the remote address of a connection or of a DNS answer.
+    pub destination_ip: Option<IpIntel>,
+    /// Runtime: threat-list entries the queried or connected domain matched.
+    pub domain_matches: Vec<ThreatMatch>,
 }
 
 /// `service.action.kubernetesApiCallAction` of a finding.
@@ -373,6 +444,28 @@ pub struct Detection {
     pub threat_intel: Vec<ThreatMatch>,
     /// Free-form context for the finding's `service.additionalInfo`.
     pub additional_info: Vec<KeyValue>,
+    /// Runtime findings: the process, its lineage and the container it ran in.
+    pub runtime: Option<RuntimeDetails>,
+}
+
+/// `service.runtimeDetails` of a runtime finding, and the container and node it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct RuntimeDetails {
+    pub sensor: String,
+    pub event_kind: String,
+    pub process: ProcessInfo,
+    /// Ancestors, parent first.
+    pub lineage: Vec<ProcessInfo>,
+    pub node_name: Option<String>,
+    pub container_id: Option<String>,
+    pub container_name: Option<String>,
+    pub image: Option<String>,
+    pub pod_name: Option<String>,
+    pub pod_namespace: Option<String>,
+    /// `service.runtimeDetails.context`: only the fields that matter for the type, under GuardDuty's
+    /// names (`filePath`, `moduleName`, `socketPath`, `toolName`...).
+    pub context: Vec<KeyValue>,
 }
 
 /// A finding as publish keeps it: the latest detection of its aggregation key plus the aggregation

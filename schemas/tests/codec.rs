@@ -100,6 +100,7 @@ fn detection_of(event: &AuditEvent, severity: f64) -> Detection {
             entry: "1.2.3.4".into(),
             file_sha256: "00".into(),
             curated: false,
+            category: None,
         }],
         ..Detection::default()
     }

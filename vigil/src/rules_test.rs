@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use vigil_detect::Engine;
-use vigil_enrich::{ClusterConfig, Enricher, Inventory, ThreatIntel};
+use vigil_enrich::{ClusterConfig, Enricher, Inventory, Normalized, ThreatIntel};
 use vigil_ingest::{Ingested, Ingestor};
 
 /// One rule firing on one event.
@@ -39,12 +39,20 @@ pub fn run(paths: &[PathBuf], mut engine: Engine) -> Result<Results, String> {
         let label = source.label();
         let reader = source.open().map_err(|error| error.to_string())?;
         let mut ordinal = 0usize;
-        ingestor.ingest_reader(reader, &mut |item| match item {
-            Ingested::Event(event) => {
+        ingestor.ingest_reader(reader, &mut |item| {
+            let event = match item {
+                Ingested::Event(event) => Normalized::Audit(event),
+                Ingested::Runtime(event) => Normalized::Runtime(event),
+                Ingested::Rejected(_) => {
+                    results.rejected += 1;
+                    return;
+                }
+            };
+            {
                 ordinal += 1;
                 results.events += 1;
                 detections.clear();
-                engine.process(&enricher.enrich_audit(*event), &mut detections);
+                engine.process(&enricher.enrich(event), &mut detections);
                 for detection in detections.drain(..) {
                     results.hits.push(Hit {
                         place: format!("{label} event {ordinal}"),
@@ -54,7 +62,6 @@ pub fn run(paths: &[PathBuf], mut engine: Engine) -> Result<Results, String> {
                     });
                 }
             }
-            Ingested::Rejected(_) => results.rejected += 1,
         });
     }
     Ok(results)

@@ -12,11 +12,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use vigil_detect::Engine;
-use vigil_enrich::{ClusterConfig, Enricher, Inventory, ThreatIntel};
+use vigil_enrich::{ClusterConfig, Enricher, Inventory, Normalized, ThreatIntel};
 use vigil_ingest::{IngestStats, Ingested, Ingestor, Rejection};
 use vigil_publish::suppress::Suppression;
 use vigil_publish::{Aggregator, to_guardduty_json};
-use vigil_schemas::{AuditEvent, Detection, EnrichedEvent};
+use vigil_schemas::{Detection, EnrichedEvent};
 
 use crate::examples;
 
@@ -135,7 +135,7 @@ pub struct ScanReport {
 
 fn ingest_thread(
     sources: Vec<Source>,
-    to_enrich: SyncSender<Vec<AuditEvent>>,
+    to_enrich: SyncSender<Vec<Normalized>>,
     read: Arc<AtomicU64>,
 ) -> Result<(IngestStats, Vec<(String, Rejection)>), ScanError> {
     let mut ingestor = Ingestor::default();
@@ -144,17 +144,21 @@ fn ingest_thread(
     for source in sources {
         let label = source.label();
         let reader = source.open()?;
-        let mut handle = |item: Ingested| match item {
-            Ingested::Event(event) => {
-                read.fetch_add(1, Ordering::Relaxed);
-                batch.push(*event);
-                if batch.len() >= BATCH {
-                    // A closed channel means a later stage stopped; its error is reported from there.
-                    let _ =
-                        to_enrich.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+        let mut handle = |item: Ingested| {
+            let event = match item {
+                Ingested::Event(event) => Normalized::Audit(event),
+                Ingested::Runtime(event) => Normalized::Runtime(event),
+                Ingested::Rejected(rejection) => {
+                    rejections.push((label.clone(), rejection));
+                    return;
                 }
+            };
+            read.fetch_add(1, Ordering::Relaxed);
+            batch.push(event);
+            if batch.len() >= BATCH {
+                // A closed channel means a later stage stopped; its error is reported from there.
+                let _ = to_enrich.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
             }
-            Ingested::Rejected(rejection) => rejections.push((label.clone(), rejection)),
         };
         ingestor.ingest_reader(reader, &mut handle);
     }
@@ -166,13 +170,13 @@ fn ingest_thread(
 
 fn enrich_thread(
     mut enricher: Enricher,
-    from_ingest: Receiver<Vec<AuditEvent>>,
+    from_ingest: Receiver<Vec<Normalized>>,
     to_detect: SyncSender<Vec<EnrichedEvent>>,
 ) {
     for batch in from_ingest {
         let enriched: Vec<EnrichedEvent> = batch
             .into_iter()
-            .map(|event| enricher.enrich_audit(event))
+            .map(|event| enricher.enrich(event))
             .collect();
         if to_detect.send(enriched).is_err() {
             return;
