@@ -847,6 +847,7 @@ fn curated_feeds_raise_malicious_ip_caller_and_custom_lists_do_not() {
                 entry: "198.51.100.7".into(),
                 file_sha256: "00".into(),
                 curated,
+                category: None,
             }];
         }
         enriched

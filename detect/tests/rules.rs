@@ -584,7 +584,8 @@ fn every_builtin_detector_is_registered_once() {
         off,
         [
             "role_with_write_privileges_created",
-            "load_balancer_service_created"
+            "load_balancer_service_created",
+            "ptrace_anti_debugging"
         ]
     );
 }

@@ -598,7 +598,7 @@ mod tests {
     }
 
     #[test]
-    fn stix_bundles_give_their_ip_indicators() {
+    fn stix_bundles_give_their_ip_and_domain_indicators() {
         let bundle = r#"{"type": "bundle", "id": "bundle--1", "objects": [
             {"type": "indicator", "spec_version": "2.1", "id": "indicator--a", "pattern_type": "stix",
              "pattern": "[ipv4-addr:value = '198.51.100.7' OR ipv4-addr:value = '203.0.113.0/24']"},
@@ -617,7 +617,11 @@ mod tests {
         assert!(list.set.contains("192.0.2.99".parse().unwrap()));
         assert!(!list.set.contains("192.0.2.1".parse().unwrap()), "revoked");
         assert_eq!(list.set.len(), 4);
-        assert_eq!(list.skipped, 2, "the domain and the sigma indicator");
+        assert_eq!(list.skipped, 1, "the sigma indicator");
+        assert_eq!(
+            list.domains.lookup("www.evil.example").as_deref(),
+            Some("evil.example")
+        );
         assert_eq!(list.bad_lines, [(7, "not-an-ip".to_owned())]);
 
         let broken = NamedList::parse_as("stix", "{ not json", ListFormat::Stix);
@@ -626,16 +630,56 @@ mod tests {
     }
 
     #[test]
-    fn otx_csv_gives_its_ip_rows() {
+    fn otx_csv_gives_its_ip_and_domain_rows() {
         let csv = "Indicator type,Indicator,Description\nIPv4,198.51.100.7,\"scanner, seen twice\"\ndomain,evil.example,c2\nCIDR,203.0.113.0/24,\nIPv6,2001:db8::1,x\nIPv4,999.1.1.1,typo\n";
         let list = NamedList::parse("otx", csv);
         assert!(list.set.contains("198.51.100.7".parse().unwrap()));
         assert!(list.set.contains("203.0.113.9".parse().unwrap()));
         assert!(list.set.contains("2001:db8::1".parse().unwrap()));
         assert_eq!(list.set.len(), 3);
-        assert_eq!(list.skipped, 1);
+        assert_eq!(list.skipped, 0);
+        assert!(list.domains.lookup("evil.example").is_some());
         assert_eq!(list.bad_lines.len(), 1);
         assert_eq!(csv_fields("a,\"b,c\",\"d\"\"e\""), ["a", "b,c", "d\"e"]);
+    }
+
+    #[test]
+    fn domains_match_themselves_and_their_subdomains_and_trusted_beats_threat() {
+        let list = NamedList::parse(
+            "c2",
+            "# c2 domains
+evil.example
+*.bad.example.
+198.51.100.7
+not a domain
+",
+        )
+        .category(Some("c2".into()));
+        assert_eq!(list.domains.len(), 2);
+        assert_eq!(list.set.len(), 1);
+        assert_eq!(list.bad_lines.len(), 1);
+        let mut intel = ThreatIntel {
+            threat_lists: vec![list],
+            ..ThreatIntel::default()
+        };
+        let found = intel.classify_domain("Beacon.EVIL.example.");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].entry, "evil.example");
+        assert_eq!(found[0].category.as_deref(), Some("c2"));
+        assert!(intel.classify_domain("x.bad.example").len() == 1);
+        assert!(intel.classify_domain("notevil.example").is_empty());
+        assert!(intel.classify_domain("example").is_empty());
+        intel.trusted = vec![NamedList::parse(
+            "ours",
+            "beacon.evil.example
+",
+        )];
+        assert!(intel.classify_domain("beacon.evil.example").is_empty());
+        assert_eq!(intel.classify_domain("other.evil.example").len(), 1);
+        assert!(looks_like_domain("a-b.example.com"));
+        assert!(!looks_like_domain("10.0.0.1"));
+        assert!(!looks_like_domain("localhost"));
+        assert!(!looks_like_domain("a..b"));
     }
 
     #[test]

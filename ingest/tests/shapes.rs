@@ -41,6 +41,7 @@ fn run_with(input: &[u8], limits: Limits) -> Run {
     ingestor.ingest_payload(input, &mut |item| match item {
         Ingested::Event(event) => events.push(*event),
         Ingested::Rejected(rejection) => rejections.push(rejection),
+        Ingested::Runtime(event) => panic!("an audit input read as runtime: {event:?}"),
     });
     Run {
         events,

@@ -134,7 +134,9 @@ fn process_info(process: &Process) -> ProcessInfo {
 
 /// Kernel and syscall function names to a kind, without the architecture's syscall prefix.
 fn hook_kind(function: &str) -> &'static str {
+    // Tracepoints are `sys_enter_NAME`; kprobes carry the architecture's syscall prefix.
     let name = [
+        "sys_enter_",
         "__x64_sys_",
         "__arm64_sys_",
         "__ia32_sys_",
@@ -145,7 +147,6 @@ fn hook_kind(function: &str) -> &'static str {
     .iter()
     .find_map(|prefix| function.strip_prefix(prefix))
     .unwrap_or(function);
-    let name = name.strip_prefix("sys_enter_").unwrap_or(name);
     match name {
         "write"
         | "pwrite64"
