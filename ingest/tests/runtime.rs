@@ -48,7 +48,10 @@ fn a_tetragon_exec_keeps_process_parent_pod_container_and_namespaces() {
     assert_eq!(event.node_name.as_deref(), Some("ip-10-0-1-5"));
     assert_eq!(event.cluster_hint.as_deref(), Some("shop-prod"));
     assert_eq!(event.container_id.as_deref(), Some("0123abcd"));
-    assert_eq!(event.image.as_deref(), Some("registry.example/shop/web:1.4"));
+    assert_eq!(
+        event.image.as_deref(),
+        Some("registry.example/shop/web:1.4")
+    );
     assert_eq!(event.container_started_micros, Some(1_796_029_200_000_000));
     assert_eq!(event.pod_namespace.as_deref(), Some("shop"));
     assert_eq!(event.process.binary, "/bin/sh");
@@ -141,7 +144,11 @@ fn the_older_tetragon_network_events_and_an_exec_without_time() {
     let (events, rejections) = ingest(&untimed_exit);
     assert!(events.is_empty());
     assert_eq!(rejections[0].reason, RejectReason::InvalidEvent);
-    assert!(rejections[0].detail.contains("without a time"), "{}", rejections[0].detail);
+    assert!(
+        rejections[0].detail.contains("without a time"),
+        "{}",
+        rejections[0].detail
+    );
 }
 
 #[test]
@@ -179,7 +186,11 @@ fn malformed_tetragon_events_are_rejected_with_a_reason() {
         assert!(events.is_empty());
         assert_eq!(rejections.len(), 1);
         assert_eq!(rejections[0].reason, RejectReason::InvalidEvent);
-        assert!(rejections[0].detail.contains(needle), "{}", rejections[0].detail);
+        assert!(
+            rejections[0].detail.contains(needle),
+            "{}",
+            rejections[0].detail
+        );
     }
 }
 
@@ -190,18 +201,32 @@ fn a_falco_alert_becomes_a_sensor_alert_with_its_rule_priority_and_fields() {
     let event = one(FALCO);
     assert_eq!(event.kind, "sensor_alert");
     assert_eq!(event.sensor, "falco");
-    assert_eq!(event.sensor_rule.as_deref(), Some("Terminal shell in container"));
+    assert_eq!(
+        event.sensor_rule.as_deref(),
+        Some("Terminal shell in container")
+    );
     assert_eq!(event.sensor_priority.as_deref(), Some("Notice"));
     assert_eq!(event.event_time_micros, 1_796_032_800_123_456);
-    assert_eq!(event.image.as_deref(), Some("registry.example/shop/web:1.4"));
+    assert_eq!(
+        event.image.as_deref(),
+        Some("registry.example/shop/web:1.4")
+    );
     assert_eq!(event.pod_name.as_deref(), Some("web-7d9f"));
     assert_eq!(event.process.binary, "/bin/bash");
     assert_eq!(event.process.arguments.as_deref(), Some("-i"));
     assert_eq!(event.parent.unwrap().binary, "runc");
     assert!(event.file_path.is_none(), "<NA> is Falco's empty value");
-    let tags = event.sensor_fields.iter().find(|kv| kv.key == "tags").unwrap();
+    let tags = event
+        .sensor_fields
+        .iter()
+        .find(|kv| kv.key == "tags")
+        .unwrap();
     assert_eq!(tags.value, "container,mitre_execution,shell");
-    let (_, rejections) = ingest(&FALCO.replace(r#""time":"2026-11-30T10:00:00.123456789Z","#, "").replace(r#""evt.time":1796032800123456789,"#, ""));
+    let (_, rejections) = ingest(
+        &FALCO
+            .replace(r#""time":"2026-11-30T10:00:00.123456789Z","#, "")
+            .replace(r#""evt.time":1796032800123456789,"#, ""),
+    );
     assert_eq!(rejections[0].reason, RejectReason::InvalidEvent);
 }
 
@@ -235,7 +260,11 @@ fn native_events_of_every_kind() {
     assert_eq!(info.destination_domain.as_deref(), Some("c2.example"));
 
     for (input, reason, needle) in [
-        (base("teleport", ""), RejectReason::InvalidEvent, "is not one of"),
+        (
+            base("teleport", ""),
+            RejectReason::InvalidEvent,
+            "is not one of",
+        ),
         (
             base("process_exec", r#","colour":"red""#),
             RejectReason::InvalidEvent,
@@ -255,7 +284,11 @@ fn native_events_of_every_kind() {
         let (events, rejections) = ingest(&input);
         assert!(events.is_empty(), "{input}");
         assert_eq!(rejections[0].reason, reason, "{input}");
-        assert!(rejections[0].detail.contains(needle), "{}", rejections[0].detail);
+        assert!(
+            rejections[0].detail.contains(needle),
+            "{}",
+            rejections[0].detail
+        );
     }
 }
 

@@ -11,7 +11,8 @@
 //! region = "us-east-1"
 //!
 //! [threat_intel]
-//! threat_lists = ["intel/threat-list.txt", { path = "intel/otx.csv", name = "otx", format = "otx-csv" }]
+//! threat_lists = ["intel/threat-list.txt", { path = "intel/otx.csv", name = "otx", format = "otx-csv" },
+//!                 { path = "intel/c2-domains.txt", category = "c2" }]
 //! curated_feeds = [{ path = "intel/feed.json", format = "stix" }]
 //! tor_exits = "intel/tor-exit-addresses.txt"
 //! trusted = ["intel/office.txt"]
@@ -117,6 +118,46 @@ struct ListDetails {
     name: Option<String>,
     #[serde(default)]
     format: ListFormat,
+    /// What the entries are: decides the runtime finding types a match raises.
+    #[serde(default)]
+    category: Option<ListCategory>,
+}
+
+/// What a threat list's entries are (`category = "c2"` in the settings file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListCategory {
+    /// Command-and-control servers: `Backdoor:Runtime/C&CActivity.B[!DNS]`.
+    C2,
+    /// Mining pools: `CryptoCurrency:Runtime/BitcoinTool.B[!DNS]`.
+    Mining,
+    /// Where malware drops stolen data: `Trojan:Runtime/DropPoint[!DNS]`.
+    DropPoint,
+    /// Sinkholes: `Trojan:Runtime/BlackholeTraffic[!DNS]`.
+    Blackhole,
+    /// `Trojan:Runtime/PhishingDomainRequest!DNS`.
+    Phishing,
+    /// Generated domains: `Trojan:Runtime/DGADomainRequest.C!DNS`.
+    Dga,
+    /// Drive-by download hosts: `Trojan:Runtime/DriveBySourceTraffic!DNS`.
+    DriveBy,
+    /// Anything else malicious: `...MaliciousIPCaller.Custom`, `Impact:Runtime/MaliciousDomainRequest.Reputation`.
+    Malware,
+}
+
+impl ListCategory {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::C2 => "c2",
+            Self::Mining => "mining",
+            Self::DropPoint => "drop_point",
+            Self::Blackhole => "blackhole",
+            Self::Phishing => "phishing",
+            Self::Dga => "dga",
+            Self::DriveBy => "drive_by",
+            Self::Malware => "malware",
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -170,6 +211,7 @@ pub struct ListSource {
     pub name: String,
     pub format: ListFormat,
     pub role: ListRole,
+    pub category: Option<ListCategory>,
 }
 
 /// Everything the settings say, read and checked.
@@ -218,9 +260,11 @@ fn list_name(path: &Path) -> String {
 }
 
 fn source(base: Option<&Path>, entry: ListEntry, role: ListRole) -> ListSource {
-    let (path, name, format) = match entry {
-        ListEntry::Path(path) => (path, None, ListFormat::Auto),
-        ListEntry::Detailed(details) => (details.path, details.name, details.format),
+    let (path, name, format, category) = match entry {
+        ListEntry::Path(path) => (path, None, ListFormat::Auto, None),
+        ListEntry::Detailed(details) => {
+            (details.path, details.name, details.format, details.category)
+        }
     };
     let path = resolve(base, &path);
     ListSource {
@@ -228,6 +272,7 @@ fn source(base: Option<&Path>, entry: ListEntry, role: ListRole) -> ListSource {
         path,
         format,
         role,
+        category,
     }
 }
 
@@ -238,14 +283,15 @@ pub fn read_list(
 ) -> Result<NamedList, String> {
     let text = read_file(&source.path)?;
     Ok(NamedList::parse_as(&source.name, &text, source.format)
-        .curated(source.role == ListRole::Curated))
+        .curated(source.role == ListRole::Curated)
+        .category(source.category.map(|category| category.label().to_owned())))
 }
 
 /// What is wrong in a list, for the operator.
 pub fn list_notes(list: &NamedList, out: &mut Vec<String>) {
     for (line, text) in list.bad_lines.iter().take(5) {
         out.push(format!(
-            "list {}: entry {line} is not an IP or CIDR, ignored: {text:?}",
+            "list {}: entry {line} is not an IP, CIDR or domain, ignored: {text:?}",
             list.name
         ));
     }
@@ -533,6 +579,7 @@ mod tests {
             "Indicator type,Indicator,Description\nIPv4,198.51.100.7,x\n",
         )
         .unwrap();
+        std::fs::write(dir.join("intel/c2.txt"), "beacon.example\n203.0.113.66\n").unwrap();
         std::fs::write(
             dir.join("intel/tor.txt"),
             "ExitAddress 185.220.101.4 2024-01-01 00:00:00\n",
@@ -552,7 +599,7 @@ name = "prod"
 account_id = "111122223333"
 
 [threat_intel]
-threat_lists = ["intel/bad.txt"]
+threat_lists = ["intel/bad.txt", { path = "intel/c2.txt", category = "c2" }]
 curated_feeds = [{ path = "intel/feed.csv", name = "otx", format = "otx-csv" }]
 tor_exits = "intel/tor.txt"
 reload_secs = 5
@@ -576,7 +623,7 @@ name = "alice"
         })
         .unwrap();
         assert_eq!(settings.clusters.default_cluster.as_deref(), Some("prod"));
-        assert_eq!(settings.lists.len(), 3);
+        assert_eq!(settings.lists.len(), 4);
         assert_eq!(settings.reload_every, Duration::from_secs(5));
         assert_eq!(settings.suppression.len(), 1);
         assert!(settings.notes.is_empty(), "{:?}", settings.notes);
@@ -596,6 +643,15 @@ name = "alice"
                 .all(|m| m.curated && m.list_name == "otx")
         );
         assert!(intel.classify("185.220.101.4").unwrap().tor_exit);
+        let c2 = intel.classify_domain("x.beacon.example");
+        assert_eq!(c2[0].category.as_deref(), Some("c2"));
+        let listed = intel.classify("203.0.113.66").unwrap().threat_matches;
+        assert!(
+            listed
+                .iter()
+                .any(|m| m.list_name == "c2" && m.category.as_deref() == Some("c2")),
+            "{listed:?}"
+        );
     }
 
     #[test]
@@ -637,6 +693,18 @@ name = "alice"
         .unwrap_err();
         assert!(error.contains("no criterion"), "{error}");
 
+        std::fs::write(
+            dir.join("vigil.toml"),
+            "[threat_intel]\nthreat_lists = [{ path = \"x.txt\", category = \"spam\" }]\n",
+        )
+        .unwrap();
+        let error = Settings::load(&SettingsArgs {
+            config: Some(dir.join("vigil.toml")),
+            ..SettingsArgs::default()
+        })
+        .unwrap_err();
+        assert!(error.contains("vigil.toml:2"), "{error}");
+
         let error = Settings::load(&SettingsArgs {
             threat_list: vec![dir.join("missing.txt")],
             ..SettingsArgs::default()
@@ -663,6 +731,7 @@ name = "alice"
             name: "list".into(),
             format: ListFormat::Auto,
             role: ListRole::Threat,
+            category: None,
         };
         let mut watcher = ListWatcher::new(vec![source], Duration::from_secs(3600));
         assert!(watcher.check().is_none(), "nothing changed");

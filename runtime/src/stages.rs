@@ -292,7 +292,7 @@ fn record_lists(metrics: &Metrics, sources: &[ListSource], intel: &ThreatIntel) 
         metrics
             .threat_list_entries
             .with_label_values(&[list.name.as_str(), role])
-            .set(i64::try_from(list.set.len()).unwrap_or(i64::MAX));
+            .set(i64::try_from(list.len()).unwrap_or(i64::MAX));
     }
 }
 
