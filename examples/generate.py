@@ -8,6 +8,11 @@ rolling out the shop twice, people using kubectl in working hours (one of them e
 load-balancer health probes as system:anonymous, an app whose RBAC is missing getting 403s, the EKS
 add-ons' DaemonSets (privileged by design) rolling.
 
+The runtime half (examples/runtime/, written by runtime_events.py) follows the same pods through the
+day, and at 14:40 an attacker exploits the shop's web pod: a shell from nginx, the ServiceAccount token
+read, a miner downloaded and run, a mining pool and a C&C server contacted; at 14:46 the token is used
+from the threat-listed address to list the shop's secrets.
+
 The attack (14:00-14:30): dev credentials of "bob" used from a Tor exit, discovery and secret reads,
 a ClusterRoleBinding giving system:anonymous cluster-admin, anonymous reads of kube-system secrets from
 an address on the threat list, admin for the shop's default ServiceAccount, a privileged DaemonSet
@@ -184,6 +189,7 @@ def rollout(at, namespace, deployment, image, replicas=3):
     """The CI deployer patches a Deployment; the controllers make a ReplicaSet and its pods."""
     template_hash = suffix(9).lower()
     rs = f"{deployment}-{template_hash}"
+    names = []
     event(at, CI, "patch", f"/apis/apps/v1/namespaces/{namespace}/deployments/{deployment}?fieldManager=kubectl-client-side-apply",
           "10.0.9.14", "kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819", 200, "deployments", namespace, deployment,
           group="apps", level="Request",
@@ -198,6 +204,7 @@ def rollout(at, namespace, deployment, image, replicas=3):
                    "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": deployment, "image": image}]}}}})
     for i in range(replicas):
         name = f"{rs}-{suffix(5)}"
+        names.append(name)
         obj = pod_object(name, namespace, image, "ReplicaSet", rs, service_account=deployment)
         event(at + timedelta(seconds=2 + i), sa("kube-system", "replicaset-controller"), "create",
               f"/api/v1/namespaces/{namespace}/pods", "10.0.0.12",
@@ -207,11 +214,12 @@ def rollout(at, namespace, deployment, image, replicas=3):
               f"/api/v1/namespaces/{namespace}/pods/{name}/binding", "10.0.0.12",
               "kube-scheduler/v1.29.0 (linux/amd64) kubernetes/5e0fdde/scheduler", 201, "pods", namespace, name,
               subresource="binding")
+    return names
 
 
-rollout(DAY + timedelta(hours=9, minutes=30), "shop", "web", f"{SHOP_ECR}/shop/web:2024.03.12-1")
-rollout(DAY + timedelta(hours=15, minutes=5), "shop", "web", f"{SHOP_ECR}/shop/web:2024.03.12-2")
-rollout(DAY + timedelta(hours=11, minutes=20), "payments", "ledger", f"{SHOP_ECR}/payments/ledger:7.2.0", replicas=2)
+WEB_PODS = rollout(DAY + timedelta(hours=9, minutes=30), "shop", "web", f"{SHOP_ECR}/shop/web:2024.03.12-1")
+WEB_PODS_LATER = rollout(DAY + timedelta(hours=15, minutes=5), "shop", "web", f"{SHOP_ECR}/shop/web:2024.03.12-2")
+LEDGER_PODS = rollout(DAY + timedelta(hours=11, minutes=20), "payments", "ledger", f"{SHOP_ECR}/payments/ledger:7.2.0", replicas=2)
 
 # The EKS add-ons roll their DaemonSets after an upgrade: privileged and host-mounted by design.
 for i, n in enumerate(NODES):
@@ -282,8 +290,16 @@ event(A + timedelta(minutes=20), BOB, "patch", "/api/v1/namespaces/kubernetes-da
 event(A + timedelta(minutes=26), ANONYMOUS, "deletecollection", "/api/v1/namespaces/kube-system/events", THREAT_IP,
       ATTACK_AGENT, 200, "events", "kube-system")
 
+# The audit half of the runtime attack (examples/runtime/): the token read inside the shop's web pod
+# at 14:40 is used from outside at 14:46 to list the shop's secrets.
+event(A + timedelta(minutes=46), sa("shop", "web"), "list", "/api/v1/namespaces/shop/secrets", THREAT_IP,
+      "curl/8.5.0", 200, "secrets", "shop")
+
 events.sort(key=lambda pair: pair[0])
 with open("examples/audit/day-of-traffic.jsonl", "w") as out:
     for _, e in events:
         out.write(json.dumps(e, separators=(",", ":")) + "\n")
-print(f"{len(events)} events")
+print(f"{len(events)} audit events")
+
+import runtime_events  # noqa: E402  (the runtime half shares the pods and the attack's timeline)
+runtime_events.generate(DAY, NODES, SHOP_ECR, WEB_PODS, WEB_PODS_LATER, LEDGER_PODS)

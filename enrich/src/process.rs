@@ -165,7 +165,13 @@ impl ProcessTable {
                 lineage.push(parent.clone());
                 parent_id(parent).cloned()
             }
-            None => parent_id(&event.process).cloned(),
+            // A sensor that names only the process (a DNS agent): its parent is in the table when the
+            // process's exec was seen first.
+            None => parent_id(&event.process).cloned().or_else(|| {
+                let id = event.process.exec_id.as_ref()?;
+                let known = self.processes.get(&(node.to_owned(), id.clone()))?;
+                parent_id(&known.info).cloned()
+            }),
         };
         while let Some(id) = next {
             if lineage.len() >= MAX_LINEAGE {

@@ -438,7 +438,7 @@ pub fn stats_json(report: &ScanReport) -> serde_json::Value {
 
 /// The bundled example when no path is given.
 pub fn embedded_sources() -> Vec<Source> {
-    examples::AUDIT
+    examples::SOURCES
         .iter()
         .map(|(name, bytes)| Source::Embedded(name, bytes))
         .collect()
