@@ -77,11 +77,14 @@ impl RuleMap {
             if line.starts_with('#') || line.trim().is_empty() {
                 continue;
             }
-            let (rule, requirement) = line
+            let (rule, rest) = line
                 .split_once('\t')
                 .ok_or(format!("falco-rules.tsv line {}: no tab", index + 1))?;
+            // A third column, when present, says why.
+            let requirement = rest.split('\t').next().unwrap_or_default();
             let requirement = match requirement.trim() {
                 "accept" => Requirement::Accept,
+                "quiet-at-medium" => Requirement::QuietAtMedium,
                 other if other.starts_with("finding-when-enabled ") => {
                     let mut words = other.split_whitespace().skip(1);
                     match (words.next(), words.next()) {
@@ -127,11 +130,22 @@ impl RuleMap {
 const NEUTRAL_FALCO_CONFIG: [&str; 2] =
     ["disallow_kactivity.yaml", "engine_v4_k8s_audit_rules.yaml"];
 
-pub fn requirement_for(file: &str, expected: &str, source: &str, rules: &RuleMap) -> Requirement {
+/// What Vigil owes a corpus expectation. Falco's verdicts on audit files go through `rules`
+/// (falco-rules.tsv); the runtime corpus asserts no verdicts, only descriptions, so what Vigil owes
+/// each runtime file is written down once in `runtime` (runtime-behaviours.tsv, keyed by file).
+pub fn requirement_for(
+    file: &str,
+    expected: &str,
+    source: &str,
+    rules: &RuleMap,
+    runtime: &RuleMap,
+) -> Requirement {
     if file.starts_with("runtime/") {
-        return Requirement::Unsupported(
-            "runtime events are not ingested yet (runtime monitoring issue)".into(),
-        );
+        return runtime.get(file).cloned().unwrap_or_else(|| {
+            Requirement::Unsupported(format!(
+                "no requirement written for {file} in runtime-behaviours.tsv"
+            ))
+        });
     }
     if expected.contains("data not recognized") {
         return Requirement::Reject;
@@ -239,7 +253,8 @@ mod tests {
                 "audit/x.json",
                 "falco rule \"Create Privileged Pod\" fires x1",
                 "",
-                &rules
+                &rules,
+                &RuleMap::default()
             ),
             Requirement::Finding(vec!["A:K/P".into(), "B:K/Q".into()])
         );
@@ -248,22 +263,55 @@ mod tests {
                 "audit/x.json",
                 "falco rule \"K8s Secret Created\" fires x1",
                 "",
-                &rules
+                &rules,
+                &RuleMap::default()
             ),
             Requirement::Accept
         );
         assert!(matches!(
-            requirement_for("audit/x.json", "falco rule \"Other\" fires", "", &rules),
+            requirement_for(
+                "audit/x.json",
+                "falco rule \"Other\" fires",
+                "",
+                &rules,
+                &RuleMap::default()
+            ),
             Requirement::Unsupported(_)
         ));
         assert!(RuleMap::parse("no tab here\n").is_err());
         let switched = RuleMap::parse("Noisy\tfinding-when-enabled noisy_rule A:K/N\n").unwrap();
-        let requirement =
-            requirement_for("audit/x.json", "falco rule \"Noisy\" fires", "", &switched);
+        let requirement = requirement_for(
+            "audit/x.json",
+            "falco rule \"Noisy\" fires",
+            "",
+            &switched,
+            &RuleMap::default(),
+        );
         assert_eq!(requirement.enables(), Some("noisy_rule"));
         assert!(judge(&requirement, &scan(1, 0, &[("A:K/N", 2.0)])).is_ok());
         assert!(judge(&requirement, &scan(1, 0, &[])).is_err());
         assert!(RuleMap::parse("Noisy\tfinding-when-enabled only_a_rule\n").is_err());
+    }
+
+    #[test]
+    fn runtime_files_are_judged_by_the_requirement_written_for_them() {
+        let runtime = RuleMap::parse(
+            "runtime/a.json\tfinding Execution:Runtime/ReverseShell\nruntime/b.json\tquiet-at-medium\n",
+        )
+        .unwrap();
+        let rules = RuleMap::default();
+        assert_eq!(
+            requirement_for("runtime/a.json", "anything", "", &rules, &runtime),
+            Requirement::Finding(vec!["Execution:Runtime/ReverseShell".into()])
+        );
+        assert_eq!(
+            requirement_for("runtime/b.json", "benign", "", &rules, &runtime),
+            Requirement::QuietAtMedium
+        );
+        assert!(matches!(
+            requirement_for("runtime/c.json", "x", "", &rules, &runtime),
+            Requirement::Unsupported(_)
+        ));
     }
 
     #[test]
@@ -275,15 +323,33 @@ mod tests {
         let trusted =
             "test \"x\" [rules: falco_rules.yaml+k8s_audit_rules.yaml +trust_nginx_container.yaml]";
         assert_eq!(
-            requirement_for("audit/x", "NO falco alert expected", base, &rules),
+            requirement_for(
+                "audit/x",
+                "NO falco alert expected",
+                base,
+                &rules,
+                &RuleMap::default()
+            ),
             Requirement::Quiet
         );
         assert_eq!(
-            requirement_for("audit/x", "NO falco alert expected", neutral, &rules),
+            requirement_for(
+                "audit/x",
+                "NO falco alert expected",
+                neutral,
+                &rules,
+                &RuleMap::default()
+            ),
             Requirement::Quiet
         );
         assert_eq!(
-            requirement_for("audit/x", "NO falco alert expected", trusted, &rules),
+            requirement_for(
+                "audit/x",
+                "NO falco alert expected",
+                trusted,
+                &rules,
+                &RuleMap::default()
+            ),
             Requirement::Accept
         );
         assert_eq!(
@@ -291,7 +357,8 @@ mod tests {
                 "audit/x",
                 "NO falco alert expected; stderr contains 'data not recognized as a k8s audit event'",
                 base,
-                &rules
+                &rules,
+                &RuleMap::default()
             ),
             Requirement::Reject
         );

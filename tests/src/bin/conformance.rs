@@ -105,6 +105,7 @@ fn main() -> ExitCode {
             )
         })?;
         let rules = RuleMap::parse(include_str!("../../conformance/falco-rules.tsv"))?;
+        let runtime = RuleMap::parse(include_str!("../../conformance/runtime-behaviours.tsv"))?;
         let floor: f64 = std::fs::read_to_string(&args.floor)
             .map_err(|error| format!("{}: {error}", args.floor.display()))?
             .trim()
@@ -130,7 +131,7 @@ fn main() -> ExitCode {
                     "expectations.tsv: a row without four columns: {row}"
                 ));
             };
-            let requirement = requirement_for(file, expected, source, &rules);
+            let requirement = requirement_for(file, expected, source, &rules, &runtime);
             let verdict = match &requirement {
                 Requirement::Unsupported(why) => Err(why.clone()),
                 _ => {
