@@ -566,7 +566,7 @@ pub const FIELDS: &[FieldDef] = &[
     ),
     field!(
         "runtime.resource",
-        "runtime, derived: the workload the process ran in (`Deployment shop/web`), else its pod, else `node NAME`",
+        "runtime, derived: `namespace/workload` the process ran in (from the pod's name), else `node NAME`",
         |e, out| if runtime(e).is_some() {
             out(FieldValue::Str(Cow::Owned(runtime_resource(e))))
         }
@@ -872,26 +872,51 @@ pub fn command_line(process: &ProcessInfo) -> String {
     }
 }
 
-/// The workload a runtime event ran in, as findings aggregate on it: a Deployment rather than its
-/// pods (restarts do not scatter one behaviour over many findings), else the pod, else the node.
+/// The workload a runtime event ran in, as findings aggregate on it: `namespace/workload`, the
+/// workload named from the pod's name the way its controller names pods (`web-6f7d9c8b5-x7k2p` of
+/// Deployment `web`, `aws-node-b7m2q` of DaemonSet `aws-node`), so that restarts and rollouts do not
+/// scatter one behaviour over many findings, and so that the key never depends on whether the
+/// inventory had seen the pod created yet (replays and the Kafka stages give the same ids).
+/// On the node itself: `node NAME`.
 pub fn runtime_resource(event: &EnrichedEvent) -> String {
     let runtime = event.runtime.as_ref();
-    let namespace = runtime.and_then(|r| r.pod_namespace.as_deref());
     match (
-        &event.workload_owner_kind,
-        &event.workload_owner_name,
-        namespace,
+        runtime.and_then(|r| r.pod_namespace.as_deref()),
+        runtime.and_then(|r| r.pod_name.as_deref()),
     ) {
-        (Some(kind), Some(name), Some(namespace)) => format!("{kind} {namespace}/{name}"),
-        _ => match (namespace, runtime.and_then(|r| r.pod_name.as_deref())) {
-            (Some(namespace), Some(pod)) => format!("Pod {namespace}/{pod}"),
-            _ => format!(
-                "node {}",
-                runtime
-                    .and_then(|r| r.node_name.as_deref())
-                    .unwrap_or("unknown")
-            ),
-        },
+        (Some(namespace), Some(pod)) => format!("{namespace}/{}", workload_of_pod(pod)),
+        _ => format!(
+            "node {}",
+            runtime
+                .and_then(|r| r.node_name.as_deref())
+                .unwrap_or("unknown")
+        ),
+    }
+}
+
+/// The characters of the random suffixes Kubernetes gives generated names (no vowels, no 0, 1, 3).
+fn generated(part: &str, lengths: std::ops::RangeInclusive<usize>) -> bool {
+    lengths.contains(&part.len())
+        && part
+            .chars()
+            .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c))
+}
+
+/// `web-6f7d9c8b5-x7k2p` → `web` (Deployment), `aws-node-b7m2q` → `aws-node` (DaemonSet, Job),
+/// anything else (a StatefulSet's `db-0`, a bare pod) → itself.
+pub fn workload_of_pod(pod: &str) -> &str {
+    let mut parts = pod.rsplitn(3, '-');
+    let (last, middle, rest) = (parts.next(), parts.next(), parts.next());
+    match (last, middle, rest) {
+        (Some(last), Some(middle), Some(rest))
+            if generated(last, 5..=5) && generated(middle, 6..=10) =>
+        {
+            rest
+        }
+        (Some(last), Some(_), _) if generated(last, 5..=5) => {
+            pod.get(..pod.len() - last.len() - 1).unwrap_or(pod)
+        }
+        _ => pod,
     }
 }
 
@@ -1512,6 +1537,25 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
         });
     }
     Ok(rules)
+}
+
+#[cfg(test)]
+mod workload_tests {
+    use super::workload_of_pod;
+
+    #[test]
+    fn workloads_from_pod_names() {
+        assert_eq!(workload_of_pod("web-6f7d9c8b5-x7k2p"), "web");
+        assert_eq!(workload_of_pod("shop-api-nzjbctnd4-gmlvk"), "shop-api");
+        assert_eq!(workload_of_pod("aws-node-b7m2q"), "aws-node");
+        assert_eq!(
+            workload_of_pod("ledger-backup-28505520-x4k2j"),
+            "ledger-backup-28505520"
+        );
+        assert_eq!(workload_of_pod("postgres-0"), "postgres-0");
+        assert_eq!(workload_of_pod("privileged-pod"), "privileged-pod");
+        assert_eq!(workload_of_pod("a-b-c"), "a-b-c");
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use vigil_schemas::{
     ThreatMatch,
 };
 
-/// A process in container `web` of pod `shop/web-7d9f` (Deployment `web`), started by `parent`.
+/// A process in container `web` of pod `shop/web-6f7d9c8b5-x7k2p` (Deployment `web`), started by `parent`.
 fn process_event(kind: &str, binary: &str, arguments: &str, parent: &str) -> RuntimeEvent {
     RuntimeEvent {
         event_id: format!("{kind}-{binary}-{arguments}"),
@@ -25,7 +25,7 @@ fn process_event(kind: &str, binary: &str, arguments: &str, parent: &str) -> Run
         container_id: Some("0123abcd".into()),
         container_name: Some("web".into()),
         image: Some("registry.example/shop/web:1.4".into()),
-        pod_name: Some("web-7d9f".into()),
+        pod_name: Some("web-6f7d9c8b5-x7k2p".into()),
         pod_namespace: Some("shop".into()),
         process: ProcessInfo {
             pid: Some(4242),
@@ -121,7 +121,7 @@ fn runtime_detections_carry_the_process_its_container_and_the_context() {
     );
     let runtime = detection.runtime.expect("runtime details");
     assert_eq!(runtime.process.binary, "/tmp/xmrig");
-    assert_eq!(runtime.pod_name.as_deref(), Some("web-7d9f"));
+    assert_eq!(runtime.pod_name.as_deref(), Some("web-6f7d9c8b5-x7k2p"));
     assert_eq!(
         runtime.image.as_deref(),
         Some("registry.example/shop/web:1.4")
@@ -132,7 +132,7 @@ fn runtime_detections_carry_the_process_its_container_and_the_context() {
         "xmrig -o stratum+tcp://pool.example:3333 -u wallet"
     );
     // One finding per workload: the Deployment, not the pod.
-    assert_eq!(detection.aggregation_key, ["Deployment shop/web"]);
+    assert_eq!(detection.aggregation_key, ["shop/web"]);
     assert!(detection.user.is_none() && detection.api_call.is_none());
 }
 

@@ -40,16 +40,24 @@ fn wait_for_findings(
 #[test]
 fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
     let broker = Broker::start_in_memory("e2e");
-    create_topics(&broker, &["vigil.audit.raw"]);
+    create_topics(&broker, &["vigil.audit.raw", "vigil.runtime.raw"]);
     let stages = start_pipeline(&broker);
     for stage in &stages {
         stage.wait_ready(Duration::from_secs(60));
     }
     produce(&broker, "vigil.audit.raw", &example_lines());
-    let expected = example_expected();
-    // The attack chain's 22 findings (two from the example's own rule) and alice's exec, which the
-    // example settings archive.
-    assert_eq!(expected.len(), 23, "the example's findings");
+    produce(&broker, "vigil.runtime.raw", &example_runtime_lines());
+    let expected = example_expected_with_runtime();
+    // The audit attack chain's 24 findings (three from the example's own rule), alice's exec, which
+    // the example settings archive, and the runtime attack's 8.
+    assert_eq!(expected.len(), 33, "the example's findings");
+    assert_eq!(
+        expected
+            .values()
+            .filter(|(kind, _)| kind.contains(":Runtime/"))
+            .count(),
+        8
+    );
     let found = wait_for_findings(&broker, &expected);
     assert_eq!(
         found,

@@ -475,7 +475,7 @@ pub fn latest_findings(records: &[Record]) -> BTreeMap<String, (String, i64)> {
 
 /// What `vigil scan` finds in the same input with the same settings, computed with the same stage
 /// libraries in-process.
-pub fn expected_findings(input: &[u8], settings: &Settings) -> BTreeMap<String, (String, i64)> {
+pub fn expected_findings(inputs: &[&[u8]], settings: &Settings) -> BTreeMap<String, (String, i64)> {
     let mut ingestor = Ingestor::default();
     let intel = settings
         .threat_intel(&mut Vec::new())
@@ -484,11 +484,17 @@ pub fn expected_findings(input: &[u8], settings: &Settings) -> BTreeMap<String, 
     let mut engine = Engine::build(&settings.detect).expect("detectors");
     let mut aggregator = Aggregator::with_suppression(settings.suppression.clone());
     let mut detections = Vec::new();
-    ingestor.ingest_payload(input, &mut |item| {
-        if let Ingested::Event(event) = item {
-            engine.process(&enricher.enrich_audit(*event), &mut detections);
-        }
-    });
+    for input in inputs {
+        ingestor.ingest_payload(input, &mut |item| match item {
+            Ingested::Event(event) => {
+                engine.process(&enricher.enrich_audit(*event), &mut detections);
+            }
+            Ingested::Runtime(event) => {
+                engine.process(&enricher.enrich_runtime(*event), &mut detections);
+            }
+            Ingested::Rejected(_) => {}
+        });
+    }
     for detection in detections {
         aggregator.add(detection);
     }
@@ -526,7 +532,52 @@ pub fn example_expected() -> BTreeMap<String, (String, i64)> {
     .expect("example settings");
     let input =
         std::fs::read(repo().join("examples/audit/day-of-traffic.jsonl")).expect("example day");
-    expected_findings(&input, &settings)
+    expected_findings(&[&input], &settings)
+}
+
+/// The example day's runtime half (Tetragon's export and the DNS agent's events), one event a
+/// message, keyed by node as a shipper keeps a node's events in order (a binary's write before its
+/// exec).
+pub fn example_runtime_lines() -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(repo().join("examples/runtime/tetragon.jsonl.gz")).expect("tetragon"),
+    )
+    .read_to_string(&mut text)
+    .expect("tetragon export");
+    text.push_str(
+        &std::fs::read_to_string(repo().join("examples/runtime/dns.jsonl")).expect("dns events"),
+    );
+    text.lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).expect("example JSON");
+            let node = value["node_name"]
+                .as_str()
+                .or_else(|| value["node"].as_str())
+                .unwrap_or_default();
+            (Some(node.as_bytes().to_vec()), line.as_bytes().to_vec())
+        })
+        .collect()
+}
+
+/// What `vigil scan` finds in the whole example day, audit and runtime.
+pub fn example_expected_with_runtime() -> BTreeMap<String, (String, i64)> {
+    let settings = Settings::load(&SettingsArgs {
+        config: Some(repo().join("examples/vigil.toml")),
+        ..SettingsArgs::default()
+    })
+    .expect("example settings");
+    let audit =
+        std::fs::read(repo().join("examples/audit/day-of-traffic.jsonl")).expect("example day");
+    let runtime: Vec<u8> = example_runtime_lines()
+        .into_iter()
+        .flat_map(|(_, mut line)| {
+            line.push(b'\n');
+            line
+        })
+        .collect();
+    expected_findings(&[&audit, &runtime], &settings)
 }
 
 pub fn header<'r>(record: &'r Record, name: &str) -> &'r str {
