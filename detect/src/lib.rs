@@ -102,7 +102,7 @@ pub struct DetectorInfo {
 }
 
 /// Rust detectors: name, finding type(s), severity, on by default.
-const RUST_DETECTORS: [(&str, &str, &str); 16] = [
+const RUST_DETECTORS: [(&str, &str, &str); 17] = [
     (
         "successful_anonymous_access",
         "<Purpose>:Kubernetes/SuccessfulAnonymousAccess",
@@ -183,6 +183,11 @@ const RUST_DETECTORS: [(&str, &str, &str); 16] = [
         "<Purpose>:Runtime/SensorAlert",
         "by the sensor's priority",
     ),
+    (
+        "generated_domain_request",
+        "Impact:Runtime/SuspiciousDomainRequest.Reputation",
+        "Low",
+    ),
 ];
 
 fn rust_detector(name: &str, config: &DetectConfig) -> Option<Box<dyn Detector>> {
@@ -218,6 +223,7 @@ fn rust_detector(name: &str, config: &DetectConfig) -> Option<Box<dyn Detector>>
         )),
         "runtime_threat_intel" => Box::new(runtime::RuntimeThreatIntel),
         "sensor_alert" => Box::new(runtime::SensorAlert),
+        "generated_domain_request" => Box::new(runtime::GeneratedDomainRequest),
         _ => return None,
     })
 }

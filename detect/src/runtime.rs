@@ -259,3 +259,157 @@ impl Detector for SensorAlert {
         ));
     }
 }
+
+/// Suffixes under which machine-made names are normal: cloud endpoints, cluster DNS, CDNs.
+const ORDINARY_SUFFIXES: [&str; 16] = [
+    ".amazonaws.com",
+    ".amazonaws.com.cn",
+    ".aws",
+    ".cluster.local",
+    ".svc",
+    ".internal",
+    ".local",
+    ".cloudfront.net",
+    ".akamaiedge.net",
+    ".akamaized.net",
+    ".googleapis.com",
+    ".gvt1.com",
+    ".azure.com",
+    ".windows.net",
+    ".fastly.net",
+    ".cloudflare.net",
+];
+
+/// Shannon entropy of a label, in bits per character.
+fn entropy(label: &str) -> f64 {
+    let mut counts = [0u32; 128];
+    let mut total = 0u32;
+    for byte in label.bytes().filter(u8::is_ascii) {
+        if let Some(slot) = counts.get_mut(usize::from(byte)) {
+            *slot += 1;
+            total += 1;
+        }
+    }
+    if total == 0 {
+        return 0.0;
+    }
+    let total = f64::from(total);
+    counts
+        .iter()
+        .filter(|count| **count > 0)
+        .map(|count| {
+            let p = f64::from(*count) / total;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// The label of `name` that looks machine-generated, if one does: long, high-entropy, few vowels
+/// for its length (a generated `xjw3k9qzt2vbn4` rather than a word-made `checkout-service`).
+pub fn generated_label(name: &str) -> Option<&str> {
+    let name = name.trim_end_matches('.');
+    let lower = name.to_ascii_lowercase();
+    if ORDINARY_SUFFIXES
+        .iter()
+        .any(|suffix| lower.ends_with(suffix))
+    {
+        return None;
+    }
+    // The top-level domain says nothing; every other label is a candidate.
+    let labels: Vec<&str> = name.split('.').collect();
+    let (_, candidates) = labels.split_last()?;
+    candidates.iter().copied().find(|label| {
+        let letters = label.chars().filter(char::is_ascii_alphabetic).count();
+        let vowels = label.chars().filter(|c| "aeiouAEIOU".contains(*c)).count();
+        let digits = label.chars().filter(char::is_ascii_digit).count();
+        label.len() >= 12
+            && !label.contains('-')
+            && entropy(label) >= 3.3
+            && letters > 0
+            && (vowels * 100 / letters.max(1) < 25 || (digits >= 2 && digits * 4 < label.len()))
+    })
+}
+
+/// DNS queries for names that look machine-generated, the way domain-generation algorithms make them.
+///
+/// - Type: `Impact:Runtime/SuspiciousDomainRequest.Reputation` (GuardDuty's type for young or rare
+///   low-reputation domains resembling malicious ones; Vigil has no reputation feed, so it judges
+///   the name: a label of at least 12 characters, no hyphen, entropy of 3.3 bits a character or
+///   more, and under a quarter vowels or a sprinkling of digits). Cloud, cluster and CDN names,
+///   which are machine-made by design, are left out.
+/// - Severity: Low, as GuardDuty's.
+/// - Trigger: a `dns_query` (or a connection naming its domain) whose name has such a label.
+/// - Aggregation key: workload, the queried name's registrable part (the last two labels).
+#[derive(Debug, Default)]
+pub struct GeneratedDomainRequest;
+
+impl Detector for GeneratedDomainRequest {
+    fn name(&self) -> &'static str {
+        "generated_domain_request"
+    }
+
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.runtime.as_ref() else {
+            return;
+        };
+        let Some(domain) = event.dns_query.as_deref() else {
+            return;
+        };
+        let Some(label) = generated_label(domain) else {
+            return;
+        };
+        let resource = runtime_resource(enriched);
+        let registrable: Vec<&str> = domain
+            .trim_end_matches('.')
+            .rsplitn(3, '.')
+            .take(2)
+            .collect();
+        let registrable = registrable.into_iter().rev().collect::<Vec<_>>().join(".");
+        let verdict = Verdict {
+            finding_type: "Impact:Runtime/SuspiciousDomainRequest.Reputation".into(),
+            severity: severity::LOW,
+            title: format!("Generated-looking domain {domain} queried from {resource}."),
+            description: format!(
+                "{} in {resource} looked up {domain}, whose label {label:?} looks machine-generated (long, random, few vowels), as domain-generation algorithms make them.",
+                event.process.binary
+            ),
+            aggregation_key: vec![resource, registrable],
+        };
+        let context = vec![KeyValue {
+            key: "domain".into(),
+            value: domain.to_owned(),
+        }];
+        out.push(runtime_detection(
+            enriched,
+            event,
+            self.name(),
+            verdict,
+            context,
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::generated_label;
+
+    #[test]
+    fn generated_labels_and_ordinary_names() {
+        assert_eq!(
+            generated_label("raiz3gjkgtfhkkc.not-reverse-shell.com"),
+            Some("raiz3gjkgtfhkkc")
+        );
+        assert!(generated_label("xjw3k9qztvbnplk.info").is_some());
+        for ordinary in [
+            "api.stripe.com",
+            "ledger-db.cluster-c9x2k1.us-east-1.rds.amazonaws.com",
+            "d3k9x2v8q1zpl7.cloudfront.net",
+            "checkout-service.shop.svc.cluster.local",
+            "www.google.com",
+            "documentation.example.org",
+            "internationalization.example",
+        ] {
+            assert_eq!(generated_label(ordinary), None, "{ordinary}");
+        }
+    }
+}

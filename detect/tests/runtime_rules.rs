@@ -665,9 +665,18 @@ fn dns_rebinding_to_the_metadata_service_and_mining_pools() {
         "Impact:Runtime/BitcoinDomainRequest.Reputation",
         pool,
     );
-    let mut api = ordinary;
+    let mut api = ordinary.clone();
     api.dns_query = Some("api.stripe.com".into());
-    quiet("mining_pool_domain_request", api);
+    quiet("mining_pool_domain_request", api.clone());
+
+    let mut generated = ordinary;
+    generated.dns_query = Some("qxv7zk2hwtrbnm9.info".into());
+    fires(
+        "generated_domain_request",
+        "Impact:Runtime/SuspiciousDomainRequest.Reputation",
+        generated,
+    );
+    quiet("generated_domain_request", api);
 }
 
 fn listed(category: Option<&str>, entry: &str) -> ThreatMatch {
@@ -790,8 +799,8 @@ fn every_runtime_type_of_the_catalogue_has_a_detector() {
         })
     };
     // The catalogue's runtime types that Vigil raises (reference/guardduty_finding_types.tsv);
-    // those it cannot (TorRelay, the reputation models without a feed, MaliciousFileExecuted
-    // without hashes) are listed in the README.
+    // those it does not (TorRelay, AbusedDomainRequest.Reputation, MaliciousFileExecuted[.Custom])
+    // are listed in the README with the reason.
     for wanted in [
         "Backdoor:Runtime/C&CActivity.B",
         "Backdoor:Runtime/C&CActivity.B!DNS",
@@ -815,6 +824,7 @@ fn every_runtime_type_of_the_catalogue_has_a_detector() {
         "Impact:Runtime/BitcoinDomainRequest.Reputation",
         "Impact:Runtime/CryptoMinerExecuted",
         "Impact:Runtime/MaliciousDomainRequest.Reputation",
+        "Impact:Runtime/SuspiciousDomainRequest.Reputation",
         "Persistence:Runtime/SuspiciousCommand",
         "Persistence:Runtime/SensitiveFileModified",
         "PrivilegeEscalation:Runtime/CGroupsReleaseAgentModified",
