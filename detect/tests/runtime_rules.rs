@@ -207,7 +207,7 @@ fn reverse_shells_by_command_line_and_by_a_shell_holding_a_socket() {
         destination_port: Some(4444),
         ..NetworkInfo::default()
     });
-    let mut connect = enriched(socket.clone());
+    let mut connect = enriched(socket);
     connect.destination_ip = Some(IpIntel {
         ip: "203.0.113.9".into(),
         scope: "public".into(),

@@ -8,6 +8,7 @@
 //! Lookups look in both generations, so a long-lived parent seen again is kept current.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use vigil_schemas::{ProcessInfo, RuntimeEvent};
 
@@ -47,24 +48,51 @@ impl<K: std::hash::Hash + Eq, V> Generations<K, V> {
     }
 }
 
-/// One process as the table keeps it: the fields lineage shows, nothing more.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One process as the table keeps it: what lineage shows, compactly (about a quarter of a
+/// `ProcessInfo`): executables are interned, since a node runs the same few hundred binaries.
+#[derive(Debug, Clone)]
 struct Entry {
-    info: ProcessInfo,
+    binary: Arc<str>,
+    /// Cut to [`MAX_ARGUMENTS`] bytes: lineage shows what started a process, not every flag.
+    arguments: Option<Box<str>>,
+    parent_exec_id: Option<Box<str>>,
+    pid: Option<i64>,
+    uid: Option<i64>,
+    start_time_micros: Option<i64>,
+}
+
+/// Arguments kept per ancestor.
+pub const MAX_ARGUMENTS: usize = 256;
+
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
 }
 
 /// Processes by node and sensor id, and paths written inside containers.
 #[derive(Debug)]
 pub struct ProcessTable {
+    /// Node names to small numbers, so that a million keys do not each hold a node name.
+    nodes: HashMap<String, u32>,
+    /// Interned executables.
+    binaries: HashMap<Arc<str>, ()>,
     /// (node, exec_id) → process.
-    processes: Generations<(String, String), Entry>,
+    processes: Generations<(u32, Box<str>), Entry>,
     /// (container id, path) → event time of the write.
     written: Generations<(String, String), i64>,
 }
 
 impl Default for ProcessTable {
+    /// Up to 400,000 processes (two generations of 200,000) and 200,000 written paths: a few
+    /// thousand processes on each of a hundred nodes, with room for churn.
     fn default() -> Self {
-        Self::with_capacity(500_000, 100_000)
+        Self::with_capacity(200_000, 100_000)
     }
 }
 
@@ -74,11 +102,6 @@ fn writes_file(kind: &str) -> bool {
         kind,
         "file_write" | "file_rename" | "file_link" | "file_chmod"
     )
-}
-
-/// The parent's id, whichever field says it.
-fn parent_id(info: &ProcessInfo) -> Option<&String> {
-    info.parent_exec_id.as_ref()
 }
 
 /// What the table says of one event.
@@ -93,6 +116,8 @@ impl ProcessTable {
     /// of the written-paths map.
     pub fn with_capacity(processes: usize, written_paths: usize) -> Self {
         Self {
+            nodes: HashMap::new(),
+            binaries: HashMap::new(),
             processes: Generations::new(processes),
             written: Generations::new(written_paths),
         }
@@ -103,30 +128,56 @@ impl ProcessTable {
         (self.processes.len(), self.written.len())
     }
 
+    fn node_id(&mut self, node: &str) -> u32 {
+        if let Some(id) = self.nodes.get(node) {
+            return *id;
+        }
+        let id = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+        self.nodes.insert(node.to_owned(), id);
+        id
+    }
+
+    fn entry(&mut self, info: &ProcessInfo) -> Entry {
+        let binary = match self.binaries.get_key_value(info.binary.as_str()) {
+            Some((interned, ())) => Arc::clone(interned),
+            None => {
+                let interned: Arc<str> = Arc::from(info.binary.as_str());
+                // Interning is bounded like everything else: past the cap, binaries are not shared.
+                if self.binaries.len() < 100_000 {
+                    self.binaries.insert(Arc::clone(&interned), ());
+                }
+                interned
+            }
+        };
+        Entry {
+            binary,
+            arguments: info
+                .arguments
+                .as_deref()
+                .map(|arguments| cut(arguments, MAX_ARGUMENTS).into()),
+            parent_exec_id: info.parent_exec_id.as_deref().map(Into::into),
+            pid: info.pid,
+            uid: info.uid,
+            start_time_micros: info.start_time_micros,
+        }
+    }
+
     /// Learns from one event and says what is known of its process.
     pub fn observe(&mut self, event: &RuntimeEvent) -> ProcessContext {
-        let node = event.node_name.clone().unwrap_or_default();
+        let node = self.node_id(event.node_name.as_deref().unwrap_or_default());
         // The parent the event carries is the freshest word on it.
         if let Some(parent) = &event.parent
             && let Some(id) = &parent.exec_id
         {
-            self.processes.insert(
-                (node.clone(), id.clone()),
-                Entry {
-                    info: parent.clone(),
-                },
-            );
+            let entry = self.entry(parent);
+            self.processes.insert((node, id.as_str().into()), entry);
         }
-        if let Some(id) = &event.process.exec_id
-            && (event.kind == "process_exec"
-                || self.processes.get(&(node.clone(), id.clone())).is_none())
-        {
-            self.processes.insert(
-                (node.clone(), id.clone()),
-                Entry {
-                    info: event.process.clone(),
-                },
-            );
+        if let Some(id) = &event.process.exec_id {
+            let key: (u32, Box<str>) = (node, id.as_str().into());
+            if event.kind == "process_exec" || self.processes.get(&key).is_none() {
+                let entry = self.entry(&event.process);
+                self.processes.insert(key, entry);
+            }
         }
         if let Some(container) = &event.container_id
             && writes_file(&event.kind)
@@ -152,43 +203,51 @@ impl ProcessTable {
             _ => false,
         };
         ProcessContext {
-            lineage: self.lineage(&node, event),
+            lineage: self.lineage(node, event),
             binary_written_in_container,
         }
     }
 
     /// Ancestors of the event's process, parent first.
-    fn lineage(&self, node: &str, event: &RuntimeEvent) -> Vec<ProcessInfo> {
+    fn lineage(&self, node: u32, event: &RuntimeEvent) -> Vec<ProcessInfo> {
         let mut lineage = Vec::new();
-        let mut next = match &event.parent {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut next: Option<&str> = match &event.parent {
             Some(parent) => {
                 lineage.push(parent.clone());
-                parent_id(parent).cloned()
+                seen.extend(parent.exec_id.as_deref());
+                parent.parent_exec_id.as_deref()
             }
-            // A sensor that names only the process (a DNS agent): its parent is in the table when the
-            // process's exec was seen first.
-            None => parent_id(&event.process).cloned().or_else(|| {
-                let id = event.process.exec_id.as_ref()?;
-                let known = self.processes.get(&(node.to_owned(), id.clone()))?;
-                parent_id(&known.info).cloned()
+            // A sensor that names only the process (a DNS agent): its parent is in the table when
+            // the process's exec was seen first.
+            None => event.process.parent_exec_id.as_deref().or_else(|| {
+                let id = event.process.exec_id.as_deref()?;
+                self.processes
+                    .get(&(node, id.into()))?
+                    .parent_exec_id
+                    .as_deref()
             }),
         };
         while let Some(id) = next {
-            if lineage.len() >= MAX_LINEAGE {
+            // A process its own ancestor would be a loop in the sensor's data: stop there.
+            if lineage.len() >= MAX_LINEAGE || seen.contains(&id) {
                 break;
             }
-            let Some(entry) = self.processes.get(&(node.to_owned(), id.clone())) else {
+            let Some(entry) = self.processes.get(&(node, id.into())) else {
                 break;
             };
-            // A process its own ancestor would be a loop in the sensor's data: stop there.
-            if lineage
-                .iter()
-                .any(|known| known.exec_id.as_ref() == Some(&id))
-            {
-                break;
-            }
-            lineage.push(entry.info.clone());
-            next = parent_id(&entry.info).cloned();
+            seen.push(id);
+            lineage.push(ProcessInfo {
+                pid: entry.pid,
+                exec_id: Some(id.to_owned()),
+                parent_exec_id: entry.parent_exec_id.as_deref().map(str::to_owned),
+                binary: entry.binary.to_string(),
+                arguments: entry.arguments.as_deref().map(str::to_owned),
+                uid: entry.uid,
+                start_time_micros: entry.start_time_micros,
+                ..ProcessInfo::default()
+            });
+            next = entry.parent_exec_id.as_deref();
         }
         lineage
     }
