@@ -402,6 +402,15 @@ fn guardduty_json_with_nulls(finding: &Finding) -> Value {
                 })).collect::<Vec<_>>()}),
             );
     }
+    // Runtime findings have no API call: GuardDuty leaves `action` out rather than empty.
+    if let Some(object) = service.as_object_mut()
+        && object
+            .get("action")
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+    {
+        object.remove("action");
+    }
     if let (Some(runtime), Some(object)) = (&detection.runtime, service.as_object_mut()) {
         let context: Map<String, Value> = runtime
             .context
