@@ -234,6 +234,7 @@ pub fn detection(
             value: event.audit_id.clone(),
         }],
         runtime: None,
+        anomaly: Vec::new(),
     }
 }
 

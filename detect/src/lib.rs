@@ -3,6 +3,7 @@
 //! tests and the benchmarks.
 
 pub mod context;
+pub mod baseline;
 pub mod declarative;
 pub mod rules;
 pub mod runtime;

@@ -446,6 +446,28 @@ pub struct Detection {
     pub additional_info: Vec<KeyValue>,
     /// Runtime findings: the process, its lineage and the container it ran in.
     pub runtime: Option<RuntimeDetails>,
+    /// Anomaly findings: what was unusual and what the baseline held (`service.detection.anomaly`).
+    pub anomaly: Vec<AnomalyObservation>,
+}
+
+/// One unusual dimension of an anomaly: what was observed and what the learned profile held.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct AnomalyObservation {
+    /// Whose profile: `principal`, `namespace`, `workload`...
+    pub scope: String,
+    /// The profiled entity, such as the principal's name.
+    pub entity: String,
+    /// The profiled dimension: `userAgent`, `networkOrigin`, `namespace`, `apiCall`, `timeOfWeek`...
+    pub dimension: String,
+    pub observed: String,
+    /// How the baseline knew the observed value: `unseen`, `rare`, `infrequent` or `frequent`.
+    pub familiarity: String,
+    /// The values the baseline holds most often, most frequent first (bounded).
+    pub baseline: Vec<String>,
+    /// Observations in the profile and days it spans, for the reader's sense of its weight.
+    pub profile_observations: i64,
+    pub profile_days: i64,
 }
 
 /// `service.runtimeDetails` of a runtime finding, and the container and node it concerns.

@@ -1,0 +1,526 @@
+//! Behaviour profiles: what an entity (a principal, a workload...) normally does, learned from event
+//! time, so that what departs from it can be told apart and explained. Plain data and a state
+//! machine, free of I/O: the same profile learns in `vigil scan`, in the detect stage and in tests.
+//!
+//! A profile holds, per dimension (user agent, network origin, namespace, API call, time of week...),
+//! the values seen with their counts and first and last sightings, and moves through phases:
+//!
+//! - **warm-up**: fewer than `warmup_observations` observations; nothing is judged;
+//! - **learning**: until `learning_days` of event time have passed since the first observation; every
+//!   new value is learned at once;
+//! - **stable**: few new values per day; a value first seen now is an **anomaly candidate**: it waits in
+//!   the pending set and is learned only after `pending_days` and `pending_sightings`, so an attacker's
+//!   behaviour is flagged, not learned away on its first appearance;
+//! - **unstable**: many new values per day (a CI principal touching new namespaces daily): values are
+//!   learned at once and nothing is judged, since novelty is its normal; it becomes stable again after a
+//!   quiet day.
+//!
+//! Values not seen for `forget_days` are forgotten. Every dimension keeps at most `top_k` values (the
+//! least seen give way, counted in `overflow`), and the pending set at most `top_k` too, so a profile's
+//! size is bounded whatever its entity does.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The checkpoint format's version: a profile of another version is not restored (it is relearned).
+pub const PROFILE_VERSION: u32 = 1;
+
+/// How profiles learn. Durations are event time.
+#[derive(Debug, Clone)]
+pub struct BaselineConfig {
+    pub warmup_observations: u64,
+    pub learning_days: i64,
+    pub pending_days: i64,
+    pub pending_sightings: u64,
+    pub forget_days: i64,
+    /// New values a day beyond which a profile is unstable.
+    pub unstable_new_values_per_day: u32,
+    pub top_k: usize,
+}
+
+impl Default for BaselineConfig {
+    fn default() -> Self {
+        Self {
+            warmup_observations: 20,
+            learning_days: 7,
+            pending_days: 3,
+            pending_sightings: 3,
+            forget_days: 30,
+            unstable_new_values_per_day: 10,
+            top_k: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    WarmUp,
+    Learning,
+    Stable,
+    Unstable,
+}
+
+impl Phase {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::WarmUp => "warm-up",
+            Self::Learning => "learning",
+            Self::Stable => "stable",
+            Self::Unstable => "unstable",
+        }
+    }
+}
+
+/// How well a profile knows a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Familiarity {
+    /// Never learned (a pending value is still unseen to the baseline).
+    Unseen,
+    /// Under 1% of the dimension's observations.
+    Rare,
+    /// Under 10%.
+    Infrequent,
+    Frequent,
+}
+
+impl Familiarity {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Unseen => "unseen",
+            Self::Rare => "rare",
+            Self::Infrequent => "infrequent",
+            Self::Frequent => "frequent",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Sightings {
+    count: u64,
+    first: i64,
+    last: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Dimension {
+    learned: BTreeMap<String, Sightings>,
+    pending: BTreeMap<String, Sightings>,
+    /// Observations of values that gave way to the cap.
+    overflow: u64,
+    total: u64,
+}
+
+impl Dimension {
+    fn familiarity(&self, value: &str) -> Familiarity {
+        let Some(seen) = self.learned.get(value) else {
+            return Familiarity::Unseen;
+        };
+        let share = seen.count.saturating_mul(1000) / self.total.max(1);
+        match share {
+            0..10 => Familiarity::Rare,
+            10..100 => Familiarity::Infrequent,
+            _ => Familiarity::Frequent,
+        }
+    }
+
+    /// The most seen learned values, most first.
+    fn top(&self, n: usize) -> Vec<String> {
+        let mut values: Vec<(&String, &Sightings)> = self.learned.iter().collect();
+        values.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(b.0)));
+        values
+            .into_iter()
+            .take(n)
+            .map(|(value, _)| value.clone())
+            .collect()
+    }
+
+    /// Keeps at most `cap` entries, dropping the least seen (oldest last sighting on ties).
+    fn trim(map: &mut BTreeMap<String, Sightings>, cap: usize) -> u64 {
+        let mut dropped = 0;
+        while map.len() > cap {
+            let Some(weakest) = map
+                .iter()
+                .min_by(|a, b| a.1.count.cmp(&b.1.count).then(a.1.last.cmp(&b.1.last)))
+                .map(|(value, _)| value.clone())
+            else {
+                break;
+            };
+            if let Some(gone) = map.remove(&weakest) {
+                dropped += gone.count;
+            }
+        }
+        dropped
+    }
+}
+
+/// What one observation looked like against the profile, per dimension, judged before it was
+/// learned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judged {
+    pub dimension: String,
+    pub observed: String,
+    pub familiarity: Familiarity,
+    pub baseline: Vec<String>,
+}
+
+/// One entity's profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    version: u32,
+    phase: Phase,
+    first_seen: i64,
+    last_seen: i64,
+    observations: u64,
+    /// Start of the current day-long window and the new values seen in it.
+    window_start: i64,
+    new_in_window: u32,
+    dimensions: BTreeMap<String, Dimension>,
+}
+
+impl Profile {
+    pub fn new(now: i64) -> Self {
+        Self {
+            version: PROFILE_VERSION,
+            phase: Phase::WarmUp,
+            first_seen: now,
+            last_seen: now,
+            observations: 0,
+            window_start: now,
+            new_in_window: 0,
+            dimensions: BTreeMap::new(),
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn observations(&self) -> u64 {
+        self.observations
+    }
+
+    pub fn last_seen(&self) -> i64 {
+        self.last_seen
+    }
+
+    /// Whole days of event time the profile spans.
+    pub fn days(&self) -> i64 {
+        (self.last_seen - self.first_seen) / DAY_MICROS
+    }
+
+    /// Values held, learned and pending, across dimensions (for the state-size metric and bounds).
+    pub fn values_held(&self) -> usize {
+        self.dimensions
+            .values()
+            .map(|dimension| dimension.learned.len() + dimension.pending.len())
+            .sum()
+    }
+
+    /// Judges one observation (`(dimension, value)` pairs) against what was learned, then learns from
+    /// it. Judgements are returned only while the profile is stable: in warm-up and learning nothing
+    /// is known well enough, and an unstable profile's novelty is its normal. `now` is event time;
+    /// events out of order by less than the windows are fine.
+    pub fn observe(
+        &mut self,
+        now: i64,
+        values: &[(&str, String)],
+        config: &BaselineConfig,
+    ) -> Vec<Judged> {
+        let judging = self.phase == Phase::Stable;
+        let mut judged = Vec::new();
+        if judging {
+            for (name, value) in values {
+                let dimension = self.dimensions.get(*name);
+                let familiarity =
+                    dimension.map_or(Familiarity::Unseen, |known| known.familiarity(value));
+                judged.push(Judged {
+                    dimension: (*name).to_owned(),
+                    observed: value.clone(),
+                    familiarity,
+                    baseline: dimension.map(|known| known.top(5)).unwrap_or_default(),
+                });
+            }
+        }
+        self.learn(now, values, config);
+        judged
+    }
+
+    fn learn(&mut self, now: i64, values: &[(&str, String)], config: &BaselineConfig) {
+        self.observations += 1;
+        self.last_seen = self.last_seen.max(now);
+        if now.saturating_sub(self.window_start) >= DAY_MICROS {
+            // A day has passed: decide stability from the day that ended, then start a new one.
+            self.settle_phase(config);
+            self.window_start = now;
+            self.new_in_window = 0;
+            self.forget(now, config);
+        }
+        let stable = self.phase == Phase::Stable;
+        for (name, value) in values {
+            let dimension = self.dimensions.entry((*name).to_owned()).or_default();
+            dimension.total += 1;
+            if let Some(seen) = dimension.learned.get_mut(value) {
+                seen.count += 1;
+                seen.last = seen.last.max(now);
+                continue;
+            }
+            self.new_in_window = self.new_in_window.saturating_add(1);
+            if !stable {
+                dimension.learned.insert(
+                    value.clone(),
+                    Sightings {
+                        count: 1,
+                        first: now,
+                        last: now,
+                    },
+                );
+                dimension.overflow += Dimension::trim(&mut dimension.learned, config.top_k);
+                continue;
+            }
+            // Stable: a new value waits until it has been around long enough and often enough.
+            let pending = dimension
+                .pending
+                .entry(value.clone())
+                .or_insert(Sightings {
+                    count: 0,
+                    first: now,
+                    last: now,
+                });
+            pending.count += 1;
+            pending.last = pending.last.max(now);
+            let ripe = now.saturating_sub(pending.first) >= config.pending_days * DAY_MICROS
+                && pending.count >= config.pending_sightings;
+            if ripe && let Some(promoted) = dimension.pending.remove(value) {
+                dimension.learned.insert(value.clone(), promoted);
+                dimension.overflow += Dimension::trim(&mut dimension.learned, config.top_k);
+            } else {
+                dimension.overflow += Dimension::trim(&mut dimension.pending, config.top_k);
+            }
+        }
+        if self.phase == Phase::WarmUp && self.observations >= config.warmup_observations {
+            self.phase = Phase::Learning;
+        }
+    }
+
+    fn settle_phase(&mut self, config: &BaselineConfig) {
+        let noisy = self.new_in_window > config.unstable_new_values_per_day;
+        self.phase = match self.phase {
+            Phase::WarmUp => Phase::WarmUp,
+            Phase::Learning
+                if self.last_seen.saturating_sub(self.first_seen)
+                    < config.learning_days * DAY_MICROS =>
+            {
+                Phase::Learning
+            }
+            _ if noisy => Phase::Unstable,
+            _ => Phase::Stable,
+        };
+    }
+
+    fn forget(&mut self, now: i64, config: &BaselineConfig) {
+        let horizon = now.saturating_sub(config.forget_days * DAY_MICROS);
+        for dimension in self.dimensions.values_mut() {
+            dimension.learned.retain(|_, seen| seen.last >= horizon);
+            dimension.pending.retain(|_, seen| seen.last >= horizon);
+        }
+        self.dimensions
+            .retain(|_, dimension| !dimension.learned.is_empty() || !dimension.pending.is_empty());
+    }
+
+    /// The checkpoint form: versioned JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// A checkpointed profile, or `None` when it does not decode or is of another version.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<Self>(bytes)
+            .ok()
+            .filter(|profile| profile.version == PROFILE_VERSION)
+    }
+}
+
+/// `kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819` → `kubectl/1.29`; `python-requests/2.31.0` →
+/// `python-requests/2.31`; a client's product and minor version, so that patch upgrades do not look
+/// new but a different client does.
+pub fn user_agent_family(agent: &str) -> String {
+    let product = agent.split_whitespace().next().unwrap_or_default();
+    let (name, version) = product.split_once('/').unwrap_or((product, ""));
+    let version = version.trim_start_matches('v');
+    let mut parts = version.split(['.', '-', '+']);
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) if !major.is_empty() => format!("{name}/{major}.{minor}"),
+        (Some(major), _) if !major.is_empty() => format!("{name}/{major}"),
+        _ => name.to_owned(),
+    }
+}
+
+/// Where a call came from: `private 10.0.3.0/24`, `public 203.0.113.0/24` (a /24 for IPv4, a /48 for
+/// IPv6), with the scope enrich gave the address.
+pub fn network_origin(ip: &str, scope: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{scope} {a}.{b}.{c}.0/24")
+        }
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let [a, b, c, ..] = v6.segments();
+            format!("{scope} {a:x}:{b:x}:{c:x}::/48")
+        }
+        Err(_) => format!("{scope} {ip}"),
+    }
+}
+
+/// Six-hour blocks of the week, weekdays and weekends apart: `weekday 06-12`, `weekend 18-24`.
+pub fn time_of_week(micros: i64) -> String {
+    let days = micros.div_euclid(DAY_MICROS);
+    // 1970-01-01 was a Thursday (day 3 of a week starting Monday).
+    let weekday = (days + 3).rem_euclid(7);
+    let hour = micros.rem_euclid(DAY_MICROS) / 3_600_000_000;
+    let block = hour / 6 * 6;
+    let part = if weekday >= 5 { "weekend" } else { "weekday" };
+    format!("{part} {block:02}-{:02}", block + 6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600_000_000;
+
+    fn config() -> BaselineConfig {
+        BaselineConfig::default()
+    }
+
+    /// Ten days of the same routine, a few times an hour in working hours.
+    fn routine(profile: &mut Profile, start: i64, days: i64) -> i64 {
+        let mut now = start;
+        for day in 0..days {
+            for hour in 9..17 {
+                now = start + day * DAY_MICROS + hour * HOUR;
+                profile.observe(
+                    now,
+                    &[
+                        ("userAgent", "kubectl/1.29".into()),
+                        ("namespace", if hour % 2 == 0 { "shop" } else { "payments" }.into()),
+                    ],
+                    &config(),
+                );
+            }
+        }
+        now
+    }
+
+    #[test]
+    fn phases_move_with_event_time_and_volume() {
+        let mut profile = Profile::new(0);
+        assert_eq!(profile.phase(), Phase::WarmUp);
+        routine(&mut profile, 0, 3);
+        assert_eq!(profile.phase(), Phase::Learning);
+        routine(&mut profile, 3 * DAY_MICROS, 7);
+        assert_eq!(profile.phase(), Phase::Stable);
+    }
+
+    #[test]
+    fn nothing_is_judged_before_the_profile_is_stable() {
+        let mut profile = Profile::new(0);
+        let judged = profile.observe(0, &[("namespace", "x".into())], &config());
+        assert!(judged.is_empty());
+    }
+
+    #[test]
+    fn a_new_value_after_stability_is_unseen_and_waits_before_it_is_learned() {
+        let mut profile = Profile::new(0);
+        let end = routine(&mut profile, 0, 10);
+        let attack = |profile: &mut Profile, at: i64| {
+            profile.observe(at, &[("namespace", "kube-system".into())], &config())
+        };
+        let first = attack(&mut profile, end + HOUR);
+        assert_eq!(first[0].familiarity, Familiarity::Unseen);
+        assert_eq!(first[0].baseline.len(), 2);
+        // Seen again the same day: still unseen (pending), so a burst is not learned away.
+        let again = attack(&mut profile, end + 2 * HOUR);
+        assert_eq!(again[0].familiarity, Familiarity::Unseen);
+        // Around for pending_days with enough sightings: learned.
+        routine(&mut profile, end + DAY_MICROS, 4);
+        attack(&mut profile, end + 4 * DAY_MICROS + 20 * HOUR);
+        let later = attack(&mut profile, end + 4 * DAY_MICROS + 21 * HOUR);
+        assert_ne!(later[0].familiarity, Familiarity::Unseen);
+        let known = profile.observe(end + 5 * DAY_MICROS, &[("namespace", "shop".into())], &config());
+        assert_eq!(known[0].familiarity, Familiarity::Frequent);
+    }
+
+    #[test]
+    fn a_profile_full_of_novelty_is_unstable_and_judges_nothing() {
+        let mut profile = Profile::new(0);
+        let end = routine(&mut profile, 0, 10);
+        for index in 0..40 {
+            profile.observe(end + HOUR + index, &[("namespace", format!("ci-{index}"))], &config());
+        }
+        // The next day settles the noisy one: unstable, and from then on nothing is judged.
+        profile.observe(
+            end + DAY_MICROS + 2 * HOUR,
+            &[("namespace", "ci-new".into())],
+            &config(),
+        );
+        assert_eq!(profile.phase(), Phase::Unstable);
+        let judged = profile.observe(
+            end + DAY_MICROS + 3 * HOUR,
+            &[("namespace", "ci-newer".into())],
+            &config(),
+        );
+        assert!(judged.is_empty());
+        // A quiet day after it: stable again.
+        routine(&mut profile, end + 2 * DAY_MICROS, 2);
+        assert_eq!(profile.phase(), Phase::Stable);
+    }
+
+    #[test]
+    fn unseen_values_are_forgotten_and_the_profile_stays_bounded() {
+        let config = BaselineConfig {
+            top_k: 8,
+            ..BaselineConfig::default()
+        };
+        let mut profile = Profile::new(0);
+        for index in 0..1000 {
+            profile.observe(index * HOUR, &[("namespace", format!("ns-{index}"))], &config);
+        }
+        assert!(profile.values_held() <= 16, "{}", profile.values_held());
+        let mut quiet = Profile::new(0);
+        routine(&mut quiet, 0, 10);
+        quiet.observe(60 * DAY_MICROS, &[("userAgent", "kubectl/1.30".into())], &config);
+        assert_eq!(quiet.values_held(), 1, "the old values were forgotten");
+    }
+
+    #[test]
+    fn checkpoints_round_trip_and_refuse_other_versions() {
+        let mut profile = Profile::new(0);
+        routine(&mut profile, 0, 10);
+        let bytes = profile.encode();
+        assert_eq!(Profile::decode(&bytes), Some(profile.clone()));
+        let other = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"version\":1", "\"version\":99");
+        assert_eq!(Profile::decode(other.as_bytes()), None);
+        assert_eq!(Profile::decode(b"not json"), None);
+    }
+
+    #[test]
+    fn dimension_values() {
+        assert_eq!(
+            user_agent_family("kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819"),
+            "kubectl/1.29"
+        );
+        assert_eq!(user_agent_family("python-requests/2.31.0"), "python-requests/2.31");
+        assert_eq!(user_agent_family("curl"), "curl");
+        assert_eq!(network_origin("10.0.3.17", "private"), "private 10.0.3.0/24");
+        assert_eq!(network_origin("2001:db8:1:2::5", "public"), "public 2001:db8:1::/48");
+        // 2024-03-12 (a Tuesday) 14:00 UTC.
+        assert_eq!(time_of_week(1_710_252_000_000_000), "weekday 12-18");
+        // 2024-03-16, a Saturday, 03:00.
+        assert_eq!(time_of_week(1_710_558_000_000_000), "weekend 00-06");
+    }
+}
