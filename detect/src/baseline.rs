@@ -281,14 +281,11 @@ impl Profile {
                 continue;
             }
             // Stable: a new value waits until it has been around long enough and often enough.
-            let pending = dimension
-                .pending
-                .entry(value.clone())
-                .or_insert(Sightings {
-                    count: 0,
-                    first: now,
-                    last: now,
-                });
+            let pending = dimension.pending.entry(value.clone()).or_insert(Sightings {
+                count: 0,
+                first: now,
+                last: now,
+            });
             pending.count += 1;
             pending.last = pending.last.max(now);
             let ripe = now.saturating_sub(pending.first) >= config.pending_days * DAY_MICROS
@@ -405,7 +402,10 @@ mod tests {
                     now,
                     &[
                         ("userAgent", "kubectl/1.29".into()),
-                        ("namespace", if hour % 2 == 0 { "shop" } else { "payments" }.into()),
+                        (
+                            "namespace",
+                            if hour % 2 == 0 { "shop" } else { "payments" }.into(),
+                        ),
                     ],
                     &config(),
                 );
@@ -449,7 +449,11 @@ mod tests {
         attack(&mut profile, end + 4 * DAY_MICROS + 20 * HOUR);
         let later = attack(&mut profile, end + 4 * DAY_MICROS + 21 * HOUR);
         assert_ne!(later[0].familiarity, Familiarity::Unseen);
-        let known = profile.observe(end + 5 * DAY_MICROS, &[("namespace", "shop".into())], &config());
+        let known = profile.observe(
+            end + 5 * DAY_MICROS,
+            &[("namespace", "shop".into())],
+            &config(),
+        );
         assert_eq!(known[0].familiarity, Familiarity::Frequent);
     }
 
@@ -458,7 +462,11 @@ mod tests {
         let mut profile = Profile::new(0);
         let end = routine(&mut profile, 0, 10);
         for index in 0..40 {
-            profile.observe(end + HOUR + index, &[("namespace", format!("ci-{index}"))], &config());
+            profile.observe(
+                end + HOUR + index,
+                &[("namespace", format!("ci-{index}"))],
+                &config(),
+            );
         }
         // The next day settles the noisy one: unstable, and from then on nothing is judged.
         profile.observe(
@@ -486,12 +494,20 @@ mod tests {
         };
         let mut profile = Profile::new(0);
         for index in 0..1000 {
-            profile.observe(index * HOUR, &[("namespace", format!("ns-{index}"))], &config);
+            profile.observe(
+                index * HOUR,
+                &[("namespace", format!("ns-{index}"))],
+                &config,
+            );
         }
         assert!(profile.values_held() <= 16, "{}", profile.values_held());
         let mut quiet = Profile::new(0);
         routine(&mut quiet, 0, 10);
-        quiet.observe(60 * DAY_MICROS, &[("userAgent", "kubectl/1.30".into())], &config);
+        quiet.observe(
+            60 * DAY_MICROS,
+            &[("userAgent", "kubectl/1.30".into())],
+            &config,
+        );
         assert_eq!(quiet.values_held(), 1, "the old values were forgotten");
     }
 
@@ -514,10 +530,19 @@ mod tests {
             user_agent_family("kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819"),
             "kubectl/1.29"
         );
-        assert_eq!(user_agent_family("python-requests/2.31.0"), "python-requests/2.31");
+        assert_eq!(
+            user_agent_family("python-requests/2.31.0"),
+            "python-requests/2.31"
+        );
         assert_eq!(user_agent_family("curl"), "curl");
-        assert_eq!(network_origin("10.0.3.17", "private"), "private 10.0.3.0/24");
-        assert_eq!(network_origin("2001:db8:1:2::5", "public"), "public 2001:db8:1::/48");
+        assert_eq!(
+            network_origin("10.0.3.17", "private"),
+            "private 10.0.3.0/24"
+        );
+        assert_eq!(
+            network_origin("2001:db8:1:2::5", "public"),
+            "public 2001:db8:1::/48"
+        );
         // 2024-03-12 (a Tuesday) 14:00 UTC.
         assert_eq!(time_of_week(1_710_252_000_000_000), "weekday 12-18");
         // 2024-03-16, a Saturday, 03:00.

@@ -2,8 +2,9 @@
 //! over [`EnrichedEvent`]s, free of I/O, so the same code runs in `vigil scan`, the Kafka stage, the
 //! tests and the benchmarks.
 
-pub mod context;
+pub mod anomaly;
 pub mod baseline;
+pub mod context;
 pub mod declarative;
 pub mod rules;
 pub mod runtime;
@@ -103,7 +104,7 @@ pub struct DetectorInfo {
 }
 
 /// Rust detectors: name, finding type(s), severity, on by default.
-const RUST_DETECTORS: [(&str, &str, &str); 17] = [
+const RUST_DETECTORS: [(&str, &str, &str); 18] = [
     (
         "successful_anonymous_access",
         "<Purpose>:Kubernetes/SuccessfulAnonymousAccess",
@@ -185,6 +186,11 @@ const RUST_DETECTORS: [(&str, &str, &str); 17] = [
         "by the sensor's priority",
     ),
     (
+        "principal_baselines",
+        "Execution:Kubernetes/AnomalousBehavior.ExecInPod, CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated, Discovery:Kubernetes/AnomalousBehavior.PermissionChecked, Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer, Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount",
+        "Low to High by call (see detect/src/anomaly.rs)",
+    ),
+    (
         "generated_domain_request",
         "Impact:Runtime/SuspiciousDomainRequest.Reputation",
         "Low",
@@ -225,6 +231,11 @@ fn rust_detector(name: &str, config: &DetectConfig) -> Option<Box<dyn Detector>>
         "runtime_threat_intel" => Box::new(runtime::RuntimeThreatIntel),
         "sensor_alert" => Box::new(runtime::SensorAlert),
         "generated_domain_request" => Box::new(runtime::GeneratedDomainRequest),
+        "principal_baselines" => Box::new(anomaly::PrincipalBaselines::new(
+            baseline::BaselineConfig::default(),
+            config.sensitive_host_paths.clone(),
+            100_000,
+        )),
         _ => return None,
     })
 }

@@ -711,7 +711,7 @@ pub fn default_sensitive_host_paths() -> Vec<String> {
     .collect()
 }
 
-fn is_sensitive(path: &str, sensitive: &[String]) -> bool {
+pub(crate) fn is_sensitive(path: &str, sensitive: &[String]) -> bool {
     let path = path.trim_end_matches('/');
     let path = if path.is_empty() { "/" } else { path };
     sensitive.iter().any(|root| {
@@ -1087,7 +1087,7 @@ impl Detector for WorkloadInSystemNamespace {
 }
 
 /// The principal a request acts as: the impersonated user when there is one.
-fn effective_user(event: &AuditEvent) -> &vigil_schemas::UserInfo {
+pub(crate) fn effective_user(event: &AuditEvent) -> &vigil_schemas::UserInfo {
     event.impersonated_user.as_ref().unwrap_or(&event.user)
 }
 

@@ -402,6 +402,34 @@ fn guardduty_json_with_nulls(finding: &Finding) -> Value {
                 })).collect::<Vec<_>>()}),
             );
     }
+    // Anomaly findings explain themselves as GuardDuty's `service.detection.anomaly` does: the
+    // profiles consulted (what the baseline held) and the unusual behaviour (what was observed).
+    if !detection.anomaly.is_empty()
+        && let Some(object) = service.as_object_mut()
+    {
+        let mut profiles = Map::new();
+        let mut behavior = Map::new();
+        for unusual in &detection.anomaly {
+            profiles.insert(
+                unusual.dimension.clone(),
+                json!({format!("{}:{}", unusual.scope, unusual.entity): [{
+                    "profileType": "frequency",
+                    "profileSubtype": "frequent",
+                    "observations": {"text": unusual.baseline},
+                    "observationCount": unusual.profile_observations,
+                    "profileDays": unusual.profile_days,
+                }]}),
+            );
+            behavior.insert(
+                unusual.dimension.clone(),
+                json!({"profileSubtype": unusual.familiarity, "observations": {"text": [unusual.observed]}}),
+            );
+        }
+        object.insert(
+            "detection".into(),
+            json!({"anomaly": {"profiles": profiles, "unusual": {"behavior": behavior}}}),
+        );
+    }
     // Runtime findings have no API call: GuardDuty leaves `action` out rather than empty.
     if let Some(object) = service.as_object_mut()
         && object

@@ -1,0 +1,407 @@
+//! Behaviour baselines of principals: each human or workload identity's profile of what it does
+//! (user agent, network origin, namespace, API call, time of week, images it deploys), learned from
+//! event time ([`crate::baseline`]), and GuardDuty's `AnomalousBehavior` findings when a
+//! security-relevant call departs from it. A finding explains itself: which dimensions were unusual,
+//! what was observed and what the baseline held (`service.detection.anomaly`).
+//!
+//! Security-relevant calls, and the types they raise when unusual:
+//!
+//! | call | type | severity |
+//! |---|---|---|
+//! | `pods/exec` | `Execution:Kubernetes/AnomalousBehavior.ExecInPod` | Medium |
+//! | get/list/watch of secrets | `CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed` | Medium |
+//! | Role/ClusterRole created or changed | `PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated` | Low |
+//! | (Cluster)RoleBinding created or changed | `PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated` | Medium (High for admin, cluster-admin) |
+//! | self/subject access or rules review | `Discovery:Kubernetes/AnomalousBehavior.PermissionChecked` | Low |
+//! | workload created or changed | `Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed` | Low |
+//! | ... with a privileged container | `PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer` | High |
+//! | ... with a sensitive host mount | `Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount` | High |
+//!
+//! Unusual means: the principal's profile is stable, and the call's API call, namespace, user agent,
+//! network origin or (for workloads) image is unseen to it. Time of week is reported when unusual too,
+//! but does not make an anomaly alone: people work late. The control plane, EKS and anonymous callers
+//! are not profiled (the audit rules cover them).
+//!
+//! Aggregation key: principal, type's object (the pod, the namespace's secrets, the role...).
+
+use std::collections::HashMap;
+
+use vigil_schemas::{AnomalyObservation, AuditEvent, Detection, EnrichedEvent};
+
+use crate::baseline::{
+    BaselineConfig, Familiarity, Judged, Profile, network_origin, time_of_week, user_agent_family,
+};
+use crate::context::{
+    Verdict, detection, is_anonymous, is_health_endpoint, object_name, severity, succeeded,
+};
+use crate::rules::{effective_user, is_sensitive};
+use crate::{Detector, StateEntry};
+
+/// Dimensions whose novelty makes an anomaly on its own.
+const DECISIVE: [&str; 5] = [
+    "apiCall",
+    "namespace",
+    "userAgent",
+    "networkOrigin",
+    "image",
+];
+
+/// Observations between checkpoints of an unchanged profile: counts lost to a crash are at most
+/// this many per principal, and a replay cannot double them (the state written with an input's
+/// outputs already holds that input).
+const CHECKPOINT_EVERY: u32 = 32;
+
+#[derive(Debug)]
+struct Tracked {
+    profile: Profile,
+    unsaved: u32,
+    values_at_save: usize,
+    phase_at_save: crate::baseline::Phase,
+}
+
+/// The principals' profiles and the anomaly findings they give.
+#[derive(Debug)]
+pub struct PrincipalBaselines {
+    config: BaselineConfig,
+    sensitive_paths: Vec<String>,
+    max_principals: usize,
+    profiles: HashMap<String, Tracked>,
+    changes: Vec<StateEntry>,
+}
+
+impl PrincipalBaselines {
+    pub fn new(
+        config: BaselineConfig,
+        sensitive_paths: Vec<String>,
+        max_principals: usize,
+    ) -> Self {
+        Self {
+            config,
+            sensitive_paths,
+            max_principals: max_principals.max(1),
+            profiles: HashMap::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    /// Principals profiled now.
+    pub fn principals(&self) -> usize {
+        self.profiles.len()
+    }
+
+    /// Makes room by forgetting the principals seen least recently (a tenth of the cap at a time,
+    /// so eviction is rare).
+    fn make_room(&mut self) {
+        if self.profiles.len() < self.max_principals {
+            return;
+        }
+        let mut by_age: Vec<(i64, String)> = self
+            .profiles
+            .iter()
+            .map(|(key, tracked)| (tracked.profile.last_seen(), key.clone()))
+            .collect();
+        by_age.sort();
+        for (_, key) in by_age.into_iter().take(self.max_principals / 10 + 1) {
+            self.profiles.remove(&key);
+            self.changes.push(StateEntry {
+                key,
+                value: Vec::new(),
+            });
+        }
+    }
+
+    fn checkpoint(&mut self, key: &str) {
+        let Some(tracked) = self.profiles.get_mut(key) else {
+            return;
+        };
+        tracked.unsaved += 1;
+        let values = tracked.profile.values_held();
+        let phase = tracked.profile.phase();
+        if tracked.unsaved >= CHECKPOINT_EVERY
+            || values != tracked.values_at_save
+            || phase != tracked.phase_at_save
+        {
+            tracked.unsaved = 0;
+            tracked.values_at_save = values;
+            tracked.phase_at_save = phase;
+            self.changes.push(StateEntry {
+                key: key.to_owned(),
+                value: tracked.profile.encode(),
+            });
+        }
+    }
+}
+
+impl Default for PrincipalBaselines {
+    fn default() -> Self {
+        Self::new(
+            BaselineConfig::default(),
+            crate::rules::default_sensitive_host_paths(),
+            100_000,
+        )
+    }
+}
+
+/// What kind of security-relevant call an event is, if any: (type, severity, what it acted on).
+fn relevant(event: &AuditEvent, sensitive_paths: &[String]) -> Option<(&'static str, f64, String)> {
+    let object = event.object_ref.as_ref()?;
+    let resource = object.resource.as_deref()?;
+    let subresource = object.subresource.as_deref();
+    let verb = event.verb.as_str();
+    let writes = matches!(verb, "create" | "update" | "patch");
+    let target = object_name(event);
+    Some(match (resource, subresource) {
+        ("pods", Some("exec")) => (
+            "Execution:Kubernetes/AnomalousBehavior.ExecInPod",
+            severity::MEDIUM,
+            target,
+        ),
+        ("secrets", None) if matches!(verb, "get" | "list" | "watch") => (
+            "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed",
+            severity::MEDIUM,
+            target,
+        ),
+        ("roles" | "clusterroles", None) if writes => (
+            "PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated",
+            severity::LOW,
+            target,
+        ),
+        ("rolebindings" | "clusterrolebindings", None) if writes => {
+            let admin = event.role_binding.as_ref().is_some_and(|binding| {
+                matches!(binding.role_ref_name.as_str(), "admin" | "cluster-admin")
+            });
+            (
+                "PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated",
+                if admin {
+                    severity::HIGH
+                } else {
+                    severity::MEDIUM
+                },
+                target,
+            )
+        }
+        (
+            "selfsubjectaccessreviews"
+            | "selfsubjectrulesreviews"
+            | "subjectaccessreviews"
+            | "localsubjectaccessreviews",
+            None,
+        ) if verb == "create" => (
+            "Discovery:Kubernetes/AnomalousBehavior.PermissionChecked",
+            severity::LOW,
+            target,
+        ),
+        _ if writes && subresource.is_none() => {
+            let workload = event.workload.as_ref()?;
+            let privileged = workload
+                .containers
+                .iter()
+                .any(|container| container.privileged);
+            let mounted = workload.volumes.iter().any(|volume| {
+                volume
+                    .host_path
+                    .as_deref()
+                    .is_some_and(|path| is_sensitive(path, sensitive_paths))
+            });
+            if privileged {
+                (
+                    "PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer",
+                    severity::HIGH,
+                    target,
+                )
+            } else if mounted {
+                (
+                    "Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount",
+                    severity::HIGH,
+                    target,
+                )
+            } else {
+                (
+                    "Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed",
+                    severity::LOW,
+                    target,
+                )
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// An image without its tag or digest: `registry.example/shop/web`.
+fn image_repository(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rsplit_once(':') {
+        // A colon after the last slash is a tag; before it, a registry port.
+        Some((repository, tag)) if !tag.contains('/') => repository,
+        _ => image,
+    }
+}
+
+fn describe(judged: &Judged) -> String {
+    let usual = if judged.baseline.is_empty() {
+        "nothing yet".to_owned()
+    } else {
+        judged.baseline.join(", ")
+    };
+    format!(
+        "{} {} ({}; usually {usual})",
+        judged.dimension,
+        judged.observed,
+        judged.familiarity.label()
+    )
+}
+
+impl Detector for PrincipalBaselines {
+    fn name(&self) -> &'static str {
+        "principal_baselines"
+    }
+
+    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
+        out.append(&mut self.changes);
+    }
+
+    fn restore(&mut self, key: &str, value: &[u8]) {
+        match Profile::decode(value) {
+            Some(profile) => {
+                self.profiles.insert(
+                    key.to_owned(),
+                    Tracked {
+                        values_at_save: profile.values_held(),
+                        phase_at_save: profile.phase(),
+                        profile,
+                        unsaved: 0,
+                    },
+                );
+            }
+            None => {
+                self.profiles.remove(key);
+            }
+        }
+    }
+
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        let user = effective_user(event);
+        let acting = AuditEvent {
+            user: user.clone(),
+            ..AuditEvent::default()
+        };
+        if is_anonymous(event)
+            || crate::declarative::is_system_principal(&acting)
+            || is_health_endpoint(&event.request_uri)
+            || !succeeded(event)
+        {
+            return;
+        }
+        let mut values: Vec<(&str, String)> = Vec::with_capacity(6);
+        let object = event.object_ref.as_ref();
+        let api_call = match object {
+            Some(object) => format!(
+                "{} {}{}",
+                event.verb,
+                object.resource.as_deref().unwrap_or("-"),
+                object
+                    .subresource
+                    .as_deref()
+                    .map(|sub| format!("/{sub}"))
+                    .unwrap_or_default()
+            ),
+            None => format!(
+                "{} {}",
+                event.verb,
+                event.request_uri.split('?').next().unwrap_or("")
+            ),
+        };
+        values.push(("apiCall", api_call));
+        values.push((
+            "namespace",
+            object
+                .and_then(|object| object.namespace.clone())
+                .unwrap_or_else(|| "(cluster)".into()),
+        ));
+        if let Some(agent) = &event.user_agent {
+            values.push(("userAgent", user_agent_family(agent)));
+        }
+        if let Some(ip) = &enriched.source_ip {
+            values.push(("networkOrigin", network_origin(&ip.ip, &ip.scope)));
+        }
+        values.push(("timeOfWeek", time_of_week(event.event_time_micros)));
+        if let Some(workload) = &event.workload
+            && matches!(event.verb.as_str(), "create" | "update" | "patch")
+        {
+            for container in &workload.containers {
+                values.push(("image", image_repository(&container.image).to_owned()));
+            }
+        }
+
+        let key = format!("{}/{}", enriched.cluster.name, user.username);
+        if !self.profiles.contains_key(&key) {
+            self.make_room();
+            let profile = Profile::new(event.event_time_micros);
+            self.profiles.insert(
+                key.clone(),
+                Tracked {
+                    values_at_save: 0,
+                    phase_at_save: profile.phase(),
+                    profile,
+                    unsaved: 0,
+                },
+            );
+        }
+        let Some(tracked) = self.profiles.get_mut(&key) else {
+            return;
+        };
+        let judged = tracked
+            .profile
+            .observe(event.event_time_micros, &values, &self.config);
+        let observations = i64::try_from(tracked.profile.observations()).unwrap_or(i64::MAX);
+        let days = tracked.profile.days();
+        self.checkpoint(&key);
+
+        let Some((finding_type, severity, target)) = relevant(event, &self.sensitive_paths) else {
+            return;
+        };
+        let unusual: Vec<&Judged> = judged
+            .iter()
+            .filter(|judged| judged.familiarity <= Familiarity::Rare)
+            .collect();
+        if !unusual.iter().any(|judged| {
+            judged.familiarity == Familiarity::Unseen
+                && DECISIVE.contains(&judged.dimension.as_str())
+        }) {
+            return;
+        }
+        let explained: Vec<String> = unusual.iter().map(|judged| describe(judged)).collect();
+        let verdict = Verdict {
+            finding_type: finding_type.to_owned(),
+            severity,
+            title: format!("Unusual {} by {} on {target}.", event.verb, user.username),
+            description: format!(
+                "{} made a call its baseline of {observations} observations over {days} days does not hold: {}. Unusual: {}.",
+                user.username,
+                values
+                    .first()
+                    .map_or(String::new(), |(_, call)| call.clone()),
+                explained.join("; ")
+            ),
+            aggregation_key: vec![user.username.clone(), target],
+        };
+        let mut found = detection(enriched, event, self.name(), verdict);
+        found.anomaly = unusual
+            .iter()
+            .map(|judged| AnomalyObservation {
+                scope: "principal".into(),
+                entity: user.username.clone(),
+                dimension: judged.dimension.clone(),
+                observed: judged.observed.clone(),
+                familiarity: judged.familiarity.label().into(),
+                baseline: judged.baseline.clone(),
+                profile_observations: observations,
+                profile_days: days,
+            })
+            .collect();
+        out.push(found);
+    }
+}

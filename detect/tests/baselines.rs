@@ -1,0 +1,317 @@
+//! Behaviour baselines of principals: anomalies fire only when a stable profile meets a
+//! security-relevant call it has not seen, explain themselves, and survive a restart.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use vigil_detect::{DetectConfig, Detector, Engine, StateEntry};
+use vigil_schemas::{
+    AuditEvent, ClusterDetails, ContainerSpec, Detection, EnrichedEvent, IpIntel, ObjectRef,
+    UserInfo, WorkloadSpec,
+};
+
+const DAY: i64 = 86_400_000_000;
+const HOUR: i64 = 3_600_000_000;
+/// 2024-03-04, a Monday, 00:00 UTC.
+const MONDAY: i64 = 1_709_510_400_000_000;
+
+struct Call<'a> {
+    who: &'a str,
+    verb: &'a str,
+    resource: &'a str,
+    namespace: Option<&'a str>,
+    name: Option<&'a str>,
+    ip: &'a str,
+    agent: &'a str,
+}
+
+fn event(call: &Call<'_>, at: i64) -> EnrichedEvent {
+    let (resource, subresource) = match call.resource.split_once('/') {
+        Some((resource, sub)) => (resource, Some(sub.to_owned())),
+        None => (call.resource, None),
+    };
+    let audit = AuditEvent {
+        audit_id: format!("{}-{at}", call.who),
+        stage: "ResponseComplete".into(),
+        event_time_micros: at,
+        verb: call.verb.into(),
+        request_uri: format!("/api/v1/{resource}"),
+        user: UserInfo {
+            username: call.who.into(),
+            groups: vec!["system:authenticated".into()],
+            ..UserInfo::default()
+        },
+        source_ips: vec![call.ip.into()],
+        user_agent: Some(call.agent.into()),
+        object_ref: Some(ObjectRef {
+            resource: Some(resource.into()),
+            subresource,
+            namespace: call.namespace.map(str::to_owned),
+            name: call.name.map(str::to_owned),
+            ..ObjectRef::default()
+        }),
+        status_code: Some(if call.resource == "pods/exec" {
+            101
+        } else {
+            200
+        }),
+        ..AuditEvent::default()
+    };
+    EnrichedEvent {
+        source_ip: Some(IpIntel {
+            ip: call.ip.into(),
+            scope: if call.ip.starts_with("10.") {
+                "private".into()
+            } else {
+                "public".into()
+            },
+            ..IpIntel::default()
+        }),
+        audit: Some(audit),
+        cluster: ClusterDetails {
+            name: "prod".into(),
+            partition: "aws".into(),
+            ..ClusterDetails::default()
+        },
+        ..EnrichedEvent::default()
+    }
+}
+
+const KUBECTL: &str = "kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819";
+
+fn alice(verb: &'static str, resource: &'static str, namespace: &'static str) -> Call<'static> {
+    Call {
+        who: "alice",
+        verb,
+        resource,
+        namespace: Some(namespace),
+        name: Some("web-6f7d9c8b5-x7k2p"),
+        ip: "10.20.4.17",
+        agent: KUBECTL,
+    }
+}
+
+fn engine() -> Engine {
+    let mut engine = Engine::build(&DetectConfig::default()).unwrap();
+    engine.retain(|name| name == "principal_baselines");
+    engine
+}
+
+/// `days` working days of alice's routine from `start`: lists and gets in shop and payments, an exec
+/// into a shop pod, secrets read in shop.
+fn routine(engine: &mut Engine, start: i64, days: i64) -> Vec<Detection> {
+    let mut out = Vec::new();
+    for day in 0..days {
+        for hour in 9..17 {
+            let at = start + day * DAY + hour * HOUR;
+            let namespace = if hour % 2 == 0 { "shop" } else { "payments" };
+            engine.process(&event(&alice("list", "pods", namespace), at), &mut out);
+            engine.process(
+                &event(&alice("get", "deployments", namespace), at + 60_000_000),
+                &mut out,
+            );
+        }
+        let at = start + day * DAY + 11 * HOUR;
+        engine.process(&event(&alice("create", "pods/exec", "shop"), at), &mut out);
+        engine.process(
+            &event(&alice("get", "secrets", "shop"), at + HOUR),
+            &mut out,
+        );
+    }
+    out
+}
+
+#[test]
+fn a_stable_principals_unusual_exec_is_an_explained_anomaly() {
+    let mut engine = engine();
+    assert!(
+        routine(&mut engine, MONDAY, 10).is_empty(),
+        "routine never fires"
+    );
+    let at = MONDAY + 10 * DAY + 14 * HOUR;
+    let mut out = Vec::new();
+    // The same exec as every day: nothing.
+    engine.process(&event(&alice("create", "pods/exec", "shop"), at), &mut out);
+    assert!(out.is_empty(), "{out:#?}");
+    // alice's credentials exec into kube-system from a public address with another client.
+    let odd = Call {
+        namespace: Some("kube-system"),
+        name: Some("coredns-5d8d9f7b4c-h2x9q"),
+        ip: "203.0.113.66",
+        agent: "python-requests/2.31.0",
+        ..alice("create", "pods/exec", "shop")
+    };
+    engine.process(&event(&odd, at + HOUR), &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let found = &out[0];
+    assert_eq!(
+        found.finding_type,
+        "Execution:Kubernetes/AnomalousBehavior.ExecInPod"
+    );
+    let unusual: Vec<(&str, &str)> = found
+        .anomaly
+        .iter()
+        .map(|a| (a.dimension.as_str(), a.familiarity.as_str()))
+        .collect();
+    assert!(unusual.contains(&("namespace", "unseen")), "{unusual:?}");
+    assert!(unusual.contains(&("userAgent", "unseen")), "{unusual:?}");
+    assert!(
+        unusual.contains(&("networkOrigin", "unseen")),
+        "{unusual:?}"
+    );
+    let namespace = found
+        .anomaly
+        .iter()
+        .find(|a| a.dimension == "namespace")
+        .unwrap();
+    assert_eq!(namespace.observed, "kube-system");
+    assert!(namespace.baseline.contains(&"shop".to_owned()));
+    assert!(namespace.profile_observations > 100 && namespace.profile_days >= 9);
+    assert!(
+        found.description.contains("usually"),
+        "{}",
+        found.description
+    );
+}
+
+#[test]
+fn nothing_is_flagged_while_a_principal_is_still_being_learned() {
+    let mut engine = engine();
+    let mut out = routine(&mut engine, MONDAY, 3);
+    let odd = Call {
+        namespace: Some("kube-system"),
+        ..alice("create", "pods/exec", "shop")
+    };
+    engine.process(&event(&odd, MONDAY + 3 * DAY + 10 * HOUR), &mut out);
+    assert!(out.is_empty(), "{out:#?}");
+}
+
+#[test]
+fn unusual_secret_reads_roles_and_workloads_have_their_own_types() {
+    let mut engine = engine();
+    routine(&mut engine, MONDAY, 10);
+    let at = MONDAY + 10 * DAY + 10 * HOUR;
+    let mut out = Vec::new();
+    // Secrets in shop, as every day: quiet. In kube-system: an anomaly.
+    engine.process(&event(&alice("get", "secrets", "shop"), at), &mut out);
+    assert!(out.is_empty(), "{out:#?}");
+    engine.process(
+        &event(&alice("get", "secrets", "kube-system"), at + 1),
+        &mut out,
+    );
+    assert_eq!(
+        out.pop().unwrap().finding_type,
+        "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed"
+    );
+    engine.process(
+        &event(&alice("create", "clusterrolebindings", "shop"), at + 2),
+        &mut out,
+    );
+    assert_eq!(
+        out.pop().unwrap().finding_type,
+        "PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated"
+    );
+    engine.process(
+        &event(&alice("create", "selfsubjectrulesreviews", "shop"), at + 3),
+        &mut out,
+    );
+    assert_eq!(
+        out.pop().unwrap().finding_type,
+        "Discovery:Kubernetes/AnomalousBehavior.PermissionChecked"
+    );
+    let mut deploy = event(&alice("create", "daemonsets", "shop"), at + 4);
+    deploy.audit.as_mut().unwrap().workload = Some(WorkloadSpec {
+        kind: "DaemonSet".into(),
+        name: Some("agent".into()),
+        namespace: Some("shop".into()),
+        containers: vec![ContainerSpec {
+            name: "agent".into(),
+            image: "docker.io/xmrig/xmrig:6.21.0".into(),
+            privileged: true,
+            ..ContainerSpec::default()
+        }],
+        ..WorkloadSpec::default()
+    });
+    engine.process(&deploy, &mut out);
+    let found = out.pop().unwrap();
+    assert_eq!(
+        found.finding_type,
+        "PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer"
+    );
+    assert!(found.severity >= 7.0);
+    assert!(
+        found
+            .anomaly
+            .iter()
+            .any(|a| a.dimension == "image" && a.observed == "docker.io/xmrig/xmrig")
+    );
+    // Reads of pods in a new namespace are unusual but not security-relevant: no finding.
+    engine.process(
+        &event(&alice("list", "pods", "monitoring"), at + 5),
+        &mut out,
+    );
+    assert!(out.is_empty(), "{out:#?}");
+}
+
+#[test]
+fn a_principal_whose_novelty_is_normal_raises_nothing() {
+    let mut engine = engine();
+    let ci = |namespace: &'static str| Call {
+        who: "ci-deployer",
+        verb: "get",
+        resource: "secrets",
+        namespace: Some(namespace),
+        name: None,
+        ip: "10.0.9.14",
+        agent: KUBECTL,
+    };
+    let namespaces: Vec<&'static str> = (0..400)
+        .map(|index| &*Box::leak(format!("preview-{index}").into_boxed_str()))
+        .collect();
+    let mut out = Vec::new();
+    for (index, namespace) in namespaces.iter().enumerate() {
+        let at = MONDAY + i64::try_from(index).unwrap() * (DAY / 20);
+        engine.process(&event(&ci(namespace), at), &mut out);
+    }
+    assert!(
+        out.is_empty(),
+        "a new preview namespace a few times a day is this principal's normal: {out:#?}"
+    );
+}
+
+#[test]
+fn a_restarted_engine_keeps_its_baselines_and_flags_what_the_first_would() {
+    let mut first = engine();
+    routine(&mut first, MONDAY, 10);
+    let mut state: Vec<StateEntry> = Vec::new();
+    first.drain_state(&mut state);
+    assert!(!state.is_empty());
+    // The checkpoint, as the compacted topic keeps it: the latest value per key.
+    let mut latest = std::collections::BTreeMap::new();
+    for entry in state {
+        latest.insert(entry.key, entry.value);
+    }
+    let mut second = engine();
+    for (key, value) in &latest {
+        assert!(second.restore(key, value), "{key}");
+    }
+    let at = MONDAY + 10 * DAY + 10 * HOUR;
+    let mut out = Vec::new();
+    // No storm after the restart: the routine is still known...
+    second.process(&event(&alice("create", "pods/exec", "shop"), at), &mut out);
+    second.process(&event(&alice("get", "secrets", "shop"), at + 1), &mut out);
+    assert!(out.is_empty(), "{out:#?}");
+    // ...and the unusual still stands out.
+    second.process(
+        &event(&alice("get", "secrets", "kube-system"), at + 2),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    // A profile of another version is relearned, not misread.
+    let mut detector = vigil_detect::anomaly::PrincipalBaselines::default();
+    detector.restore("prod/alice", b"{\"version\":99}");
+    assert_eq!(detector.principals(), 0);
+}
