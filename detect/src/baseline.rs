@@ -340,28 +340,35 @@ impl Profile {
     }
 }
 
-/// `kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819` → `kubectl/1.29`; `python-requests/2.31.0` →
-/// `python-requests/2.31`; a client's product and minor version, so that patch upgrades do not look
-/// new but a different client does.
+/// `kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819` → `kubectl/1`; `python-requests/2.31.0` →
+/// `python-requests/2`: a client's product and major version, so that upgrades do not look new but a
+/// different client does.
 pub fn user_agent_family(agent: &str) -> String {
     let product = agent.split_whitespace().next().unwrap_or_default();
     let (name, version) = product.split_once('/').unwrap_or((product, ""));
-    let version = version.trim_start_matches('v');
-    let mut parts = version.split(['.', '-', '+']);
-    match (parts.next(), parts.next()) {
-        (Some(major), Some(minor)) if !major.is_empty() => format!("{name}/{major}.{minor}"),
-        (Some(major), _) if !major.is_empty() => format!("{name}/{major}"),
-        _ => name.to_owned(),
+    let major = version
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .next()
+        .unwrap_or_default();
+    if major.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}/{major}")
     }
 }
 
-/// Where a call came from: `private 10.0.3.0/24`, `public 203.0.113.0/24` (a /24 for IPv4, a /48 for
-/// IPv6), with the scope enrich gave the address.
+/// Where a call came from. Public addresses by /24 (IPv6 /48): a new network is a new place. Private
+/// ones (in-cluster, VPC) by /16: pods move between nodes and their subnets daily, which is not news.
 pub fn network_origin(ip: &str, scope: &str) -> String {
     match ip.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(v4)) => {
             let [a, b, c, _] = v4.octets();
-            format!("{scope} {a}.{b}.{c}.0/24")
+            if scope == "public" {
+                format!("{scope} {a}.{b}.{c}.0/24")
+            } else {
+                format!("{scope} {a}.{b}.0.0/16")
+            }
         }
         Ok(std::net::IpAddr::V6(v6)) => {
             let [a, b, c, ..] = v6.segments();
@@ -401,7 +408,7 @@ mod tests {
                 profile.observe(
                     now,
                     &[
-                        ("userAgent", "kubectl/1.29".into()),
+                        ("userAgent", "kubectl/1".into()),
                         (
                             "namespace",
                             if hour % 2 == 0 { "shop" } else { "payments" }.into(),
@@ -505,7 +512,7 @@ mod tests {
         routine(&mut quiet, 0, 10);
         quiet.observe(
             60 * DAY_MICROS,
-            &[("userAgent", "kubectl/1.30".into())],
+            &[("userAgent", "kubectl/2".into())],
             &config,
         );
         assert_eq!(quiet.values_held(), 1, "the old values were forgotten");
@@ -528,16 +535,20 @@ mod tests {
     fn dimension_values() {
         assert_eq!(
             user_agent_family("kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819"),
-            "kubectl/1.29"
+            "kubectl/1"
         );
         assert_eq!(
             user_agent_family("python-requests/2.31.0"),
-            "python-requests/2.31"
+            "python-requests/2"
         );
         assert_eq!(user_agent_family("curl"), "curl");
         assert_eq!(
             network_origin("10.0.3.17", "private"),
-            "private 10.0.3.0/24"
+            "private 10.0.0.0/16"
+        );
+        assert_eq!(
+            network_origin("203.0.113.9", "public"),
+            "public 203.0.113.0/24"
         );
         assert_eq!(
             network_origin("2001:db8:1:2::5", "public"),
