@@ -17,10 +17,13 @@
 //! | ... with a privileged container | `PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer` | High |
 //! | ... with a sensitive host mount | `Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount` | High |
 //!
-//! Unusual means: the principal's profile is stable, and the call's API call, namespace, user agent,
-//! network origin or (for workloads) image is unseen to it. Time of week is reported when unusual too,
-//! but does not make an anomaly alone: people work late. The control plane, EKS and anonymous callers
-//! are not profiled (the audit rules cover them).
+//! Unusual means: the principal's profile is stable, and the call is one it never made (API call,
+//! such as `create pods/exec` or `list secrets`, unseen), or in a namespace it never touched, or two
+//! of user agent, network origin and (for workloads) image are unseen together. One new network or one
+//! new client alone is not enough (a person working from home), and a dimension where new values are
+//! routine (several a week: CI's daily preview namespaces) does not count. Time of week is reported
+//! when unusual but weighs nothing: people work late. The control plane, EKS and anonymous callers are
+//! not profiled (the audit rules cover them).
 //!
 //! Aggregation key: principal, type's object (the pod, the namespace's secrets, the role...).
 
@@ -37,14 +40,20 @@ use crate::context::{
 use crate::rules::{effective_user, is_sensitive};
 use crate::{Detector, StateEntry};
 
-/// Dimensions whose novelty makes an anomaly on its own.
-const DECISIVE: [&str; 5] = [
-    "apiCall",
-    "namespace",
-    "userAgent",
-    "networkOrigin",
-    "image",
+/// What an unseen value of a dimension weighs. A call is anomalous from [`ANOMALY_WEIGHT`]: a kind of
+/// call the principal never made, or a namespace it never touched, weighs that much alone (unless new
+/// namespaces are routine for it: CI's daily preview namespaces); a new client, network or image
+/// weighs half, so one of them alone (a person working from home, a new tool) is not enough, and two
+/// together (a known call from a new network with a new client) are. Time of week weighs nothing:
+/// people work late; it is reported when unusual.
+const WEIGHTS: [(&str, u32); 5] = [
+    ("apiCall", 2),
+    ("namespace", 2),
+    ("userAgent", 1),
+    ("networkOrigin", 1),
+    ("image", 1),
 ];
+const ANOMALY_WEIGHT: u32 = 2;
 
 /// Observations between checkpoints of an unchanged profile: counts lost to a crash are at most
 /// this many per principal, and a replay cannot double them (the state written with an input's
@@ -367,10 +376,24 @@ impl Detector for PrincipalBaselines {
             .iter()
             .filter(|judged| judged.familiarity <= Familiarity::Rare)
             .collect();
-        if !unusual.iter().any(|judged| {
-            judged.familiarity == Familiarity::Unseen
-                && DECISIVE.contains(&judged.dimension.as_str())
-        }) {
+        // Each dimension counts once, however many of its values (a workload's images) were new.
+        let mut weighed: Vec<&str> = Vec::new();
+        let weight: u32 = unusual
+            .iter()
+            .filter(|judged| judged.familiarity == Familiarity::Unseen && !judged.volatile)
+            .filter_map(|judged| {
+                let dimension = judged.dimension.as_str();
+                if weighed.contains(&dimension) {
+                    return None;
+                }
+                weighed.push(dimension);
+                WEIGHTS
+                    .iter()
+                    .find(|(name, _)| *name == dimension)
+                    .map(|(_, weight)| *weight)
+            })
+            .sum();
+        if weight < ANOMALY_WEIGHT {
             return;
         }
         let explained: Vec<String> = unusual.iter().map(|judged| describe(judged)).collect();

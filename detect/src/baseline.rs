@@ -111,9 +111,33 @@ struct Dimension {
     /// Observations of values that gave way to the cap.
     overflow: u64,
     total: u64,
+    /// When the latest new values appeared (at most [`RECENT_NEW`]), to tell a dimension whose
+    /// novelty is routine (CI's daily preview namespace) from one where novelty is news.
+    #[serde(default)]
+    recent_new: Vec<i64>,
 }
 
+/// New values remembered per dimension for volatility.
+const RECENT_NEW: usize = 16;
+/// New values within a week that make a dimension volatile.
+const VOLATILE_PER_WEEK: usize = 4;
+
 impl Dimension {
+    fn volatile(&self, now: i64) -> bool {
+        self.recent_new
+            .iter()
+            .filter(|at| now.saturating_sub(**at) < 7 * DAY_MICROS)
+            .count()
+            >= VOLATILE_PER_WEEK
+    }
+
+    fn note_new(&mut self, now: i64) {
+        self.recent_new.push(now);
+        if self.recent_new.len() > RECENT_NEW {
+            self.recent_new.remove(0);
+        }
+    }
+
     fn familiarity(&self, value: &str) -> Familiarity {
         let Some(seen) = self.learned.get(value) else {
             return Familiarity::Unseen;
@@ -164,6 +188,8 @@ pub struct Judged {
     pub observed: String,
     pub familiarity: Familiarity,
     pub baseline: Vec<String>,
+    /// New values are routine in this dimension for this entity (several a week).
+    pub volatile: bool,
 }
 
 /// One entity's profile.
@@ -241,6 +267,7 @@ impl Profile {
                     observed: value.clone(),
                     familiarity,
                     baseline: dimension.map(|known| known.top(5)).unwrap_or_default(),
+                    volatile: dimension.is_some_and(|known| known.volatile(now)),
                 });
             }
         }
@@ -267,7 +294,11 @@ impl Profile {
                 seen.last = seen.last.max(now);
                 continue;
             }
-            self.new_in_window = self.new_in_window.saturating_add(1);
+            // Novelty is a value never met before; a pending value met again is not new again.
+            if !dimension.pending.contains_key(value) {
+                self.new_in_window = self.new_in_window.saturating_add(1);
+                dimension.note_new(now);
+            }
             if !stable {
                 dimension.learned.insert(
                     value.clone(),

@@ -508,3 +508,46 @@ when = [{ field = "verb", eq = "no-such-verb" }]
         .unwrap();
     assert!(line.contains(" off "), "{line}");
 }
+
+#[test]
+fn the_baseline_evaluation_finds_every_injected_anomaly_without_false_findings() {
+    let output = vigil(&[
+        "eval-baselines",
+        "--seed",
+        "7",
+        "--principals",
+        "100",
+        "--days",
+        "21",
+        "--learn-days",
+        "10",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = String::from_utf8_lossy(&output.stdout);
+    let rows: Vec<&str> = report
+        .lines()
+        .filter(|line| line.starts_with("| ") && line.contains('`'))
+        .collect();
+    assert_eq!(rows.len(), 9, "every kind of anomaly is injected: {report}");
+    for row in rows {
+        let found = row.rsplit('|').nth(1).unwrap().trim();
+        let (detected, injected) = found.split_once(" of ").unwrap();
+        assert_eq!(detected, injected, "{row}");
+    }
+    let false_line = report
+        .lines()
+        .find(|line| line.starts_with("false findings"))
+        .unwrap();
+    let per_day: f64 = false_line
+        .rsplit(" = ")
+        .next()
+        .unwrap()
+        .trim_end_matches(" a day")
+        .parse()
+        .unwrap();
+    assert!(per_day < 1.0, "{false_line}");
+}
