@@ -157,6 +157,11 @@ struct ScanArgs {
     /// Also write the summary's numbers as JSON to FILE, for scripts and CI.
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
+    /// The detectors' state (behaviour baselines, burst windows): read from FILE before the scan
+    /// when it exists, written back after it. Learn from last month's logs, then scan today's:
+    /// `vigil scan --state s.json last-month/` then `vigil scan --state s.json today.json`.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
 }
 
 #[allow(clippy::print_stderr)]
@@ -201,7 +206,30 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
     for text in &notes {
         note(text);
     }
-    let engine = Engine::build(&settings.detect)?;
+    let mut engine = Engine::build(&settings.detect)?;
+    let mut state = std::collections::BTreeMap::new();
+    if let Some(path) = args.state.as_ref().filter(|path| path.exists()) {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+        let entries =
+            scan::read_state(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+        let total = entries.len();
+        let unknown = entries
+            .iter()
+            .filter(|(key, value)| !engine.restore(key, value))
+            .count();
+        state.extend(entries);
+        note(&format!(
+            "restored {} detector state entries from {}{}",
+            total - unknown,
+            path.display(),
+            if unknown > 0 {
+                format!(" ({unknown} of detectors no longer on, skipped)")
+            } else {
+                String::new()
+            }
+        ));
+    }
     let output = args.output.clone();
     let report = scan::run(scan::ScanOptions {
         sources,
@@ -214,6 +242,18 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     if output.is_none() {
         scan::write_findings(&mut std::io::stdout().lock(), &report.findings)?;
+    }
+    if let Some(path) = &args.state {
+        // What was restored, with what this scan changed on top.
+        for change in &report.state_changes {
+            if change.value.is_empty() {
+                state.remove(&change.key);
+            } else {
+                state.insert(change.key.clone(), change.value.clone());
+            }
+        }
+        std::fs::write(path, scan::write_state(&state))
+            .map_err(|error| format!("{}: {error}", path.display()))?;
     }
     if let Some(path) = &args.stats {
         std::fs::write(path, scan::stats_json(&report).to_string())

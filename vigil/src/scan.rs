@@ -131,6 +131,9 @@ pub struct ScanReport {
     pub findings: Vec<serde_json::Value>,
     pub elapsed: Duration,
     pub sources: usize,
+    /// The detectors' state changes during the scan (behaviour baselines, burst windows), in order;
+    /// an empty value deletes its key.
+    pub state_changes: Vec<vigil_detect::StateEntry>,
 }
 
 fn ingest_thread(
@@ -184,20 +187,22 @@ fn enrich_thread(
     }
 }
 
+/// Runs the detectors; gives the engine back at the end, so that its state can be saved.
 fn detect_thread(
     mut engine: Engine,
     from_enrich: Receiver<Vec<EnrichedEvent>>,
     to_publish: SyncSender<Vec<Detection>>,
-) {
+) -> Engine {
     let mut detections = Vec::new();
     for batch in from_enrich {
         for event in &batch {
             engine.process(event, &mut detections);
         }
         if !detections.is_empty() && to_publish.send(std::mem::take(&mut detections)).is_err() {
-            return;
+            break;
         }
     }
+    engine
 }
 
 /// Runs the pipeline to the end of its input and returns the findings with the statistics.
@@ -264,7 +269,9 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
     }
     let (ingest_stats, rejections) = ingest.join().map_err(|_| ScanError::Thread("ingest"))??;
     enrich.join().map_err(|_| ScanError::Thread("enrich"))?;
-    detect.join().map_err(|_| ScanError::Thread("detect"))?;
+    let mut engine = detect.join().map_err(|_| ScanError::Thread("detect"))?;
+    let mut state_changes = Vec::new();
+    engine.drain_state(&mut state_changes);
 
     let findings: Vec<serde_json::Value> = aggregator
         .findings()
@@ -284,7 +291,67 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
         findings,
         elapsed: started.elapsed(),
         sources,
+        state_changes,
     })
+}
+
+/// The state file's version.
+const STATE_FILE_VERSION: u64 = 1;
+
+/// Reads a state file written by [`write_state`]: `{"version": 1, "entries": {key: value}}`, values as
+/// text when they are UTF-8 (the baselines' JSON) and `hex:` otherwise.
+pub fn read_state(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|error| format!("not a vigil state file: {error}"))?;
+    if value.get("version").and_then(serde_json::Value::as_u64) != Some(STATE_FILE_VERSION) {
+        return Err(format!(
+            "a state file of another version (this vigil writes version {STATE_FILE_VERSION})"
+        ));
+    }
+    let entries = value
+        .get("entries")
+        .and_then(serde_json::Value::as_object)
+        .ok_or("a state file without entries")?;
+    let mut out = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        let text = value
+            .as_str()
+            .ok_or_else(|| format!("state entry {key:?} is not a string"))?;
+        let bytes = match text.strip_prefix("hex:") {
+            Some(hex) => (0..hex.len())
+                .step_by(2)
+                .map(|at| {
+                    hex.get(at..at + 2)
+                        .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                        .ok_or_else(|| format!("state entry {key:?} has bad hex"))
+                })
+                .collect::<Result<Vec<u8>, String>>()?,
+            None => text.as_bytes().to_vec(),
+        };
+        out.push((key.clone(), bytes));
+    }
+    Ok(out)
+}
+
+/// The detectors' state as a file `read_state` reads back.
+pub fn write_state(state: &BTreeMap<String, Vec<u8>>) -> String {
+    let entries: serde_json::Map<String, serde_json::Value> = state
+        .iter()
+        .map(|(key, value)| {
+            let text = match std::str::from_utf8(value) {
+                Ok(text) if !text.starts_with("hex:") => text.to_owned(),
+                _ => format!(
+                    "hex:{}",
+                    value
+                        .iter()
+                        .map(|byte| format!("{byte:02x}"))
+                        .collect::<String>()
+                ),
+            };
+            (key.clone(), serde_json::Value::String(text))
+        })
+        .collect();
+    serde_json::json!({"version": STATE_FILE_VERSION, "entries": entries}).to_string()
 }
 
 /// Findings as JSON lines.

@@ -551,3 +551,142 @@ fn the_baseline_evaluation_finds_every_injected_anomaly_without_false_findings()
         .unwrap();
     assert!(per_day < 1.0, "{false_line}");
 }
+
+/// One audit event as the API server writes it, by alice from the office, at `micros`.
+fn audit_line(
+    micros: i64,
+    verb: &str,
+    resource: &str,
+    namespace: &str,
+    ip: &str,
+    agent: &str,
+) -> String {
+    let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+    let seconds = micros / 1_000_000;
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let stamp = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000000Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    );
+    let sub = if subresource.is_empty() {
+        String::new()
+    } else {
+        format!(",\"subresource\":\"{subresource}\"")
+    };
+    let code = if subresource == "exec" { 101 } else { 200 };
+    let stage = if subresource == "exec" {
+        "ResponseStarted"
+    } else {
+        "ResponseComplete"
+    };
+    format!(
+        "{{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"Metadata\",\"auditID\":\"{micros}-{verb}-{resource}-{namespace}\",\"stage\":\"{stage}\",\"requestURI\":\"/api/v1/namespaces/{namespace}/{resource}\",\"verb\":\"{verb}\",\"user\":{{\"username\":\"alice\",\"groups\":[\"system:authenticated\"]}},\"sourceIPs\":[\"{ip}\"],\"userAgent\":\"{agent}\",\"objectRef\":{{\"resource\":\"{resource}\",\"namespace\":\"{namespace}\",\"name\":\"web-6f7d9c8b5-x7k2p\",\"apiVersion\":\"v1\"{sub}}},\"responseStatus\":{{\"code\":{code}}},\"requestReceivedTimestamp\":\"{stamp}\",\"stageTimestamp\":\"{stamp}\"}}\n"
+    )
+}
+
+#[test]
+fn a_state_file_carries_what_last_month_taught_into_todays_scan() {
+    const DAY: i64 = 86_400_000_000;
+    const HOUR: i64 = 3_600_000_000;
+    let monday = 1_709_510_400_000_000; // 2024-03-04
+    let kubectl = "kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819";
+    let mut month = String::new();
+    for day in 0..14 {
+        for hour in 9..17 {
+            let at = monday + day * DAY + hour * HOUR;
+            let namespace = if hour % 2 == 0 { "shop" } else { "payments" };
+            month += &audit_line(at, "list", "pods", namespace, "10.20.4.17", kubectl);
+            month += &audit_line(
+                at + 60_000_000,
+                "get",
+                "deployments",
+                namespace,
+                "10.20.4.17",
+                kubectl,
+            );
+        }
+        month += &audit_line(
+            monday + day * DAY + 11 * HOUR,
+            "create",
+            "pods/exec",
+            "shop",
+            "10.20.4.17",
+            kubectl,
+        );
+    }
+    let today_at = monday + 14 * DAY + 10 * HOUR;
+    let today = audit_line(
+        today_at,
+        "create",
+        "pods/exec",
+        "shop",
+        "10.20.4.17",
+        kubectl,
+    ) + &audit_line(
+        today_at + HOUR,
+        "create",
+        "pods/exec",
+        "kube-system",
+        "203.0.113.66",
+        "python-requests/2.31.0",
+    );
+    let dir = scratch("state");
+    let (month_path, today_path, state_path) = (
+        dir.join("month.jsonl"),
+        dir.join("today.jsonl"),
+        dir.join("state.json"),
+    );
+    std::fs::write(&month_path, month).unwrap();
+    std::fs::write(&today_path, today).unwrap();
+    let _ = std::fs::remove_file(&state_path);
+    let anomalies = |output: &Output| -> Vec<(String, String)> {
+        findings(output)
+            .iter()
+            .filter(|f| f["type"].as_str().unwrap().contains("AnomalousBehavior"))
+            .map(|f| {
+                (
+                    f["id"].as_str().unwrap().to_owned(),
+                    f["type"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let (month_arg, today_arg, state_arg) = (
+        month_path.to_str().unwrap(),
+        today_path.to_str().unwrap(),
+        state_path.to_str().unwrap(),
+    );
+    // Both at once: the month teaches, today's odd exec stands out.
+    let together = anomalies(&vigil(&["scan", month_arg, today_arg]));
+    assert_eq!(together.len(), 1, "{together:?}");
+    assert_eq!(
+        together[0].1,
+        "Execution:Kubernetes/AnomalousBehavior.ExecInPod"
+    );
+    // Today alone knows nothing of alice.
+    assert!(anomalies(&vigil(&["scan", today_arg])).is_empty());
+    // Learn from the month into a state file, then scan today with it: the same finding.
+    assert!(anomalies(&vigil(&["scan", "--state", state_arg, month_arg])).is_empty());
+    let state = std::fs::read_to_string(&state_path).unwrap();
+    assert!(state.contains("principal_baselines/"), "{state}");
+    let with_state = vigil(&["scan", "--state", state_arg, today_arg]);
+    assert!(String::from_utf8_lossy(&with_state.stderr).contains("restored"));
+    assert_eq!(anomalies(&with_state), together);
+    // A state file from elsewhere is refused with a clear error.
+    std::fs::write(&state_path, "{\"version\": 9}").unwrap();
+    let refused = vigil(&["scan", "--state", state_arg, today_arg]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("another version"));
+}
