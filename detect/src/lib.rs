@@ -6,6 +6,7 @@ pub mod anomaly;
 pub mod baseline;
 pub mod context;
 pub mod declarative;
+pub mod eval;
 pub mod rules;
 pub mod runtime;
 

@@ -315,3 +315,51 @@ fn a_restarted_engine_keeps_its_baselines_and_flags_what_the_first_would() {
     detector.restore("prod/alice", b"{\"version\":99}");
     assert_eq!(detector.principals(), 0);
 }
+
+#[test]
+fn the_evaluation_stream_written_as_audit_json_reads_back_to_the_same_anomalies() {
+    use vigil_detect::eval::{EvalOptions, audit_json, stream};
+    use vigil_enrich::Enricher;
+    use vigil_ingest::{Ingested, Ingestor};
+    let options = EvalOptions {
+        seed: 3,
+        principals: 30,
+        days: 21,
+        learn_days: 10,
+    };
+    let events = stream(&options);
+    let injected = events
+        .iter()
+        .filter(|event| event.audit_id.starts_with("inject-"))
+        .count();
+    assert!(injected >= 9, "{injected}");
+    let text: String = events
+        .iter()
+        .map(|event| audit_json(event) + "\n")
+        .collect();
+    let mut ingestor = Ingestor::default();
+    let mut enricher = Enricher::default();
+    let mut engine = engine();
+    let mut out = Vec::new();
+    let mut rejected = 0;
+    ingestor.ingest_payload(text.as_bytes(), &mut |item| match item {
+        Ingested::Event(event) => engine.process(&enricher.enrich_audit(*event), &mut out),
+        _ => rejected += 1,
+    });
+    assert_eq!(rejected, 0);
+    let found: std::collections::BTreeSet<&str> = out
+        .iter()
+        .filter(|d| d.event_id.starts_with("inject-"))
+        .map(|d| d.event_id.as_str())
+        .collect();
+    let false_findings = out
+        .iter()
+        .filter(|d| !d.event_id.starts_with("inject-"))
+        .count();
+    assert_eq!(
+        found.len(),
+        injected,
+        "every injected anomaly found: {found:?}"
+    );
+    assert_eq!(false_findings, 0, "{out:#?}");
+}

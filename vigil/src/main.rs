@@ -1,6 +1,5 @@
 //! The `vigil` command.
 
-mod eval;
 mod examples;
 mod rules_test;
 mod scan;
@@ -371,7 +370,7 @@ fn main() -> ExitCode {
             principals,
             days,
             learn_days,
-        } => eval::evaluate(&eval::EvalOptions {
+        } => vigil_detect::eval::evaluate(&vigil_detect::eval::EvalOptions {
             seed,
             principals,
             days,
@@ -380,7 +379,7 @@ fn main() -> ExitCode {
         .map(|report| {
             #[allow(clippy::print_stdout)]
             {
-                print!("{}", eval::render(&report));
+                print!("{}", vigil_detect::eval::render(&report));
             }
         })
         .map_err(Into::into),

@@ -583,3 +583,33 @@ pub fn example_expected_with_runtime() -> BTreeMap<String, (String, i64)> {
 pub fn header<'r>(record: &'r Record, name: &str) -> &'r str {
     record.headers.get(name).map_or("", String::as_str)
 }
+
+/// Three weeks of seeded cluster behaviour with anomalies injected after ten days of learning
+/// (vigil_detect::eval), one audit event a message, and what `vigil scan` finds in it.
+pub fn baseline_stream() -> (
+    Vec<(Option<Vec<u8>>, Vec<u8>)>,
+    BTreeMap<String, (String, i64)>,
+) {
+    use vigil_detect::eval::{EvalOptions, audit_json, stream};
+    let options = EvalOptions {
+        seed: 11,
+        principals: 20,
+        days: 21,
+        learn_days: 10,
+    };
+    let lines: Vec<String> = stream(&options).iter().map(audit_json).collect();
+    let settings = Settings::load(&SettingsArgs {
+        config: Some(repo().join("examples/vigil.toml")),
+        ..SettingsArgs::default()
+    })
+    .expect("example settings");
+    let text = lines.join("\n");
+    let expected = expected_findings(&[text.as_bytes()], &settings);
+    (
+        lines
+            .into_iter()
+            .map(|line| (None, line.into_bytes()))
+            .collect(),
+        expected,
+    )
+}

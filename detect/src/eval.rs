@@ -1,4 +1,4 @@
-//! `vigil eval-baselines`: weeks of generated, seeded cluster behaviour (people with working hours,
+//! The baselines' evaluation (`vigil eval-baselines`), free of I/O like the rest of detect: weeks of generated, seeded cluster behaviour (people with working hours,
 //! applications' service accounts around the clock, CI deployers with a new preview namespace every
 //! day, churn), anomalies of each kind injected after the learning period, and per kind whether the
 //! baselines found them, with the false findings per day on the ordinary traffic. Deterministic for
@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use vigil_detect::{DetectConfig, Engine, StateEntry};
+use crate::{DetectConfig, Engine, StateEntry};
 use vigil_schemas::{
     AuditEvent, ClusterDetails, ContainerSpec, EnrichedEvent, IpIntel, ObjectRef, UserInfo, Volume,
     WorkloadSpec,
@@ -606,6 +606,92 @@ fn injections(
         }
     }
     out
+}
+
+/// The generated stream in time order: every ordinary event, and the injected ones (their
+/// `auditID`s start with `inject-`), for feeding Vigil from outside (the Kafka tests).
+pub fn stream(options: &EvalOptions) -> Vec<AuditEvent> {
+    let mut rng = Rng(options.seed);
+    let principals = principals(&mut rng, options.principals);
+    let inject_day = options.learn_days + (options.days - options.learn_days) / 2;
+    let mut all = Vec::new();
+    let mut day_events = Vec::new();
+    for day in 0..options.days {
+        day_events.clear();
+        for principal in &principals {
+            ordinary_day(&mut rng, principal, day, &mut day_events);
+        }
+        if day == inject_day {
+            day_events.extend(
+                injections(&principals, day, &mut rng)
+                    .into_iter()
+                    .map(|(_, _, event)| event),
+            );
+        }
+        day_events.sort_by_key(|event| event.audit.as_ref().map_or(0, |a| a.event_time_micros));
+        all.extend(day_events.drain(..).filter_map(|event| event.audit));
+    }
+    all
+}
+
+/// An audit event as the API server writes it (`audit.k8s.io/v1`), with its workload as the request
+/// object: what ingest reads back into the same event.
+pub fn audit_json(event: &AuditEvent) -> String {
+    let object = event.object_ref.clone().unwrap_or_default();
+    let stamp = vigil_schemas::time::format_rfc3339_millis(event.event_time_micros);
+    let mut object_ref = serde_json::json!({"apiVersion": "v1"});
+    if let Some(map) = object_ref.as_object_mut() {
+        for (key, value) in [
+            ("resource", object.resource),
+            ("subresource", object.subresource),
+            ("namespace", object.namespace),
+            ("name", object.name),
+        ] {
+            if let Some(value) = value {
+                map.insert(key.into(), value.into());
+            }
+        }
+    }
+    let exec = event
+        .object_ref
+        .as_ref()
+        .and_then(|object| object.subresource.as_deref())
+        == Some("exec");
+    let mut json = serde_json::json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+        "auditID": event.audit_id,
+        "stage": if exec { "ResponseStarted" } else { "ResponseComplete" },
+        "requestURI": event.request_uri, "verb": event.verb,
+        "user": {"username": event.user.username, "groups": event.user.groups},
+        "sourceIPs": event.source_ips, "userAgent": event.user_agent,
+        "objectRef": object_ref,
+        "responseStatus": {"code": event.status_code},
+        "requestReceivedTimestamp": stamp, "stageTimestamp": stamp,
+    });
+    if let (Some(workload), Some(map)) = (&event.workload, json.as_object_mut()) {
+        let containers: Vec<serde_json::Value> = workload
+            .containers
+            .iter()
+            .map(|container| {
+                serde_json::json!({"name": container.name, "image": container.image,
+                    "securityContext": {"privileged": container.privileged}})
+            })
+            .collect();
+        let volumes: Vec<serde_json::Value> = workload
+            .volumes
+            .iter()
+            .map(|volume| serde_json::json!({"name": volume.name, "hostPath": {"path": volume.host_path}}))
+            .collect();
+        map.insert(
+            "requestObject".into(),
+            serde_json::json!({
+                "kind": workload.kind, "apiVersion": "apps/v1",
+                "metadata": {"name": workload.name, "namespace": workload.namespace},
+                "spec": {"template": {"spec": {"containers": containers, "volumes": volumes}}},
+            }),
+        );
+    }
+    json.to_string()
 }
 
 /// Generates, injects and scores.
