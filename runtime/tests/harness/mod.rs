@@ -586,10 +586,12 @@ pub fn header<'r>(record: &'r Record, name: &str) -> &'r str {
 
 /// Three weeks of seeded cluster behaviour with anomalies injected after ten days of learning
 /// (vigil_detect::eval), one audit event a message, and what `vigil scan` finds in it.
-pub fn baseline_stream() -> (
-    Vec<(Option<Vec<u8>>, Vec<u8>)>,
-    BTreeMap<String, (String, i64)>,
-) {
+/// Kafka records (key, value).
+pub type Records = Vec<(Option<Vec<u8>>, Vec<u8>)>;
+/// Findings by id: type and count.
+pub type FindingCounts = BTreeMap<String, (String, i64)>;
+
+pub fn baseline_stream() -> (Records, FindingCounts) {
     use vigil_detect::eval::{EvalOptions, audit_json, stream};
     let options = EvalOptions {
         seed: 11,
