@@ -584,13 +584,13 @@ pub fn header<'r>(record: &'r Record, name: &str) -> &'r str {
     record.headers.get(name).map_or("", String::as_str)
 }
 
-/// Three weeks of seeded cluster behaviour with anomalies injected after ten days of learning
-/// (vigil_detect::eval), one audit event a message, and what `vigil scan` finds in it.
 /// Kafka records (key, value).
 pub type Records = Vec<(Option<Vec<u8>>, Vec<u8>)>;
 /// Findings by id: type and count.
 pub type FindingCounts = BTreeMap<String, (String, i64)>;
 
+/// Three weeks of seeded cluster behaviour with anomalies injected after ten days of learning
+/// (vigil_detect::eval), one audit event a message, and what `vigil scan` finds in it.
 pub fn baseline_stream() -> (Records, FindingCounts) {
     use vigil_detect::eval::{EvalOptions, audit_json, stream};
     let options = EvalOptions {
