@@ -428,3 +428,233 @@ impl Detector for PrincipalBaselines {
         out.push(found);
     }
 }
+
+/// Behaviour baselines of container images at runtime: per image repository (tags aside: a new
+/// version runs the same programs), the executables it runs, the parent→child pairs it forks and the
+/// outbound destinations it reaches, learned like principals' ([`crate::baseline`]).
+///
+/// - `Execution:Runtime/AnomalousBehavior.NewBinaryInImage` (Vigil type, Medium): an executable the
+///   stable profile never saw run (a parent→child pair it never saw adds to the explanation).
+/// - `UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination` (Vigil type, Low): a
+///   public network (/24) or domain the stable profile never reached; private destinations (the
+///   cluster, the VPC) are left out, pods' addresses change all the time.
+///
+/// Aggregation key: image repository, executable (or destination). Images whose novelty is routine
+/// (several new executables a week: build or CI images) are unstable and judge nothing.
+#[derive(Debug)]
+pub struct ImageBaselines {
+    config: BaselineConfig,
+    max_images: usize,
+    profiles: HashMap<String, Tracked>,
+    changes: Vec<StateEntry>,
+}
+
+impl Default for ImageBaselines {
+    fn default() -> Self {
+        Self {
+            config: BaselineConfig::default(),
+            max_images: 20_000,
+            profiles: HashMap::new(),
+            changes: Vec::new(),
+        }
+    }
+}
+
+impl ImageBaselines {
+    pub fn images(&self) -> usize {
+        self.profiles.len()
+    }
+}
+
+impl Detector for ImageBaselines {
+    fn name(&self) -> &'static str {
+        "image_baselines"
+    }
+
+    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
+        out.append(&mut self.changes);
+    }
+
+    fn restore(&mut self, key: &str, value: &[u8]) {
+        match Profile::decode(value) {
+            Some(profile) => {
+                self.profiles.insert(
+                    key.to_owned(),
+                    Tracked {
+                        values_at_save: profile.values_held(),
+                        phase_at_save: profile.phase(),
+                        profile,
+                        unsaved: 0,
+                    },
+                );
+            }
+            None => {
+                self.profiles.remove(key);
+            }
+        }
+    }
+
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.runtime.as_ref() else {
+            return;
+        };
+        let Some(image) = event
+            .image
+            .as_deref()
+            .filter(|_| event.container_id.is_some())
+        else {
+            return;
+        };
+        let values: Vec<(&str, String)> = match event.kind.as_str() {
+            "process_exec" => {
+                let mut values = vec![("executable", event.process.binary.clone())];
+                if let Some(parent) = &event.parent {
+                    values.push((
+                        "processTree",
+                        format!(
+                            "{}>{}",
+                            crate::declarative::base_name(&parent.binary),
+                            crate::declarative::base_name(&event.process.binary)
+                        ),
+                    ));
+                }
+                values
+            }
+            "network_connect" | "dns_query" => {
+                let public = enriched
+                    .destination_ip
+                    .as_ref()
+                    .filter(|ip| ip.scope == "public");
+                let domain = event.dns_query.clone().or_else(|| {
+                    event
+                        .network
+                        .as_ref()
+                        .and_then(|network| network.destination_domain.clone())
+                });
+                match (domain, public) {
+                    (Some(domain), _) => vec![("destination", domain.to_ascii_lowercase())],
+                    (None, Some(ip)) => vec![("destination", network_origin(&ip.ip, &ip.scope))],
+                    _ => return,
+                }
+            }
+            _ => return,
+        };
+        let key = format!("{}/{}", enriched.cluster.name, image_repository(image));
+        if !self.profiles.contains_key(&key) {
+            if self.profiles.len() >= self.max_images {
+                // Forget the image seen least recently.
+                if let Some(oldest) = self
+                    .profiles
+                    .iter()
+                    .min_by_key(|(_, tracked)| tracked.profile.last_seen())
+                    .map(|(key, _)| key.clone())
+                {
+                    self.profiles.remove(&oldest);
+                    self.changes.push(StateEntry {
+                        key: oldest,
+                        value: Vec::new(),
+                    });
+                }
+            }
+            let profile = Profile::new(event.event_time_micros);
+            self.profiles.insert(
+                key.clone(),
+                Tracked {
+                    values_at_save: 0,
+                    phase_at_save: profile.phase(),
+                    profile,
+                    unsaved: 0,
+                },
+            );
+        }
+        let Some(tracked) = self.profiles.get_mut(&key) else {
+            return;
+        };
+        let judged = tracked
+            .profile
+            .observe(event.event_time_micros, &values, &self.config);
+        let observations = i64::try_from(tracked.profile.observations()).unwrap_or(i64::MAX);
+        let days = tracked.profile.days();
+        tracked.unsaved += 1;
+        let held = tracked.profile.values_held();
+        if tracked.unsaved >= CHECKPOINT_EVERY
+            || held != tracked.values_at_save
+            || tracked.profile.phase() != tracked.phase_at_save
+        {
+            tracked.unsaved = 0;
+            tracked.values_at_save = held;
+            tracked.phase_at_save = tracked.profile.phase();
+            self.changes.push(StateEntry {
+                key: key.clone(),
+                value: tracked.profile.encode(),
+            });
+        }
+        let unseen = |dimension: &str| {
+            judged.iter().find(|judged| {
+                judged.dimension == dimension
+                    && judged.familiarity == Familiarity::Unseen
+                    && !judged.volatile
+            })
+        };
+        let repository = image_repository(image).to_owned();
+        let resource = crate::declarative::runtime_resource(enriched);
+        let (finding_type, severity, subject, title) = if let Some(new) = unseen("executable") {
+            (
+                "Execution:Runtime/AnomalousBehavior.NewBinaryInImage",
+                severity::MEDIUM,
+                new.observed.clone(),
+                format!(
+                    "{} ran in image {repository} for the first time.",
+                    new.observed
+                ),
+            )
+        } else if let Some(new) = unseen("destination") {
+            (
+                "UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
+                severity::LOW,
+                new.observed.clone(),
+                format!(
+                    "Image {repository} reached {} for the first time.",
+                    new.observed
+                ),
+            )
+        } else {
+            return;
+        };
+        let unusual: Vec<&Judged> = judged
+            .iter()
+            .filter(|judged| judged.familiarity <= Familiarity::Rare)
+            .collect();
+        let verdict = Verdict {
+            finding_type: finding_type.to_owned(),
+            severity,
+            title,
+            description: format!(
+                "In {resource}, `{}` did what image {repository}'s baseline of {observations} observations over {days} days does not hold. Unusual: {}.",
+                crate::declarative::command_line(&event.process),
+                unusual
+                    .iter()
+                    .map(|judged| describe(judged))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            aggregation_key: vec![repository.clone(), subject],
+        };
+        let mut found =
+            crate::context::runtime_detection(enriched, event, self.name(), verdict, Vec::new());
+        found.anomaly = unusual
+            .iter()
+            .map(|judged| AnomalyObservation {
+                scope: "image".into(),
+                entity: repository.clone(),
+                dimension: judged.dimension.clone(),
+                observed: judged.observed.clone(),
+                familiarity: judged.familiarity.label().into(),
+                baseline: judged.baseline.clone(),
+                profile_observations: observations,
+                profile_days: days,
+            })
+            .collect();
+        out.push(found);
+    }
+}

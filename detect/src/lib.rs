@@ -105,7 +105,7 @@ pub struct DetectorInfo {
 }
 
 /// Rust detectors: name, finding type(s), severity, on by default.
-const RUST_DETECTORS: [(&str, &str, &str); 18] = [
+const RUST_DETECTORS: [(&str, &str, &str); 19] = [
     (
         "successful_anonymous_access",
         "<Purpose>:Kubernetes/SuccessfulAnonymousAccess",
@@ -192,6 +192,11 @@ const RUST_DETECTORS: [(&str, &str, &str); 18] = [
         "Low to High by call (see detect/src/anomaly.rs)",
     ),
     (
+        "image_baselines",
+        "Execution:Runtime/AnomalousBehavior.NewBinaryInImage, UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
+        "Medium (new binary), Low (new destination)",
+    ),
+    (
         "generated_domain_request",
         "Impact:Runtime/SuspiciousDomainRequest.Reputation",
         "Low",
@@ -232,6 +237,7 @@ fn rust_detector(name: &str, config: &DetectConfig) -> Option<Box<dyn Detector>>
         "runtime_threat_intel" => Box::new(runtime::RuntimeThreatIntel),
         "sensor_alert" => Box::new(runtime::SensorAlert),
         "generated_domain_request" => Box::new(runtime::GeneratedDomainRequest),
+        "image_baselines" => Box::new(anomaly::ImageBaselines::default()),
         "principal_baselines" => Box::new(anomaly::PrincipalBaselines::new(
             baseline::BaselineConfig::default(),
             config.sensitive_host_paths.clone(),

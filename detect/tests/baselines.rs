@@ -363,3 +363,105 @@ fn the_evaluation_stream_written_as_audit_json_reads_back_to_the_same_anomalies(
     );
     assert_eq!(false_findings, 0, "{out:#?}");
 }
+
+fn runtime_event(kind: &str, binary: &str, parent: &str, at: i64) -> EnrichedEvent {
+    use vigil_schemas::{ProcessInfo, RuntimeEvent};
+    EnrichedEvent {
+        runtime: Some(RuntimeEvent {
+            event_id: format!("{kind}-{binary}-{at}"),
+            event_time_micros: at,
+            kind: kind.into(),
+            sensor: "tetragon".into(),
+            node_name: Some("node-1".into()),
+            container_id: Some("c1".into()),
+            image: Some("registry.example/shop/web:1.4".into()),
+            pod_name: Some("web-6f7d9c8b5-x7k2p".into()),
+            pod_namespace: Some("shop".into()),
+            process: ProcessInfo {
+                binary: binary.into(),
+                ..ProcessInfo::default()
+            },
+            parent: Some(ProcessInfo {
+                binary: parent.into(),
+                ..ProcessInfo::default()
+            }),
+            ..RuntimeEvent::default()
+        }),
+        cluster: ClusterDetails {
+            name: "prod".into(),
+            partition: "aws".into(),
+            ..ClusterDetails::default()
+        },
+        ..EnrichedEvent::default()
+    }
+}
+
+fn dns(query: &str, at: i64) -> EnrichedEvent {
+    let mut event = runtime_event(
+        "dns_query",
+        "/usr/local/sbin/php-fpm",
+        "/usr/sbin/nginx",
+        at,
+    );
+    event.runtime.as_mut().unwrap().dns_query = Some(query.into());
+    event
+}
+
+#[test]
+fn an_images_stable_profile_flags_a_new_binary_and_a_new_destination() {
+    let mut engine = Engine::build(&DetectConfig::default()).unwrap();
+    engine.retain(|name| name == "image_baselines");
+    let mut out = Vec::new();
+    for day in 0..10 {
+        for hour in 0..24 {
+            let at = MONDAY + day * DAY + hour * HOUR;
+            engine.process(
+                &runtime_event("process_exec", "/bin/sh", "/usr/bin/runc", at),
+                &mut out,
+            );
+            engine.process(
+                &runtime_event("process_exec", "/usr/bin/wget", "/bin/sh", at + 1),
+                &mut out,
+            );
+            engine.process(&dns("api.stripe.com", at + 2), &mut out);
+        }
+    }
+    assert!(out.is_empty(), "{out:#?}");
+    let at = MONDAY + 10 * DAY + 14 * HOUR;
+    engine.process(
+        &runtime_event("process_exec", "/usr/bin/wget", "/bin/sh", at),
+        &mut out,
+    );
+    engine.process(&dns("api.stripe.com", at + 1), &mut out);
+    assert!(out.is_empty(), "the routine stays quiet: {out:#?}");
+    engine.process(
+        &runtime_event("process_exec", "/tmp/kworker", "/bin/sh", at + 2),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].finding_type,
+        "Execution:Runtime/AnomalousBehavior.NewBinaryInImage"
+    );
+    assert_eq!(
+        out[0].aggregation_key,
+        ["registry.example/shop/web", "/tmp/kworker"]
+    );
+    let explained = out[0]
+        .anomaly
+        .iter()
+        .find(|a| a.dimension == "executable")
+        .unwrap();
+    assert_eq!(explained.familiarity, "unseen");
+    assert!(explained.baseline.contains(&"/bin/sh".to_owned()));
+    engine.process(&dns("pool.supportxmr.com", at + 3), &mut out);
+    assert_eq!(
+        out[1].finding_type,
+        "UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination"
+    );
+    // Another tag of the same image shares the profile.
+    let mut retagged = runtime_event("process_exec", "/usr/bin/wget", "/bin/sh", at + 4);
+    retagged.runtime.as_mut().unwrap().image = Some("registry.example/shop/web:1.5".into());
+    engine.process(&retagged, &mut out);
+    assert_eq!(out.len(), 2);
+}
