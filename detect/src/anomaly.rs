@@ -68,57 +68,60 @@ struct Tracked {
     phase_at_save: crate::baseline::Phase,
 }
 
-/// The principals' profiles and the anomaly findings they give.
+impl Tracked {
+    fn new(profile: Profile) -> Self {
+        Self {
+            values_at_save: profile.values_held(),
+            phase_at_save: profile.phase(),
+            profile,
+            unsaved: 0,
+        }
+    }
+}
+
+/// Profiles by entity, bounded, with the checkpoint entries their changes call for: one store serves
+/// every scope (principals, images).
 #[derive(Debug)]
-pub struct PrincipalBaselines {
-    config: BaselineConfig,
-    sensitive_paths: Vec<String>,
-    max_principals: usize,
+struct ProfileStore {
     profiles: HashMap<String, Tracked>,
+    max_entities: usize,
     changes: Vec<StateEntry>,
 }
 
-impl PrincipalBaselines {
-    pub fn new(
-        config: BaselineConfig,
-        sensitive_paths: Vec<String>,
-        max_principals: usize,
-    ) -> Self {
+impl ProfileStore {
+    fn new(max_entities: usize) -> Self {
         Self {
-            config,
-            sensitive_paths,
-            max_principals: max_principals.max(1),
             profiles: HashMap::new(),
+            max_entities: max_entities.max(1),
             changes: Vec::new(),
         }
     }
 
-    /// Principals profiled now.
-    pub fn principals(&self) -> usize {
-        self.profiles.len()
+    /// The entity's profile, made (room first: the entities seen least recently, a tenth of the cap
+    /// at a time, so eviction is rare) when it is new.
+    fn entry(&mut self, key: &str, now: i64) -> &mut Tracked {
+        if !self.profiles.contains_key(key) && self.profiles.len() >= self.max_entities {
+            let mut by_age: Vec<(i64, String)> = self
+                .profiles
+                .iter()
+                .map(|(key, tracked)| (tracked.profile.last_seen(), key.clone()))
+                .collect();
+            by_age.sort();
+            for (_, old) in by_age.into_iter().take(self.max_entities / 10 + 1) {
+                self.profiles.remove(&old);
+                self.changes.push(StateEntry {
+                    key: old,
+                    value: Vec::new(),
+                });
+            }
+        }
+        self.profiles
+            .entry(key.to_owned())
+            .or_insert_with(|| Tracked::new(Profile::new(now)))
     }
 
-    /// Makes room by forgetting the principals seen least recently (a tenth of the cap at a time,
-    /// so eviction is rare).
-    fn make_room(&mut self) {
-        if self.profiles.len() < self.max_principals {
-            return;
-        }
-        let mut by_age: Vec<(i64, String)> = self
-            .profiles
-            .iter()
-            .map(|(key, tracked)| (tracked.profile.last_seen(), key.clone()))
-            .collect();
-        by_age.sort();
-        for (_, key) in by_age.into_iter().take(self.max_principals / 10 + 1) {
-            self.profiles.remove(&key);
-            self.changes.push(StateEntry {
-                key,
-                value: Vec::new(),
-            });
-        }
-    }
-
+    /// Writes the profile when it changed materially (a value learned, pending or forgotten, a phase
+    /// left) or every [`CHECKPOINT_EVERY`] observations.
     fn checkpoint(&mut self, key: &str) {
         let Some(tracked) = self.profiles.get_mut(key) else {
             return;
@@ -138,6 +141,91 @@ impl PrincipalBaselines {
                 value: tracked.profile.encode(),
             });
         }
+    }
+
+    fn restore(&mut self, key: &str, value: &[u8]) {
+        match Profile::decode(value) {
+            Some(profile) => {
+                self.profiles.insert(key.to_owned(), Tracked::new(profile));
+            }
+            None => {
+                self.profiles.remove(key);
+            }
+        }
+    }
+
+    fn drain(&mut self, out: &mut Vec<StateEntry>) {
+        out.append(&mut self.changes);
+    }
+
+    fn len(&self) -> usize {
+        self.profiles.len()
+    }
+}
+
+/// A stable profile's judgement of one observation, with the numbers the explanation quotes.
+fn observe(
+    store: &mut ProfileStore,
+    key: &str,
+    now: i64,
+    values: &[(&str, String)],
+    config: &BaselineConfig,
+) -> (Vec<Judged>, i64, i64) {
+    let tracked = store.entry(key, now);
+    let judged = tracked.profile.observe(now, values, config);
+    let observations = i64::try_from(tracked.profile.observations()).unwrap_or(i64::MAX);
+    let days = tracked.profile.days();
+    store.checkpoint(key);
+    (judged, observations, days)
+}
+
+/// The unusual dimensions as a finding's `anomaly`.
+fn explanation(
+    scope: &str,
+    entity: &str,
+    unusual: &[&Judged],
+    observations: i64,
+    days: i64,
+) -> Vec<AnomalyObservation> {
+    unusual
+        .iter()
+        .map(|judged| AnomalyObservation {
+            scope: scope.into(),
+            entity: entity.to_owned(),
+            dimension: judged.dimension.clone(),
+            observed: judged.observed.clone(),
+            familiarity: judged.familiarity.label().into(),
+            baseline: judged.baseline.clone(),
+            profile_observations: observations,
+            profile_days: days,
+        })
+        .collect()
+}
+
+/// The principals' profiles and the anomaly findings they give.
+#[derive(Debug)]
+pub struct PrincipalBaselines {
+    config: BaselineConfig,
+    sensitive_paths: Vec<String>,
+    store: ProfileStore,
+}
+
+impl PrincipalBaselines {
+    pub fn new(
+        config: BaselineConfig,
+        sensitive_paths: Vec<String>,
+        max_principals: usize,
+    ) -> Self {
+        Self {
+            config,
+            sensitive_paths,
+            store: ProfileStore::new(max_principals),
+        }
+    }
+
+    /// Principals profiled now.
+    pub fn principals(&self) -> usize {
+        self.store.len()
     }
 }
 
@@ -266,26 +354,11 @@ impl Detector for PrincipalBaselines {
     }
 
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
-        out.append(&mut self.changes);
+        self.store.drain(out);
     }
 
     fn restore(&mut self, key: &str, value: &[u8]) {
-        match Profile::decode(value) {
-            Some(profile) => {
-                self.profiles.insert(
-                    key.to_owned(),
-                    Tracked {
-                        values_at_save: profile.values_held(),
-                        phase_at_save: profile.phase(),
-                        profile,
-                        unsaved: 0,
-                    },
-                );
-            }
-            None => {
-                self.profiles.remove(key);
-            }
-        }
+        self.store.restore(key, value);
     }
 
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
@@ -346,28 +419,13 @@ impl Detector for PrincipalBaselines {
         }
 
         let key = format!("{}/{}", enriched.cluster.name, user.username);
-        if !self.profiles.contains_key(&key) {
-            self.make_room();
-            let profile = Profile::new(event.event_time_micros);
-            self.profiles.insert(
-                key.clone(),
-                Tracked {
-                    values_at_save: 0,
-                    phase_at_save: profile.phase(),
-                    profile,
-                    unsaved: 0,
-                },
-            );
-        }
-        let Some(tracked) = self.profiles.get_mut(&key) else {
-            return;
-        };
-        let judged = tracked
-            .profile
-            .observe(event.event_time_micros, &values, &self.config);
-        let observations = i64::try_from(tracked.profile.observations()).unwrap_or(i64::MAX);
-        let days = tracked.profile.days();
-        self.checkpoint(&key);
+        let (judged, observations, days) = observe(
+            &mut self.store,
+            &key,
+            event.event_time_micros,
+            &values,
+            &self.config,
+        );
 
         let Some((finding_type, severity, target)) = relevant(event, &self.sensitive_paths) else {
             return;
@@ -412,19 +470,7 @@ impl Detector for PrincipalBaselines {
             aggregation_key: vec![user.username.clone(), target],
         };
         let mut found = detection(enriched, event, self.name(), verdict);
-        found.anomaly = unusual
-            .iter()
-            .map(|judged| AnomalyObservation {
-                scope: "principal".into(),
-                entity: user.username.clone(),
-                dimension: judged.dimension.clone(),
-                observed: judged.observed.clone(),
-                familiarity: judged.familiarity.label().into(),
-                baseline: judged.baseline.clone(),
-                profile_observations: observations,
-                profile_days: days,
-            })
-            .collect();
+        found.anomaly = explanation("principal", &user.username, &unusual, observations, days);
         out.push(found);
     }
 }
@@ -444,25 +490,21 @@ impl Detector for PrincipalBaselines {
 #[derive(Debug)]
 pub struct ImageBaselines {
     config: BaselineConfig,
-    max_images: usize,
-    profiles: HashMap<String, Tracked>,
-    changes: Vec<StateEntry>,
+    store: ProfileStore,
 }
 
 impl Default for ImageBaselines {
     fn default() -> Self {
         Self {
             config: BaselineConfig::default(),
-            max_images: 20_000,
-            profiles: HashMap::new(),
-            changes: Vec::new(),
+            store: ProfileStore::new(20_000),
         }
     }
 }
 
 impl ImageBaselines {
     pub fn images(&self) -> usize {
-        self.profiles.len()
+        self.store.len()
     }
 }
 
@@ -472,26 +514,11 @@ impl Detector for ImageBaselines {
     }
 
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
-        out.append(&mut self.changes);
+        self.store.drain(out);
     }
 
     fn restore(&mut self, key: &str, value: &[u8]) {
-        match Profile::decode(value) {
-            Some(profile) => {
-                self.profiles.insert(
-                    key.to_owned(),
-                    Tracked {
-                        values_at_save: profile.values_held(),
-                        phase_at_save: profile.phase(),
-                        profile,
-                        unsaved: 0,
-                    },
-                );
-            }
-            None => {
-                self.profiles.remove(key);
-            }
-        }
+        self.store.restore(key, value);
     }
 
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
@@ -540,55 +567,13 @@ impl Detector for ImageBaselines {
             _ => return,
         };
         let key = format!("{}/{}", enriched.cluster.name, image_repository(image));
-        if !self.profiles.contains_key(&key) {
-            if self.profiles.len() >= self.max_images {
-                // Forget the image seen least recently.
-                if let Some(oldest) = self
-                    .profiles
-                    .iter()
-                    .min_by_key(|(_, tracked)| tracked.profile.last_seen())
-                    .map(|(key, _)| key.clone())
-                {
-                    self.profiles.remove(&oldest);
-                    self.changes.push(StateEntry {
-                        key: oldest,
-                        value: Vec::new(),
-                    });
-                }
-            }
-            let profile = Profile::new(event.event_time_micros);
-            self.profiles.insert(
-                key.clone(),
-                Tracked {
-                    values_at_save: 0,
-                    phase_at_save: profile.phase(),
-                    profile,
-                    unsaved: 0,
-                },
-            );
-        }
-        let Some(tracked) = self.profiles.get_mut(&key) else {
-            return;
-        };
-        let judged = tracked
-            .profile
-            .observe(event.event_time_micros, &values, &self.config);
-        let observations = i64::try_from(tracked.profile.observations()).unwrap_or(i64::MAX);
-        let days = tracked.profile.days();
-        tracked.unsaved += 1;
-        let held = tracked.profile.values_held();
-        if tracked.unsaved >= CHECKPOINT_EVERY
-            || held != tracked.values_at_save
-            || tracked.profile.phase() != tracked.phase_at_save
-        {
-            tracked.unsaved = 0;
-            tracked.values_at_save = held;
-            tracked.phase_at_save = tracked.profile.phase();
-            self.changes.push(StateEntry {
-                key: key.clone(),
-                value: tracked.profile.encode(),
-            });
-        }
+        let (judged, observations, days) = observe(
+            &mut self.store,
+            &key,
+            event.event_time_micros,
+            &values,
+            &self.config,
+        );
         let unseen = |dimension: &str| {
             judged.iter().find(|judged| {
                 judged.dimension == dimension
@@ -642,19 +627,7 @@ impl Detector for ImageBaselines {
         };
         let mut found =
             crate::context::runtime_detection(enriched, event, self.name(), verdict, Vec::new());
-        found.anomaly = unusual
-            .iter()
-            .map(|judged| AnomalyObservation {
-                scope: "image".into(),
-                entity: repository.clone(),
-                dimension: judged.dimension.clone(),
-                observed: judged.observed.clone(),
-                familiarity: judged.familiarity.label().into(),
-                baseline: judged.baseline.clone(),
-                profile_observations: observations,
-                profile_days: days,
-            })
-            .collect();
+        found.anomaly = explanation("image", &repository, &unusual, observations, days);
         out.push(found);
     }
 }

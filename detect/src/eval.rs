@@ -414,11 +414,7 @@ fn ordinary_day(rng: &mut Rng, principal: &Principal, day: i64, out: &mut Vec<En
 }
 
 /// The anomalies, each injected for a few principals of the role it suits.
-fn injections(
-    principals: &[Principal],
-    day: i64,
-    rng: &mut Rng,
-) -> Vec<(&'static str, &'static str, EnrichedEvent)> {
+fn injections(principals: &[Principal], day: i64, rng: &mut Rng) -> Vec<Injection> {
     let at = START + day * DAY + 14 * HOUR;
     let humans: Vec<&Principal> = principals
         .iter()
@@ -611,27 +607,41 @@ fn injections(
 /// The generated stream in time order: every ordinary event, and the injected ones (their
 /// `auditID`s start with `inject-`), for feeding Vigil from outside (the Kafka tests).
 pub fn stream(options: &EvalOptions) -> Vec<AuditEvent> {
+    let mut all = Vec::new();
+    generate(options, |_, ordinary, injected| {
+        let mut day: Vec<&EnrichedEvent> = ordinary
+            .iter()
+            .chain(injected.iter().map(|(_, _, event)| event))
+            .collect();
+        day.sort_by_key(|event| event.audit.as_ref().map_or(0, |a| a.event_time_micros));
+        all.extend(day.into_iter().filter_map(|event| event.audit.clone()));
+    });
+    all
+}
+
+/// An injected anomaly: its kind, the finding type it should raise, the event.
+type Injection = (&'static str, &'static str, EnrichedEvent);
+
+/// Generates the days in order, handing each day's ordinary events (in time order) and, on the
+/// injection day, the injected ones to `visit`.
+fn generate(options: &EvalOptions, mut visit: impl FnMut(i64, &[EnrichedEvent], Vec<Injection>)) {
     let mut rng = Rng(options.seed);
     let principals = principals(&mut rng, options.principals);
     let inject_day = options.learn_days + (options.days - options.learn_days) / 2;
-    let mut all = Vec::new();
     let mut day_events = Vec::new();
     for day in 0..options.days {
         day_events.clear();
         for principal in &principals {
             ordinary_day(&mut rng, principal, day, &mut day_events);
         }
-        if day == inject_day {
-            day_events.extend(
-                injections(&principals, day, &mut rng)
-                    .into_iter()
-                    .map(|(_, _, event)| event),
-            );
-        }
         day_events.sort_by_key(|event| event.audit.as_ref().map_or(0, |a| a.event_time_micros));
-        all.extend(day_events.drain(..).filter_map(|event| event.audit));
+        let injected = if day == inject_day {
+            injections(&principals, day, &mut rng)
+        } else {
+            Vec::new()
+        };
+        visit(day, &day_events, injected);
     }
-    all
 }
 
 /// An audit event as the API server writes it (`audit.k8s.io/v1`), with its workload as the request
@@ -697,28 +707,14 @@ pub fn audit_json(event: &AuditEvent) -> String {
 /// Generates, injects and scores.
 pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, String> {
     let started = Instant::now();
-    let mut rng = Rng(options.seed);
-    let principals = principals(&mut rng, options.principals);
     let mut engine = Engine::build(&DetectConfig::default()).map_err(|error| error.to_string())?;
     engine.retain(|name| name == "principal_baselines");
-    let inject_day = options.learn_days + (options.days - options.learn_days) / 2;
     let mut kinds: Vec<KindResult> = Vec::new();
     let mut ordinary_events = 0u64;
     let mut false_findings = 0u64;
     let mut detections = Vec::new();
-    let mut day_events = Vec::new();
-    for day in 0..options.days {
-        day_events.clear();
-        for principal in &principals {
-            ordinary_day(&mut rng, principal, day, &mut day_events);
-        }
-        day_events.sort_by_key(|event| event.audit.as_ref().map_or(0, |a| a.event_time_micros));
-        let injected = if day == inject_day {
-            injections(&principals, day, &mut rng)
-        } else {
-            Vec::new()
-        };
-        for event in &day_events {
+    generate(options, |day, ordinary, injected| {
+        for event in ordinary {
             ordinary_events += 1;
             detections.clear();
             engine.process(event, &mut detections);
@@ -743,7 +739,7 @@ pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, String> {
                 }),
             }
         }
-    }
+    });
     let mut state: Vec<StateEntry> = Vec::new();
     engine.drain_state(&mut state);
     let mut latest = std::collections::BTreeMap::new();
