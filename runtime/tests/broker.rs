@@ -37,9 +37,36 @@ fn wait_for_findings(
     latest_findings(&records)
 }
 
+/// Fails with what differs (missing, extra, miscounted findings) ahead of the stages' logs, so a
+/// failure reads without scrolling through them.
+fn assert_same_findings(found: &FindingCounts, expected: &FindingCounts, stages: &[Stage]) {
+    if found == expected {
+        return;
+    }
+    let mut difference = String::new();
+    for (id, (kind, count)) in expected {
+        match found.get(id) {
+            None => difference.push_str(&format!("missing {kind} {id} (count {count})\n")),
+            Some((_, seen)) if seen != count => {
+                difference.push_str(&format!("count of {kind} {id}: {seen}, expected {count}\n"))
+            }
+            Some(_) => {}
+        }
+    }
+    for (id, (kind, count)) in found {
+        if !expected.contains_key(id) {
+            difference.push_str(&format!("extra {kind} {id} (count {count})\n"));
+        }
+    }
+    panic!(
+        "the findings differ from vigil scan's:\n{difference}\nlogs:\n{}",
+        stages.iter().map(Stage::log).collect::<Vec<_>>().join("\n")
+    );
+}
+
 #[test]
 fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
-    let broker = Broker::start_in_memory("e2e");
+    let broker = Broker::start("e2e");
     create_topics(&broker, &["vigil.audit.raw", "vigil.runtime.raw"]);
     let stages = start_pipeline(&broker);
     for stage in &stages {
@@ -59,12 +86,7 @@ fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
         8
     );
     let found = wait_for_findings(&broker, &expected);
-    assert_eq!(
-        found,
-        expected,
-        "logs:\n{}",
-        stages.iter().map(Stage::log).collect::<Vec<_>>().join("\n")
-    );
+    assert_same_findings(&found, &expected, &stages);
 
     // Every binary serves its metrics and health, and stops cleanly on SIGTERM.
     for mut stage in stages {
@@ -107,7 +129,7 @@ fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
 
 #[test]
 fn bad_input_goes_to_the_dead_letter_topic_with_its_reason_while_good_input_flows() {
-    let broker = Broker::start_in_memory("deadletters");
+    let broker = Broker::start("deadletters");
     create_topics(&broker, &["vigil.audit.raw", "vigil.events"]);
     // Events up to 4 KiB, messages up to 16 KiB: small enough to test the limit with a message the
     // broker itself accepts.
@@ -206,7 +228,7 @@ fn bad_input_goes_to_the_dead_letter_topic_with_its_reason_while_good_input_flow
 
 #[test]
 fn stages_killed_mid_stream_and_restarted_lose_nothing_and_add_nothing() {
-    let broker = Broker::start_in_memory("sigkill");
+    let broker = Broker::start("sigkill");
     create_topics(&broker, &["vigil.audit.raw"]);
     let mut stages = start_pipeline(&broker);
     for stage in &stages {
@@ -226,17 +248,12 @@ fn stages_killed_mid_stream_and_restarted_lose_nothing_and_add_nothing() {
     }
     let expected = example_expected();
     let found = wait_for_findings(&broker, &expected);
-    assert_eq!(
-        found,
-        expected,
-        "logs:\n{}",
-        stages.iter().map(Stage::log).collect::<Vec<_>>().join("\n")
-    );
+    assert_same_findings(&found, &expected, &stages);
 }
 
 #[test]
 fn baselines_learned_before_a_sigkill_still_flag_what_departs_from_them_after_it() {
-    let broker = Broker::start_in_memory("baselines");
+    let broker = Broker::start("baselines");
     create_topics(&broker, &["vigil.audit.raw"]);
     let mut stages = start_pipeline(&broker);
     for stage in &stages {
@@ -262,17 +279,12 @@ fn baselines_learned_before_a_sigkill_still_flag_what_departs_from_them_after_it
         stage.restart();
     }
     let found = wait_for_findings(&broker, &expected);
-    assert_eq!(
-        found,
-        expected,
-        "logs:\n{}",
-        stages.iter().map(Stage::log).collect::<Vec<_>>().join("\n")
-    );
+    assert_same_findings(&found, &expected, &stages);
 }
 
 #[test]
 fn two_instances_of_each_stage_share_the_partitions_and_find_the_same() {
-    let broker = Broker::start_in_memory("two-instances");
+    let broker = Broker::start("two-instances");
     create_topics(&broker, &["vigil.audit.raw"]);
     let mut stages = start_pipeline(&broker);
     for stage in &stages {
@@ -298,12 +310,7 @@ fn two_instances_of_each_stage_share_the_partitions_and_find_the_same() {
     produce(&broker, "vigil.audit.raw", &example_lines());
     let expected = example_expected();
     let found = wait_for_findings(&broker, &expected);
-    assert_eq!(
-        found,
-        expected,
-        "logs:\n{}",
-        stages.iter().map(Stage::log).collect::<Vec<_>>().join("\n")
-    );
+    assert_same_findings(&found, &expected, &stages);
     // Both instances of each stage fed by a multi-partition topic did part of the work (the raw
     // topic is one ordered partition, so one ingest instance holds it and the other stands by).
     for stage in stages.iter().filter(|stage| stage.name != "ingest") {
@@ -324,7 +331,7 @@ fn two_instances_of_each_stage_share_the_partitions_and_find_the_same() {
 
 #[test]
 fn the_pipeline_resumes_after_the_broker_is_stopped_and_started_again() {
-    let mut broker = Broker::start_persistent("broker-restart");
+    let mut broker = Broker::start("broker-restart");
     create_topics(&broker, &["vigil.audit.raw"]);
     let stages = start_pipeline(&broker);
     for stage in &stages {
@@ -340,10 +347,5 @@ fn the_pipeline_resumes_after_the_broker_is_stopped_and_started_again() {
     produce(&broker, "vigil.audit.raw", second);
     let expected = example_expected();
     let found = wait_for_findings(&broker, &expected);
-    assert_eq!(
-        found,
-        expected,
-        "logs:\n{}",
-        stages.iter().map(Stage::log).collect::<Vec<_>>().join("\n")
-    );
+    assert_same_findings(&found, &expected, &stages);
 }

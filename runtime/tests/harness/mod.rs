@@ -67,23 +67,20 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// In-memory storage: fast, gone when the broker stops.
-    pub fn start_in_memory(name: &str) -> Self {
-        Self::start(name, "memory://tansu/".to_owned(), free_port())
-    }
-
-    /// sqlite storage in the scratch directory: survives a broker restart.
-    pub fn start_persistent(name: &str) -> Self {
-        Self::start(name, "sqlite://tansu.db".to_owned(), free_port())
-    }
-
-    fn start(name: &str, storage: String, port: u16) -> Self {
+    /// A broker on sqlite storage in the scratch directory (it survives a broker restart).
+    ///
+    /// Not `memory://`: tansu 0.6.0's in-memory engine stores whole produce batches and answers a
+    /// fetch with the batches whose *first* offset is at or after the one asked for, so a consumer
+    /// resuming from a committed offset inside a batch silently skips the rest of that batch (seen
+    /// here as lost events after a SIGKILL, about one run in four). Kafka returns the batch that
+    /// holds the offset; tansu's sqlite engine reads per record and does the same.
+    pub fn start(name: &str) -> Self {
         let dir = scratch(name);
         let mut broker = Self {
             child: None,
-            port,
+            port: free_port(),
             dir,
-            storage,
+            storage: "sqlite://tansu.db".to_owned(),
         };
         broker.launch();
         broker
@@ -196,7 +193,12 @@ impl Stage {
     }
 
     fn launch(&mut self) {
-        let log = std::fs::File::create(&self.log).expect("stage log file");
+        // Appended to: a restarted stage's log follows the one it had before being killed.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("stage log file");
         let child = Command::new(stage_binary(self.name))
             .args(&self.args)
             .current_dir(repo())
