@@ -86,6 +86,7 @@ struct ProfileStore {
     profiles: HashMap<String, Tracked>,
     max_entities: usize,
     changes: Vec<StateEntry>,
+    evicted: u64,
 }
 
 impl ProfileStore {
@@ -94,6 +95,33 @@ impl ProfileStore {
             profiles: HashMap::new(),
             max_entities: max_entities.max(1),
             changes: Vec::new(),
+            evicted: 0,
+        }
+    }
+
+    fn counts(&self) -> crate::ProfileCounts {
+        use crate::baseline::Phase;
+        let mut by_phase = [
+            (Phase::WarmUp, 0usize),
+            (Phase::Learning, 0),
+            (Phase::Stable, 0),
+            (Phase::Unstable, 0),
+        ];
+        for tracked in self.profiles.values() {
+            if let Some(slot) = by_phase
+                .iter_mut()
+                .find(|(phase, _)| *phase == tracked.profile.phase())
+            {
+                slot.1 += 1;
+            }
+        }
+        crate::ProfileCounts {
+            by_phase: by_phase
+                .iter()
+                .map(|(phase, count)| (phase.label(), *count))
+                .collect(),
+            capacity: self.max_entities,
+            evicted: self.evicted,
         }
     }
 
@@ -109,6 +137,7 @@ impl ProfileStore {
             by_age.sort();
             for (_, old) in by_age.into_iter().take(self.max_entities / 10 + 1) {
                 self.profiles.remove(&old);
+                self.evicted += 1;
                 self.changes.push(StateEntry {
                     key: old,
                     value: Vec::new(),
@@ -361,17 +390,17 @@ impl Detector for PrincipalBaselines {
         self.store.restore(key, value);
     }
 
+    fn profiles(&self) -> Option<crate::ProfileCounts> {
+        Some(self.store.counts())
+    }
+
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         let Some(event) = enriched.audit.as_ref() else {
             return;
         };
         let user = effective_user(event);
-        let acting = AuditEvent {
-            user: user.clone(),
-            ..AuditEvent::default()
-        };
         if is_anonymous(event)
-            || crate::declarative::is_system_principal(&acting)
+            || crate::declarative::is_system_username(&user.username)
             || is_health_endpoint(&event.request_uri)
             || !succeeded(event)
         {
@@ -519,6 +548,10 @@ impl Detector for ImageBaselines {
 
     fn restore(&mut self, key: &str, value: &[u8]) {
         self.store.restore(key, value);
+    }
+
+    fn profiles(&self) -> Option<crate::ProfileCounts> {
+        Some(self.store.counts())
     }
 
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {

@@ -119,7 +119,11 @@ pub fn is_write(event: &AuditEvent) -> bool {
 
 /// Kubernetes controllers act on behalf of whoever created the object they reconcile.
 pub fn is_controller(event: &AuditEvent) -> bool {
-    let user = event.user.username.as_str();
+    is_controller_name(&event.user.username)
+}
+
+/// [`is_controller`] by name alone.
+pub fn is_controller_name(user: &str) -> bool {
     user == "system:kube-controller-manager"
         || user
             .strip_prefix("system:serviceaccount:kube-system:")

@@ -134,6 +134,15 @@ fn user_fields<'a>(out: &mut dyn FnMut(FieldValue<'a>), user: Option<&'a UserInf
 ///
 /// Service accounts other than the controllers' are not system principals: a stolen add-on token is
 /// exactly what these rules should see.
+/// [`is_system_principal`] for a user by name (anonymous callers are told apart by the caller).
+pub fn is_system_username(user: &str) -> bool {
+    (user.starts_with("system:")
+        && !user.starts_with("system:serviceaccount:")
+        && user != crate::context::ANONYMOUS_USER)
+        || user.starts_with("eks:")
+        || crate::context::is_controller_name(user)
+}
+
 pub fn is_system_principal(event: &AuditEvent) -> bool {
     let user = event.user.username.as_str();
     (user.starts_with("system:")

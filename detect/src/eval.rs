@@ -59,6 +59,8 @@ struct Principal {
     first_hour: i64,
     execs: bool,
     reads_secrets: bool,
+    /// Runs `kubectl auth can-i` now and then (a few permission checks on some days).
+    checks_permissions: bool,
     calls_per_day: u64,
 }
 
@@ -174,6 +176,7 @@ fn principals(rng: &mut Rng, count: usize) -> Vec<Principal> {
                 first_hour: 7 + i64::try_from(rng.below(4)).unwrap_or(0),
                 execs: rng.chance(40),
                 reads_secrets: rng.chance(30),
+                checks_permissions: index % 3 == 0,
                 calls_per_day: 15 + rng.below(35),
             },
             Role::App => Principal {
@@ -188,6 +191,7 @@ fn principals(rng: &mut Rng, count: usize) -> Vec<Principal> {
                 first_hour: 0,
                 execs: false,
                 reads_secrets: rng.chance(50),
+                checks_permissions: false,
                 calls_per_day: 40 + rng.below(120),
             },
             Role::Ci => Principal {
@@ -200,6 +204,7 @@ fn principals(rng: &mut Rng, count: usize) -> Vec<Principal> {
                 first_hour: 6,
                 execs: false,
                 reads_secrets: true,
+                checks_permissions: false,
                 calls_per_day: 30 + rng.below(30),
             },
         };
@@ -343,6 +348,49 @@ fn ordinary_day(rng: &mut Rng, principal: &Principal, day: i64, out: &mut Vec<En
                     next_id(&principal.name),
                 ));
             }
+            // Refused now and then: a teammate's namespace the person has no rights in.
+            if rng.chance(25) {
+                let namespace = rng.pick(&principal.team).cloned().unwrap_or_default();
+                for _ in 0..(1 + rng.below(3)) {
+                    let at = start
+                        + principal.first_hour * HOUR
+                        + i64::try_from(rng.below(9 * 3600)).unwrap_or(0) * 1_000_000;
+                    let (verb, resource) = *rng.pick(&HUMAN_CALLS).unwrap_or(&("list", "pods"));
+                    let mut refused = call(
+                        &principal.name,
+                        verb,
+                        resource,
+                        Some(&namespace),
+                        &origin,
+                        &principal.agent,
+                        at,
+                        next_id(&principal.name),
+                    );
+                    if let Some(audit) = refused.audit.as_mut() {
+                        audit.status_code = Some(403);
+                    }
+                    out.push(refused);
+                }
+            }
+            if principal.checks_permissions && rng.chance(50) {
+                let at = start + (principal.first_hour + 3) * HOUR;
+                for index in 0..(1 + rng.below(4)) {
+                    let mut check = call(
+                        &principal.name,
+                        "create",
+                        "selfsubjectaccessreviews",
+                        None,
+                        &origin,
+                        &principal.agent,
+                        at + i64::try_from(index).unwrap_or(0) * 20_000_000,
+                        next_id(&principal.name),
+                    );
+                    if let Some(audit) = check.audit.as_mut() {
+                        audit.status_code = Some(201);
+                    }
+                    out.push(check);
+                }
+            }
         }
         Role::App => {
             for _ in 0..principal.calls_per_day {
@@ -423,7 +471,7 @@ fn injections(principals: &[Principal], day: i64, rng: &mut Rng) -> Vec<Injectio
     let apps: Vec<&Principal> = principals.iter().filter(|p| p.role == Role::App).collect();
     let mut out = Vec::new();
     let mut inject = |kind: &'static str, expected: &'static str, event: EnrichedEvent| {
-        out.push((kind, expected, event));
+        out.push((kind, expected, vec![event]));
     };
     for sample in 0..5 {
         let stolen = |index: usize| format!("203.0.113.{}", 10 + index);
@@ -601,6 +649,101 @@ fn injections(principals: &[Principal], day: i64, rng: &mut Rng) -> Vec<Injectio
             }
         }
     }
+    out.extend(bursts(principals, at + 30 * 60 * 1_000_000));
+    out
+}
+
+/// The volume anomalies: bursts of calls each of which the principal makes routinely or could.
+fn bursts(principals: &[Principal], at: i64) -> Vec<Injection> {
+    let humans: Vec<&Principal> = principals
+        .iter()
+        .filter(|p| p.role == Role::Human)
+        .collect();
+    let readers: Vec<&Principal> = principals
+        .iter()
+        .filter(|p| p.role == Role::App && p.reads_secrets)
+        .collect();
+    let apps: Vec<&Principal> = principals.iter().filter(|p| p.role == Role::App).collect();
+    let second = 1_000_000;
+    let mut out = Vec::new();
+    let mut burst = |principal: &Principal,
+                     kind: &'static str,
+                     expected: &'static str,
+                     calls: &[(&str, &str)],
+                     status: i32,
+                     count: i64,
+                     sample: usize| {
+        let origin = principal.origins.first().cloned().unwrap_or_default();
+        let events = (0..count)
+            .map(|index| {
+                let (verb, resource) = calls
+                    .get(usize::try_from(index).unwrap_or(0) % calls.len().max(1))
+                    .copied()
+                    .unwrap_or(("get", "secrets"));
+                let namespace = (!resource.ends_with("reviews"))
+                    .then(|| principal.namespaces.first().cloned())
+                    .flatten();
+                let mut event = call(
+                    &principal.name,
+                    verb,
+                    resource,
+                    namespace.as_deref(),
+                    &origin,
+                    &principal.agent,
+                    at + index * 10 * second,
+                    format!("inject-burst-{sample}-{kind}-{index}"),
+                );
+                if let Some(audit) = event.audit.as_mut() {
+                    audit.status_code = Some(status);
+                }
+                event
+            })
+            .collect();
+        out.push((kind, expected, events));
+    };
+    for sample in 0..3 {
+        if let Some(app) = readers.get(sample) {
+            burst(
+                app,
+                "burst of secret reads by an app's token",
+                "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessedBurst",
+                &[("get", "secrets"), ("list", "secrets")],
+                200,
+                60,
+                sample,
+            );
+        }
+        if let Some(human) = humans.get(sample * 2 + 1) {
+            burst(
+                human,
+                "burst of permission checks",
+                "Discovery:Kubernetes/AnomalousBehavior.PermissionCheckedBurst",
+                &[
+                    ("create", "selfsubjectaccessreviews"),
+                    ("create", "selfsubjectrulesreviews"),
+                ],
+                201,
+                30,
+                sample,
+            );
+        }
+        if let Some(app) = apps.get(sample * 2 + 1) {
+            burst(
+                app,
+                "burst of denied requests",
+                "Discovery:Kubernetes/AnomalousBehavior.DeniedRequestsBurst",
+                &[
+                    ("list", "secrets"),
+                    ("list", "pods"),
+                    ("create", "pods"),
+                    ("list", "clusterroles"),
+                ],
+                403,
+                40,
+                sample,
+            );
+        }
+    }
     out
 }
 
@@ -611,7 +754,7 @@ pub fn stream(options: &EvalOptions) -> Vec<AuditEvent> {
     generate(options, |_, ordinary, injected| {
         let mut day: Vec<&EnrichedEvent> = ordinary
             .iter()
-            .chain(injected.iter().map(|(_, _, event)| event))
+            .chain(injected.iter().flat_map(|(_, _, events)| events))
             .collect();
         day.sort_by_key(|event| event.audit.as_ref().map_or(0, |a| a.event_time_micros));
         all.extend(day.into_iter().filter_map(|event| event.audit.clone()));
@@ -619,8 +762,8 @@ pub fn stream(options: &EvalOptions) -> Vec<AuditEvent> {
     all
 }
 
-/// An injected anomaly: its kind, the finding type it should raise, the event.
-type Injection = (&'static str, &'static str, EnrichedEvent);
+/// An injected anomaly: its kind, the finding type it should raise, its events (one, or a burst).
+type Injection = (&'static str, &'static str, Vec<EnrichedEvent>);
 
 /// Generates the days in order, handing each day's ordinary events (in time order) and, on the
 /// injection day, the injected ones to `visit`.
@@ -708,7 +851,7 @@ pub fn audit_json(event: &AuditEvent) -> String {
 pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, String> {
     let started = Instant::now();
     let mut engine = Engine::build(&DetectConfig::default()).map_err(|error| error.to_string())?;
-    engine.retain(|name| name == "principal_baselines");
+    engine.retain(|name| name == "principal_baselines" || name == "volume_baselines");
     let mut kinds: Vec<KindResult> = Vec::new();
     let mut ordinary_events = 0u64;
     let mut false_findings = 0u64;
@@ -722,9 +865,11 @@ pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, String> {
                 false_findings += detections.len() as u64;
             }
         }
-        for (kind, expected, event) in injected {
+        for (kind, expected, events) in injected {
             detections.clear();
-            engine.process(&event, &mut detections);
+            for event in &events {
+                engine.process(event, &mut detections);
+            }
             let found = detections.iter().any(|d| d.finding_type == expected);
             match kinds.iter_mut().find(|result| result.kind == kind) {
                 Some(result) => {

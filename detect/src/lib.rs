@@ -9,6 +9,7 @@ pub mod declarative;
 pub mod eval;
 pub mod rules;
 pub mod runtime;
+pub mod volume;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,21 @@ pub trait Detector: Send + std::fmt::Debug {
     fn drain_state(&mut self, _out: &mut Vec<StateEntry>) {}
     /// Puts back one checkpointed entry.
     fn restore(&mut self, _key: &str, _value: &[u8]) {}
+    /// Baseline detectors: the entities profiled by phase, and how many were evicted at the cap,
+    /// for `/metrics`. Walks every profile: call it now and then, not per event.
+    fn profiles(&self) -> Option<ProfileCounts> {
+        None
+    }
+}
+
+/// A baseline detector's profiles: how many in each phase, the cap, and evictions at the cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileCounts {
+    /// (phase label, profiles): `warm-up`, `learning`, `stable`, `unstable`; `tracked` for a
+    /// detector without phases.
+    pub by_phase: Vec<(&'static str, usize)>,
+    pub capacity: usize,
+    pub evicted: u64,
 }
 
 /// One checkpointed piece of detector state.
@@ -105,7 +121,7 @@ pub struct DetectorInfo {
 }
 
 /// Rust detectors: name, finding type(s), severity, on by default.
-const RUST_DETECTORS: [(&str, &str, &str); 19] = [
+const RUST_DETECTORS: [(&str, &str, &str); 20] = [
     (
         "successful_anonymous_access",
         "<Purpose>:Kubernetes/SuccessfulAnonymousAccess",
@@ -192,6 +208,11 @@ const RUST_DETECTORS: [(&str, &str, &str); 19] = [
         "Low to High by call (see detect/src/anomaly.rs)",
     ),
     (
+        "volume_baselines",
+        "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessedBurst, Discovery:Kubernetes/AnomalousBehavior.PermissionCheckedBurst, Discovery:Kubernetes/AnomalousBehavior.DeniedRequestsBurst",
+        "Medium (secrets, denied), Low (permission checks)",
+    ),
+    (
         "image_baselines",
         "Execution:Runtime/AnomalousBehavior.NewBinaryInImage, UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
         "Medium (new binary), Low (new destination)",
@@ -238,6 +259,7 @@ fn rust_detector(name: &str, config: &DetectConfig) -> Option<Box<dyn Detector>>
         "sensor_alert" => Box::new(runtime::SensorAlert),
         "generated_domain_request" => Box::new(runtime::GeneratedDomainRequest),
         "image_baselines" => Box::new(anomaly::ImageBaselines::default()),
+        "volume_baselines" => Box::new(volume::VolumeBaselines::default()),
         "principal_baselines" => Box::new(anomaly::PrincipalBaselines::new(
             baseline::BaselineConfig::default(),
             config.sensitive_host_paths.clone(),
@@ -418,6 +440,14 @@ impl Engine {
             }
             None => false,
         }
+    }
+
+    /// Every baseline detector's [`ProfileCounts`], by detector name.
+    pub fn profile_counts(&self) -> Vec<(&'static str, ProfileCounts)> {
+        self.detectors
+            .iter()
+            .filter_map(|detector| Some((detector.name(), detector.profiles()?)))
+            .collect()
     }
 
     pub fn events_seen(&self) -> u64 {

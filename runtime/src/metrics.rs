@@ -3,7 +3,9 @@
 //! - names are `vigil_<what>_<unit>`, counters end in `_total`, durations are in `_seconds`;
 //! - labels have bounded values only: `stage` (ingest, enrich, detect, publish), `topic` (the
 //!   configured topic names), `reason` (the fixed set of rejection and dead-letter reasons), `type`
-//!   (finding types: the detectors' fixed catalogue), `severity` (Low, Medium, High, Critical).
+//!   (finding types: the detectors' fixed catalogue), `severity` (Low, Medium, High, Critical),
+//!   `detector` (the built-in baseline detectors' names), `phase` (warm-up, learning, stable,
+//!   unstable, tracked).
 //!   Never a principal, an IP, a pod or a message key.
 
 use prometheus::{
@@ -26,6 +28,9 @@ pub struct Metrics {
     pub producer_queue: IntGaugeVec,
     pub state_entries: IntGaugeVec,
     pub state_restored: IntCounterVec,
+    pub baseline_profiles: IntGaugeVec,
+    pub baseline_capacity: IntGaugeVec,
+    pub baseline_evictions: IntCounterVec,
     pub findings: IntCounterVec,
     pub findings_suppressed: IntCounterVec,
     pub threat_list_entries: IntGaugeVec,
@@ -152,6 +157,24 @@ impl Metrics {
                 "vigil_state_restored_total",
                 "State entries read back at start",
                 &["stage"],
+            )?,
+            baseline_profiles: gauge(
+                &registry,
+                "vigil_baseline_profiles",
+                "Entities a baseline detector profiles, by learning phase (updated every 1,000 events)",
+                &["detector", "phase"],
+            )?,
+            baseline_capacity: gauge(
+                &registry,
+                "vigil_baseline_capacity",
+                "Entities a baseline detector profiles at most before the least recently seen give way",
+                &["detector"],
+            )?,
+            baseline_evictions: counter(
+                &registry,
+                "vigil_baseline_evictions_total",
+                "Profiles dropped at the cap (the least recently seen), whose entities learn again",
+                &["detector"],
             )?,
             findings: counter(
                 &registry,

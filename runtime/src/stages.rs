@@ -442,6 +442,51 @@ pub struct DetectStage {
     /// Keys of the checkpointed state, for the state-size gauge.
     state: BTreeSet<String>,
     changes: Vec<StateEntry>,
+    /// Inputs since the baseline gauges were last set (walking every profile is not per event).
+    since_profile_report: u32,
+    /// Evictions already added to the counter, per detector.
+    evictions_reported: Vec<(&'static str, u64)>,
+}
+
+/// Inputs between updates of the baseline gauges.
+const PROFILE_REPORT_EVERY: u32 = 1_000;
+
+impl DetectStage {
+    fn report_profiles(&mut self) {
+        for (detector, counts) in self.engine.profile_counts() {
+            for (phase, profiles) in &counts.by_phase {
+                self.metrics
+                    .baseline_profiles
+                    .with_label_values(&[detector, phase])
+                    .set(i64::try_from(*profiles).unwrap_or(i64::MAX));
+            }
+            self.metrics
+                .baseline_capacity
+                .with_label_values(&[detector])
+                .set(i64::try_from(counts.capacity).unwrap_or(i64::MAX));
+            let reported = match self
+                .evictions_reported
+                .iter_mut()
+                .find(|(name, _)| *name == detector)
+            {
+                Some((_, reported)) => reported,
+                None => {
+                    self.evictions_reported.push((detector, 0));
+                    match self.evictions_reported.last_mut() {
+                        Some((_, reported)) => reported,
+                        None => continue,
+                    }
+                }
+            };
+            if counts.evicted > *reported {
+                self.metrics
+                    .baseline_evictions
+                    .with_label_values(&[detector])
+                    .inc_by(counts.evicted - *reported);
+                *reported = counts.evicted;
+            }
+        }
+    }
 }
 
 impl DetectStage {
@@ -453,6 +498,8 @@ impl DetectStage {
             metrics,
             state: BTreeSet::new(),
             changes: Vec::new(),
+            since_profile_report: PROFILE_REPORT_EVERY,
+            evictions_reported: Vec::new(),
         }
     }
 }
@@ -512,6 +559,11 @@ impl Processor for DetectStage {
         };
         let mut detections: Vec<Detection> = Vec::new();
         self.engine.process(&event, &mut detections);
+        self.since_profile_report += 1;
+        if self.since_profile_report >= PROFILE_REPORT_EVERY {
+            self.since_profile_report = 0;
+            self.report_profiles();
+        }
         for detection in &detections {
             match self.codec.encode(detection) {
                 Ok(bytes) => out.push(Outgoing::new(

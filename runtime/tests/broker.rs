@@ -280,6 +280,19 @@ fn baselines_learned_before_a_sigkill_still_flag_what_departs_from_them_after_it
     }
     let found = wait_for_findings(&broker, &expected);
     assert_same_findings(&found, &expected, &stages);
+    // The restarted detect reports the baselines it holds: stable principals, read back.
+    let metrics = stages[2].http_get("/metrics").unwrap().1;
+    let stable: i64 = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with(
+                "vigil_baseline_profiles{detector=\"principal_baselines\",phase=\"stable\"}",
+            )
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no stable principal profiles in /metrics:\n{metrics}"));
+    assert!(stable >= 10, "{stable} stable profiles");
+    assert!(metrics.contains("vigil_baseline_capacity{detector=\"volume_baselines\"} 100000"));
 }
 
 #[test]

@@ -532,7 +532,11 @@ fn the_baseline_evaluation_finds_every_injected_anomaly_without_false_findings()
         .lines()
         .filter(|line| line.starts_with("| ") && line.contains('`'))
         .collect();
-    assert_eq!(rows.len(), 9, "every kind of anomaly is injected: {report}");
+    assert_eq!(
+        rows.len(),
+        12,
+        "every kind of anomaly is injected: {report}"
+    );
     for row in rows {
         let found = row.rsplit('|').nth(1).unwrap().trim();
         let (detected, injected) = found.split_once(" of ").unwrap();

@@ -1,0 +1,524 @@
+//! Volume baselines: how many secret reads, permission checks and denied requests each principal
+//! makes in an hour of event time, learned per principal, and a finding when an hour departs from
+//! it by far. The other baselines ([`crate::anomaly`]) judge *what* a principal does; these judge
+//! *how much*: a service account that reads its two secrets a day and suddenly reads sixty in an
+//! hour is a stolen token enumerating what it can reach, although every single call is one it
+//! always makes.
+//!
+//! | burst of | type | severity |
+//! |---|---|---|
+//! | get/list/watch of secrets | `CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessedBurst` | Medium |
+//! | self/subject access or rules reviews | `Discovery:Kubernetes/AnomalousBehavior.PermissionCheckedBurst` | Low |
+//! | requests refused (403) | `Discovery:Kubernetes/AnomalousBehavior.DeniedRequestsBurst` | Medium |
+//!
+//! All three are Vigil types in GuardDuty's naming; GuardDuty has no volume variants.
+//!
+//! Trigger: the principal has been seen (any call) for [`BaselineConfig::learning_days`] of event
+//! time, and its count of the category in the current clock hour reaches both the category's floor
+//! (20 secret reads, 10 permission checks, 20 denied requests) and [`BURST_FACTOR`] times the
+//! busiest hour it learned. It fires once per principal, category and hour. An hour that fired is
+//! not learned, so a burst does not raise the bar for the next one; the busiest hour is remembered
+//! over two periods of [`PERIOD_HOURS`] so an old peak is forgotten after 15 to 30 days. The
+//! control plane, EKS and anonymous callers are not profiled.
+//!
+//! State per principal is a few hundred bytes at most, checkpointed when an hour closes, when a
+//! burst fires and every [`CHECKPOINT_EVERY`] counted events. A replay after a crash is not counted
+//! twice: the profile remembers the ids of the last [`RECENT_IDS`] events it counted. Events out of
+//! time order (several API servers, a shipper's batching) count like the others.
+//!
+//! Aggregation key: principal (one finding per principal and type, its count the bursts).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use vigil_schemas::{AnomalyObservation, AuditEvent, Detection, EnrichedEvent};
+
+use crate::baseline::BaselineConfig;
+use crate::context::{Verdict, detection, is_anonymous, severity};
+use crate::rules::effective_user;
+use crate::{Detector, StateEntry};
+
+const HOUR_MICROS: i64 = 3_600_000_000;
+/// A burst is this many times the busiest learned hour (and at least the category's floor).
+pub const BURST_FACTOR: u32 = 4;
+/// The busiest hour is kept for the current and the previous period of this many hours.
+pub const PERIOD_HOURS: i64 = 15 * 24;
+/// Counted events between checkpoints within an hour.
+pub const CHECKPOINT_EVERY: u32 = 32;
+const STATE_VERSION: u32 = 1;
+/// Ids remembered against replays: as many as counted events between checkpoints, so everything a
+/// checkpoint holds beyond the committed offset is recognised (a principal with more counted events
+/// than that within the second of input a crash replays is over-counted by the difference).
+pub const RECENT_IDS: usize = CHECKPOINT_EVERY as usize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Category {
+    SecretReads,
+    PermissionChecks,
+    DeniedRequests,
+}
+
+impl Category {
+    /// The fewest events in an hour that can be a burst, however quiet the principal was.
+    fn floor(self) -> u32 {
+        match self {
+            Self::SecretReads | Self::DeniedRequests => 20,
+            Self::PermissionChecks => 10,
+        }
+    }
+
+    fn dimension(self) -> &'static str {
+        match self {
+            Self::SecretReads => "secretReadsPerHour",
+            Self::PermissionChecks => "permissionChecksPerHour",
+            Self::DeniedRequests => "deniedRequestsPerHour",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Self::SecretReads => "secret reads",
+            Self::PermissionChecks => "permission checks",
+            Self::DeniedRequests => "denied requests",
+        }
+    }
+
+    fn finding(self) -> (&'static str, f64) {
+        match self {
+            Self::SecretReads => (
+                "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessedBurst",
+                severity::MEDIUM,
+            ),
+            Self::PermissionChecks => (
+                "Discovery:Kubernetes/AnomalousBehavior.PermissionCheckedBurst",
+                severity::LOW,
+            ),
+            Self::DeniedRequests => (
+                "Discovery:Kubernetes/AnomalousBehavior.DeniedRequestsBurst",
+                severity::MEDIUM,
+            ),
+        }
+    }
+
+    /// The category of an audit event, if it is one that is counted.
+    fn of(event: &AuditEvent) -> Option<Self> {
+        if event.status_code == Some(403) {
+            return Some(Self::DeniedRequests);
+        }
+        if !matches!(event.status_code, Some(200..=299) | None) {
+            return None;
+        }
+        let object = event.object_ref.as_ref()?;
+        if object.subresource.is_some() {
+            return None;
+        }
+        match (object.resource.as_deref()?, event.verb.as_str()) {
+            ("secrets", "get" | "list" | "watch") => Some(Self::SecretReads),
+            (
+                "selfsubjectaccessreviews"
+                | "selfsubjectrulesreviews"
+                | "subjectaccessreviews"
+                | "localsubjectaccessreviews",
+                "create",
+            ) => Some(Self::PermissionChecks),
+            _ => None,
+        }
+    }
+}
+
+/// One category's volumes in a principal's profile.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CategoryVolume {
+    /// Events in the hour being counted.
+    count: u32,
+    /// Whether the category already fired in that hour.
+    fired: bool,
+    /// Busiest learned hour in the current period and in the previous one.
+    busiest: u32,
+    busiest_before: u32,
+    /// Learned hours in which the category occurred, and its events in them.
+    active_hours: u32,
+    learned_events: u64,
+}
+
+impl CategoryVolume {
+    fn learned_busiest(&self) -> u32 {
+        self.busiest.max(self.busiest_before)
+    }
+
+    fn mean_of_active_hours(&self) -> f64 {
+        if self.active_hours == 0 {
+            0.0
+        } else {
+            self.learned_events as f64 / f64::from(self.active_hours)
+        }
+    }
+
+    /// Folds the finished hour in (unless it fired) and, on a new period, shifts the busiest hour.
+    fn close_hour(&mut self, new_period: Option<bool>) {
+        if self.count > 0 && !self.fired {
+            self.busiest = self.busiest.max(self.count);
+            self.active_hours = self.active_hours.saturating_add(1);
+            self.learned_events = self.learned_events.saturating_add(u64::from(self.count));
+        }
+        if let Some(adjacent) = new_period {
+            // Two periods apart or more: the previous period saw nothing either.
+            self.busiest_before = if adjacent { self.busiest } else { 0 };
+            self.busiest = 0;
+        }
+        self.count = 0;
+        self.fired = false;
+    }
+}
+
+/// One principal's hourly volumes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VolumeProfile {
+    version: u32,
+    /// Hour (event time, hours since the epoch) the principal was first seen.
+    first_hour: i64,
+    /// The hour being counted.
+    hour: i64,
+    /// The period (of [`PERIOD_HOURS`]) the busiest hours belong to.
+    period: i64,
+    secret_reads: CategoryVolume,
+    permission_checks: CategoryVolume,
+    denied_requests: CategoryVolume,
+    /// Replay guard: hashes of the ids of the last [`RECENT_IDS`] events counted.
+    recent_ids: Vec<u32>,
+}
+
+impl VolumeProfile {
+    fn new(hour: i64) -> Self {
+        Self {
+            version: STATE_VERSION,
+            first_hour: hour,
+            hour,
+            period: hour.div_euclid(PERIOD_HOURS),
+            ..Self::default()
+        }
+    }
+
+    fn category(&mut self, category: Category) -> &mut CategoryVolume {
+        match category {
+            Category::SecretReads => &mut self.secret_reads,
+            Category::PermissionChecks => &mut self.permission_checks,
+            Category::DeniedRequests => &mut self.denied_requests,
+        }
+    }
+
+    fn learned_events(&self) -> u64 {
+        [
+            &self.secret_reads,
+            &self.permission_checks,
+            &self.denied_requests,
+        ]
+        .iter()
+        .map(|volume| volume.learned_events)
+        .sum()
+    }
+
+    /// Folds the finished hour into what is learned and starts `hour`.
+    fn roll_to(&mut self, hour: i64) {
+        let period = hour.div_euclid(PERIOD_HOURS);
+        let new_period = (period != self.period).then_some(period == self.period + 1);
+        for volume in [
+            &mut self.secret_reads,
+            &mut self.permission_checks,
+            &mut self.denied_requests,
+        ] {
+            volume.close_hour(new_period);
+        }
+        self.period = period;
+        self.hour = hour;
+    }
+
+    /// True when the event was counted before (a replay).
+    fn already_counted(&self, id: u32) -> bool {
+        self.recent_ids.contains(&id)
+    }
+
+    fn remember(&mut self, id: u32) {
+        if self.recent_ids.len() >= RECENT_IDS {
+            self.recent_ids.remove(0);
+        }
+        self.recent_ids.push(id);
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// A checkpoint of this version, or nothing (an unknown version relearns rather than misreads).
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<Self>(bytes)
+            .ok()
+            .filter(|profile| profile.version == STATE_VERSION)
+    }
+}
+
+/// FNV-1a: stable across processes, for the replay guard's ids (32 bits: collisions among a few
+/// dozen recent ids are negligible, and the checkpoint stays small).
+fn stable_hash(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+#[derive(Debug)]
+struct Tracked {
+    profile: VolumeProfile,
+    unsaved: u32,
+}
+
+/// Hourly volume profiles per principal, and the burst findings they give.
+#[derive(Debug)]
+pub struct VolumeBaselines {
+    config: BaselineConfig,
+    profiles: HashMap<String, Tracked>,
+    max_principals: usize,
+    changes: Vec<StateEntry>,
+    evicted: u64,
+}
+
+impl VolumeBaselines {
+    pub fn new(config: BaselineConfig, max_principals: usize) -> Self {
+        Self {
+            config,
+            profiles: HashMap::new(),
+            max_principals: max_principals.max(1),
+            changes: Vec::new(),
+            evicted: 0,
+        }
+    }
+
+    /// Principals profiled now.
+    pub fn principals(&self) -> usize {
+        self.profiles.len()
+    }
+
+    /// Room for a new principal: the tenth seen least recently goes (rarely: only at the cap).
+    fn make_room(&mut self) {
+        if self.profiles.len() < self.max_principals {
+            return;
+        }
+        let mut by_age: Vec<(i64, String)> = self
+            .profiles
+            .iter()
+            .map(|(key, tracked)| (tracked.profile.hour, key.clone()))
+            .collect();
+        by_age.sort();
+        for (_, key) in by_age.into_iter().take(self.max_principals / 10 + 1) {
+            self.profiles.remove(&key);
+            self.evicted += 1;
+            self.changes.push(StateEntry {
+                key,
+                value: Vec::new(),
+            });
+        }
+    }
+}
+
+impl Default for VolumeBaselines {
+    fn default() -> Self {
+        Self::new(BaselineConfig::default(), 100_000)
+    }
+}
+
+impl Detector for VolumeBaselines {
+    fn name(&self) -> &'static str {
+        "volume_baselines"
+    }
+
+    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
+        out.append(&mut self.changes);
+    }
+
+    fn profiles(&self) -> Option<crate::ProfileCounts> {
+        Some(crate::ProfileCounts {
+            by_phase: vec![("tracked", self.profiles.len())],
+            capacity: self.max_principals,
+            evicted: self.evicted,
+        })
+    }
+
+    fn restore(&mut self, key: &str, value: &[u8]) {
+        match VolumeProfile::decode(value) {
+            Some(profile) => {
+                self.profiles.insert(
+                    key.to_owned(),
+                    Tracked {
+                        profile,
+                        unsaved: 0,
+                    },
+                );
+            }
+            None => {
+                self.profiles.remove(key);
+            }
+        }
+    }
+
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        let category = Category::of(event);
+        let user = effective_user(event);
+        if is_anonymous(event)
+            || user.username.is_empty()
+            || crate::declarative::is_system_username(&user.username)
+        {
+            return;
+        }
+        let micros = event.event_time_micros;
+        let hour = micros.div_euclid(HOUR_MICROS);
+        let key = format!("{}/{}", enriched.cluster.name, user.username);
+        // Any call starts the principal's learning period, so that a first-ever burst of refusals
+        // from a principal known for weeks is judged; other calls are not counted.
+        if !self.profiles.contains_key(&key) {
+            self.make_room();
+            let profile = VolumeProfile::new(hour);
+            self.changes.push(StateEntry {
+                key: key.clone(),
+                value: profile.encode(),
+            });
+            self.profiles.insert(
+                key.clone(),
+                Tracked {
+                    profile,
+                    unsaved: 0,
+                },
+            );
+        }
+        let Some(category) = category else {
+            return;
+        };
+        let Some(tracked) = self.profiles.get_mut(&key) else {
+            return;
+        };
+        let profile = &mut tracked.profile;
+        let id = stable_hash(&event.audit_id);
+        if profile.already_counted(id) {
+            return;
+        }
+        profile.remember(id);
+        let mut save = false;
+        // A late event (an earlier hour than the one counted) counts in the current hour: hours
+        // only move forward, so a replayed or reordered stream cannot reopen a closed one.
+        if hour > profile.hour {
+            profile.roll_to(hour);
+            save = true;
+        }
+        let learning_hours = self.config.learning_days.saturating_mul(24);
+        let stable = profile.hour - profile.first_hour >= learning_hours;
+        let days = (profile.hour - profile.first_hour) / 24;
+        let learned_events = profile.learned_events();
+        let volume = profile.category(category);
+        volume.count = volume.count.saturating_add(1);
+        let count = volume.count;
+        let busiest = volume.learned_busiest();
+        let bar = category.floor().max(busiest.saturating_mul(BURST_FACTOR));
+        if stable && !volume.fired && count >= bar {
+            volume.fired = true;
+            save = true;
+            let active = volume.active_hours;
+            let mean = volume.mean_of_active_hours();
+            let hour_start = vigil_schemas::time::format_rfc3339_millis(hour * HOUR_MICROS);
+            let baseline = vec![
+                format!("busiest hour: {busiest}"),
+                format!("mean of active hours: {mean:.1}"),
+                format!("active hours: {active}"),
+            ];
+            let (finding_type, severity) = category.finding();
+            let verdict = Verdict {
+                finding_type: finding_type.to_owned(),
+                severity,
+                title: format!(
+                    "Burst of {} by {}: {count} in an hour.",
+                    category.what(),
+                    user.username
+                ),
+                description: format!(
+                    "{} made {count} {} in the hour from {hour_start}; in {days} days of baseline its busiest hour held {busiest} and an hour with any held {mean:.1} on average. A burst this far above its own habit is how a stolen credential enumerates what it can reach.",
+                    user.username,
+                    category.what()
+                ),
+                aggregation_key: vec![user.username.clone()],
+            };
+            let mut found = detection(enriched, event, "volume_baselines", verdict);
+            found.anomaly = vec![AnomalyObservation {
+                scope: "principal".into(),
+                entity: user.username.clone(),
+                dimension: category.dimension().into(),
+                observed: format!("{count} in the hour from {hour_start}"),
+                familiarity: "unseen".into(),
+                baseline,
+                profile_observations: i64::try_from(learned_events).unwrap_or(i64::MAX),
+                profile_days: days,
+            }];
+            out.push(found);
+        }
+        tracked.unsaved += 1;
+        if save || tracked.unsaved >= CHECKPOINT_EVERY {
+            tracked.unsaved = 0;
+            self.changes.push(StateEntry {
+                key,
+                value: tracked.profile.encode(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_are_read_from_the_call_and_its_status() {
+        let mut event = AuditEvent {
+            verb: "get".into(),
+            status_code: Some(200),
+            object_ref: Some(vigil_schemas::ObjectRef {
+                resource: Some("secrets".into()),
+                ..Default::default()
+            }),
+            ..AuditEvent::default()
+        };
+        assert_eq!(Category::of(&event), Some(Category::SecretReads));
+        event.status_code = Some(403);
+        assert_eq!(Category::of(&event), Some(Category::DeniedRequests));
+        event.status_code = Some(404);
+        assert_eq!(Category::of(&event), None);
+        event.status_code = Some(200);
+        event.verb = "delete".into();
+        assert_eq!(Category::of(&event), None);
+    }
+
+    #[test]
+    fn a_profile_round_trips_and_an_unknown_version_is_refused() {
+        let mut profile = VolumeProfile::new(10);
+        profile.secret_reads.count = 3;
+        profile.denied_requests.count = 1;
+        let bytes = profile.encode();
+        assert_eq!(VolumeProfile::decode(&bytes), Some(profile.clone()));
+        profile.version = 99;
+        assert_eq!(VolumeProfile::decode(&profile.encode()), None);
+    }
+
+    #[test]
+    fn the_busiest_hour_is_forgotten_after_two_periods() {
+        let mut profile = VolumeProfile::new(0);
+        profile.secret_reads.count = 9;
+        profile.roll_to(1);
+        assert_eq!(profile.secret_reads.learned_busiest(), 9);
+        profile.roll_to(PERIOD_HOURS + 1);
+        assert_eq!(
+            profile.secret_reads.learned_busiest(),
+            9,
+            "kept through the next period"
+        );
+        profile.roll_to(2 * PERIOD_HOURS + 1);
+        assert_eq!(profile.secret_reads.learned_busiest(), 0, "gone after two");
+    }
+}
