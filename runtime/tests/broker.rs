@@ -243,6 +243,7 @@ fn stages_killed_mid_stream_and_restarted_lose_nothing_and_add_nothing() {
         stage.kill();
     }
     produce(&broker, "vigil.audit.raw", second);
+    wait_for_killed_members_to_expire();
     for stage in &mut stages {
         stage.restart();
     }
@@ -275,6 +276,7 @@ fn baselines_learned_before_a_sigkill_still_flag_what_departs_from_them_after_it
         stage.kill();
     }
     produce(&broker, "vigil.audit.raw", rest);
+    wait_for_killed_members_to_expire();
     for stage in &mut stages {
         stage.restart();
     }
