@@ -15,7 +15,9 @@ const IMAGES: usize = 200;
 
 /// One image's day: its entrypoint forks its usual programs, which resolve their usual domains.
 fn image_day(image: usize, day: i64, out: &mut Vec<EnrichedEvent>) {
-    let binaries: Vec<String> = (0..15).map(|b| format!("/usr/bin/tool-{image}-{b}")).collect();
+    let binaries: Vec<String> = (0..15)
+        .map(|b| format!("/usr/bin/tool-{image}-{b}"))
+        .collect();
     for step in 0..40i64 {
         let at = START + day * DAY + step * 2_000_000_000 + i64::try_from(image).unwrap();
         let index = usize::try_from(step).unwrap();
@@ -24,7 +26,12 @@ fn image_day(image: usize, day: i64, out: &mut Vec<EnrichedEvent>) {
         let mut runtime = RuntimeEvent {
             event_id: format!("{image}-{day}-{step}"),
             event_time_micros: at,
-            kind: if step % 5 == 4 { "dns_query" } else { "process_exec" }.into(),
+            kind: if step % 5 == 4 {
+                "dns_query"
+            } else {
+                "process_exec"
+            }
+            .into(),
             sensor: "tetragon".into(),
             container_id: Some(format!("c{image}")),
             image: Some(format!("registry.example/team/app-{image}:1.{day}")),

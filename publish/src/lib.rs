@@ -375,6 +375,54 @@ fn guardduty_json_with_nulls(finding: &Finding) -> Value {
         additional.insert("eventKind".into(), json!(runtime.event_kind));
         insert_some(&mut additional, "nodeName", runtime.node_name.clone());
     }
+    let mut anomaly: Option<Value> = None;
+    // Anomaly findings explain themselves as GuardDuty's `service.detection.anomaly` does, with its
+    // API types: `profiles` maps a dimension to the profiled entity to what the baseline held (a list
+    // of `AnomalyObject`s), `unusual.behavior` maps the entity to the dimension to what was observed.
+    // `profileType` is always `FREQUENCY`; `profileSubtype` is FREQUENT, INFREQUENT, RARE or UNSEEN.
+    // How much the profile rests on (observations, days) is not in GuardDuty's shape: it goes to
+    // `additionalInfo` as `anomalyProfiles`.
+    if !detection.anomaly.is_empty() {
+        let mut profiles = Map::new();
+        let mut behavior = Map::new();
+        let mut weights = Map::new();
+        for unusual in &detection.anomaly {
+            let entity = format!("{}:{}", unusual.scope, unusual.entity);
+            let held = json!([{
+                "profileType": "FREQUENCY",
+                "profileSubtype": "FREQUENT",
+                "observations": {"text": unusual.baseline},
+            }]);
+            if let Some(by_entity) = profiles
+                .entry(unusual.dimension.clone())
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+            {
+                by_entity.insert(entity.clone(), held);
+            }
+            if let Some(dimensions) = behavior
+                .entry(entity.clone())
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+            {
+                dimensions.insert(
+                    unusual.dimension.clone(),
+                    json!({
+                        "profileType": "FREQUENCY",
+                        "profileSubtype": unusual.familiarity.to_ascii_uppercase(),
+                        "observations": {"text": [unusual.observed]},
+                    }),
+                );
+            }
+            weights.insert(
+                entity,
+                json!({"observations": unusual.profile_observations, "days": unusual.profile_days}),
+            );
+        }
+        additional.insert("anomalyProfiles".into(), Value::Object(weights));
+        anomaly =
+            Some(json!({"anomaly": {"profiles": profiles, "unusual": {"behavior": behavior}}}));
+    }
     let feature = if detection.runtime.is_some() {
         "RuntimeMonitoring"
     } else {
@@ -402,33 +450,8 @@ fn guardduty_json_with_nulls(finding: &Finding) -> Value {
                 })).collect::<Vec<_>>()}),
             );
     }
-    // Anomaly findings explain themselves as GuardDuty's `service.detection.anomaly` does: the
-    // profiles consulted (what the baseline held) and the unusual behaviour (what was observed).
-    if !detection.anomaly.is_empty()
-        && let Some(object) = service.as_object_mut()
-    {
-        let mut profiles = Map::new();
-        let mut behavior = Map::new();
-        for unusual in &detection.anomaly {
-            profiles.insert(
-                unusual.dimension.clone(),
-                json!({format!("{}:{}", unusual.scope, unusual.entity): [{
-                    "profileType": "frequency",
-                    "profileSubtype": "frequent",
-                    "observations": {"text": unusual.baseline},
-                    "observationCount": unusual.profile_observations,
-                    "profileDays": unusual.profile_days,
-                }]}),
-            );
-            behavior.insert(
-                unusual.dimension.clone(),
-                json!({"profileSubtype": unusual.familiarity, "observations": {"text": [unusual.observed]}}),
-            );
-        }
-        object.insert(
-            "detection".into(),
-            json!({"anomaly": {"profiles": profiles, "unusual": {"behavior": behavior}}}),
-        );
+    if let (Some(anomaly), Some(object)) = (anomaly, service.as_object_mut()) {
+        object.insert("detection".into(), anomaly);
     }
     // Runtime findings have no API call: GuardDuty leaves `action` out rather than empty.
     if let Some(object) = service.as_object_mut()

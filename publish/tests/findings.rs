@@ -352,3 +352,72 @@ fn rules_that_could_not_have_been_meant_are_refused() {
     );
     assert!(twice.unwrap_err().contains("twice"));
 }
+
+#[test]
+fn an_anomaly_explains_itself_in_guarddutys_anomaly_shape() {
+    let mut aggregator = Aggregator::default();
+    let mut found = detection("alice", "kube-system/p", 1_000_000, "203.0.113.9");
+    found.finding_type = "Execution:Kubernetes/AnomalousBehavior.ExecInPod".into();
+    found.anomaly = vec![
+        vigil_schemas::AnomalyObservation {
+            scope: "principal".into(),
+            entity: "alice".into(),
+            dimension: "namespace".into(),
+            observed: "kube-system".into(),
+            familiarity: "unseen".into(),
+            baseline: vec!["shop".into(), "payments".into()],
+            profile_observations: 812,
+            profile_days: 14,
+        },
+        vigil_schemas::AnomalyObservation {
+            scope: "principal".into(),
+            entity: "alice".into(),
+            dimension: "userAgent".into(),
+            observed: "python-requests/2".into(),
+            familiarity: "unseen".into(),
+            baseline: vec!["kubectl/1".into()],
+            profile_observations: 812,
+            profile_days: 14,
+        },
+    ];
+    let json = to_guardduty_json(aggregator.add(found).1);
+    let anomaly = &json["service"]["detection"]["anomaly"];
+    // profiles: dimension → entity → [AnomalyObject]; unusual.behavior: entity → dimension →
+    // AnomalyObject (GuardDuty's API types).
+    assert_eq!(
+        anomaly["profiles"]["namespace"]["principal:alice"],
+        serde_json::json!([{
+            "profileType": "FREQUENCY",
+            "profileSubtype": "FREQUENT",
+            "observations": {"text": ["shop", "payments"]},
+        }])
+    );
+    assert_eq!(
+        anomaly["unusual"]["behavior"]["principal:alice"]["userAgent"],
+        serde_json::json!({
+            "profileType": "FREQUENCY",
+            "profileSubtype": "UNSEEN",
+            "observations": {"text": ["python-requests/2"]},
+        })
+    );
+    assert_eq!(
+        anomaly["unusual"]["behavior"]["principal:alice"]
+            .as_object()
+            .unwrap()
+            .len(),
+        2
+    );
+    let additional: Value =
+        serde_json::from_str(json["service"]["additionalInfo"]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        additional["anomalyProfiles"]["principal:alice"],
+        serde_json::json!({"observations": 812, "days": 14})
+    );
+    // A finding without an anomaly has no `detection`.
+    let plain = to_guardduty_json(
+        Aggregator::default()
+            .add(detection("bob", "kube-system/p", 1, "1.1.1.1"))
+            .1,
+    );
+    assert!(plain["service"].get("detection").is_none());
+}
