@@ -2,7 +2,12 @@
 //! 200 principals over 28 days) and per tracked workload image (200 images, each with its own
 //! executables, process tree and destinations over 14 days), and events per second through detect
 //! with the image baselines on. The byte counts are printed before criterion's timings.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::indexing_slicing
+)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vigil_detect::eval::{EvalOptions, evaluate};
