@@ -1,15 +1,17 @@
 //! The baselines' evaluation (`vigil eval-baselines`), free of I/O like the rest of detect: weeks of generated, seeded cluster behaviour (people with working hours,
 //! applications' service accounts around the clock, CI deployers with a new preview namespace every
 //! day, churn), anomalies of each kind injected after the learning period, and per kind whether the
-//! baselines found them, with the false findings per day on the ordinary traffic. Deterministic for
-//! a seed: the README's numbers come from `vigil eval-baselines --seed 1`.
+//! baselines found them, with the false findings per day on the ordinary traffic. Runtime behaviour
+//! too: one container image per four principals, each running its own programs and reaching its own
+//! domains, every fifth a build image that runs something new every day. Deterministic for a seed:
+//! the README's numbers come from `vigil eval-baselines --seed 1`.
 
 use std::time::Instant;
 
 use crate::{DetectConfig, Engine, StateEntry};
 use vigil_schemas::{
-    AuditEvent, ClusterDetails, ContainerSpec, EnrichedEvent, IpIntel, ObjectRef, UserInfo, Volume,
-    WorkloadSpec,
+    AuditEvent, ClusterDetails, ContainerSpec, EnrichedEvent, IpIntel, ObjectRef, ProcessInfo,
+    RuntimeEvent, UserInfo, Volume, WorkloadSpec,
 };
 
 const DAY: i64 = 86_400_000_000;
@@ -91,7 +93,11 @@ pub struct EvalReport {
     pub ordinary_events: u64,
     pub false_findings: u64,
     pub kinds: Vec<KindResult>,
+    /// Checkpointed state of the principals' baselines (principal and volume).
     pub state_bytes: usize,
+    /// Images profiled and the checkpointed state of their baselines.
+    pub images: usize,
+    pub image_state_bytes: usize,
     pub seconds: f64,
 }
 
@@ -747,8 +753,148 @@ fn bursts(principals: &[Principal], at: i64) -> Vec<Injection> {
     out
 }
 
-/// The generated stream in time order: every ordinary event, and the injected ones (their
-/// `auditID`s start with `inject-`), for feeding Vigil from outside (the Kafka tests).
+/// A container image of the generated cluster: its own programs and destinations; a build image
+/// runs something new every day (novelty is its normal).
+struct Image {
+    repository: String,
+    programs: Vec<String>,
+    domains: Vec<String>,
+    build: bool,
+}
+
+fn images(count: usize) -> Vec<Image> {
+    (0..count)
+        .map(|index| Image {
+            repository: format!("registry.example/team-{}/svc-{index}", index % 7),
+            programs: (0..8)
+                .map(|program| format!("/usr/local/bin/svc-{index}-{program}"))
+                .chain(["/bin/sh".to_owned(), "/usr/bin/curl".to_owned()])
+                .collect(),
+            domains: (0..4)
+                .map(|domain| format!("api-{domain}.partner-{}.example", index % 11))
+                .collect(),
+            build: index % 5 == 4,
+        })
+        .collect()
+}
+
+fn runtime_event(image: &Image, kind: &str, binary: &str, parent: &str, at: i64) -> EnrichedEvent {
+    EnrichedEvent {
+        runtime: Some(RuntimeEvent {
+            event_id: format!("{}-{kind}-{binary}-{at}", image.repository),
+            event_time_micros: at,
+            kind: kind.into(),
+            sensor: "tetragon".into(),
+            node_name: Some("node-1".into()),
+            container_id: Some(format!("c-{}", image.repository)),
+            image: Some(format!("{}:1.{}", image.repository, at / DAY % 3)),
+            pod_namespace: Some("shop".into()),
+            process: ProcessInfo {
+                binary: binary.into(),
+                ..ProcessInfo::default()
+            },
+            parent: Some(ProcessInfo {
+                binary: parent.into(),
+                ..ProcessInfo::default()
+            }),
+            ..RuntimeEvent::default()
+        }),
+        cluster: ClusterDetails {
+            name: "eval".into(),
+            partition: "aws".into(),
+            ..ClusterDetails::default()
+        },
+        ..EnrichedEvent::default()
+    }
+}
+
+/// One image's day: every hour a couple of its programs forked by others of them, a domain resolved;
+/// a build image also runs the day's freshly built tools.
+fn runtime_day(rng: &mut Rng, image: &Image, day: i64, out: &mut Vec<EnrichedEvent>) {
+    let start = START + day * DAY;
+    for hour in 0..24 {
+        let at = start + hour * HOUR + i64::try_from(rng.below(600)).unwrap_or(0) * 1_000_000;
+        for offset in 0..2 {
+            // A process tree has a shape: each program is started by the same parent every time.
+            let index = usize::try_from(rng.below(image.programs.len() as u64)).unwrap_or(0);
+            let binary = image.programs.get(index).cloned().unwrap_or_default();
+            let parent = image.programs.get(index / 3).cloned().unwrap_or_default();
+            out.push(runtime_event(
+                image,
+                "process_exec",
+                &binary,
+                &parent,
+                at + offset,
+            ));
+        }
+        if let Some(domain) = rng.pick(&image.domains) {
+            let mut query = runtime_event(image, "dns_query", "/usr/bin/curl", "/bin/sh", at + 2);
+            if let Some(runtime) = query.runtime.as_mut() {
+                runtime.dns_query = Some(domain.clone());
+            }
+            out.push(query);
+        }
+    }
+    if image.build {
+        for tool in 0..3 {
+            let at = start + 10 * HOUR + tool * 60_000_000;
+            let binary = format!("/workspace/out/tool-{day}-{tool}");
+            out.push(runtime_event(image, "process_exec", &binary, "/bin/sh", at));
+        }
+    }
+}
+
+/// The runtime anomalies: a program never run in a stable image, and a destination it never
+/// reached.
+fn runtime_injections(images: &[Image], day: i64) -> Vec<Injection> {
+    let at = START + day * DAY + 15 * HOUR;
+    let steady: Vec<&Image> = images.iter().filter(|image| !image.build).collect();
+    let mut out = Vec::new();
+    for sample in 0..3 {
+        if let Some(image) = steady.get(sample * 2) {
+            out.push((
+                "new program run in a stable image",
+                "Execution:Runtime/AnomalousBehavior.NewBinaryInImage",
+                vec![runtime_event(
+                    image,
+                    "process_exec",
+                    "/tmp/.cache/kworkerds",
+                    "/bin/sh",
+                    at,
+                )],
+            ));
+        }
+        if let Some(image) = steady.get(sample * 2 + 1) {
+            let mut query = runtime_event(image, "dns_query", "/usr/bin/curl", "/bin/sh", at + 1);
+            if let Some(runtime) = query.runtime.as_mut() {
+                runtime.dns_query = Some("xmr.pool-eu.example".into());
+            }
+            out.push((
+                "new destination for a stable image",
+                "UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
+                vec![query],
+            ));
+        }
+    }
+    out
+}
+
+fn event_time(event: &EnrichedEvent) -> i64 {
+    event
+        .audit
+        .as_ref()
+        .map(|audit| audit.event_time_micros)
+        .or_else(|| {
+            event
+                .runtime
+                .as_ref()
+                .map(|runtime| runtime.event_time_micros)
+        })
+        .unwrap_or(0)
+}
+
+/// The generated audit stream in time order: every ordinary audit event, and the injected ones
+/// (their `auditID`s start with `inject-`), for feeding Vigil from outside (the Kafka tests).
 pub fn stream(options: &EvalOptions) -> Vec<AuditEvent> {
     let mut all = Vec::new();
     generate(options, |_, ordinary, injected| {
@@ -756,7 +902,7 @@ pub fn stream(options: &EvalOptions) -> Vec<AuditEvent> {
             .iter()
             .chain(injected.iter().flat_map(|(_, _, events)| events))
             .collect();
-        day.sort_by_key(|event| event.audit.as_ref().map_or(0, |a| a.event_time_micros));
+        day.sort_by_key(|event| event_time(event));
         all.extend(day.into_iter().filter_map(|event| event.audit.clone()));
     });
     all
@@ -769,7 +915,10 @@ type Injection = (&'static str, &'static str, Vec<EnrichedEvent>);
 /// injection day, the injected ones to `visit`.
 fn generate(options: &EvalOptions, mut visit: impl FnMut(i64, &[EnrichedEvent], Vec<Injection>)) {
     let mut rng = Rng(options.seed);
+    // The runtime half draws from its own generator, so the audit half is the same with or without it.
+    let mut runtime_rng = Rng(options.seed ^ 0x005e_ed0f_c0de);
     let principals = principals(&mut rng, options.principals);
+    let images = images(options.principals.div_ceil(4));
     let inject_day = options.learn_days + (options.days - options.learn_days) / 2;
     let mut day_events = Vec::new();
     for day in 0..options.days {
@@ -777,9 +926,14 @@ fn generate(options: &EvalOptions, mut visit: impl FnMut(i64, &[EnrichedEvent], 
         for principal in &principals {
             ordinary_day(&mut rng, principal, day, &mut day_events);
         }
-        day_events.sort_by_key(|event| event.audit.as_ref().map_or(0, |a| a.event_time_micros));
+        for image in &images {
+            runtime_day(&mut runtime_rng, image, day, &mut day_events);
+        }
+        day_events.sort_by_key(event_time);
         let injected = if day == inject_day {
-            injections(&principals, day, &mut rng)
+            let mut injected = injections(&principals, day, &mut rng);
+            injected.extend(runtime_injections(&images, day));
+            injected
         } else {
             Vec::new()
         };
@@ -851,7 +1005,12 @@ pub fn audit_json(event: &AuditEvent) -> String {
 pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, String> {
     let started = Instant::now();
     let mut engine = Engine::build(&DetectConfig::default()).map_err(|error| error.to_string())?;
-    engine.retain(|name| name == "principal_baselines" || name == "volume_baselines");
+    engine.retain(|name| {
+        matches!(
+            name,
+            "principal_baselines" | "volume_baselines" | "image_baselines"
+        )
+    });
     let mut kinds: Vec<KindResult> = Vec::new();
     let mut ordinary_events = 0u64;
     let mut false_findings = 0u64;
@@ -891,14 +1050,22 @@ pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, String> {
     for entry in state {
         latest.insert(entry.key, entry.value.len());
     }
+    let image_state: Vec<usize> = latest
+        .iter()
+        .filter(|(key, _)| key.starts_with("image_baselines/"))
+        .map(|(_, bytes)| *bytes)
+        .collect();
+    let image_state_bytes: usize = image_state.iter().sum();
     Ok(EvalReport {
+        images: image_state.len(),
+        image_state_bytes,
         principals: options.principals,
         days: options.days,
         evaluated_days: options.days - options.learn_days,
         ordinary_events,
         false_findings,
         kinds,
-        state_bytes: latest.values().sum(),
+        state_bytes: latest.values().sum::<usize>() - image_state_bytes,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -921,12 +1088,14 @@ pub fn render(report: &EvalReport) -> String {
         );
     }
     text += &format!(
-        "\nfalse findings on ordinary traffic after learning: {} in {} days = {:.2} a day\nbaseline state: {} bytes, {:.0} bytes a principal\n",
+        "\nfalse findings on ordinary traffic after learning: {} in {} days = {:.2} a day\nbaseline state: {} bytes, {:.0} bytes a principal; {} images, {:.0} bytes an image\n",
         report.false_findings,
         report.evaluated_days,
         report.false_findings as f64 / report.evaluated_days.max(1) as f64,
         report.state_bytes,
-        report.state_bytes as f64 / report.principals.max(1) as f64
+        report.state_bytes as f64 / report.principals.max(1) as f64,
+        report.images,
+        report.image_state_bytes as f64 / report.images.max(1) as f64
     );
     text
 }
