@@ -1234,11 +1234,7 @@ impl Detector for DeniedRequestsBurst {
             return;
         }
         let user = effective_user(event);
-        let acting = AuditEvent {
-            user: user.clone(),
-            ..AuditEvent::default()
-        };
-        if crate::declarative::is_system_principal(&acting) {
+        if crate::declarative::is_system_username(&user.username) {
             return;
         }
         let key = format!("{}|{}", enriched.cluster.name, user.username);
