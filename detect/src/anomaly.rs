@@ -85,17 +85,73 @@ impl Tracked {
 struct ProfileStore {
     profiles: HashMap<String, Tracked>,
     max_entities: usize,
+    /// Profiles one cluster may hold, so that a noisy cluster (a flood of new service accounts)
+    /// cannot push the others' baselines out.
+    max_per_cluster: usize,
+    /// Profiles held per cluster (the key's part before its first `/`).
+    per_cluster: HashMap<String, usize>,
     changes: Vec<StateEntry>,
     evicted: u64,
 }
 
+/// The cluster part of a profile key (`cluster/entity`).
+fn cluster_of(key: &str) -> &str {
+    key.split_once('/').map_or(key, |(cluster, _)| cluster)
+}
+
 impl ProfileStore {
-    fn new(max_entities: usize) -> Self {
+    fn new(max_entities: usize, max_per_cluster: usize) -> Self {
         Self {
             profiles: HashMap::new(),
             max_entities: max_entities.max(1),
+            max_per_cluster: max_per_cluster.clamp(1, max_entities.max(1)),
+            per_cluster: HashMap::new(),
             changes: Vec::new(),
             evicted: 0,
+        }
+    }
+
+    fn insert(&mut self, key: &str, tracked: Tracked) {
+        if self.profiles.insert(key.to_owned(), tracked).is_none() {
+            *self
+                .per_cluster
+                .entry(cluster_of(key).to_owned())
+                .or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> bool {
+        if self.profiles.remove(key).is_none() {
+            return false;
+        }
+        let cluster = cluster_of(key);
+        if let Some(count) = self.per_cluster.get_mut(cluster) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_cluster.remove(cluster);
+            }
+        }
+        true
+    }
+
+    /// Drops the `count` profiles seen least recently (of `cluster` only, when given), and says so
+    /// to the checkpoint.
+    fn evict(&mut self, cluster: Option<&str>, count: usize) {
+        let mut by_age: Vec<(i64, String)> = self
+            .profiles
+            .iter()
+            .filter(|(key, _)| cluster.is_none_or(|cluster| cluster_of(key) == cluster))
+            .map(|(key, tracked)| (tracked.profile.last_seen(), key.clone()))
+            .collect();
+        by_age.sort();
+        for (_, old) in by_age.into_iter().take(count) {
+            if self.remove(&old) {
+                self.evicted += 1;
+                self.changes.push(StateEntry {
+                    key: old,
+                    value: Vec::new(),
+                });
+            }
         }
     }
 
@@ -121,28 +177,25 @@ impl ProfileStore {
                 .map(|(phase, count)| (phase.label(), *count))
                 .collect(),
             capacity: self.max_entities,
+            capacity_per_cluster: self.max_per_cluster,
+            largest_cluster: self.per_cluster.values().copied().max().unwrap_or(0),
             evicted: self.evicted,
         }
     }
 
     /// The entity's profile, made (room first: the entities seen least recently, a tenth of the cap
-    /// at a time, so eviction is rare) when it is new.
+    /// at a time, so eviction is rare; of its own cluster when that cluster is at its cap) when it
+    /// is new.
     fn entry(&mut self, key: &str, now: i64) -> &mut Tracked {
-        if !self.profiles.contains_key(key) && self.profiles.len() >= self.max_entities {
-            let mut by_age: Vec<(i64, String)> = self
-                .profiles
-                .iter()
-                .map(|(key, tracked)| (tracked.profile.last_seen(), key.clone()))
-                .collect();
-            by_age.sort();
-            for (_, old) in by_age.into_iter().take(self.max_entities / 10 + 1) {
-                self.profiles.remove(&old);
-                self.evicted += 1;
-                self.changes.push(StateEntry {
-                    key: old,
-                    value: Vec::new(),
-                });
+        if !self.profiles.contains_key(key) {
+            let cluster = cluster_of(key);
+            if self.per_cluster.get(cluster).copied().unwrap_or(0) >= self.max_per_cluster {
+                let cluster = cluster.to_owned();
+                self.evict(Some(&cluster), self.max_per_cluster / 10 + 1);
+            } else if self.profiles.len() >= self.max_entities {
+                self.evict(None, self.max_entities / 10 + 1);
             }
+            self.insert(key, Tracked::new(Profile::new(now)));
         }
         self.profiles
             .entry(key.to_owned())
@@ -174,11 +227,9 @@ impl ProfileStore {
 
     fn restore(&mut self, key: &str, value: &[u8]) {
         match Profile::decode(value) {
-            Some(profile) => {
-                self.profiles.insert(key.to_owned(), Tracked::new(profile));
-            }
+            Some(profile) => self.insert(key, Tracked::new(profile)),
             None => {
-                self.profiles.remove(key);
+                self.remove(key);
             }
         }
     }
@@ -248,7 +299,7 @@ impl PrincipalBaselines {
         Self {
             config,
             sensitive_paths,
-            store: ProfileStore::new(max_principals),
+            store: ProfileStore::new(max_principals, max_principals / 2),
         }
     }
 
@@ -526,7 +577,7 @@ impl Default for ImageBaselines {
     fn default() -> Self {
         Self {
             config: BaselineConfig::default(),
-            store: ProfileStore::new(20_000),
+            store: ProfileStore::new(20_000, 10_000),
         }
     }
 }
@@ -662,5 +713,39 @@ impl Detector for ImageBaselines {
             crate::context::runtime_detection(enriched, event, self.name(), verdict, Vec::new());
         found.anomaly = explanation("image", &repository, &unusual, observations, days);
         out.push(found);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_at_its_cap_gives_way_within_itself_and_leaves_the_others_alone() {
+        let mut store = ProfileStore::new(10, 4);
+        for (index, name) in ["b/1", "b/2", "b/3"].iter().enumerate() {
+            store.entry(name, i64::try_from(index).unwrap_or(0));
+        }
+        // A flood of new entities in cluster a: it keeps its four most recent, b keeps its three.
+        for index in 0..8i64 {
+            store.entry(&format!("a/{index}"), 100 + index);
+        }
+        assert_eq!(store.per_cluster.get("a"), Some(&4));
+        assert_eq!(store.per_cluster.get("b"), Some(&3));
+        assert!(store.profiles.contains_key("a/7") && !store.profiles.contains_key("a/0"));
+        assert_eq!(store.evicted, 4);
+        let dropped: Vec<&str> = store
+            .changes
+            .iter()
+            .filter(|change| change.value.is_empty())
+            .map(|change| change.key.as_str())
+            .collect();
+        assert_eq!(dropped, ["a/0", "a/1", "a/2", "a/3"]);
+        // The store's own cap still holds across clusters.
+        for index in 0..4i64 {
+            store.entry(&format!("c/{index}"), 200 + index);
+        }
+        assert!(store.len() <= 10, "{}", store.len());
+        assert_eq!(store.per_cluster.values().sum::<usize>(), store.len());
     }
 }

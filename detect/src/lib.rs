@@ -41,6 +41,9 @@ pub struct ProfileCounts {
     /// detector without phases.
     pub by_phase: Vec<(&'static str, usize)>,
     pub capacity: usize,
+    /// Profiles one cluster may hold, and the most any cluster holds now.
+    pub capacity_per_cluster: usize,
+    pub largest_cluster: usize,
     pub evicted: u64,
 }
 

@@ -338,6 +338,19 @@ impl Detector for VolumeBaselines {
         Some(crate::ProfileCounts {
             by_phase: vec![("tracked", self.profiles.len())],
             capacity: self.max_principals,
+            // No cap of its own per cluster: its profiles are small, and the principal baselines'
+            // cap is the one that matters.
+            capacity_per_cluster: self.max_principals,
+            largest_cluster: {
+                let mut per_cluster: HashMap<&str, usize> = HashMap::new();
+                for key in self.profiles.keys() {
+                    let cluster = key
+                        .split_once('/')
+                        .map_or(key.as_str(), |(cluster, _)| cluster);
+                    *per_cluster.entry(cluster).or_default() += 1;
+                }
+                per_cluster.values().copied().max().unwrap_or(0)
+            },
             evicted: self.evicted,
         })
     }

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub state_restored: IntCounterVec,
     pub baseline_profiles: IntGaugeVec,
     pub baseline_capacity: IntGaugeVec,
+    pub baseline_cluster_capacity: IntGaugeVec,
+    pub baseline_largest_cluster: IntGaugeVec,
     pub baseline_evictions: IntCounterVec,
     pub findings: IntCounterVec,
     pub findings_suppressed: IntCounterVec,
@@ -168,6 +170,18 @@ impl Metrics {
                 &registry,
                 "vigil_baseline_capacity",
                 "Entities a baseline detector profiles at most before the least recently seen give way",
+                &["detector"],
+            )?,
+            baseline_cluster_capacity: gauge(
+                &registry,
+                "vigil_baseline_cluster_capacity",
+                "Entities one cluster may hold in a baseline detector before its own least recently seen give way",
+                &["detector"],
+            )?,
+            baseline_largest_cluster: gauge(
+                &registry,
+                "vigil_baseline_largest_cluster_profiles",
+                "Profiles the cluster with the most holds in a baseline detector",
                 &["detector"],
             )?,
             baseline_evictions: counter(

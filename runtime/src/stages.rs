@@ -464,6 +464,14 @@ impl DetectStage {
                 .baseline_capacity
                 .with_label_values(&[detector])
                 .set(i64::try_from(counts.capacity).unwrap_or(i64::MAX));
+            self.metrics
+                .baseline_cluster_capacity
+                .with_label_values(&[detector])
+                .set(i64::try_from(counts.capacity_per_cluster).unwrap_or(i64::MAX));
+            self.metrics
+                .baseline_largest_cluster
+                .with_label_values(&[detector])
+                .set(i64::try_from(counts.largest_cluster).unwrap_or(i64::MAX));
             let reported = match self
                 .evictions_reported
                 .iter_mut()
