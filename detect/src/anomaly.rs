@@ -295,11 +295,12 @@ impl PrincipalBaselines {
         config: BaselineConfig,
         sensitive_paths: Vec<String>,
         max_principals: usize,
+        max_per_cluster: usize,
     ) -> Self {
         Self {
             config,
             sensitive_paths,
-            store: ProfileStore::new(max_principals, max_principals / 2),
+            store: ProfileStore::new(max_principals, max_per_cluster),
         }
     }
 
@@ -311,10 +312,12 @@ impl PrincipalBaselines {
 
 impl Default for PrincipalBaselines {
     fn default() -> Self {
+        let caps = crate::BaselineCaps::default();
         Self::new(
             BaselineConfig::default(),
             crate::rules::default_sensitive_host_paths(),
-            100_000,
+            caps.principals,
+            caps.principals_per_cluster,
         )
     }
 }
@@ -575,14 +578,23 @@ pub struct ImageBaselines {
 
 impl Default for ImageBaselines {
     fn default() -> Self {
-        Self {
-            config: BaselineConfig::default(),
-            store: ProfileStore::new(20_000, 10_000),
-        }
+        let caps = crate::BaselineCaps::default();
+        Self::new(
+            BaselineConfig::default(),
+            caps.images,
+            caps.images_per_cluster,
+        )
     }
 }
 
 impl ImageBaselines {
+    pub fn new(config: BaselineConfig, max_images: usize, max_per_cluster: usize) -> Self {
+        Self {
+            config,
+            store: ProfileStore::new(max_images, max_per_cluster),
+        }
+    }
+
     pub fn images(&self) -> usize {
         self.store.len()
     }

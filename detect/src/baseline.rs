@@ -29,7 +29,7 @@ const DAY_MICROS: i64 = 86_400_000_000;
 pub const PROFILE_VERSION: u32 = 1;
 
 /// How profiles learn. Durations are event time.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaselineConfig {
     pub warmup_observations: u64,
     pub learning_days: i64,

@@ -79,6 +79,30 @@ pub struct DetectConfig {
     pub disable: Vec<String>,
     /// The user's declarative rule files.
     pub rule_files: Vec<RuleSource>,
+    /// How the baselines learn (event time), and how many entities they profile.
+    pub baselines: baseline::BaselineConfig,
+    pub baseline_caps: BaselineCaps,
+}
+
+/// How many entities the baseline detectors profile, in all and per cluster; the least recently
+/// seen give way beyond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaselineCaps {
+    pub principals: usize,
+    pub principals_per_cluster: usize,
+    pub images: usize,
+    pub images_per_cluster: usize,
+}
+
+impl Default for BaselineCaps {
+    fn default() -> Self {
+        Self {
+            principals: 100_000,
+            principals_per_cluster: 50_000,
+            images: 20_000,
+            images_per_cluster: 10_000,
+        }
+    }
 }
 
 impl Default for DetectConfig {
@@ -92,6 +116,8 @@ impl Default for DetectConfig {
             enable: Vec::new(),
             disable: Vec::new(),
             rule_files: Vec::new(),
+            baselines: baseline::BaselineConfig::default(),
+            baseline_caps: BaselineCaps::default(),
         }
     }
 }
@@ -261,12 +287,20 @@ fn rust_detector(name: &str, config: &DetectConfig) -> Option<Box<dyn Detector>>
         "runtime_threat_intel" => Box::new(runtime::RuntimeThreatIntel),
         "sensor_alert" => Box::new(runtime::SensorAlert),
         "generated_domain_request" => Box::new(runtime::GeneratedDomainRequest),
-        "image_baselines" => Box::new(anomaly::ImageBaselines::default()),
-        "volume_baselines" => Box::new(volume::VolumeBaselines::default()),
+        "image_baselines" => Box::new(anomaly::ImageBaselines::new(
+            config.baselines.clone(),
+            config.baseline_caps.images,
+            config.baseline_caps.images_per_cluster,
+        )),
+        "volume_baselines" => Box::new(volume::VolumeBaselines::new(
+            config.baselines.clone(),
+            config.baseline_caps.principals,
+        )),
         "principal_baselines" => Box::new(anomaly::PrincipalBaselines::new(
-            baseline::BaselineConfig::default(),
+            config.baselines.clone(),
             config.sensitive_host_paths.clone(),
-            100_000,
+            config.baseline_caps.principals,
+            config.baseline_caps.principals_per_cluster,
         )),
         _ => return None,
     })

@@ -321,7 +321,10 @@ impl VolumeBaselines {
 
 impl Default for VolumeBaselines {
     fn default() -> Self {
-        Self::new(BaselineConfig::default(), 100_000)
+        Self::new(
+            BaselineConfig::default(),
+            crate::BaselineCaps::default().principals,
+        )
     }
 }
 

@@ -470,3 +470,27 @@ fn an_images_stable_profile_flags_a_new_binary_and_a_new_destination() {
     engine.process(&retagged, &mut out);
     assert_eq!(out.len(), 2);
 }
+
+#[test]
+fn the_learning_period_is_a_setting() {
+    // Ten days of routine: stable under the default week, still learning when the setting asks for
+    // two weeks, so the same unusual read is flagged by one and learned by the other.
+    let unusual = event(
+        &alice("get", "secrets", "kube-system"),
+        MONDAY + 10 * DAY + 10 * HOUR,
+    );
+    let mut default = engine();
+    routine(&mut default, MONDAY, 10);
+    let mut out = Vec::new();
+    default.process(&unusual, &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+
+    let mut config = DetectConfig::default();
+    config.baselines.learning_days = 14;
+    let mut tuned = Engine::build(&config).unwrap();
+    tuned.retain(|name| name == "principal_baselines");
+    routine(&mut tuned, MONDAY, 10);
+    let mut out = Vec::new();
+    tuned.process(&unusual, &mut out);
+    assert!(out.is_empty(), "{out:#?}");
+}

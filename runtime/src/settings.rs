@@ -85,7 +85,93 @@ struct SettingsFile {
     #[serde(default)]
     rules: RulesSection,
     #[serde(default)]
+    baselines: BaselinesSection,
+    #[serde(default)]
     suppression: Vec<SuppressionRule>,
+}
+
+/// `[baselines]`: how the behaviour baselines learn (days of event time) and how many entities they
+/// profile. Every key is optional; the defaults are the README's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BaselinesSection {
+    warmup_observations: Option<u64>,
+    learning_days: Option<i64>,
+    pending_days: Option<i64>,
+    pending_sightings: Option<u64>,
+    forget_days: Option<i64>,
+    unstable_new_values_per_day: Option<u32>,
+    top_k: Option<usize>,
+    max_principals: Option<usize>,
+    max_principals_per_cluster: Option<usize>,
+    max_images: Option<usize>,
+    max_images_per_cluster: Option<usize>,
+}
+
+impl BaselinesSection {
+    /// The section over the defaults; a setting that cannot work (no learning period, a cap of
+    /// zero, forgetting before learning is over) is refused with its name.
+    fn apply(
+        self,
+        config: &mut vigil_detect::baseline::BaselineConfig,
+        caps: &mut vigil_detect::BaselineCaps,
+    ) -> Result<(), String> {
+        fn positive<T: PartialOrd + Default + Copy>(
+            name: &str,
+            value: Option<T>,
+            into: &mut T,
+        ) -> Result<(), String> {
+            if let Some(value) = value {
+                if value <= T::default() {
+                    return Err(format!("[baselines] {name} must be above zero"));
+                }
+                *into = value;
+            }
+            Ok(())
+        }
+        positive(
+            "warmup_observations",
+            self.warmup_observations,
+            &mut config.warmup_observations,
+        )?;
+        positive(
+            "learning_days",
+            self.learning_days,
+            &mut config.learning_days,
+        )?;
+        positive("pending_days", self.pending_days, &mut config.pending_days)?;
+        positive(
+            "pending_sightings",
+            self.pending_sightings,
+            &mut config.pending_sightings,
+        )?;
+        positive("forget_days", self.forget_days, &mut config.forget_days)?;
+        positive(
+            "unstable_new_values_per_day",
+            self.unstable_new_values_per_day,
+            &mut config.unstable_new_values_per_day,
+        )?;
+        positive("top_k", self.top_k, &mut config.top_k)?;
+        positive("max_principals", self.max_principals, &mut caps.principals)?;
+        positive(
+            "max_principals_per_cluster",
+            self.max_principals_per_cluster,
+            &mut caps.principals_per_cluster,
+        )?;
+        positive("max_images", self.max_images, &mut caps.images)?;
+        positive(
+            "max_images_per_cluster",
+            self.max_images_per_cluster,
+            &mut caps.images_per_cluster,
+        )?;
+        if config.forget_days <= config.learning_days {
+            return Err(format!(
+                "[baselines] forget_days ({}) must be longer than learning_days ({}): a profile would forget what it is still learning",
+                config.forget_days, config.learning_days
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -463,6 +549,9 @@ impl Settings {
         if let Some(window) = rules.denied_burst_window_secs {
             detect.denied_burst_window_secs = window;
         }
+        file.baselines
+            .apply(&mut detect.baselines, &mut detect.baseline_caps)
+            .map_err(|error| format!("{config_name}: {error}"))?;
         // Build once here so that a bad rule file or switch stops start-up with its reason.
         vigil_detect::Engine::build(&detect).map_err(|error| error.to_string())?;
 
@@ -712,6 +801,40 @@ name = "alice"
         .and_then(|settings| settings.threat_intel(&mut Vec::new()).map(|_| ()))
         .unwrap_err();
         assert!(error.contains("missing.txt"), "{error}");
+    }
+
+    #[test]
+    fn the_baselines_section_tunes_learning_and_caps_and_refuses_what_cannot_work() {
+        let dir = scratch("baselines");
+        let path = dir.join("vigil.toml");
+        std::fs::write(
+            &path,
+            "[baselines]\nlearning_days = 3\nforget_days = 60\nmax_principals = 500\nmax_principals_per_cluster = 200\n",
+        )
+        .unwrap();
+        let load = || {
+            Settings::load(&SettingsArgs {
+                config: Some(path.clone()),
+                ..SettingsArgs::default()
+            })
+        };
+        let settings = load().unwrap();
+        assert_eq!(settings.detect.baselines.learning_days, 3);
+        assert_eq!(settings.detect.baselines.forget_days, 60);
+        assert_eq!(settings.detect.baselines.pending_days, 3, "a default kept");
+        assert_eq!(settings.detect.baseline_caps.principals, 500);
+        assert_eq!(settings.detect.baseline_caps.principals_per_cluster, 200);
+        assert_eq!(settings.detect.baseline_caps.images, 20_000);
+
+        std::fs::write(&path, "[baselines]\nmax_images = 0\n").unwrap();
+        let error = load().unwrap_err();
+        assert!(error.contains("max_images must be above zero"), "{error}");
+        std::fs::write(&path, "[baselines]\nlearning_days = 40\n").unwrap();
+        let error = load().unwrap_err();
+        assert!(error.contains("forget_days (30)"), "{error}");
+        std::fs::write(&path, "[baselines]\nlerning_days = 4\n").unwrap();
+        let error = load().unwrap_err();
+        assert!(error.contains("vigil.toml:2"), "{error}");
     }
 
     #[test]
