@@ -186,7 +186,7 @@ impl ProfileStore {
     /// The entity's profile, made (room first: the entities seen least recently, a tenth of the cap
     /// at a time, so eviction is rare; of its own cluster when that cluster is at its cap) when it
     /// is new.
-    fn entry(&mut self, key: &str, now: i64) -> &mut Tracked {
+    fn entry(&mut self, key: &str, now: i64) -> Option<&mut Tracked> {
         if !self.profiles.contains_key(key) {
             let cluster = cluster_of(key);
             if self.per_cluster.get(cluster).copied().unwrap_or(0) >= self.max_per_cluster {
@@ -197,9 +197,8 @@ impl ProfileStore {
             }
             self.insert(key, Tracked::new(Profile::new(now)));
         }
-        self.profiles
-            .entry(key.to_owned())
-            .or_insert_with(|| Tracked::new(Profile::new(now)))
+        // Looked up by `&str`: a known entity (nearly every event) costs no key allocation.
+        self.profiles.get_mut(key)
     }
 
     /// Writes the profile when it changed materially (a value learned, pending or forgotten, a phase
@@ -251,7 +250,9 @@ fn observe(
     values: &[(&str, String)],
     config: &BaselineConfig,
 ) -> (Vec<Judged>, i64, i64) {
-    let tracked = store.entry(key, now);
+    let Some(tracked) = store.entry(key, now) else {
+        return (Vec::new(), 0, 0);
+    };
     let judged = tracked.profile.observe(now, values, config);
     let observations = i64::try_from(tracked.profile.observations()).unwrap_or(i64::MAX);
     let days = tracked.profile.days();

@@ -445,7 +445,7 @@ pub struct DetectStage {
     /// Inputs since the baseline gauges were last set (walking every profile is not per event).
     since_profile_report: u32,
     /// Evictions already added to the counter, per detector.
-    evictions_reported: Vec<(&'static str, u64)>,
+    evictions_reported: std::collections::HashMap<&'static str, u64>,
 }
 
 /// Inputs between updates of the baseline gauges.
@@ -472,20 +472,7 @@ impl DetectStage {
                 .baseline_largest_cluster
                 .with_label_values(&[detector])
                 .set(i64::try_from(counts.largest_cluster).unwrap_or(i64::MAX));
-            let reported = match self
-                .evictions_reported
-                .iter_mut()
-                .find(|(name, _)| *name == detector)
-            {
-                Some((_, reported)) => reported,
-                None => {
-                    self.evictions_reported.push((detector, 0));
-                    match self.evictions_reported.last_mut() {
-                        Some((_, reported)) => reported,
-                        None => continue,
-                    }
-                }
-            };
+            let reported = self.evictions_reported.entry(detector).or_default();
             if counts.evicted > *reported {
                 self.metrics
                     .baseline_evictions
@@ -507,7 +494,7 @@ impl DetectStage {
             state: BTreeSet::new(),
             changes: Vec::new(),
             since_profile_report: PROFILE_REPORT_EVERY,
-            evictions_reported: Vec::new(),
+            evictions_reported: std::collections::HashMap::new(),
         }
     }
 }

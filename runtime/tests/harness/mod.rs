@@ -63,7 +63,6 @@ pub struct Broker {
     child: Option<Child>,
     pub port: u16,
     dir: PathBuf,
-    storage: String,
 }
 
 impl Broker {
@@ -80,7 +79,6 @@ impl Broker {
             child: None,
             port: free_port(),
             dir,
-            storage: "sqlite://tansu.db".to_owned(),
         };
         broker.launch();
         broker
@@ -97,7 +95,8 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
                 "--storage-engine",
-                &self.storage,
+                // Relative to the broker's working directory, the scratch directory.
+                "sqlite://tansu.db",
             ])
             .current_dir(&self.dir)
             .stdout(log.try_clone().expect("log handle"))
