@@ -40,21 +40,6 @@ use crate::context::{
 use crate::rules::{effective_user, is_sensitive};
 use crate::{Detector, StateEntry};
 
-/// What an unseen value of a dimension weighs. A call is anomalous from [`ANOMALY_WEIGHT`]: a kind of
-/// call the principal never made, or a namespace it never touched, weighs that much alone (unless new
-/// namespaces are routine for it: CI's daily preview namespaces); a new client, network or image
-/// weighs half, so one of them alone (a person working from home, a new tool) is not enough, and two
-/// together (a known call from a new network with a new client) are. Time of week weighs nothing:
-/// people work late; it is reported when unusual.
-const WEIGHTS: [(&str, u32); 5] = [
-    ("apiCall", 2),
-    ("namespace", 2),
-    ("userAgent", 1),
-    ("networkOrigin", 1),
-    ("image", 1),
-];
-const ANOMALY_WEIGHT: u32 = 2;
-
 /// Observations between checkpoints of an unchanged profile: counts lost to a crash are at most
 /// this many per principal, and a replay cannot double them (the state written with an input's
 /// outputs already holds that input).
@@ -155,7 +140,7 @@ impl ProfileStore {
         }
     }
 
-    fn counts(&self) -> crate::ProfileCounts {
+    fn counts(&self, scope: &'static str) -> crate::ProfileCounts {
         use crate::baseline::Phase;
         let mut by_phase = [
             (Phase::WarmUp, 0usize),
@@ -172,6 +157,7 @@ impl ProfileStore {
             }
         }
         crate::ProfileCounts {
+            scope,
             by_phase: by_phase
                 .iter()
                 .map(|(phase, count)| (phase.label(), *count))
@@ -242,53 +228,92 @@ impl ProfileStore {
     }
 }
 
-/// A stable profile's judgement of one observation, with the numbers the explanation quotes.
+/// One scope's view of an observation: what its profile judged (nothing unless it is stable), and
+/// the numbers an explanation quotes.
+#[derive(Debug)]
+struct Seen {
+    scope: &'static str,
+    entity: String,
+    judged: Vec<Judged>,
+    phase: crate::baseline::Phase,
+    observations: i64,
+    days: i64,
+    /// Values learned in the `member` dimension (a peer group's size).
+    members: usize,
+}
+
+/// Judges one observation against the entity's profile at one scope, then learns from it.
 fn observe(
     store: &mut ProfileStore,
+    (scope, entity): (&'static str, &str),
     key: &str,
     now: i64,
     values: &[(&str, String)],
     config: &BaselineConfig,
-) -> (Vec<Judged>, i64, i64) {
-    let Some(tracked) = store.entry(key, now) else {
-        return (Vec::new(), 0, 0);
-    };
+) -> Option<Seen> {
+    let tracked = store.entry(key, now)?;
     let judged = tracked.profile.observe(now, values, config);
-    let observations = i64::try_from(tracked.profile.observations()).unwrap_or(i64::MAX);
-    let days = tracked.profile.days();
+    let seen = Seen {
+        scope,
+        entity: entity.to_owned(),
+        judged,
+        phase: tracked.profile.phase(),
+        observations: i64::try_from(tracked.profile.observations()).unwrap_or(i64::MAX),
+        days: tracked.profile.days(),
+        members: tracked.profile.learned_in("member"),
+    };
     store.checkpoint(key);
-    (judged, observations, days)
+    Some(seen)
 }
 
 /// The unusual dimensions as a finding's `anomaly`.
-fn explanation(
-    scope: &str,
-    entity: &str,
-    unusual: &[&Judged],
-    observations: i64,
-    days: i64,
-) -> Vec<AnomalyObservation> {
+fn explanation(seen: &Seen, unusual: &[&Judged]) -> Vec<AnomalyObservation> {
     unusual
         .iter()
         .map(|judged| AnomalyObservation {
-            scope: scope.into(),
-            entity: entity.to_owned(),
+            scope: seen.scope.into(),
+            entity: seen.entity.clone(),
             dimension: judged.dimension.clone(),
             observed: judged.observed.clone(),
             familiarity: judged.familiarity.label().into(),
             baseline: judged.baseline.clone(),
-            profile_observations: observations,
-            profile_days: days,
+            profile_observations: seen.observations,
+            profile_days: seen.days,
         })
         .collect()
 }
 
-/// The principals' profiles and the anomaly findings they give.
+/// Checkpoint key prefixes of the scopes beyond the principal (whose keys are `cluster/user`, as
+/// before scopes were added, so learned principals survive the upgrade). A cluster's name cannot
+/// hold a colon, so no principal key starts with one of these.
+const PEERS_PREFIX: &str = "peers:";
+const NAMESPACE_PREFIX: &str = "namespace:";
+const CLUSTER_PREFIX: &str = "cluster:";
+
+/// A peer group needs this many members before it judges a newcomer: a group of one or two is its
+/// members' own habits, not a team's.
+const MIN_PEERS: usize = 3;
+
+/// The principals' profiles at four scopes, and the anomaly findings they give.
+///
+/// - **principal** (`cluster/user`): each identity's own habits.
+/// - **peer group**: identities that share their groups (`groups developers,oncall`) or, for
+///   service accounts, their name across namespaces (`serviceaccount fluent-bit`). A peer group
+///   judges a member whose own profile is still in warm-up or learning, so a new identity (a new
+///   person, a freshly made service account: an attacker's favourite) is not a blind spot for its
+///   first week.
+/// - **namespace**: who acts in it and which registries its workloads come from.
+/// - **cluster**: the registries of every workload written (controllers' included), and the images
+///   run privileged or with host access: the first image ever run privileged in a stable cluster is
+///   news by itself.
 #[derive(Debug)]
 pub struct PrincipalBaselines {
     config: BaselineConfig,
     sensitive_paths: Vec<String>,
     store: ProfileStore,
+    peers: ProfileStore,
+    namespaces: ProfileStore,
+    clusters: ProfileStore,
 }
 
 impl PrincipalBaselines {
@@ -302,12 +327,67 @@ impl PrincipalBaselines {
             config,
             sensitive_paths,
             store: ProfileStore::new(max_principals, max_per_cluster),
+            // Peer groups and namespaces are fewer than principals; a cluster is one profile.
+            peers: ProfileStore::new(max_principals / 4 + 1, max_per_cluster / 4 + 1),
+            namespaces: ProfileStore::new(max_principals / 4 + 1, max_per_cluster / 4 + 1),
+            clusters: ProfileStore::new(max_principals / 100 + 1, 1),
         }
     }
 
     /// Principals profiled now.
     pub fn principals(&self) -> usize {
         self.store.len()
+    }
+
+    fn store_of(&mut self, key: &str) -> &mut ProfileStore {
+        if key.starts_with(PEERS_PREFIX) {
+            &mut self.peers
+        } else if key.starts_with(NAMESPACE_PREFIX) {
+            &mut self.namespaces
+        } else if key.starts_with(CLUSTER_PREFIX) {
+            &mut self.clusters
+        } else {
+            &mut self.store
+        }
+    }
+
+    /// The cluster's view of a workload write, by anyone (controllers' pods included: they are what
+    /// runs): registries, and images run privileged or with host access.
+    fn observe_cluster(&mut self, enriched: &EnrichedEvent, event: &AuditEvent) -> Option<Seen> {
+        let workload = event.workload.as_ref()?;
+        if !matches!(event.verb.as_str(), "create" | "update" | "patch") {
+            return None;
+        }
+        let host_access = workload.host_network
+            || workload.host_pid
+            || workload.host_ipc
+            || workload.volumes.iter().any(|volume| {
+                volume
+                    .host_path
+                    .as_deref()
+                    .is_some_and(|path| is_sensitive(path, &self.sensitive_paths))
+            });
+        let mut values: Vec<(&str, String)> = Vec::with_capacity(workload.containers.len() * 2);
+        for container in &workload.containers {
+            let repository = image_repository(&container.image);
+            values.push(("registry", image_registry(repository).to_owned()));
+            if container.privileged {
+                values.push(("privilegedImage", repository.to_owned()));
+            }
+            if host_access {
+                values.push(("hostAccessImage", repository.to_owned()));
+            }
+        }
+        let cluster = enriched.cluster.name.as_str();
+        let key = format!("{CLUSTER_PREFIX}{cluster}");
+        observe(
+            &mut self.clusters,
+            ("cluster", cluster),
+            &key,
+            event.event_time_micros,
+            &values,
+            &self.config,
+        )
     }
 }
 
@@ -321,6 +401,117 @@ impl Default for PrincipalBaselines {
             caps.principals_per_cluster,
         )
     }
+}
+
+/// Whom a principal is judged with when its own profile is young: service accounts of the same
+/// name (one application deployed in many namespaces), people of the same groups. `None` for an
+/// identity in no group of its own.
+fn peer_group(username: &str, groups: &[String]) -> Option<String> {
+    if let Some(rest) = username.strip_prefix("system:serviceaccount:") {
+        let (_, name) = rest.split_once(':')?;
+        return Some(format!("serviceaccount {name}"));
+    }
+    let mut own: Vec<&str> = groups
+        .iter()
+        .map(String::as_str)
+        .filter(|group| {
+            !matches!(*group, "system:authenticated" | "system:unauthenticated")
+                && !group.starts_with("system:serviceaccounts")
+        })
+        .collect();
+    if own.is_empty() {
+        return None;
+    }
+    own.sort_unstable();
+    own.dedup();
+    Some(format!("groups {}", own.join(",")))
+}
+
+/// The registry of an image repository: `registry.example:5000/shop/web` → `registry.example:5000`;
+/// Docker Hub's short forms (`nginx`, `bitnami/redis`) → `docker.io`.
+fn image_registry(repository: &str) -> &str {
+    match repository.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
+    }
+}
+
+/// What an unseen value weighs, by scope and dimension. A call is anomalous from
+/// [`ANOMALY_WEIGHT`], each dimension counted once however many scopes (or values: a workload's
+/// images) found it new. At the principal's scope (or its peers', for a young principal): a kind
+/// of call never made, or a namespace never touched, weighs that much alone (unless new values are
+/// routine there: CI's daily preview namespaces); a new client, network or image weighs half, so
+/// one alone (a person working from home, a new tool) is not enough, and two together are. At the
+/// cluster's scope, an image run privileged or with host access for the first time weighs enough
+/// alone; a registry never used in the namespace or the cluster weighs half. Time of week and
+/// who acts in a namespace weigh nothing (people work late; the principal's own namespace
+/// dimension carries that fact); they are reported when unusual.
+const WEIGHTS: [(&str, &str, u32); 13] = [
+    ("principal", "apiCall", 2),
+    ("principal", "namespace", 2),
+    ("principal", "userAgent", 1),
+    ("principal", "networkOrigin", 1),
+    ("principal", "image", 1),
+    ("peerGroup", "apiCall", 2),
+    ("peerGroup", "namespace", 2),
+    ("peerGroup", "userAgent", 1),
+    ("peerGroup", "networkOrigin", 1),
+    ("namespace", "registry", 1),
+    ("cluster", "registry", 1),
+    ("cluster", "privilegedImage", 2),
+    ("cluster", "hostAccessImage", 2),
+];
+const ANOMALY_WEIGHT: u32 = 2;
+
+/// What the unseen values of the judging scopes weigh together, each dimension once; and the
+/// unusual judgements (unseen and rare, weighed or not) per scope, for the explanation. `peers`, for
+/// a principal old enough to judge itself: a value new to the principal that its peer group has
+/// learned (a teammate's routine: their namespace, their kind of call) weighs nothing; the team
+/// vouches for it.
+fn weigh<'a>(
+    views: &'a [&'a Seen],
+    peers: Option<&Seen>,
+) -> (u32, Vec<(&'a Seen, Vec<&'a Judged>)>) {
+    let mut weighed: Vec<&str> = Vec::new();
+    let mut weight = 0;
+    let mut unusual_by_scope = Vec::new();
+    for seen in views {
+        let unusual: Vec<&Judged> = seen
+            .judged
+            .iter()
+            .filter(|judged| judged.familiarity <= Familiarity::Rare)
+            .collect();
+        for judged in &unusual {
+            let dimension = judged.dimension.as_str();
+            if judged.familiarity != Familiarity::Unseen
+                || judged.volatile
+                || weighed.contains(&dimension)
+            {
+                continue;
+            }
+            if let Some((_, _, value)) = WEIGHTS
+                .iter()
+                .find(|(scope, name, _)| *scope == seen.scope && *name == dimension)
+            {
+                let routine_for_peers = seen.scope == "principal"
+                    && peers.is_some_and(|peers| {
+                        peers.judged.iter().any(|known| {
+                            known.dimension == dimension
+                                && known.observed == judged.observed
+                                && known.familiarity > Familiarity::Unseen
+                        })
+                    });
+                weighed.push(dimension);
+                if !routine_for_peers {
+                    weight += value;
+                }
+            }
+        }
+        if !unusual.is_empty() {
+            unusual_by_scope.push((*seen, unusual));
+        }
+    }
+    (weight, unusual_by_scope)
 }
 
 /// What kind of security-relevant call an event is, if any: (type, severity, what it acted on).
@@ -418,14 +609,21 @@ fn image_repository(image: &str) -> &str {
     }
 }
 
-fn describe(judged: &Judged) -> String {
+/// One unusual judgement in words: `namespace kube-system (unseen; usually shop, payments)`, with
+/// the scope when it is not the principal's own (`cluster prod: privilegedImage ...`).
+fn describe(scope: &str, entity: &str, judged: &Judged) -> String {
     let usual = if judged.baseline.is_empty() {
         "nothing yet".to_owned()
     } else {
         judged.baseline.join(", ")
     };
+    let whose = match scope {
+        "principal" | "image" => String::new(),
+        "peerGroup" => format!("peers ({entity}): "),
+        _ => format!("{scope} {entity}: "),
+    };
     format!(
-        "{} {} ({}; usually {usual})",
+        "{whose}{} {} ({}; usually {usual})",
         judged.dimension,
         judged.observed,
         judged.familiarity.label()
@@ -438,27 +636,39 @@ impl Detector for PrincipalBaselines {
     }
 
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
-        self.store.drain(out);
+        for store in [
+            &mut self.store,
+            &mut self.peers,
+            &mut self.namespaces,
+            &mut self.clusters,
+        ] {
+            store.drain(out);
+        }
     }
 
     fn restore(&mut self, key: &str, value: &[u8]) {
-        self.store.restore(key, value);
+        self.store_of(key).restore(key, value);
     }
 
-    fn profiles(&self) -> Option<crate::ProfileCounts> {
-        Some(self.store.counts())
+    fn profiles(&self) -> Vec<crate::ProfileCounts> {
+        vec![
+            self.store.counts("principal"),
+            self.peers.counts("peer_group"),
+            self.namespaces.counts("namespace"),
+            self.clusters.counts("cluster"),
+        ]
     }
 
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         let Some(event) = enriched.audit.as_ref() else {
             return;
         };
+        if is_health_endpoint(&event.request_uri) || !succeeded(event) {
+            return;
+        }
+        let cluster_view = self.observe_cluster(enriched, event);
         let user = effective_user(event);
-        if is_anonymous(event)
-            || crate::declarative::is_system_username(&user.username)
-            || is_health_endpoint(&event.request_uri)
-            || !succeeded(event)
-        {
+        if is_anonymous(event) || crate::declarative::is_system_username(&user.username) {
             return;
         }
         let mut values: Vec<(&str, String)> = Vec::with_capacity(6);
@@ -481,101 +691,171 @@ impl Detector for PrincipalBaselines {
             ),
         };
         values.push(("apiCall", api_call));
-        values.push((
-            "namespace",
-            object
-                .and_then(|object| object.namespace.clone())
-                .unwrap_or_else(|| "(cluster)".into()),
-        ));
+        let namespace = object.and_then(|object| object.namespace.as_deref());
+        values.push(("namespace", namespace.unwrap_or("(cluster)").to_owned()));
         if let Some(agent) = &event.user_agent {
             values.push(("userAgent", user_agent_family(agent)));
         }
         if let Some(ip) = &enriched.source_ip {
             values.push(("networkOrigin", network_origin(&ip.ip, &ip.scope)));
         }
+        // What a peer group learns of its members: the habits above, and who they are.
+        let shared = values.len();
         values.push(("timeOfWeek", time_of_week(event.event_time_micros)));
-        if let Some(workload) = &event.workload
-            && matches!(event.verb.as_str(), "create" | "update" | "patch")
-        {
+        let deployed = event
+            .workload
+            .as_ref()
+            .filter(|_| matches!(event.verb.as_str(), "create" | "update" | "patch"));
+        if let Some(workload) = deployed {
             for container in &workload.containers {
                 values.push(("image", image_repository(&container.image).to_owned()));
             }
         }
 
-        let key = format!("{}/{}", enriched.cluster.name, user.username);
-        let (judged, observations, days) = observe(
+        let now = event.event_time_micros;
+        let cluster = enriched.cluster.name.as_str();
+        let username = user.username.as_str();
+        let key = format!("{cluster}/{username}");
+        let principal_view = observe(
             &mut self.store,
+            ("principal", username),
             &key,
-            event.event_time_micros,
+            now,
             &values,
             &self.config,
         );
+        let peer_view = peer_group(username, &user.groups).and_then(|group| {
+            let mut peer_values: Vec<(&str, String)> =
+                values.iter().take(shared).cloned().collect();
+            peer_values.push(("member", username.to_owned()));
+            let key = format!("{PEERS_PREFIX}{cluster}/{group}");
+            observe(
+                &mut self.peers,
+                ("peerGroup", &group),
+                &key,
+                now,
+                &peer_values,
+                &self.config,
+            )
+        });
+        let namespace_view = namespace.and_then(|namespace| {
+            let mut namespace_values = vec![("principal", username.to_owned())];
+            if let Some(workload) = deployed {
+                for container in &workload.containers {
+                    namespace_values.push((
+                        "registry",
+                        image_registry(image_repository(&container.image)).to_owned(),
+                    ));
+                }
+            }
+            let key = format!("{NAMESPACE_PREFIX}{cluster}/{namespace}");
+            observe(
+                &mut self.namespaces,
+                ("namespace", namespace),
+                &key,
+                now,
+                &namespace_values,
+                &self.config,
+            )
+        });
 
         let Some((finding_type, severity, target)) = relevant(event, &self.sensitive_paths) else {
             return;
         };
-        let unusual: Vec<&Judged> = judged
-            .iter()
-            .filter(|judged| judged.familiarity <= Familiarity::Rare)
-            .collect();
-        // Each dimension counts once, however many of its values (a workload's images) were new.
-        let mut weighed: Vec<&str> = Vec::new();
-        let weight: u32 = unusual
-            .iter()
-            .filter(|judged| judged.familiarity == Familiarity::Unseen && !judged.volatile)
-            .filter_map(|judged| {
-                let dimension = judged.dimension.as_str();
-                if weighed.contains(&dimension) {
-                    return None;
-                }
-                weighed.push(dimension);
-                WEIGHTS
-                    .iter()
-                    .find(|(name, _)| *name == dimension)
-                    .map(|(_, weight)| *weight)
-            })
-            .sum();
+        let Some(principal_view) = principal_view else {
+            return;
+        };
+        // Peers judge a principal too young to judge itself (not an unstable one: novelty is its
+        // normal), and temper an older one's judgement; only when they are a group.
+        let young = matches!(
+            principal_view.phase,
+            crate::baseline::Phase::WarmUp | crate::baseline::Phase::Learning
+        );
+        let peer_view = peer_view.filter(|peers| peers.members >= MIN_PEERS);
+        let (judging_peers, tempering_peers) = match peer_view {
+            Some(peers) if young => (Some(peers), None),
+            other => (None, other),
+        };
+        let views: Vec<&Seen> = [
+            Some(&principal_view),
+            judging_peers.as_ref(),
+            namespace_view.as_ref(),
+            cluster_view.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let (weight, unusual) = weigh(&views, tempering_peers.as_ref());
         if weight < ANOMALY_WEIGHT {
             return;
         }
-        let explained: Vec<String> = unusual.iter().map(|judged| describe(judged)).collect();
+        let explained: Vec<String> = unusual
+            .iter()
+            .flat_map(|(seen, judged)| {
+                judged
+                    .iter()
+                    .map(move |judged| describe(seen.scope, &seen.entity, judged))
+            })
+            .collect();
+        let baseline = if principal_view.judged.is_empty() {
+            format!(
+                "{username} is new ({} observations over {} days)",
+                principal_view.observations, principal_view.days
+            )
+        } else {
+            format!(
+                "{username} made a call its baseline of {} observations over {} days does not hold",
+                principal_view.observations, principal_view.days
+            )
+        };
         let verdict = Verdict {
             finding_type: finding_type.to_owned(),
             severity,
-            title: format!("Unusual {} by {} on {target}.", event.verb, user.username),
+            title: format!("Unusual {} by {username} on {target}.", event.verb),
             description: format!(
-                "{} made a call its baseline of {observations} observations over {days} days does not hold: {}. Unusual: {}.",
-                user.username,
+                "{baseline}: {}. Unusual: {}.",
                 values
                     .first()
                     .map_or(String::new(), |(_, call)| call.clone()),
                 explained.join("; ")
             ),
-            aggregation_key: vec![user.username.clone(), target],
+            aggregation_key: vec![username.to_owned(), target],
         };
         let mut found = detection(enriched, event, self.name(), verdict);
-        found.anomaly = explanation("principal", &user.username, &unusual, observations, days);
+        found.anomaly = unusual
+            .iter()
+            .flat_map(|(seen, judged)| explanation(seen, judged))
+            .collect();
         out.push(found);
     }
 }
 
-/// Behaviour baselines of container images at runtime: per image repository (tags aside: a new
-/// version runs the same programs), the executables it runs, the parent→child pairs it forks and the
-/// outbound destinations it reaches, learned like principals' ([`crate::baseline`]).
+/// Behaviour baselines at runtime, at two scopes: per image repository (tags aside: a new version
+/// runs the same programs) and per workload (`namespace/deployment`, named from the pod: one image
+/// may run as several workloads that do different things), the executables run, the parent→child
+/// pairs forked and the outbound destinations reached, learned like principals'
+/// ([`crate::baseline`]).
 ///
-/// - `Execution:Runtime/AnomalousBehavior.NewBinaryInImage` (Vigil type, Medium): an executable the
-///   stable profile never saw run (a parent→child pair it never saw adds to the explanation).
+/// - `Execution:Runtime/AnomalousBehavior.NewBinaryInImage` (Vigil type, Medium): an executable
+///   that neither the image's nor the workload's stable profile ever saw run (a parent→child pair
+///   never seen adds to the explanation).
 /// - `UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination` (Vigil type, Low): a
-///   public network (/24) or domain the stable profile never reached; private destinations (the
-///   cluster, the VPC) are left out, pods' addresses change all the time.
+///   public network (/24) or domain that neither stable profile ever saw reached; private
+///   destinations (the cluster, the VPC) are left out, pods' addresses change all the time.
 ///
-/// Aggregation key: image repository, executable (or destination). Images whose novelty is routine
-/// (several new executables a week: build or CI images) are unstable and judge nothing.
+/// A scope still learning (a new workload of a known image, say) leaves the judgement to the other.
+/// Aggregation key: image repository, executable (or destination). Images and workloads whose
+/// novelty is routine (several new executables a week: build or CI images) are unstable and judge
+/// nothing.
 #[derive(Debug)]
 pub struct ImageBaselines {
     config: BaselineConfig,
     store: ProfileStore,
+    workloads: ProfileStore,
 }
+
+/// Checkpoint key prefix of the workload scope (image keys are `cluster/repository`).
+const WORKLOAD_PREFIX: &str = "workload:";
 
 impl Default for ImageBaselines {
     fn default() -> Self {
@@ -589,16 +869,41 @@ impl Default for ImageBaselines {
 }
 
 impl ImageBaselines {
+    /// Images and workloads are capped alike (a workload runs one image, mostly).
     pub fn new(config: BaselineConfig, max_images: usize, max_per_cluster: usize) -> Self {
         Self {
             config,
             store: ProfileStore::new(max_images, max_per_cluster),
+            workloads: ProfileStore::new(max_images, max_per_cluster),
         }
     }
 
     pub fn images(&self) -> usize {
         self.store.len()
     }
+
+    pub fn workloads(&self) -> usize {
+        self.workloads.len()
+    }
+}
+
+/// The first value of `dimension` every judging scope found unseen (and not routinely new), when
+/// at least one scope judged.
+fn unseen_everywhere<'a>(views: &[&'a Seen], dimension: &str) -> Option<&'a Judged> {
+    let judging: Vec<&&Seen> = views
+        .iter()
+        .filter(|seen| !seen.judged.is_empty())
+        .collect();
+    let mut first = None;
+    for seen in &judging {
+        let new = seen.judged.iter().find(|judged| {
+            judged.dimension == dimension
+                && judged.familiarity == Familiarity::Unseen
+                && !judged.volatile
+        })?;
+        first.get_or_insert(new);
+    }
+    first
 }
 
 impl Detector for ImageBaselines {
@@ -608,14 +913,22 @@ impl Detector for ImageBaselines {
 
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
         self.store.drain(out);
+        self.workloads.drain(out);
     }
 
     fn restore(&mut self, key: &str, value: &[u8]) {
-        self.store.restore(key, value);
+        if key.starts_with(WORKLOAD_PREFIX) {
+            self.workloads.restore(key, value);
+        } else {
+            self.store.restore(key, value);
+        }
     }
 
-    fn profiles(&self) -> Option<crate::ProfileCounts> {
-        Some(self.store.counts())
+    fn profiles(&self) -> Vec<crate::ProfileCounts> {
+        vec![
+            self.store.counts("image"),
+            self.workloads.counts("workload"),
+        ]
     }
 
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
@@ -663,68 +976,109 @@ impl Detector for ImageBaselines {
             }
             _ => return,
         };
-        let key = format!("{}/{}", enriched.cluster.name, image_repository(image));
-        let (judged, observations, days) = observe(
+        let now = event.event_time_micros;
+        let cluster = enriched.cluster.name.as_str();
+        let repository = image_repository(image);
+        let key = format!("{cluster}/{repository}");
+        let image_view = observe(
             &mut self.store,
+            ("image", repository),
             &key,
-            event.event_time_micros,
+            now,
             &values,
             &self.config,
         );
-        let unseen = |dimension: &str| {
-            judged.iter().find(|judged| {
-                judged.dimension == dimension
-                    && judged.familiarity == Familiarity::Unseen
-                    && !judged.volatile
-            })
-        };
-        let repository = image_repository(image).to_owned();
         let resource = crate::declarative::runtime_resource(enriched);
-        let (finding_type, severity, subject, title) = if let Some(new) = unseen("executable") {
-            (
-                "Execution:Runtime/AnomalousBehavior.NewBinaryInImage",
-                severity::MEDIUM,
-                new.observed.clone(),
-                format!(
-                    "{} ran in image {repository} for the first time.",
-                    new.observed
-                ),
-            )
-        } else if let Some(new) = unseen("destination") {
-            (
-                "UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
-                severity::LOW,
-                new.observed.clone(),
-                format!(
-                    "Image {repository} reached {} for the first time.",
-                    new.observed
-                ),
-            )
-        } else {
-            return;
-        };
-        let unusual: Vec<&Judged> = judged
+        // A workload is a pod's controller; a process on the node itself has none.
+        let workload_view = (event.pod_name.is_some() && event.pod_namespace.is_some())
+            .then(|| {
+                let key = format!("{WORKLOAD_PREFIX}{cluster}/{resource}");
+                observe(
+                    &mut self.workloads,
+                    ("workload", &resource),
+                    &key,
+                    now,
+                    &values,
+                    &self.config,
+                )
+            })
+            .flatten();
+        let views: Vec<&Seen> = [image_view.as_ref(), workload_view.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let (finding_type, severity, subject, title) =
+            if let Some(new) = unseen_everywhere(&views, "executable") {
+                (
+                    "Execution:Runtime/AnomalousBehavior.NewBinaryInImage",
+                    severity::MEDIUM,
+                    new.observed.clone(),
+                    format!(
+                        "{} ran in image {repository} for the first time.",
+                        new.observed
+                    ),
+                )
+            } else if let Some(new) = unseen_everywhere(&views, "destination") {
+                (
+                    "UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
+                    severity::LOW,
+                    new.observed.clone(),
+                    format!(
+                        "Image {repository} reached {} for the first time.",
+                        new.observed
+                    ),
+                )
+            } else {
+                return;
+            };
+        let unusual: Vec<(&Seen, Vec<&Judged>)> = views
             .iter()
-            .filter(|judged| judged.familiarity <= Familiarity::Rare)
+            .map(|seen| {
+                let judged: Vec<&Judged> = seen
+                    .judged
+                    .iter()
+                    .filter(|judged| judged.familiarity <= Familiarity::Rare)
+                    .collect();
+                (*seen, judged)
+            })
+            .filter(|(_, judged)| !judged.is_empty())
+            .collect();
+        let described: Vec<String> = unusual
+            .iter()
+            .flat_map(|(seen, judged)| {
+                judged
+                    .iter()
+                    .map(move |judged| describe(seen.scope, &seen.entity, judged))
+            })
+            .collect();
+        let baselines: Vec<String> = views
+            .iter()
+            .filter(|seen| !seen.judged.is_empty())
+            .map(|seen| {
+                format!(
+                    "{} {}'s baseline of {} observations over {} days",
+                    seen.scope, seen.entity, seen.observations, seen.days
+                )
+            })
             .collect();
         let verdict = Verdict {
             finding_type: finding_type.to_owned(),
             severity,
             title,
             description: format!(
-                "In {resource}, `{}` did what image {repository}'s baseline of {observations} observations over {days} days does not hold. Unusual: {}.",
+                "In {resource}, `{}` did what {} does not hold. Unusual: {}.",
                 crate::declarative::command_line(&event.process),
-                unusual
-                    .iter()
-                    .map(|judged| describe(judged))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                baselines.join(" and "),
+                described.join("; ")
             ),
-            aggregation_key: vec![repository.clone(), subject],
+            aggregation_key: vec![repository.to_owned(), subject],
         };
         let mut found =
             crate::context::runtime_detection(enriched, event, self.name(), verdict, Vec::new());
-        found.anomaly = explanation("image", &repository, &unusual, observations, days);
+        found.anomaly = unusual
+            .iter()
+            .flat_map(|(seen, judged)| explanation(seen, judged))
+            .collect();
         out.push(found);
     }
 }

@@ -237,6 +237,13 @@ impl Profile {
         (self.last_seen - self.first_seen) / DAY_MICROS
     }
 
+    /// Values learned in one dimension (a peer group's members, say).
+    pub fn learned_in(&self, dimension: &str) -> usize {
+        self.dimensions
+            .get(dimension)
+            .map_or(0, |known| known.learned.len())
+    }
+
     /// Values held, learned and pending, across dimensions (for the state-size metric and bounds).
     pub fn values_held(&self) -> usize {
         self.dimensions

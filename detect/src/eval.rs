@@ -64,6 +64,11 @@ struct Principal {
     /// Runs `kubectl auth can-i` now and then (a few permission checks on some days).
     checks_permissions: bool,
     calls_per_day: u64,
+    /// Groups beyond `system:authenticated`: people's teams, CI's deployers (peer groups).
+    groups: Vec<String>,
+    /// A person who joins after the learning period, on this day: judged by the team's habits
+    /// while their own are learned.
+    joins_on: Option<i64>,
 }
 
 /// What to generate.
@@ -92,6 +97,8 @@ pub struct EvalReport {
     pub evaluated_days: i64,
     pub ordinary_events: u64,
     pub false_findings: u64,
+    /// The first false findings (type: title), for tuning.
+    pub false_examples: Vec<String>,
     pub kinds: Vec<KindResult>,
     /// Checkpointed state of the principals' baselines (principal and volume).
     pub state_bytes: usize,
@@ -180,10 +187,13 @@ fn principals(rng: &mut Rng, count: usize) -> Vec<Principal> {
                     ]
                 },
                 first_hour: 7 + i64::try_from(rng.below(4)).unwrap_or(0),
-                execs: rng.chance(40),
+                // Operations teams (0 and 1) exec into pods; the others do not.
+                execs: rng.chance(80) && index % 5 < 2,
                 reads_secrets: rng.chance(30),
                 checks_permissions: index % 3 == 0,
                 calls_per_day: 15 + rng.below(35),
+                groups: vec![format!("team-{}", index % 5)],
+                joins_on: None,
             },
             Role::App => Principal {
                 name: format!("system:serviceaccount:{home}:app-{index}"),
@@ -199,6 +209,8 @@ fn principals(rng: &mut Rng, count: usize) -> Vec<Principal> {
                 reads_secrets: rng.chance(50),
                 checks_permissions: false,
                 calls_per_day: 40 + rng.below(120),
+                groups: Vec::new(),
+                joins_on: None,
             },
             Role::Ci => Principal {
                 name: format!("ci-{index}"),
@@ -212,6 +224,8 @@ fn principals(rng: &mut Rng, count: usize) -> Vec<Principal> {
                 reads_secrets: true,
                 checks_permissions: false,
                 calls_per_day: 30 + rng.below(30),
+                groups: vec!["ci-deployers".into()],
+                joins_on: None,
             },
         };
         all.push(principal);
@@ -277,8 +291,98 @@ fn call(
     }
 }
 
-/// One day of one principal's ordinary behaviour.
+/// One day of one principal's ordinary behaviour, as a member of its groups.
 fn ordinary_day(rng: &mut Rng, principal: &Principal, day: i64, out: &mut Vec<EnrichedEvent>) {
+    let start = out.len();
+    ordinary_calls(rng, principal, day, out);
+    // Before joining, the day is drawn and dropped, so that the others' days are the same with or
+    // without newcomers.
+    if principal.joins_on.is_some_and(|joined| day < joined) {
+        out.truncate(start);
+    }
+    if let Some(events) = out.get_mut(start..) {
+        as_member(events, &principal.groups);
+    }
+}
+
+/// Adds the principal's groups to its calls.
+fn as_member(events: &mut [EnrichedEvent], groups: &[String]) {
+    for event in events {
+        if let Some(audit) = event.audit.as_mut() {
+            audit.user.groups.extend(groups.iter().cloned());
+        }
+    }
+}
+
+/// What a CI deployer writes: its team's service, a new build every day.
+fn deployment(principal: &Principal, namespace: &str, day: i64) -> WorkloadSpec {
+    let team = principal.name.len() % 7;
+    WorkloadSpec {
+        kind: "Deployment".into(),
+        name: Some(format!("svc-{}", day % 4)),
+        namespace: Some(namespace.to_owned()),
+        containers: vec![ContainerSpec {
+            name: "app".into(),
+            image: format!("registry.example/team-{team}/svc-{}:build-{day}", day % 4),
+            ..ContainerSpec::default()
+        }],
+        ..WorkloadSpec::default()
+    }
+}
+
+/// The node agents' pods, written every day by the DaemonSet controller as nodes come and go:
+/// privileged and on the host network, as CNI and proxy pods are. What the cluster scope learns
+/// runs privileged.
+fn node_agent_pods(day: i64, out: &mut Vec<EnrichedEvent>) {
+    let start = START + day * DAY;
+    for (index, (name, image)) in [
+        (
+            "aws-node",
+            "602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.18.1",
+        ),
+        (
+            "kube-proxy",
+            "602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/kube-proxy:v1.29.0",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for node in 0..3i64 {
+            let at = start + (node * 4 + 1) * HOUR + i64::try_from(index).unwrap_or(0);
+            let mut event = call(
+                "system:serviceaccount:kube-system:daemon-set-controller",
+                "create",
+                "pods",
+                Some("kube-system"),
+                "10.0.0.5",
+                "kube-controller-manager/v1.29.0 (linux/amd64) kubernetes/abc",
+                at,
+                format!("{name}-{day}-{node}"),
+            );
+            if let Some(audit) = event.audit.as_mut() {
+                audit.status_code = Some(201);
+                audit.workload = Some(WorkloadSpec {
+                    kind: "Pod".into(),
+                    name: Some(format!("{name}-{day}{node}")),
+                    namespace: Some("kube-system".into()),
+                    host_network: true,
+                    containers: vec![ContainerSpec {
+                        name: name.into(),
+                        image: image.into(),
+                        privileged: true,
+                        ..ContainerSpec::default()
+                    }],
+                    ..WorkloadSpec::default()
+                });
+            }
+            out.push(event);
+        }
+    }
+}
+
+/// One day of one principal's calls.
+fn ordinary_calls(rng: &mut Rng, principal: &Principal, day: i64, out: &mut Vec<EnrichedEvent>) {
     let weekday = day % 7 < 5;
     let start = START + day * DAY;
     let mut id = 0u64;
@@ -452,7 +556,7 @@ fn ordinary_day(rng: &mut Rng, principal: &Principal, day: i64, out: &mut Vec<En
                     ("get", "secrets")
                 };
                 let origin = principal.origins.first().cloned().unwrap_or_default();
-                out.push(call(
+                let mut event = call(
                     &principal.name,
                     verb,
                     resource,
@@ -461,10 +565,23 @@ fn ordinary_day(rng: &mut Rng, principal: &Principal, day: i64, out: &mut Vec<En
                     &principal.agent,
                     at,
                     next_id(&principal.name),
-                ));
+                );
+                if let Some(audit) = event.audit.as_mut()
+                    && verb == "patch"
+                {
+                    audit.workload = Some(deployment(principal, &namespace, day));
+                }
+                out.push(event);
             }
         }
     }
+}
+
+/// Whether the person's team is one whose members exec into pods.
+fn execing_team(principal: &Principal) -> bool {
+    ["team-0", "team-1"]
+        .iter()
+        .any(|team| principal.groups.iter().any(|group| group == team))
 }
 
 /// The anomalies, each injected for a few principals of the role it suits.
@@ -472,9 +589,10 @@ fn injections(principals: &[Principal], day: i64, rng: &mut Rng) -> Vec<Injectio
     let at = START + day * DAY + 14 * HOUR;
     let humans: Vec<&Principal> = principals
         .iter()
-        .filter(|p| p.role == Role::Human)
+        .filter(|p| p.role == Role::Human && p.joins_on.is_none())
         .collect();
     let apps: Vec<&Principal> = principals.iter().filter(|p| p.role == Role::App).collect();
+    let deployers: Vec<&Principal> = principals.iter().filter(|p| p.role == Role::Ci).collect();
     let mut out = Vec::new();
     let mut inject = |kind: &'static str, expected: &'static str, event: EnrichedEvent| {
         out.push((kind, expected, vec![event]));
@@ -498,7 +616,12 @@ fn injections(principals: &[Principal], day: i64, rng: &mut Rng) -> Vec<Injectio
                 event,
             );
         }
-        if let Some(human) = humans.iter().filter(|h| !h.execs).nth(sample) {
+        // Someone of a team that never execs: a teammate's habit would be no news.
+        if let Some(human) = humans
+            .iter()
+            .filter(|h| !h.execs && !execing_team(h))
+            .nth(sample)
+        {
             let namespace = human.namespaces.first().cloned().unwrap_or_default();
             let origin = human.origins.first().cloned().unwrap_or_default();
             let event = call(
@@ -655,7 +778,81 @@ fn injections(principals: &[Principal], day: i64, rng: &mut Rng) -> Vec<Injectio
             }
         }
     }
+    for sample in 0..3 {
+        if let Some(deployer) = deployers.get(sample) {
+            let namespace = deployer.namespaces.first().cloned().unwrap_or_default();
+            let origin = deployer.origins.first().cloned().unwrap_or_default();
+            let mut event = call(
+                &deployer.name,
+                "patch",
+                "deployments",
+                Some(&namespace),
+                &origin,
+                &deployer.agent,
+                at + 9,
+                format!("inject-ci-privileged-{sample}"),
+            );
+            if let Some(audit) = event.audit.as_mut() {
+                let mut workload = deployment(deployer, &namespace, day);
+                for container in &mut workload.containers {
+                    container.privileged = true;
+                }
+                audit.workload = Some(workload);
+            }
+            out.push((
+                "a deployer's usual image, now privileged",
+                "PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer",
+                vec![event],
+            ));
+        }
+        // A person new to a team (no baseline of their own) who, after a morning of the team's
+        // ordinary calls, lists the secrets of a namespace the team never touches.
+        let team = format!("team-{sample}");
+        let newcomer = format!("user-new-{sample}");
+        let home = namespace(sample);
+        let mut events: Vec<EnrichedEvent> = (0..25)
+            .map(|index| {
+                call(
+                    &newcomer,
+                    "list",
+                    "pods",
+                    Some(&home),
+                    "198.51.100.10",
+                    "kubectl/v1.29.2 (linux/amd64) kubernetes/abc",
+                    at - 4 * HOUR + index * 60_000_000,
+                    format!("newcomer-{sample}-warm-up-{index}"),
+                )
+            })
+            .collect();
+        events.push(call(
+            &newcomer,
+            "list",
+            "secrets",
+            Some("kube-system"),
+            "198.51.100.10",
+            "kubectl/v1.29.2 (linux/amd64) kubernetes/abc",
+            at + 10,
+            format!("inject-newcomer-secrets-{sample}"),
+        ));
+        as_member(&mut events, &[team]);
+        out.push((
+            "a newcomer to a team lists secrets its team never reads",
+            "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed",
+            events,
+        ));
+    }
     out.extend(bursts(principals, at + 30 * 60 * 1_000_000));
+    // The known principals' calls carry their groups, as the API server writes them.
+    for (_, _, events) in &mut out {
+        for event in events.iter_mut() {
+            let Some(audit) = event.audit.as_mut() else {
+                continue;
+            };
+            if let Some(principal) = principals.iter().find(|p| p.name == audit.user.username) {
+                audit.user.groups.extend(principal.groups.iter().cloned());
+            }
+        }
+    }
     out
 }
 
@@ -663,7 +860,7 @@ fn injections(principals: &[Principal], day: i64, rng: &mut Rng) -> Vec<Injectio
 fn bursts(principals: &[Principal], at: i64) -> Vec<Injection> {
     let humans: Vec<&Principal> = principals
         .iter()
-        .filter(|p| p.role == Role::Human)
+        .filter(|p| p.role == Role::Human && p.joins_on.is_none())
         .collect();
     let readers: Vec<&Principal> = principals
         .iter()
@@ -917,7 +1114,14 @@ fn generate(options: &EvalOptions, mut visit: impl FnMut(i64, &[EnrichedEvent], 
     let mut rng = Rng(options.seed);
     // The runtime half draws from its own generator, so the audit half is the same with or without it.
     let mut runtime_rng = Rng(options.seed ^ 0x005e_ed0f_c0de);
-    let principals = principals(&mut rng, options.principals);
+    let mut principals = principals(&mut rng, options.principals);
+    // Churn: one person in 45 joins a team after the learning period.
+    for (index, principal) in principals.iter_mut().enumerate() {
+        if principal.role == Role::Human && index % 45 == 3 {
+            principal.joins_on =
+                Some(options.learn_days + 1 + i64::try_from(index / 45 % 5).unwrap_or(0));
+        }
+    }
     let images = images(options.principals.div_ceil(4));
     let inject_day = options.learn_days + (options.days - options.learn_days) / 2;
     let mut day_events = Vec::new();
@@ -926,6 +1130,7 @@ fn generate(options: &EvalOptions, mut visit: impl FnMut(i64, &[EnrichedEvent], 
         for principal in &principals {
             ordinary_day(&mut rng, principal, day, &mut day_events);
         }
+        node_agent_pods(day, &mut day_events);
         for image in &images {
             runtime_day(&mut runtime_rng, image, day, &mut day_events);
         }
@@ -1014,6 +1219,7 @@ pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, String> {
     let mut kinds: Vec<KindResult> = Vec::new();
     let mut ordinary_events = 0u64;
     let mut false_findings = 0u64;
+    let mut false_examples = Vec::new();
     let mut detections = Vec::new();
     generate(options, |day, ordinary, injected| {
         for event in ordinary {
@@ -1022,6 +1228,12 @@ pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, String> {
             engine.process(event, &mut detections);
             if day >= options.learn_days {
                 false_findings += detections.len() as u64;
+                for found in detections.iter().take(10 - false_examples.len().min(10)) {
+                    false_examples.push(format!(
+                        "{}: {} {}",
+                        found.finding_type, found.title, found.description
+                    ));
+                }
             }
         }
         for (kind, expected, events) in injected {
@@ -1064,6 +1276,7 @@ pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, String> {
         evaluated_days: options.days - options.learn_days,
         ordinary_events,
         false_findings,
+        false_examples,
         kinds,
         state_bytes: latest.values().sum::<usize>() - image_state_bytes,
         seconds: started.elapsed().as_secs_f64(),
@@ -1097,5 +1310,8 @@ pub fn render(report: &EvalReport) -> String {
         report.images,
         report.image_state_bytes as f64 / report.images.max(1) as f64
     );
+    for example in &report.false_examples {
+        text += &format!("false finding: {example}\n");
+    }
     text
 }

@@ -27,16 +27,18 @@ pub trait Detector: Send + std::fmt::Debug {
     fn drain_state(&mut self, _out: &mut Vec<StateEntry>) {}
     /// Puts back one checkpointed entry.
     fn restore(&mut self, _key: &str, _value: &[u8]) {}
-    /// Baseline detectors: the entities profiled by phase, and how many were evicted at the cap,
-    /// for `/metrics`. Walks every profile: call it now and then, not per event.
-    fn profiles(&self) -> Option<ProfileCounts> {
-        None
+    /// Baseline detectors: per scope, the entities profiled by phase, and how many were evicted at
+    /// the cap, for `/metrics`. Walks every profile: call it now and then, not per event.
+    fn profiles(&self) -> Vec<ProfileCounts> {
+        Vec::new()
     }
 }
 
 /// A baseline detector's profiles: how many in each phase, the cap, and evictions at the cap.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProfileCounts {
+    /// What is profiled: `principal`, `peer_group`, `namespace`, `cluster`, `image`, `workload`.
+    pub scope: &'static str,
     /// (phase label, profiles): `warm-up`, `learning`, `stable`, `unstable`; `tracked` for a
     /// detector without phases.
     pub by_phase: Vec<(&'static str, usize)>,
@@ -479,11 +481,16 @@ impl Engine {
         }
     }
 
-    /// Every baseline detector's [`ProfileCounts`], by detector name.
+    /// Every baseline detector's [`ProfileCounts`] per scope, by detector name.
     pub fn profile_counts(&self) -> Vec<(&'static str, ProfileCounts)> {
         self.detectors
             .iter()
-            .filter_map(|detector| Some((detector.name(), detector.profiles()?)))
+            .flat_map(|detector| {
+                detector
+                    .profiles()
+                    .into_iter()
+                    .map(|counts| (detector.name(), counts))
+            })
             .collect()
     }
 

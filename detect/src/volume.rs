@@ -337,8 +337,9 @@ impl Detector for VolumeBaselines {
         out.append(&mut self.changes);
     }
 
-    fn profiles(&self) -> Option<crate::ProfileCounts> {
-        Some(crate::ProfileCounts {
+    fn profiles(&self) -> Vec<crate::ProfileCounts> {
+        vec![crate::ProfileCounts {
+            scope: "principal",
             by_phase: vec![("tracked", self.profiles.len())],
             capacity: self.max_principals,
             // No cap of its own per cluster: its profiles are small, and the principal baselines'
@@ -355,7 +356,7 @@ impl Detector for VolumeBaselines {
                 per_cluster.values().copied().max().unwrap_or(0)
             },
             evicted: self.evicted,
-        })
+        }]
     }
 
     fn restore(&mut self, key: &str, value: &[u8]) {

@@ -494,3 +494,307 @@ fn the_learning_period_is_a_setting() {
     tuned.process(&unusual, &mut out);
     assert!(out.is_empty(), "{out:#?}");
 }
+
+/// `who`'s call as a member of `groups`.
+fn member(call: &Call<'_>, groups: &[&str], at: i64) -> EnrichedEvent {
+    let mut enriched = event(call, at);
+    if let Some(audit) = enriched.audit.as_mut() {
+        audit
+            .user
+            .groups
+            .extend(groups.iter().map(|group| (*group).to_owned()));
+    }
+    enriched
+}
+
+fn as_who(who: &'static str, call: Call<'static>) -> Call<'static> {
+    Call { who, ..call }
+}
+
+/// Ten working days of a team of developers: lists and gets in shop and payments, secrets read in
+/// shop; `execs` of them exec into shop pods too.
+fn team_routine(engine: &mut Engine, members: &[&'static str], execs: &[&'static str]) {
+    let mut out = Vec::new();
+    for day in 0..10 {
+        for who in members {
+            for hour in 9..17 {
+                let at = MONDAY + day * DAY + hour * HOUR;
+                let namespace = if hour % 2 == 0 { "shop" } else { "payments" };
+                let call = as_who(who, alice("list", "pods", namespace));
+                engine.process(&member(&call, &["developers"], at), &mut out);
+            }
+            let at = MONDAY + day * DAY + 11 * HOUR;
+            let read = as_who(who, alice("get", "secrets", "shop"));
+            engine.process(&member(&read, &["developers"], at), &mut out);
+            if execs.contains(who) {
+                let exec = as_who(who, alice("create", "pods/exec", "shop"));
+                engine.process(&member(&exec, &["developers"], at + HOUR), &mut out);
+            }
+        }
+    }
+    assert!(out.is_empty(), "routine never fires: {out:#?}");
+}
+
+#[test]
+fn a_newcomer_without_a_baseline_is_judged_by_its_peer_group() {
+    let mut engine = engine();
+    team_routine(&mut engine, &["bob", "carol", "dave"], &[]);
+    let at = MONDAY + 10 * DAY + 9 * HOUR;
+    let mut out = Vec::new();
+    // Erin joins the developers: the team's routine is no news, though erin has no baseline.
+    for minute in 0..10 {
+        let call = as_who("erin", alice("list", "pods", "shop"));
+        engine.process(
+            &member(&call, &["developers"], at + minute * 60_000_000),
+            &mut out,
+        );
+    }
+    let read = as_who("erin", alice("get", "secrets", "shop"));
+    engine.process(&member(&read, &["developers"], at + HOUR), &mut out);
+    assert!(out.is_empty(), "{out:#?}");
+    // Erin lists kube-system's secrets, which no developer ever touches.
+    let odd = as_who("erin", alice("list", "secrets", "kube-system"));
+    engine.process(&member(&odd, &["developers"], at + 2 * HOUR), &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(
+        out[0].finding_type,
+        "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed"
+    );
+    let peers: Vec<(&str, &str, &str)> = out[0]
+        .anomaly
+        .iter()
+        .filter(|a| a.scope == "peerGroup")
+        .map(|a| {
+            (
+                a.entity.as_str(),
+                a.dimension.as_str(),
+                a.familiarity.as_str(),
+            )
+        })
+        .collect();
+    assert!(
+        peers.contains(&("groups developers", "namespace", "unseen")),
+        "{peers:?}"
+    );
+    assert!(
+        out[0].description.contains("erin is new"),
+        "{}",
+        out[0].description
+    );
+    // Someone in no group of their own has no peers to be judged by: nothing is known, nothing
+    // flagged (the audit rules still see them).
+    let mut out = Vec::new();
+    let alone = as_who("frank", alice("list", "secrets", "kube-system"));
+    engine.process(&event(&alone, at + 3 * HOUR), &mut out);
+    assert!(out.is_empty(), "{out:#?}");
+}
+
+#[test]
+fn a_teammates_routine_is_vouched_for_by_the_peer_group() {
+    let mut team = engine();
+    // Carol and dave exec into shop pods every day; bob never has.
+    team_routine(&mut team, &["bob", "carol", "dave"], &["carol", "dave"]);
+    let at = MONDAY + 10 * DAY + 14 * HOUR;
+    let mut out = Vec::new();
+    let exec = as_who("bob", alice("create", "pods/exec", "shop"));
+    team.process(&member(&exec, &["developers"], at), &mut out);
+    assert!(
+        out.is_empty(),
+        "bob's first exec is his team's routine: {out:#?}"
+    );
+    // The same first exec in a team where nobody execs is news.
+    let mut other = engine();
+    team_routine(&mut other, &["bob", "carol", "dave"], &[]);
+    other.process(&member(&exec, &["developers"], at), &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(
+        out[0].finding_type,
+        "Execution:Kubernetes/AnomalousBehavior.ExecInPod"
+    );
+}
+
+/// A workload write: `who` writes `kind` `name` in `namespace` running `image`.
+fn workload_write(
+    who: &'static str,
+    resource: &'static str,
+    namespace: &'static str,
+    image: &str,
+    privileged: bool,
+    at: i64,
+) -> EnrichedEvent {
+    let call = Call {
+        who,
+        verb: if resource == "pods" {
+            "create"
+        } else {
+            "patch"
+        },
+        resource,
+        namespace: Some(namespace),
+        name: Some("web"),
+        ip: "10.0.9.14",
+        agent: KUBECTL,
+    };
+    let mut enriched = event(&call, at);
+    if let Some(audit) = enriched.audit.as_mut() {
+        audit.workload = Some(WorkloadSpec {
+            kind: if resource == "pods" {
+                "Pod"
+            } else {
+                "Deployment"
+            }
+            .into(),
+            name: Some("web".into()),
+            namespace: Some(namespace.into()),
+            host_network: privileged,
+            containers: vec![ContainerSpec {
+                name: "main".into(),
+                image: image.into(),
+                privileged,
+                ..ContainerSpec::default()
+            }],
+            ..WorkloadSpec::default()
+        });
+    }
+    enriched
+}
+
+const CNI: &str = "602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.18.1";
+const WEB: &str = "registry.example/shop/web";
+
+#[test]
+fn the_first_image_ever_run_privileged_in_a_stable_cluster_is_news_by_itself() {
+    let mut engine = engine();
+    let mut out = Vec::new();
+    // Ten days: the DaemonSet controller starts the CNI agent's privileged pods; a deployer ships
+    // the web service, unprivileged, a new build a day.
+    for day in 0..10 {
+        for node in 0..3 {
+            let at = MONDAY + day * DAY + node * HOUR;
+            engine.process(
+                &workload_write(
+                    "system:serviceaccount:kube-system:daemon-set-controller",
+                    "pods",
+                    "kube-system",
+                    CNI,
+                    true,
+                    at,
+                ),
+                &mut out,
+            );
+        }
+        for hour in 9..13 {
+            let at = MONDAY + day * DAY + hour * HOUR;
+            let image = format!("{WEB}:build-{day}");
+            engine.process(
+                &workload_write("deployer", "deployments", "shop", &image, false, at),
+                &mut out,
+            );
+        }
+    }
+    assert!(out.is_empty(), "{out:#?}");
+    let at = MONDAY + 10 * DAY + 10 * HOUR;
+    // Its usual image, a new build: nothing.
+    engine.process(
+        &workload_write(
+            "deployer",
+            "deployments",
+            "shop",
+            &format!("{WEB}:build-10"),
+            false,
+            at,
+        ),
+        &mut out,
+    );
+    assert!(out.is_empty(), "{out:#?}");
+    // The same image, now privileged: nothing new to the deployer, but never run privileged here.
+    engine.process(
+        &workload_write(
+            "deployer",
+            "deployments",
+            "shop",
+            &format!("{WEB}:build-10"),
+            true,
+            at + HOUR,
+        ),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(
+        out[0].finding_type,
+        "PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer"
+    );
+    let cluster: Vec<(&str, &str, &str)> = out[0]
+        .anomaly
+        .iter()
+        .filter(|a| a.scope == "cluster")
+        .map(|a| (a.entity.as_str(), a.dimension.as_str(), a.observed.as_str()))
+        .collect();
+    assert!(
+        cluster.contains(&("prod", "privilegedImage", WEB)),
+        "{cluster:?}"
+    );
+    assert!(
+        cluster.contains(&("prod", "hostAccessImage", WEB)),
+        "{cluster:?}"
+    );
+    let baseline = &out[0]
+        .anomaly
+        .iter()
+        .find(|a| a.dimension == "privilegedImage")
+        .unwrap()
+        .baseline;
+    assert_eq!(
+        baseline,
+        &["602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni"]
+    );
+}
+
+#[test]
+fn every_scope_is_checkpointed_and_restored() {
+    let mut first = engine();
+    team_routine(&mut first, &["bob", "carol", "dave"], &[]);
+    let mut state: Vec<StateEntry> = Vec::new();
+    first.drain_state(&mut state);
+    let mut latest = std::collections::BTreeMap::new();
+    for entry in state {
+        latest.insert(entry.key, entry.value);
+    }
+    for prefix in [
+        "principal_baselines/prod/bob",
+        "principal_baselines/peers:prod/groups developers",
+        "principal_baselines/namespace:prod/shop",
+    ] {
+        assert!(latest.contains_key(prefix), "{prefix}: {:?}", latest.keys());
+    }
+    let mut second = engine();
+    for (key, value) in &latest {
+        assert!(second.restore(key, value), "{key}");
+    }
+    let counts: Vec<(&str, usize)> = second
+        .profile_counts()
+        .iter()
+        .map(|(_, counts)| {
+            (
+                counts.scope,
+                counts.by_phase.iter().map(|(_, count)| count).sum(),
+            )
+        })
+        .collect();
+    assert!(counts.contains(&("principal", 3)), "{counts:?}");
+    assert!(counts.contains(&("peer_group", 1)), "{counts:?}");
+    assert!(counts.contains(&("namespace", 2)), "{counts:?}");
+    // The restored peer group judges a newcomer as the first would have.
+    let mut out = Vec::new();
+    let at = MONDAY + 10 * DAY + 9 * HOUR;
+    for minute in 0..10 {
+        let call = as_who("erin", alice("list", "pods", "shop"));
+        second.process(
+            &member(&call, &["developers"], at + minute * 60_000_000),
+            &mut out,
+        );
+    }
+    let odd = as_who("erin", alice("list", "secrets", "kube-system"));
+    second.process(&member(&odd, &["developers"], at + HOUR), &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+}

@@ -444,8 +444,8 @@ pub struct DetectStage {
     changes: Vec<StateEntry>,
     /// Inputs since the baseline gauges were last set (walking every profile is not per event).
     since_profile_report: u32,
-    /// Evictions already added to the counter, per detector.
-    evictions_reported: std::collections::HashMap<&'static str, u64>,
+    /// Evictions already added to the counter, per detector and scope.
+    evictions_reported: std::collections::HashMap<(&'static str, &'static str), u64>,
 }
 
 /// Inputs between updates of the baseline gauges.
@@ -457,26 +457,29 @@ impl DetectStage {
             for (phase, profiles) in &counts.by_phase {
                 self.metrics
                     .baseline_profiles
-                    .with_label_values(&[detector, phase])
+                    .with_label_values(&[detector, counts.scope, phase])
                     .set(i64::try_from(*profiles).unwrap_or(i64::MAX));
             }
             self.metrics
                 .baseline_capacity
-                .with_label_values(&[detector])
+                .with_label_values(&[detector, counts.scope])
                 .set(i64::try_from(counts.capacity).unwrap_or(i64::MAX));
             self.metrics
                 .baseline_cluster_capacity
-                .with_label_values(&[detector])
+                .with_label_values(&[detector, counts.scope])
                 .set(i64::try_from(counts.capacity_per_cluster).unwrap_or(i64::MAX));
             self.metrics
                 .baseline_largest_cluster
-                .with_label_values(&[detector])
+                .with_label_values(&[detector, counts.scope])
                 .set(i64::try_from(counts.largest_cluster).unwrap_or(i64::MAX));
-            let reported = self.evictions_reported.entry(detector).or_default();
+            let reported = self
+                .evictions_reported
+                .entry((detector, counts.scope))
+                .or_default();
             if counts.evicted > *reported {
                 self.metrics
                     .baseline_evictions
-                    .with_label_values(&[detector])
+                    .with_label_values(&[detector, counts.scope])
                     .inc_by(counts.evicted - *reported);
                 *reported = counts.evicted;
             }

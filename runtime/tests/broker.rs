@@ -288,13 +288,23 @@ fn baselines_learned_before_a_sigkill_still_flag_what_departs_from_them_after_it
         .lines()
         .find(|line| {
             line.starts_with(
-                "vigil_baseline_profiles{detector=\"principal_baselines\",phase=\"stable\"}",
+                "vigil_baseline_profiles{detector=\"principal_baselines\",phase=\"stable\",scope=\"principal\"}",
             )
         })
         .and_then(|line| line.rsplit(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("no stable principal profiles in /metrics:\n{metrics}"));
     assert!(stable >= 10, "{stable} stable profiles");
-    assert!(metrics.contains("vigil_baseline_capacity{detector=\"volume_baselines\"} 100000"));
+    assert!(metrics.contains(
+        "vigil_baseline_capacity{detector=\"volume_baselines\",scope=\"principal\"} 100000"
+    ));
+    for scope in ["peer_group", "namespace", "cluster"] {
+        assert!(
+            metrics.contains(&format!(
+                "vigil_baseline_capacity{{detector=\"principal_baselines\",scope=\"{scope}\"}}"
+            )),
+            "the {scope} scope is reported:\n{metrics}"
+        );
+    }
 }
 
 #[test]
