@@ -1,5 +1,6 @@
 //! Baselines' memory and speed: bytes of checkpointed state per tracked principal (the evaluation's
-//! 200 principals over 28 days) and per tracked workload image (200 images, each with its own
+//! 200 principals over 28 days, all audit scopes) and per tracked image and workload (200 images
+//! run as 200 Deployments, each with its own
 //! executables, process tree and destinations over 14 days), and events per second through detect
 //! with the image baselines on. The byte counts are printed before criterion's timings.
 #![allow(
@@ -82,14 +83,23 @@ fn image_engine() -> Engine {
     engine
 }
 
-fn state_bytes(engine: &mut Engine) -> (usize, usize) {
+/// (entities, bytes) of the image scope and of the workload scope.
+fn state_bytes(engine: &mut Engine) -> ((usize, usize), (usize, usize)) {
     let mut state: Vec<StateEntry> = Vec::new();
     engine.drain_state(&mut state);
     let mut latest = std::collections::BTreeMap::new();
     for entry in state {
         latest.insert(entry.key, entry.value.len());
     }
-    (latest.len(), latest.values().sum())
+    let scope = |workloads: bool| {
+        let sizes: Vec<usize> = latest
+            .iter()
+            .filter(|(key, _)| key.contains("/workload:") == workloads)
+            .map(|(_, bytes)| *bytes)
+            .collect();
+        (sizes.len(), sizes.iter().sum())
+    };
+    (scope(false), scope(true))
 }
 
 fn baselines(c: &mut Criterion) {
@@ -101,7 +111,7 @@ fn baselines(c: &mut Criterion) {
     })
     .unwrap();
     println!(
-        "principal baselines (principal and volume): {} principals, {} bytes of state, {:.0} bytes a principal",
+        "audit baselines (principal, peer group, namespace, cluster, volume): {} principals, {} bytes of state, {:.0} bytes a principal",
         report.principals,
         report.state_bytes,
         report.state_bytes as f64 / report.principals as f64
@@ -113,10 +123,11 @@ fn baselines(c: &mut Criterion) {
     for event in &learning {
         engine.process(event, &mut out);
     }
-    let (images, bytes) = state_bytes(&mut engine);
+    let ((images, bytes), (workloads, workload_bytes)) = state_bytes(&mut engine);
     println!(
-        "image baselines: {images} images, {bytes} bytes of state, {:.0} bytes an image; {} findings while learning",
+        "image baselines: {images} images, {bytes} bytes of state, {:.0} bytes an image; {workloads} workloads, {:.0} bytes a workload; {} findings while learning",
         bytes as f64 / images.max(1) as f64,
+        workload_bytes as f64 / workloads.max(1) as f64,
         out.len()
     );
 

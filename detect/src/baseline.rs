@@ -115,6 +115,78 @@ struct Dimension {
     /// novelty is routine (CI's daily preview namespace) from one where novelty is news.
     #[serde(default)]
     recent_new: Vec<i64>,
+    /// Learned values that gave way to the cap, remembered approximately (made at the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    given_way: Option<Box<GivenWay>>,
+}
+
+/// Bits of one generation of [`GivenWay`]'s filter, and the hashes per value.
+const SKETCH_BITS: usize = 2048;
+const SKETCH_HASHES: u64 = 3;
+
+/// The long tail of a high-cardinality dimension (a CI principal's hundreds of namespaces, a
+/// gateway's destinations) in a Bloom filter: a value that gave way to the top-K cap is still known
+/// as seen before, rare rather than unseen, so the cap does not turn the tail into false anomalies.
+/// 2,048 bits a generation, three hashes: about 1.6% of never-seen values pass for seen at 200
+/// values remembered. Two generations, the older dropped every `forget_days`, so a tail value is
+/// forgotten as a learned one is, a period late at most.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct GivenWay {
+    current: Vec<u64>,
+    previous: Vec<u64>,
+    /// When the current generation began.
+    since: i64,
+}
+
+impl GivenWay {
+    fn new(now: i64) -> Self {
+        Self {
+            current: vec![0; SKETCH_BITS / 64],
+            previous: vec![0; SKETCH_BITS / 64],
+            since: now,
+        }
+    }
+
+    /// The bit positions of a value: double hashing over FNV-1a.
+    fn positions(value: &str) -> impl Iterator<Item = usize> {
+        let fnv = |seed: u64| {
+            value.bytes().fold(seed, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+            })
+        };
+        let (first, second) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142) | 1);
+        (0..SKETCH_HASHES).map(move |index| {
+            let bit = first.wrapping_add(index.wrapping_mul(second)) % SKETCH_BITS as u64;
+            usize::try_from(bit).unwrap_or(0)
+        })
+    }
+
+    fn set(bits: &[u64], position: usize) -> bool {
+        bits.get(position / 64)
+            .is_some_and(|word| word & (1 << (position % 64)) != 0)
+    }
+
+    fn insert(&mut self, value: &str) {
+        for position in Self::positions(value) {
+            if let Some(word) = self.current.get_mut(position / 64) {
+                *word |= 1 << (position % 64);
+            }
+        }
+    }
+
+    fn contains(&self, value: &str) -> bool {
+        let within =
+            |bits: &[u64]| Self::positions(value).all(|position| Self::set(bits, position));
+        within(&self.current) || within(&self.previous)
+    }
+
+    /// Starts a new generation when the current one is `period` old.
+    fn age(&mut self, now: i64, period: i64) {
+        if now.saturating_sub(self.since) >= period {
+            self.previous = std::mem::replace(&mut self.current, vec![0; SKETCH_BITS / 64]);
+            self.since = now;
+        }
+    }
 }
 
 /// New values remembered per dimension for volatility.
@@ -138,9 +210,37 @@ impl Dimension {
         }
     }
 
+    /// Whether a value not among the learned ones gave way to the cap earlier.
+    fn remembers(&self, value: &str) -> bool {
+        self.given_way
+            .as_ref()
+            .is_some_and(|given_way| given_way.contains(value))
+    }
+
+    /// Keeps at most `cap` learned values; those that give way are remembered in the sketch.
+    fn trim_learned(&mut self, cap: usize, now: i64) {
+        let before = self.learned.len();
+        if before <= cap {
+            return;
+        }
+        let mut gone = Vec::new();
+        self.overflow += Self::trim(&mut self.learned, cap, Some(&mut gone));
+        let given_way = self
+            .given_way
+            .get_or_insert_with(|| Box::new(GivenWay::new(now)));
+        for value in gone {
+            given_way.insert(&value);
+        }
+    }
+
     fn familiarity(&self, value: &str) -> Familiarity {
         let Some(seen) = self.learned.get(value) else {
-            return Familiarity::Unseen;
+            // Seen before, beyond the top K: rare, not news.
+            return if self.remembers(value) {
+                Familiarity::Rare
+            } else {
+                Familiarity::Unseen
+            };
         };
         let share = seen.count.saturating_mul(1000) / self.total.max(1);
         match share {
@@ -161,8 +261,13 @@ impl Dimension {
             .collect()
     }
 
-    /// Keeps at most `cap` entries, dropping the least seen (oldest last sighting on ties).
-    fn trim(map: &mut BTreeMap<String, Sightings>, cap: usize) -> u64 {
+    /// Keeps at most `cap` entries, dropping the least seen (oldest last sighting on ties), into
+    /// `gone` when given.
+    fn trim(
+        map: &mut BTreeMap<String, Sightings>,
+        cap: usize,
+        mut gone: Option<&mut Vec<String>>,
+    ) -> u64 {
         let mut dropped = 0;
         while map.len() > cap {
             let Some(weakest) = map
@@ -172,8 +277,11 @@ impl Dimension {
             else {
                 break;
             };
-            if let Some(gone) = map.remove(&weakest) {
-                dropped += gone.count;
+            if let Some(removed) = map.remove(&weakest) {
+                dropped += removed.count;
+                if let Some(gone) = gone.as_deref_mut() {
+                    gone.push(weakest);
+                }
             }
         }
         dropped
@@ -301,6 +409,19 @@ impl Profile {
                 seen.last = seen.last.max(now);
                 continue;
             }
+            // A tail value that gave way to the cap is known: learned again, not new.
+            if dimension.remembers(value) {
+                dimension.learned.insert(
+                    value.clone(),
+                    Sightings {
+                        count: 1,
+                        first: now,
+                        last: now,
+                    },
+                );
+                dimension.trim_learned(config.top_k, now);
+                continue;
+            }
             // Novelty is a value never met before; a pending value met again is not new again.
             if !dimension.pending.contains_key(value) {
                 self.new_in_window = self.new_in_window.saturating_add(1);
@@ -315,7 +436,7 @@ impl Profile {
                         last: now,
                     },
                 );
-                dimension.overflow += Dimension::trim(&mut dimension.learned, config.top_k);
+                dimension.trim_learned(config.top_k, now);
                 continue;
             }
             // Stable: a new value waits until it has been around long enough and often enough.
@@ -330,9 +451,10 @@ impl Profile {
                 && pending.count >= config.pending_sightings;
             if ripe && let Some(promoted) = dimension.pending.remove(value) {
                 dimension.learned.insert(value.clone(), promoted);
-                dimension.overflow += Dimension::trim(&mut dimension.learned, config.top_k);
+                dimension.trim_learned(config.top_k, now);
             } else {
-                dimension.overflow += Dimension::trim(&mut dimension.pending, config.top_k);
+                // Pending values were never learned: those that give way are not remembered.
+                dimension.overflow += Dimension::trim(&mut dimension.pending, config.top_k, None);
             }
         }
         if self.phase == Phase::WarmUp && self.observations >= config.warmup_observations {
@@ -360,6 +482,9 @@ impl Profile {
         for dimension in self.dimensions.values_mut() {
             dimension.learned.retain(|_, seen| seen.last >= horizon);
             dimension.pending.retain(|_, seen| seen.last >= horizon);
+            if let Some(given_way) = dimension.given_way.as_mut() {
+                given_way.age(now, config.forget_days * DAY_MICROS);
+            }
         }
         self.dimensions
             .retain(|_, dimension| !dimension.learned.is_empty() || !dimension.pending.is_empty());
@@ -554,6 +679,61 @@ mod tests {
             &config,
         );
         assert_eq!(quiet.values_held(), 1, "the old values were forgotten");
+    }
+
+    #[test]
+    fn values_that_gave_way_to_the_cap_are_rare_not_unseen() {
+        let config = BaselineConfig {
+            top_k: 8,
+            ..BaselineConfig::default()
+        };
+        let mut profile = Profile::new(0);
+        // Ten days of forty namespaces, each every day: 32 of them give way to the cap of 8.
+        for day in 0..10 {
+            for index in 0..40 {
+                profile.observe(
+                    day * DAY_MICROS + index * 60_000_000,
+                    &[("namespace", format!("tenant-{index}"))],
+                    &config,
+                );
+            }
+        }
+        assert_eq!(profile.phase(), Phase::Stable);
+        let judge = |profile: &mut Profile, value: &str| {
+            profile.observe(
+                10 * DAY_MICROS + HOUR,
+                &[("namespace", value.to_owned())],
+                &config,
+            )[0]
+            .familiarity
+        };
+        let tail: Vec<Familiarity> = (0..40)
+            .map(|index| judge(&mut profile.clone(), &format!("tenant-{index}")))
+            .collect();
+        assert!(
+            tail.iter()
+                .all(|familiarity| *familiarity != Familiarity::Unseen),
+            "{tail:?}"
+        );
+        assert!(tail.contains(&Familiarity::Rare), "{tail:?}");
+        assert_eq!(
+            judge(&mut profile.clone(), "kube-system"),
+            Familiarity::Unseen
+        );
+        // The sketch survives a checkpoint, and bounds the profile.
+        let restored = Profile::decode(&profile.encode()).unwrap();
+        assert_eq!(restored, profile);
+        assert!(profile.encode().len() < 4_000, "{}", profile.encode().len());
+        // Forgotten as learned values are: two periods on, the tail is gone.
+        let mut later = profile.clone();
+        for step in 1..=3 {
+            later.observe(
+                10 * DAY_MICROS + step * config.forget_days * DAY_MICROS,
+                &[("userAgent", "kubectl/1".into())],
+                &config,
+            );
+        }
+        assert_eq!(judge(&mut later, "tenant-3"), Familiarity::Unseen);
     }
 
     #[test]

@@ -100,11 +100,15 @@ pub struct EvalReport {
     /// The first false findings (type: title), for tuning.
     pub false_examples: Vec<String>,
     pub kinds: Vec<KindResult>,
-    /// Checkpointed state of the principals' baselines (principal and volume).
+    /// Checkpointed state of the audit baselines (principals, their peer groups, namespaces, the
+    /// cluster; and the volume baselines).
     pub state_bytes: usize,
     /// Images profiled and the checkpointed state of their baselines.
     pub images: usize,
     pub image_state_bytes: usize,
+    /// Workloads profiled and the checkpointed state of their baselines.
+    pub workloads: usize,
+    pub workload_state_bytes: usize,
     pub seconds: f64,
 }
 
@@ -985,6 +989,11 @@ fn runtime_event(image: &Image, kind: &str, binary: &str, parent: &str, at: i64)
             node_name: Some("node-1".into()),
             container_id: Some(format!("c-{}", image.repository)),
             image: Some(format!("{}:1.{}", image.repository, at / DAY % 3)),
+            // Each image runs as one Deployment named after it.
+            pod_name: Some(format!(
+                "{}-6f7d9c8b5-x7k2p",
+                image.repository.rsplit('/').next().unwrap_or("app")
+            )),
             pod_namespace: Some("shop".into()),
             process: ProcessInfo {
                 binary: binary.into(),
@@ -1262,15 +1271,24 @@ pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, String> {
     for entry in state {
         latest.insert(entry.key, entry.value.len());
     }
-    let image_state: Vec<usize> = latest
-        .iter()
-        .filter(|(key, _)| key.starts_with("image_baselines/"))
-        .map(|(_, bytes)| *bytes)
-        .collect();
+    let runtime_state = |workloads: bool| -> Vec<usize> {
+        latest
+            .iter()
+            .filter_map(|(key, bytes)| {
+                let key = key.strip_prefix("image_baselines/")?;
+                (key.starts_with("workload:") == workloads).then_some(*bytes)
+            })
+            .collect()
+    };
+    let image_state = runtime_state(false);
+    let workload_state = runtime_state(true);
     let image_state_bytes: usize = image_state.iter().sum();
+    let workload_state_bytes: usize = workload_state.iter().sum();
     Ok(EvalReport {
         images: image_state.len(),
         image_state_bytes,
+        workloads: workload_state.len(),
+        workload_state_bytes,
         principals: options.principals,
         days: options.days,
         evaluated_days: options.days - options.learn_days,
@@ -1278,7 +1296,7 @@ pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, String> {
         false_findings,
         false_examples,
         kinds,
-        state_bytes: latest.values().sum::<usize>() - image_state_bytes,
+        state_bytes: latest.values().sum::<usize>() - image_state_bytes - workload_state_bytes,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -1301,14 +1319,16 @@ pub fn render(report: &EvalReport) -> String {
         );
     }
     text += &format!(
-        "\nfalse findings on ordinary traffic after learning: {} in {} days = {:.2} a day\nbaseline state: {} bytes, {:.0} bytes a principal; {} images, {:.0} bytes an image\n",
+        "\nfalse findings on ordinary traffic after learning: {} in {} days = {:.2} a day\nbaseline state: {} bytes, {:.0} bytes a principal (all audit scopes); {} images, {:.0} bytes an image; {} workloads, {:.0} bytes a workload\n",
         report.false_findings,
         report.evaluated_days,
         report.false_findings as f64 / report.evaluated_days.max(1) as f64,
         report.state_bytes,
         report.state_bytes as f64 / report.principals.max(1) as f64,
         report.images,
-        report.image_state_bytes as f64 / report.images.max(1) as f64
+        report.image_state_bytes as f64 / report.images.max(1) as f64,
+        report.workloads,
+        report.workload_state_bytes as f64 / report.workloads.max(1) as f64
     );
     for example in &report.false_examples {
         text += &format!("false finding: {example}\n");

@@ -798,3 +798,62 @@ fn every_scope_is_checkpointed_and_restored() {
     second.process(&member(&odd, &["developers"], at + HOUR), &mut out);
     assert_eq!(out.len(), 1, "{out:#?}");
 }
+
+#[test]
+fn a_workload_is_judged_with_its_image_and_a_program_either_knows_is_no_news() {
+    let mut engine = Engine::build(&DetectConfig::default()).unwrap();
+    engine.retain(|name| name == "image_baselines");
+    // One image, two Deployments: web runs a shell, worker runs a shell and python.
+    let in_workload = |pod: &str, binary: &str, at: i64| {
+        let mut event = runtime_event("process_exec", binary, "/usr/bin/runc", at);
+        event.runtime.as_mut().unwrap().pod_name = Some(pod.into());
+        event
+    };
+    let mut out = Vec::new();
+    for day in 0..10 {
+        for hour in 0..24 {
+            let at = MONDAY + day * DAY + hour * HOUR;
+            engine.process(&in_workload("web-6f7d9c8b5-x7k2p", "/bin/sh", at), &mut out);
+            engine.process(
+                &in_workload("worker-7c9d8f6b4-q2w4e", "/bin/sh", at + 1),
+                &mut out,
+            );
+            engine.process(
+                &in_workload("worker-7c9d8f6b4-q2w4e", "/usr/bin/python3", at + 2),
+                &mut out,
+            );
+        }
+    }
+    assert!(out.is_empty(), "{out:#?}");
+    let at = MONDAY + 10 * DAY + 14 * HOUR;
+    // python3 is new to web, but the image runs it every hour (in worker): no news.
+    engine.process(
+        &in_workload("web-6f7d9c8b5-x7k2p", "/usr/bin/python3", at),
+        &mut out,
+    );
+    assert!(out.is_empty(), "{out:#?}");
+    // A program neither has ever run: flagged, and explained at both scopes.
+    engine.process(
+        &in_workload("web-6f7d9c8b5-x7k2p", "/tmp/kworker", at + 1),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let scopes: Vec<(&str, &str)> = out[0]
+        .anomaly
+        .iter()
+        .filter(|a| a.dimension == "executable")
+        .map(|a| (a.scope.as_str(), a.entity.as_str()))
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            ("image", "registry.example/shop/web"),
+            ("workload", "shop/web")
+        ]
+    );
+    assert!(
+        out[0].description.contains("workload shop/web's baseline"),
+        "{}",
+        out[0].description
+    );
+}
