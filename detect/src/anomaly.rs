@@ -32,7 +32,8 @@ use std::collections::HashMap;
 use vigil_schemas::{AnomalyObservation, AuditEvent, Detection, EnrichedEvent};
 
 use crate::baseline::{
-    BaselineConfig, Familiarity, Judged, Profile, network_origin, time_of_week, user_agent_family,
+    BaselineConfig, Familiarity, Judged, Profile, caller_origin, network_origin, time_of_week,
+    user_agent_family,
 };
 use crate::context::{
     Verdict, detection, is_anonymous, is_health_endpoint, object_name, severity, succeeded,
@@ -697,7 +698,7 @@ impl Detector for PrincipalBaselines {
             values.push(("userAgent", user_agent_family(agent)));
         }
         if let Some(ip) = &enriched.source_ip {
-            values.push(("networkOrigin", network_origin(&ip.ip, &ip.scope)));
+            values.push(("networkOrigin", caller_origin(ip)));
         }
         // What a peer group learns of its members: the habits above, and who they are.
         let shared = values.len();

@@ -541,6 +541,19 @@ pub fn network_origin(ip: &str, scope: &str) -> String {
     }
 }
 
+/// Where a caller came from: a public address by its autonomous system when the user's ASN database
+/// names one (`public AS16509 AMAZON-02`: a person's home ISP hands out new /24s, not new ASNs),
+/// otherwise as [`network_origin`] says.
+pub fn caller_origin(ip: &vigil_schemas::IpIntel) -> String {
+    match (ip.scope.as_str(), ip.asn) {
+        ("public", Some(asn)) => match ip.as_organization.as_deref() {
+            Some(organization) => format!("public AS{asn} {organization}"),
+            None => format!("public AS{asn}"),
+        },
+        _ => network_origin(&ip.ip, &ip.scope),
+    }
+}
+
 /// Six-hour blocks of the week, weekdays and weekends apart: `weekday 06-12`, `weekend 18-24`.
 pub fn time_of_week(micros: i64) -> String {
     let days = micros.div_euclid(DAY_MICROS);

@@ -857,3 +857,67 @@ fn a_workload_is_judged_with_its_image_and_a_program_either_knows_is_no_news() {
         out[0].description
     );
 }
+
+#[test]
+fn with_an_asn_database_a_new_network_of_the_same_autonomous_system_is_no_news() {
+    // Alice works from the office's public address, in AS 64500.
+    let from = |ip: &'static str, agent: &'static str, asn: Option<i64>, at: i64| {
+        let mut enriched = event(
+            &Call {
+                ip,
+                agent,
+                ..alice("create", "pods/exec", "shop")
+            },
+            at,
+        );
+        if let Some(source) = enriched.source_ip.as_mut() {
+            source.asn = asn;
+            source.as_organization = asn.map(|_| "Example ISP".to_owned());
+        }
+        enriched
+    };
+    let learn = |asn: Option<i64>| {
+        let mut engine = engine();
+        let mut out = Vec::new();
+        for day in 0..10 {
+            for hour in 9..17 {
+                let at = MONDAY + day * DAY + hour * HOUR;
+                engine.process(&from("198.51.100.10", KUBECTL, asn, at), &mut out);
+            }
+        }
+        assert!(out.is_empty(), "{out:#?}");
+        engine
+    };
+    // Day 11: another /24 of the same provider, with a new client.
+    let at = MONDAY + 10 * DAY + 10 * HOUR;
+    let moved = |asn| from("198.51.101.7", "kubectl-debug/2.0", asn, at);
+    let mut out = Vec::new();
+    learn(Some(64500)).process(&moved(Some(64500)), &mut out);
+    assert!(
+        out.is_empty(),
+        "same autonomous system, one new client: {out:#?}"
+    );
+    // Without the database, the new /24 and the new client are two unseen dimensions.
+    learn(None).process(&moved(None), &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let origin = out[0]
+        .anomaly
+        .iter()
+        .find(|a| a.dimension == "networkOrigin")
+        .unwrap();
+    assert_eq!(origin.observed, "public 198.51.101.0/24");
+    // With it, another provider is named in the explanation.
+    let mut out = Vec::new();
+    learn(Some(64500)).process(
+        &from("203.0.113.9", "kubectl-debug/2.0", Some(64999), at),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let origin = out[0]
+        .anomaly
+        .iter()
+        .find(|a| a.dimension == "networkOrigin")
+        .unwrap();
+    assert_eq!(origin.observed, "public AS64999 Example ISP");
+    assert_eq!(origin.baseline, ["public AS64500 Example ISP"]);
+}

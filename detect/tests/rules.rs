@@ -338,6 +338,7 @@ fn from_public(event: AuditEvent, tor: bool, list: bool, trusted: bool) -> Enric
         } else {
             vec![]
         },
+        ..IpIntel::default()
     });
     enriched
 }

@@ -475,6 +475,8 @@ pub struct ThreatIntel {
     pub threat_lists: Vec<NamedList>,
     pub tor_exits: Option<NamedList>,
     pub trusted: Vec<NamedList>,
+    /// The user's ASN database, shared (it can hold a million ranges; intel is cloned on reload).
+    pub asn: Option<std::sync::Arc<crate::AsnDatabase>>,
 }
 
 /// `loopback`, `private` (inside a cluster or VPC) or `public`.
@@ -536,12 +538,21 @@ impl ThreatIntel {
         } else {
             Vec::new()
         };
+        let announced = self
+            .asn
+            .as_ref()
+            .filter(|_| public)
+            .and_then(|database| database.lookup(ip));
         Some(IpIntel {
             ip: ip.to_string(),
             scope: scope.to_owned(),
             tor_exit,
             trusted,
             threat_matches,
+            asn: announced.map(|(asn, _)| i64::from(asn)),
+            as_organization: announced
+                .map(|(_, organization)| organization.to_owned())
+                .filter(|organization| !organization.is_empty()),
         })
     }
 }
@@ -710,6 +721,7 @@ not a domain
             threat_lists: vec![NamedList::parse("bad", "10.0.0.0/8\n203.0.113.7\n")],
             tor_exits: Some(NamedList::parse("tor", "203.0.113.7\n")),
             trusted: vec![NamedList::parse("ours", "203.0.113.0/24\n")],
+            asn: None,
         };
         let private = intel.classify("10.1.2.3").unwrap();
         assert_eq!(private.scope, "private");
@@ -721,5 +733,24 @@ not a domain
         assert_eq!(intel.classify("::1").unwrap().scope, "loopback");
         assert_eq!(intel.classify("100.64.3.2").unwrap().scope, "private");
         assert!(intel.classify("not an ip").is_none());
+    }
+
+    #[test]
+    fn public_addresses_are_given_their_autonomous_system_and_private_ones_are_not() {
+        let intel = ThreatIntel {
+            asn: Some(std::sync::Arc::new(crate::AsnDatabase::parse(
+                "203.0.113.0/24,64500,Example Net\n10.0.0.0/8,64501,Not public\n198.51.100.0/24,64502,\n",
+            ))),
+            ..ThreatIntel::default()
+        };
+        let public = intel.classify("203.0.113.7").unwrap();
+        assert_eq!(public.asn, Some(64500));
+        assert_eq!(public.as_organization.as_deref(), Some("Example Net"));
+        let private = intel.classify("10.1.2.3").unwrap();
+        assert_eq!((private.asn, private.as_organization), (None, None));
+        let unnamed = intel.classify("198.51.100.1").unwrap();
+        assert_eq!((unnamed.asn, unnamed.as_organization), (Some(64502), None));
+        let unknown = intel.classify("192.0.2.1").unwrap();
+        assert_eq!(unknown.asn, None);
     }
 }

@@ -2,11 +2,13 @@
 //! touches, and what threat intelligence says of the caller's address. No I/O: configuration and
 //! lists arrive as text, and the inventory is learned from the audit stream itself.
 
+pub mod asn;
 pub mod cluster;
 pub mod intel;
 pub mod inventory;
 pub mod process;
 
+pub use asn::AsnDatabase;
 pub use cluster::{ClusterConfig, ClusterConfigError};
 pub use intel::{IpSet, ListFormat, NamedList, ThreatIntel};
 pub use inventory::Inventory;

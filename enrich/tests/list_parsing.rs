@@ -10,9 +10,42 @@
 use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
-use vigil_enrich::{ListFormat, NamedList};
+use vigil_enrich::{AsnDatabase, ListFormat, NamedList};
 
 proptest! {
+    #[test]
+    fn no_text_panics_the_asn_reader(text in "\\PC{0,400}", probe in any::<u32>()) {
+        let database = AsnDatabase::parse(&text);
+        let _ = database.lookup(Ipv4Addr::from(probe).into());
+    }
+
+    #[test]
+    fn every_announced_block_answers_for_its_addresses(
+        blocks in proptest::collection::btree_set(any::<u16>(), 1..30),
+        host in any::<u8>(),
+    ) {
+        // Distinct public /24s, 45.x.y.0/24, each its own AS (64512 + index).
+        let csv: String = blocks
+            .iter()
+            .enumerate()
+            .map(|(index, block)| {
+                let [high, low] = block.to_be_bytes();
+                format!("45.{high}.{low}.0/24,{},\"Org {index}\"\n", 64512 + index)
+            })
+            .collect();
+        let database = AsnDatabase::parse(&csv);
+        prop_assert_eq!(database.len(), blocks.len());
+        for (index, block) in blocks.iter().enumerate() {
+            let [high, low] = block.to_be_bytes();
+            let ip = Ipv4Addr::new(45, high, low, host);
+            let org = format!("Org {index}");
+            prop_assert_eq!(
+                database.lookup(ip.into()),
+                Some((64512 + u32::try_from(index).unwrap(), org.as_str()))
+            );
+        }
+    }
+
     #[test]
     fn no_text_panics_any_format(text in "\\PC{0,400}") {
         for format in [ListFormat::Auto, ListFormat::Plain, ListFormat::Stix, ListFormat::OtxCsv] {

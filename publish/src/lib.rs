@@ -339,10 +339,18 @@ fn guardduty_json_with_nulls(finding: &Finding) -> Value {
             } else {
                 "ipAddressV4"
             };
-            object.insert(
-                "remoteIpDetails".into(),
-                json!({family: remote.ip, "ipScope": remote.scope}),
-            );
+            let mut details = json!({family: remote.ip, "ipScope": remote.scope});
+            // GuardDuty's `organization`, from the user's ASN database when one is configured.
+            if let (Some(asn), Some(map)) = (remote.asn, details.as_object_mut()) {
+                let mut organization = json!({"asn": asn.to_string()});
+                if let (Some(name), Some(fields)) =
+                    (&remote.as_organization, organization.as_object_mut())
+                {
+                    fields.insert("asnOrg".into(), json!(name));
+                }
+                map.insert("organization".into(), organization);
+            }
+            object.insert("remoteIpDetails".into(), details);
         }
         action.insert("actionType".into(), json!("KUBERNETES_API_CALL"));
         action.insert("kubernetesApiCallAction".into(), api);

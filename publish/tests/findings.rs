@@ -141,6 +141,14 @@ fn the_json_has_guardduty_shape() {
         }],
         ..WorkloadSpec::default()
     });
+    if let Some(remote) = with_workload
+        .api_call
+        .as_mut()
+        .and_then(|call| call.remote_ip.as_mut())
+    {
+        remote.asn = Some(64500);
+        remote.as_organization = Some("Example Net".into());
+    }
     with_workload.threat_intel = vec![ThreatMatch {
         list_name: "bad".into(),
         entry: "203.0.113.64/28".into(),
@@ -178,6 +186,10 @@ fn the_json_has_guardduty_shape() {
     assert_eq!(
         service["action"]["kubernetesApiCallAction"]["remoteIpDetails"]["ipAddressV4"],
         "203.0.113.66"
+    );
+    assert_eq!(
+        service["action"]["kubernetesApiCallAction"]["remoteIpDetails"]["organization"],
+        serde_json::json!({"asn": "64500", "asnOrg": "Example Net"})
     );
     assert_eq!(
         service["evidence"]["threatIntelligenceDetails"][0]["threatListName"],

@@ -16,6 +16,7 @@
 //! curated_feeds = [{ path = "intel/feed.json", format = "stix" }]
 //! tor_exits = "intel/tor-exit-addresses.txt"
 //! trusted = ["intel/office.txt"]
+//! asn_database = "intel/GeoLite2-ASN-Blocks-IPv4.csv"
 //! reload_secs = 60
 //!
 //! [rules]
@@ -62,6 +63,10 @@ pub struct SettingsArgs {
     /// Trusted IPs and CIDRs: no IP-based finding is raised for them. Repeatable.
     #[arg(long, value_name = "FILE")]
     pub trusted_ips: Vec<PathBuf>,
+    /// An ASN database (MaxMind GeoLite2-ASN CSV or iptoasn.com TSV): public callers' network
+    /// origin is then profiled by autonomous system, and findings name it. Replaces the file's.
+    #[arg(long, env = "VIGIL_ASN_DATABASE", value_name = "FILE")]
+    pub asn_database: Option<PathBuf>,
     /// A file of your own detection rules (see `vigil rules --help`). Repeatable.
     #[arg(long = "rules", value_name = "FILE")]
     pub rule_files: Vec<PathBuf>,
@@ -186,6 +191,8 @@ struct IntelSection {
     #[serde(default)]
     trusted: Vec<ListEntry>,
     #[serde(default)]
+    asn_database: Option<PathBuf>,
+    #[serde(default)]
     reload_secs: Option<u64>,
 }
 
@@ -277,6 +284,8 @@ pub enum ListRole {
     Curated,
     TorExits,
     Trusted,
+    /// Not a list: the ASN database, watched and reloaded like one.
+    Asn,
 }
 
 impl ListRole {
@@ -286,6 +295,7 @@ impl ListRole {
             Self::Curated => "curated",
             Self::TorExits => "tor_exits",
             Self::Trusted => "trusted",
+            Self::Asn => "asn",
         }
     }
 }
@@ -398,12 +408,30 @@ pub fn load_lists(
 ) -> Result<ThreatIntel, String> {
     let mut intel = ThreatIntel::default();
     for source in sources {
+        if source.role == ListRole::Asn {
+            let database = vigil_enrich::AsnDatabase::parse(&read_file(&source.path)?);
+            for (line, text) in database.bad_lines.iter().take(5) {
+                notes.push(format!(
+                    "ASN database {}: line {line} is neither GeoLite2-ASN CSV nor iptoasn TSV, ignored: {text:?}",
+                    source.path.display()
+                ));
+            }
+            if database.is_empty() {
+                return Err(format!(
+                    "{}: no announced range read: not a GeoLite2-ASN CSV or iptoasn TSV file",
+                    source.path.display()
+                ));
+            }
+            intel.asn = Some(std::sync::Arc::new(database));
+            continue;
+        }
         let list = read_list(source, read_file)?;
         list_notes(&list, notes);
         match source.role {
             ListRole::Threat | ListRole::Curated => intel.threat_lists.push(list),
             ListRole::TorExits => intel.tor_exits = Some(list),
             ListRole::Trusted => intel.trusted.push(list),
+            ListRole::Asn => {}
         }
     }
     Ok(intel)
@@ -496,6 +524,13 @@ impl Settings {
                 ListEntry::Path(path.clone()),
                 ListRole::Trusted,
             ));
+        }
+        match (&args.asn_database, intel.asn_database) {
+            (Some(path), _) => {
+                lists.push(source(None, ListEntry::Path(path.clone()), ListRole::Asn))
+            }
+            (None, Some(path)) => lists.push(source(base, ListEntry::Path(path), ListRole::Asn)),
+            (None, None) => {}
         }
         let mut notes = Vec::new();
         if !lists
@@ -872,5 +907,46 @@ name = "alice"
         assert!(watcher.poll().is_none(), "the interval has not passed");
         std::fs::remove_file(&path).unwrap();
         assert!(watcher.check().unwrap().is_err());
+    }
+
+    #[test]
+    fn an_asn_database_is_read_relative_to_the_file_reloaded_and_refused_when_unreadable() {
+        let dir = scratch("asn");
+        std::fs::create_dir_all(dir.join("intel")).unwrap();
+        let database = dir.join("intel/asn.csv");
+        std::fs::write(
+            &database,
+            "network,autonomous_system_number,autonomous_system_organization\n203.0.113.0/24,64500,Example Net\n",
+        )
+        .unwrap();
+        let config = dir.join("vigil.toml");
+        std::fs::write(
+            &config,
+            "[threat_intel]\nasn_database = \"intel/asn.csv\"\n",
+        )
+        .unwrap();
+        let args = SettingsArgs {
+            config: Some(config),
+            ..SettingsArgs::default()
+        };
+        let settings = Settings::load(&args).unwrap();
+        let mut notes = Vec::new();
+        let intel = settings.threat_intel(&mut notes).unwrap();
+        let caller = intel.classify("203.0.113.9").unwrap();
+        assert_eq!(caller.asn, Some(64500));
+        assert_eq!(caller.as_organization.as_deref(), Some("Example Net"));
+        // Watched like the lists: a new announcement is picked up.
+        let mut watcher = ListWatcher::new(settings.lists.clone(), Duration::from_secs(3600));
+        std::fs::write(
+            &database,
+            "203.0.113.0/24,64500,Example Net\n198.51.100.0/24,64501,Other Net\n",
+        )
+        .unwrap();
+        let (intel, _) = watcher.check().unwrap().unwrap();
+        assert_eq!(intel.classify("198.51.100.1").unwrap().asn, Some(64501));
+        // A file that is no ASN database at all is refused, not silently empty.
+        std::fs::write(&database, "this is not a database\n").unwrap();
+        let error = watcher.check().unwrap().unwrap_err();
+        assert!(error.contains("no announced range"), "{error}");
     }
 }

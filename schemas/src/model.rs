@@ -357,6 +357,10 @@ pub struct IpIntel {
     /// On a trusted list: IP-based findings are not raised for it.
     pub trusted: bool,
     pub threat_matches: Vec<ThreatMatch>,
+    /// The autonomous system announcing a public address, from the user's ASN database (none
+    /// configured: unset).
+    pub asn: Option<i64>,
+    pub as_organization: Option<String>,
 }
 
 /// A pod the request targets (exec, attach, port-forward, delete...), from the inventory enrich keeps.
