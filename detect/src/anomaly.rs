@@ -834,12 +834,15 @@ impl Detector for PrincipalBaselines {
 /// Behaviour baselines at runtime, at two scopes: per image repository (tags aside: a new version
 /// runs the same programs) and per workload (`namespace/deployment`, named from the pod: one image
 /// may run as several workloads that do different things), the executables run, the parent→child
-/// pairs forked and the outbound destinations reached, learned like principals'
-/// ([`crate::baseline`]).
+/// pairs forked, the shared libraries loaded and the outbound destinations reached, learned like
+/// principals' ([`crate::baseline`]).
 ///
 /// - `Execution:Runtime/AnomalousBehavior.NewBinaryInImage` (Vigil type, Medium): an executable
 ///   that neither the image's nor the workload's stable profile ever saw run (a parent→child pair
 ///   never seen adds to the explanation).
+/// - `Execution:Runtime/AnomalousBehavior.NewLibraryInImage` (Vigil type, Medium): a shared library
+///   (version suffix aside) that neither stable profile ever saw loaded: a preloaded or injected
+///   library, shipped in the image or not (`NewLibraryLoaded` covers one written in the container).
 /// - `UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination` (Vigil type, Low): a
 ///   public network (/24) or domain that neither stable profile ever saw reached; private
 ///   destinations (the cluster, the VPC) are left out, pods' addresses change all the time.
@@ -885,6 +888,16 @@ impl ImageBaselines {
 
     pub fn workloads(&self) -> usize {
         self.workloads.len()
+    }
+}
+
+/// A shared library without its version suffix (`/usr/lib/libssl.so.3.0.2` → `/usr/lib/libssl.so`),
+/// so that a patch release of the image does not look like a new library; its directory is kept (a
+/// library loaded from `/tmp` is not the one in `/usr/lib`).
+fn library_family(path: &str) -> &str {
+    match path.find(".so.") {
+        Some(at) => path.get(..at + 3).unwrap_or(path),
+        None => path,
     }
 }
 
@@ -958,6 +971,10 @@ impl Detector for ImageBaselines {
                 }
                 values
             }
+            "library_load" => match event.file_path.as_deref() {
+                Some(path) => vec![("library", library_family(path).to_owned())],
+                None => return,
+            },
             "network_connect" | "dns_query" => {
                 let public = enriched
                     .destination_ip
@@ -1016,6 +1033,16 @@ impl Detector for ImageBaselines {
                     new.observed.clone(),
                     format!(
                         "{} ran in image {repository} for the first time.",
+                        new.observed
+                    ),
+                )
+            } else if let Some(new) = unseen_everywhere(&views, "library") {
+                (
+                    "Execution:Runtime/AnomalousBehavior.NewLibraryInImage",
+                    severity::MEDIUM,
+                    new.observed.clone(),
+                    format!(
+                        "{} was loaded in image {repository} for the first time.",
                         new.observed
                     ),
                 )
@@ -1115,5 +1142,20 @@ mod tests {
         }
         assert!(store.len() <= 10, "{}", store.len());
         assert_eq!(store.per_cluster.values().sum::<usize>(), store.len());
+    }
+
+    #[test]
+    fn library_versions_are_one_library_and_directories_stay_apart() {
+        assert_eq!(
+            library_family("/usr/lib/x86_64-linux-gnu/libssl.so.3"),
+            "/usr/lib/x86_64-linux-gnu/libssl.so"
+        );
+        assert_eq!(
+            library_family("/usr/lib/libz.so.1.2.13"),
+            "/usr/lib/libz.so"
+        );
+        assert_eq!(library_family("/tmp/libz.so.1"), "/tmp/libz.so");
+        assert_eq!(library_family("/opt/app/plugin.so"), "/opt/app/plugin.so");
+        assert_eq!(library_family("so."), "so.");
     }
 }

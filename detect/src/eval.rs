@@ -960,6 +960,8 @@ struct Image {
     repository: String,
     programs: Vec<String>,
     domains: Vec<String>,
+    /// Shared libraries its programs load (without their version suffix).
+    libraries: Vec<String>,
     build: bool,
 }
 
@@ -973,6 +975,10 @@ fn images(count: usize) -> Vec<Image> {
                 .collect(),
             domains: (0..4)
                 .map(|domain| format!("api-{domain}.partner-{}.example", index % 11))
+                .collect(),
+            libraries: ["libc", "libssl", "libz", "libpq"]
+                .iter()
+                .map(|name| format!("/usr/lib/x86_64-linux-gnu/{name}.so"))
                 .collect(),
             build: index % 5 == 4,
         })
@@ -1033,6 +1039,14 @@ fn runtime_day(rng: &mut Rng, image: &Image, day: i64, out: &mut Vec<EnrichedEve
                 at + offset,
             ));
         }
+        // Its programs load their libraries, a patch release now and then changing the version.
+        if let Some(library) = rng.pick(&image.libraries) {
+            let mut load = runtime_event(image, "library_load", "/bin/sh", "/usr/bin/runc", at + 3);
+            if let Some(runtime) = load.runtime.as_mut() {
+                runtime.file_path = Some(format!("{library}.{}", day / 10));
+            }
+            out.push(load);
+        }
         if let Some(domain) = rng.pick(&image.domains) {
             let mut query = runtime_event(image, "dns_query", "/usr/bin/curl", "/bin/sh", at + 2);
             if let Some(runtime) = query.runtime.as_mut() {
@@ -1068,6 +1082,17 @@ fn runtime_injections(images: &[Image], day: i64) -> Vec<Injection> {
                     "/bin/sh",
                     at,
                 )],
+            ));
+        }
+        if let Some(image) = steady.get(sample * 2 + 8) {
+            let mut load = runtime_event(image, "library_load", "/bin/sh", "/usr/bin/runc", at + 2);
+            if let Some(runtime) = load.runtime.as_mut() {
+                runtime.file_path = Some("/usr/lib/x86_64-linux-gnu/libprocesshider.so".into());
+            }
+            out.push((
+                "new library loaded in a stable image",
+                "Execution:Runtime/AnomalousBehavior.NewLibraryInImage",
+                vec![load],
             ));
         }
         if let Some(image) = steady.get(sample * 2 + 1) {

@@ -245,8 +245,8 @@ const RUST_DETECTORS: [(&str, &str, &str); 20] = [
     ),
     (
         "image_baselines",
-        "Execution:Runtime/AnomalousBehavior.NewBinaryInImage, UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
-        "Medium (new binary), Low (new destination)",
+        "Execution:Runtime/AnomalousBehavior.NewBinaryInImage, Execution:Runtime/AnomalousBehavior.NewLibraryInImage, UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
+        "Medium (new binary, new library), Low (new destination)",
     ),
     (
         "generated_domain_request",

@@ -921,3 +921,42 @@ fn with_an_asn_database_a_new_network_of_the_same_autonomous_system_is_no_news()
     assert_eq!(origin.observed, "public AS64999 Example ISP");
     assert_eq!(origin.baseline, ["public AS64500 Example ISP"]);
 }
+
+#[test]
+fn a_library_never_loaded_in_a_stable_image_is_flagged_and_a_new_version_is_not() {
+    let mut engine = Engine::build(&DetectConfig::default()).unwrap();
+    engine.retain(|name| name == "image_baselines");
+    let load = |path: &str, at: i64| {
+        let mut event = runtime_event("library_load", "/usr/sbin/nginx", "/usr/bin/runc", at);
+        event.runtime.as_mut().unwrap().file_path = Some(path.into());
+        event
+    };
+    let mut out = Vec::new();
+    for day in 0..10 {
+        for hour in 0..24 {
+            let at = MONDAY + day * DAY + hour * HOUR;
+            engine.process(&load("/usr/lib/libssl.so.3.0.2", at), &mut out);
+            engine.process(&load("/usr/lib/libz.so.1", at + 1), &mut out);
+        }
+    }
+    assert!(out.is_empty(), "{out:#?}");
+    let at = MONDAY + 10 * DAY + 14 * HOUR;
+    // A patch release of the image: the same libraries, other versions.
+    engine.process(&load("/usr/lib/libssl.so.3.0.13", at), &mut out);
+    engine.process(&load("/usr/lib/libz.so.1.3", at + 1), &mut out);
+    assert!(out.is_empty(), "{out:#?}");
+    // A library the image never loaded: an LD_PRELOAD rootkit shipped in a layer.
+    engine.process(&load("/usr/lib/libprocesshider.so", at + 2), &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(
+        out[0].finding_type,
+        "Execution:Runtime/AnomalousBehavior.NewLibraryInImage"
+    );
+    let library = out[0]
+        .anomaly
+        .iter()
+        .find(|a| a.dimension == "library" && a.scope == "image")
+        .unwrap();
+    assert_eq!(library.observed, "/usr/lib/libprocesshider.so");
+    assert!(library.baseline.contains(&"/usr/lib/libssl.so".to_owned()));
+}
