@@ -17,15 +17,17 @@
 //! | ... with a privileged container | `PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer` | High |
 //! | ... with a sensitive host mount | `Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount` | High |
 //!
-//! Unusual means: the principal's profile is stable, and the call is one it never made (API call,
-//! such as `create pods/exec` or `list secrets`, unseen), or in a namespace it never touched, or two
-//! of user agent, network origin and (for workloads) image are unseen together. One new network or one
-//! new client alone is not enough (a person working from home), and a dimension where new values are
-//! routine (several a week: CI's daily preview namespaces) does not count. Time of week is reported
-//! when unusual but weighs nothing: people work late. The control plane, EKS and anonymous callers are
-//! not profiled (the audit rules cover them).
+//! Unusual means: what is unseen weighs enough, over the scopes that judge (see [`WEIGHTS`]): a call
+//! the principal (or, while it is young, its peer group) never made (`create pods/exec`, `list
+//! secrets`), a namespace it never touched, a permission it never asked about, or an image never run
+//! privileged in the cluster weighs enough alone; a new user agent, network origin, image or
+//! registry only in pairs. One new network or one new client alone is not enough (a person working
+//! from home), and a dimension where new values are routine (several a week: CI's daily preview
+//! namespaces) does not count. Time of week is reported when unusual but weighs nothing: people work
+//! late. The control plane, EKS and anonymous callers are not profiled (the audit rules cover them).
 //!
-//! Aggregation key: principal, type's object (the pod, the namespace's secrets, the role...).
+//! Aggregation key: principal, type's object (the pod, the namespace's secrets, the role, the
+//! permission asked about...).
 
 use std::collections::HashMap;
 
@@ -239,7 +241,7 @@ struct Seen {
     phase: crate::baseline::Phase,
     observations: i64,
     days: i64,
-    /// Values learned in the `member` dimension (a peer group's size).
+    /// Members learned in the `member` dimension, the observed one aside (a peer group's size).
     members: usize,
 }
 
@@ -254,6 +256,11 @@ fn observe(
 ) -> Option<Seen> {
     let tracked = store.entry(key, now)?;
     let judged = tracked.profile.observe(now, values, config);
+    // A peer group's members other than the one observed: its own habits are not its peers'.
+    let observed_member = values
+        .iter()
+        .find(|(dimension, _)| *dimension == "member")
+        .is_some_and(|(_, member)| tracked.profile.knows("member", member));
     let seen = Seen {
         scope,
         entity: entity.to_owned(),
@@ -261,7 +268,10 @@ fn observe(
         phase: tracked.profile.phase(),
         observations: i64::try_from(tracked.profile.observations()).unwrap_or(i64::MAX),
         days: tracked.profile.days(),
-        members: tracked.profile.learned_in("member"),
+        members: tracked
+            .profile
+            .learned_in("member")
+            .saturating_sub(usize::from(observed_member)),
     };
     store.checkpoint(key);
     Some(seen)
@@ -291,9 +301,10 @@ const PEERS_PREFIX: &str = "peers:";
 const NAMESPACE_PREFIX: &str = "namespace:";
 const CLUSTER_PREFIX: &str = "cluster:";
 
-/// A peer group needs this many members before it judges a newcomer: a group of one or two is its
-/// members' own habits, not a team's.
-const MIN_PEERS: usize = 3;
+/// A peer group needs this many learned members besides the one judged before it judges: the habits
+/// of two or three people are theirs, not a team's (a new member whose three teammates never read
+/// secrets is not flagged for reading them).
+const MIN_PEERS: usize = 4;
 
 /// The principals' profiles at four scopes, and the anomaly findings they give.
 ///
@@ -440,23 +451,27 @@ fn image_registry(repository: &str) -> &str {
 /// What an unseen value weighs, by scope and dimension. A call is anomalous from
 /// [`ANOMALY_WEIGHT`], each dimension counted once however many scopes (or values: a workload's
 /// images) found it new. At the principal's scope (or its peers', for a young principal): a kind
-/// of call never made, or a namespace never touched, weighs that much alone (unless new values are
-/// routine there: CI's daily preview namespaces); a new client, network or image weighs half, so
+/// of call never made, a namespace never touched, or an escalating permission never asked about
+/// (`kubectl auth can-i create clusterrolebindings`; an ordinary question weighs nothing), weighs
+/// that much alone (unless new values are routine there:
+/// CI's daily preview namespaces); a new client, network or image weighs half, so
 /// one alone (a person working from home, a new tool) is not enough, and two together are. At the
 /// cluster's scope, an image run privileged or with host access for the first time weighs enough
 /// alone; a registry never used in the namespace or the cluster weighs half. Time of week and
 /// who acts in a namespace weigh nothing (people work late; the principal's own namespace
 /// dimension carries that fact); they are reported when unusual.
-const WEIGHTS: [(&str, &str, u32); 13] = [
+const WEIGHTS: [(&str, &str, u32); 15] = [
     ("principal", "apiCall", 2),
     ("principal", "namespace", 2),
     ("principal", "userAgent", 1),
     ("principal", "networkOrigin", 1),
     ("principal", "image", 1),
+    ("principal", "permissionChecked", 2),
     ("peerGroup", "apiCall", 2),
     ("peerGroup", "namespace", 2),
     ("peerGroup", "userAgent", 1),
     ("peerGroup", "networkOrigin", 1),
+    ("peerGroup", "permissionChecked", 2),
     ("namespace", "registry", 1),
     ("cluster", "registry", 1),
     ("cluster", "privilegedImage", 2),
@@ -490,6 +505,11 @@ fn weigh<'a>(
             {
                 continue;
             }
+            // A question about an ordinary permission (`patch deployments in shop`) is people
+            // checking before they act; one about escalating (`create clusterrolebindings`) is news.
+            if dimension == "permissionChecked" && !is_escalating_permission(&judged.observed) {
+                continue;
+            }
             if let Some((_, _, value)) = WEIGHTS
                 .iter()
                 .find(|(scope, name, _)| *scope == seen.scope && *name == dimension)
@@ -513,6 +533,36 @@ fn weigh<'a>(
         }
     }
     (weight, unusual_by_scope)
+}
+
+/// Whether an access review asked about a permission that escalates or reaches credentials: RBAC
+/// writes, `bind`, `escalate`, `impersonate`, service-account tokens, exec and attach, the node
+/// proxy, CSRs, admission webhooks, secrets, or anything (`*`). Reads `verb resource[/sub][ in ns]`.
+fn is_escalating_permission(asked: &str) -> bool {
+    let question = asked
+        .split_once(" in ")
+        .map_or(asked, |(question, _)| question);
+    let (verb, resource) = question.split_once(' ').unwrap_or((question, ""));
+    let writes = matches!(verb, "create" | "update" | "patch" | "*");
+    matches!(verb, "bind" | "escalate" | "impersonate")
+        || resource == "*"
+        || resource.starts_with("secrets")
+        || (writes
+            && matches!(
+                resource,
+                "roles"
+                    | "clusterroles"
+                    | "rolebindings"
+                    | "clusterrolebindings"
+                    | "serviceaccounts/token"
+                    | "pods/exec"
+                    | "pods/attach"
+                    | "pods/ephemeralcontainers"
+                    | "certificatesigningrequests"
+                    | "mutatingwebhookconfigurations"
+                    | "validatingwebhookconfigurations"
+            ))
+        || resource == "nodes/proxy"
 }
 
 /// What kind of security-relevant call an event is, if any: (type, severity, what it acted on).
@@ -562,7 +612,8 @@ fn relevant(event: &AuditEvent, sensitive_paths: &[String]) -> Option<(&'static 
         ) if verb == "create" => (
             "Discovery:Kubernetes/AnomalousBehavior.PermissionChecked",
             severity::LOW,
-            target,
+            // What was asked says more than the review's (empty) name.
+            event.permission_checked.clone().unwrap_or(target),
         ),
         _ if writes && subresource.is_none() => {
             let workload = event.workload.as_ref()?;
@@ -700,6 +751,9 @@ impl Detector for PrincipalBaselines {
         if let Some(ip) = &enriched.source_ip {
             values.push(("networkOrigin", caller_origin(ip)));
         }
+        if let Some(asked) = &event.permission_checked {
+            values.push(("permissionChecked", asked.clone()));
+        }
         // What a peer group learns of its members: the habits above, and who they are.
         let shared = values.len();
         values.push(("timeOfWeek", time_of_week(event.event_time_micros)));
@@ -726,8 +780,21 @@ impl Detector for PrincipalBaselines {
             &self.config,
         );
         let peer_view = peer_group(username, &user.groups).and_then(|group| {
-            let mut peer_values: Vec<(&str, String)> =
-                values.iter().take(shared).cloned().collect();
+            let mut peer_values: Vec<(&str, String)> = values
+                .iter()
+                .take(shared)
+                .map(|(dimension, value)| match *dimension {
+                    // A team asks about its members' own namespaces: the question, not where.
+                    "permissionChecked" => (
+                        *dimension,
+                        value
+                            .split_once(" in ")
+                            .map_or(value.as_str(), |(question, _)| question)
+                            .to_owned(),
+                    ),
+                    _ => (*dimension, value.clone()),
+                })
+                .collect();
             peer_values.push(("member", username.to_owned()));
             let key = format!("{PEERS_PREFIX}{cluster}/{group}");
             observe(
@@ -1142,6 +1209,32 @@ mod tests {
         }
         assert!(store.len() <= 10, "{}", store.len());
         assert_eq!(store.per_cluster.values().sum::<usize>(), store.len());
+    }
+
+    #[test]
+    fn escalating_permissions_are_told_from_ordinary_ones() {
+        for asked in [
+            "create clusterrolebindings",
+            "bind clusterroles",
+            "impersonate users",
+            "get secrets in kube-system",
+            "create pods/exec in shop",
+            "create serviceaccounts/token in ci",
+            "get nodes/proxy",
+            "* *",
+            "list *",
+        ] {
+            assert!(is_escalating_permission(asked), "{asked}");
+        }
+        for asked in [
+            "get pods in shop",
+            "patch deployments in shop",
+            "list rolebindings",
+            "get /metrics",
+            "",
+        ] {
+            assert!(!is_escalating_permission(asked), "{asked}");
+        }
     }
 
     #[test]

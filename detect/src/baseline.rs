@@ -345,6 +345,13 @@ impl Profile {
         (self.last_seen - self.first_seen) / DAY_MICROS
     }
 
+    /// Whether a value is learned in a dimension.
+    pub fn knows(&self, dimension: &str, value: &str) -> bool {
+        self.dimensions
+            .get(dimension)
+            .is_some_and(|known| known.learned.contains_key(value))
+    }
+
     /// Values learned in one dimension (a peer group's members, say).
     pub fn learned_in(&self, dimension: &str) -> usize {
         self.dimensions

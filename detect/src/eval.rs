@@ -501,6 +501,13 @@ fn ordinary_calls(rng: &mut Rng, principal: &Principal, day: i64, out: &mut Vec<
                     );
                     if let Some(audit) = check.audit.as_mut() {
                         audit.status_code = Some(201);
+                        // What people ask of their own namespace before they act.
+                        let home = principal.namespaces.first().cloned().unwrap_or_default();
+                        audit.permission_checked = Some(if index % 2 == 0 {
+                            format!("get pods in {home}")
+                        } else {
+                            format!("patch deployments in {home}")
+                        });
                     }
                     out.push(check);
                 }
@@ -780,6 +787,33 @@ fn injections(principals: &[Principal], day: i64, rng: &mut Rng) -> Vec<Injectio
                 }
                 inject(kind, expected, event);
             }
+        }
+    }
+    // Someone who asks `kubectl auth can-i` about their namespace now and then asks whether they
+    // can bind cluster roles: reconnaissance before a privilege escalation.
+    let checkers: Vec<&&Principal> = humans.iter().filter(|h| h.checks_permissions).collect();
+    for sample in 0..3 {
+        if let Some(human) = checkers.get(sample) {
+            let origin = human.origins.first().cloned().unwrap_or_default();
+            let mut event = call(
+                &human.name,
+                "create",
+                "selfsubjectaccessreviews",
+                None,
+                &origin,
+                &human.agent,
+                at + 11,
+                format!("inject-can-i-bind-{sample}"),
+            );
+            if let Some(audit) = event.audit.as_mut() {
+                audit.status_code = Some(201);
+                audit.permission_checked = Some("create clusterrolebindings".into());
+            }
+            out.push((
+                "a person asks whether they can bind cluster roles",
+                "Discovery:Kubernetes/AnomalousBehavior.PermissionChecked",
+                vec![event],
+            ));
         }
     }
     for sample in 0..3 {
@@ -1214,6 +1248,26 @@ pub fn audit_json(event: &AuditEvent) -> String {
         "responseStatus": {"code": event.status_code},
         "requestReceivedTimestamp": stamp, "stageTimestamp": stamp,
     });
+    if let (Some(asked), Some(map)) = (&event.permission_checked, json.as_object_mut()) {
+        // `verb resource[/sub][ in namespace]`, as ingest reads it back.
+        let (question, namespace) = match asked.split_once(" in ") {
+            Some((question, namespace)) => (question, Some(namespace)),
+            None => (asked.as_str(), None),
+        };
+        let (verb, resource) = question.split_once(' ').unwrap_or((question, "*"));
+        let (resource, subresource) = match resource.split_once('/') {
+            Some((resource, sub)) => (resource, Some(sub)),
+            None => (resource, None),
+        };
+        map.insert(
+            "requestObject".into(),
+            serde_json::json!({
+                "kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                "spec": {"resourceAttributes": {"verb": verb, "resource": resource,
+                    "subresource": subresource, "namespace": namespace}},
+            }),
+        );
+    }
     if let (Some(workload), Some(map)) = (&event.workload, json.as_object_mut()) {
         let containers: Vec<serde_json::Value> = workload
             .containers

@@ -538,7 +538,11 @@ fn team_routine(engine: &mut Engine, members: &[&'static str], execs: &[&'static
 #[test]
 fn a_newcomer_without_a_baseline_is_judged_by_its_peer_group() {
     let mut engine = engine();
-    team_routine(&mut engine, &["bob", "carol", "dave"], &[]);
+    team_routine(
+        &mut engine,
+        &["bob", "carol", "dave", "grace", "heidi"],
+        &[],
+    );
     let at = MONDAY + 10 * DAY + 9 * HOUR;
     let mut out = Vec::new();
     // Erin joins the developers: the team's routine is no news, though erin has no baseline.
@@ -593,7 +597,11 @@ fn a_newcomer_without_a_baseline_is_judged_by_its_peer_group() {
 fn a_teammates_routine_is_vouched_for_by_the_peer_group() {
     let mut team = engine();
     // Carol and dave exec into shop pods every day; bob never has.
-    team_routine(&mut team, &["bob", "carol", "dave"], &["carol", "dave"]);
+    team_routine(
+        &mut team,
+        &["bob", "carol", "dave", "grace", "heidi"],
+        &["carol", "dave"],
+    );
     let at = MONDAY + 10 * DAY + 14 * HOUR;
     let mut out = Vec::new();
     let exec = as_who("bob", alice("create", "pods/exec", "shop"));
@@ -604,7 +612,7 @@ fn a_teammates_routine_is_vouched_for_by_the_peer_group() {
     );
     // The same first exec in a team where nobody execs is news.
     let mut other = engine();
-    team_routine(&mut other, &["bob", "carol", "dave"], &[]);
+    team_routine(&mut other, &["bob", "carol", "dave", "grace", "heidi"], &[]);
     other.process(&member(&exec, &["developers"], at), &mut out);
     assert_eq!(out.len(), 1, "{out:#?}");
     assert_eq!(
@@ -753,7 +761,7 @@ fn the_first_image_ever_run_privileged_in_a_stable_cluster_is_news_by_itself() {
 #[test]
 fn every_scope_is_checkpointed_and_restored() {
     let mut first = engine();
-    team_routine(&mut first, &["bob", "carol", "dave"], &[]);
+    team_routine(&mut first, &["bob", "carol", "dave", "grace", "heidi"], &[]);
     let mut state: Vec<StateEntry> = Vec::new();
     first.drain_state(&mut state);
     let mut latest = std::collections::BTreeMap::new();
@@ -781,7 +789,7 @@ fn every_scope_is_checkpointed_and_restored() {
             )
         })
         .collect();
-    assert!(counts.contains(&("principal", 3)), "{counts:?}");
+    assert!(counts.contains(&("principal", 5)), "{counts:?}");
     assert!(counts.contains(&("peer_group", 1)), "{counts:?}");
     assert!(counts.contains(&("namespace", 2)), "{counts:?}");
     // The restored peer group judges a newcomer as the first would have.
@@ -959,4 +967,48 @@ fn a_library_never_loaded_in_a_stable_image_is_flagged_and_a_new_version_is_not(
         .unwrap();
     assert_eq!(library.observed, "/usr/lib/libprocesshider.so");
     assert!(library.baseline.contains(&"/usr/lib/libssl.so".to_owned()));
+}
+
+#[test]
+fn a_permission_never_asked_about_is_flagged_and_the_usual_question_is_not() {
+    let mut engine = engine();
+    let can_i = |asked: &str, at: i64| {
+        let call = Call {
+            namespace: None,
+            name: None,
+            ..alice("create", "selfsubjectaccessreviews", "shop")
+        };
+        let mut enriched = event(&call, at);
+        let audit = enriched.audit.as_mut().unwrap();
+        audit.status_code = Some(201);
+        audit.permission_checked = Some(asked.into());
+        enriched
+    };
+    let mut out = Vec::new();
+    for day in 0..10 {
+        out.extend(routine(&mut engine, MONDAY + day * DAY, 1));
+        let at = MONDAY + day * DAY + 16 * HOUR;
+        engine.process(&can_i("create pods/exec in shop", at), &mut out);
+    }
+    assert!(out.is_empty(), "{out:#?}");
+    let at = MONDAY + 10 * DAY + 16 * HOUR;
+    engine.process(&can_i("create pods/exec in shop", at), &mut out);
+    assert!(out.is_empty(), "the usual question: {out:#?}");
+    engine.process(&can_i("create clusterrolebindings", at + HOUR), &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(
+        out[0].finding_type,
+        "Discovery:Kubernetes/AnomalousBehavior.PermissionChecked"
+    );
+    assert_eq!(
+        out[0].aggregation_key,
+        ["alice", "create clusterrolebindings"]
+    );
+    let asked = out[0]
+        .anomaly
+        .iter()
+        .find(|a| a.dimension == "permissionChecked")
+        .unwrap();
+    assert_eq!(asked.familiarity, "unseen");
+    assert_eq!(asked.baseline, ["create pods/exec in shop"]);
 }

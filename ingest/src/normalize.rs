@@ -276,6 +276,14 @@ fn extract_objects(
                 event.service = Some(service_spec(service, namespace));
             }
         }
+        "selfsubjectaccessreviews" | "subjectaccessreviews" | "localsubjectaccessreviews" => {
+            event.permission_checked = request
+                .and_then(|value| {
+                    serde_json::from_str::<crate::raw::RawAccessReview>(value.get()).ok()
+                })
+                .and_then(|review| review.spec)
+                .and_then(|spec| permission_asked(&spec));
+        }
         "configmaps" => {
             if let Some(config_map) =
                 request.and_then(|value| serde_json::from_str::<RawConfigMap>(value.get()).ok())
@@ -285,6 +293,36 @@ fn extract_objects(
         }
         _ => {}
     }
+}
+
+/// What an access review asked, in a few words: `create clusterrolebindings`, `get secrets in
+/// kube-system`, `create pods/exec in shop`, `get /metrics` (a non-resource path); `*` for a part
+/// left empty. Bounded: each part is cut to 63 characters.
+fn permission_asked(spec: &crate::raw::RawAccessReviewSpec) -> Option<String> {
+    let part = |value: &Option<String>| -> String {
+        value
+            .as_deref()
+            .filter(|text| !text.is_empty())
+            .unwrap_or("*")
+            .chars()
+            .take(63)
+            .collect()
+    };
+    if let Some(attributes) = &spec.resource_attributes {
+        let mut asked = format!("{} {}", part(&attributes.verb), part(&attributes.resource));
+        if let Some(subresource) = attributes.subresource.as_ref().filter(|s| !s.is_empty()) {
+            asked.push('/');
+            asked.push_str(&part(&Some(subresource.clone())));
+        }
+        if let Some(namespace) = attributes.namespace.as_ref().filter(|n| !n.is_empty()) {
+            asked.push_str(" in ");
+            asked.push_str(&part(&Some(namespace.clone())));
+        }
+        return Some(asked);
+    }
+    spec.non_resource_attributes
+        .as_ref()
+        .map(|attributes| format!("{} {}", part(&attributes.verb), part(&attributes.path)))
 }
 
 fn name_of(meta: &crate::raw::K8sMeta) -> Option<String> {

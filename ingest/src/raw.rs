@@ -164,6 +164,36 @@ pub(crate) struct RawAnnotations<'a> {
 
 // ---- Kubernetes objects inside requestObject / responseObject ----
 
+/// A (self, local) subject access review: what was asked.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawAccessReview {
+    pub spec: Option<RawAccessReviewSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct RawAccessReviewSpec {
+    pub resource_attributes: Option<RawResourceAttributes>,
+    pub non_resource_attributes: Option<RawNonResourceAttributes>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawResourceAttributes {
+    pub namespace: Option<String>,
+    pub verb: Option<String>,
+    pub resource: Option<String>,
+    pub subresource: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawNonResourceAttributes {
+    pub path: Option<String>,
+    pub verb: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub(crate) struct K8sMeta {

@@ -399,6 +399,43 @@ fn pod_templates_of_deployments_and_cronjobs_are_found() {
 }
 
 #[test]
+fn access_reviews_say_what_permission_was_asked() {
+    let asked = |spec: Value| json!({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1", "spec": spec});
+    let text = [
+        with_objects(event("a1"), "selfsubjectaccessreviews", "create",
+            asked(json!({"resourceAttributes": {"verb": "create", "group": "rbac.authorization.k8s.io", "resource": "clusterrolebindings"}})), None),
+        with_objects(event("a2"), "subjectaccessreviews", "create",
+            asked(json!({"resourceAttributes": {"namespace": "shop", "verb": "create", "resource": "pods", "subresource": "exec"}, "user": "bob"})), None),
+        with_objects(event("a3"), "selfsubjectaccessreviews", "create",
+            asked(json!({"nonResourceAttributes": {"path": "/metrics", "verb": "get"}})), None),
+        with_objects(event("a4"), "selfsubjectaccessreviews", "create",
+            asked(json!({"resourceAttributes": {"verb": "list"}})), None),
+        with_objects(event("a5"), "selfsubjectaccessreviews", "create", json!([1, 2]), None),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    let result = run(text.as_bytes());
+    let asked: Vec<Option<&str>> = result
+        .events
+        .iter()
+        .map(|event| event.permission_checked.as_deref())
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            Some("create clusterrolebindings"),
+            Some("create pods/exec in shop"),
+            Some("get /metrics"),
+            Some("list *"),
+            // Not an access review's shape: the event stands, without the fact.
+            None,
+        ]
+    );
+}
+
+#[test]
 fn bindings_roles_services_and_configmap_credentials() {
     let binding = json!({"kind": "ClusterRoleBinding", "metadata": {"name": "b"}, "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"},
         "subjects": [{"kind": "User", "name": "system:anonymous"}]});

@@ -194,6 +194,10 @@ pub struct AuditEvent {
     pub service: Option<ServiceSpec>,
     /// Keys of ConfigMap `data` with values judged to hold credentials (key names only, never values).
     pub config_map_credential_keys: Vec<String>,
+    /// What an access review asked (`kubectl auth can-i`): `create clusterrolebindings`,
+    /// `get secrets in kube-system`, `create pods/exec in shop`, `get /metrics` (a non-resource
+    /// path); `*` where the review left a part empty.
+    pub permission_checked: Option<String>,
     /// `requestObject` as JSON, kept only when within the size bound.
     pub request_object: Option<String>,
     /// `responseObject` as JSON, kept only when within the size bound.

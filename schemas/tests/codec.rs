@@ -63,6 +63,7 @@ prop_compose! {
         impersonated in proptest::option::of(user()), ips in proptest::collection::vec(text(), 0..3),
         code in proptest::option::of(any::<i32>()), containers in proptest::collection::vec(container(), 0..3),
         host_network in any::<bool>(), request_object in proptest::option::of(".{0,40}"),
+        permission_checked in proptest::option::of(".{0,40}"),
     ) -> AuditEvent {
         AuditEvent {
             audit_id, stage: "ResponseComplete".into(), level: "Request".into(), event_time_micros: time,
@@ -73,7 +74,7 @@ prop_compose! {
             authz_reason: None,
             workload: Some(WorkloadSpec { kind: "Pod".into(), containers, host_network, ..WorkloadSpec::default() }),
             role_binding: None, role: None, service: None, config_map_credential_keys: vec![],
-            request_object, response_object: None, objects_truncated: false,
+            permission_checked, request_object, response_object: None, objects_truncated: false,
         }
     }
 }

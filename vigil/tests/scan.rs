@@ -534,7 +534,7 @@ fn the_baseline_evaluation_finds_every_injected_anomaly_without_false_findings()
         .collect();
     assert_eq!(
         rows.len(),
-        17,
+        18,
         "every kind of anomaly is injected: {report}"
     );
     for row in rows {
