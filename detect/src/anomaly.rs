@@ -37,6 +37,7 @@ use crate::baseline::{
     BaselineConfig, Familiarity, Judged, Profile, caller_origin, network_origin, time_of_week,
     user_agent_family,
 };
+use crate::caps::EntityCaps;
 use crate::context::{
     Verdict, detection, is_anonymous, is_health_endpoint, object_name, severity, succeeded,
 };
@@ -67,44 +68,28 @@ impl Tracked {
     }
 }
 
-/// Profiles by entity, bounded, with the checkpoint entries their changes call for: one store serves
-/// every scope (principals, images).
+/// Profiles by entity, bounded ([`crate::caps`]), with the checkpoint entries their changes call
+/// for: one store serves every scope (principals, peer groups, namespaces, clusters, images,
+/// workloads).
 #[derive(Debug)]
 struct ProfileStore {
     profiles: HashMap<String, Tracked>,
-    max_entities: usize,
-    /// Profiles one cluster may hold, so that a noisy cluster (a flood of new service accounts)
-    /// cannot push the others' baselines out.
-    max_per_cluster: usize,
-    /// Profiles held per cluster (the key's part before its first `/`).
-    per_cluster: HashMap<String, usize>,
+    caps: EntityCaps,
     changes: Vec<StateEntry>,
-    evicted: u64,
-}
-
-/// The cluster part of a profile key (`cluster/entity`).
-fn cluster_of(key: &str) -> &str {
-    key.split_once('/').map_or(key, |(cluster, _)| cluster)
 }
 
 impl ProfileStore {
     fn new(max_entities: usize, max_per_cluster: usize) -> Self {
         Self {
             profiles: HashMap::new(),
-            max_entities: max_entities.max(1),
-            max_per_cluster: max_per_cluster.clamp(1, max_entities.max(1)),
-            per_cluster: HashMap::new(),
+            caps: EntityCaps::new(max_entities, max_per_cluster),
             changes: Vec::new(),
-            evicted: 0,
         }
     }
 
     fn insert(&mut self, key: &str, tracked: Tracked) {
         if self.profiles.insert(key.to_owned(), tracked).is_none() {
-            *self
-                .per_cluster
-                .entry(cluster_of(key).to_owned())
-                .or_default() += 1;
+            self.caps.added(key);
         }
     }
 
@@ -112,35 +97,8 @@ impl ProfileStore {
         if self.profiles.remove(key).is_none() {
             return false;
         }
-        let cluster = cluster_of(key);
-        if let Some(count) = self.per_cluster.get_mut(cluster) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.per_cluster.remove(cluster);
-            }
-        }
+        self.caps.removed(key);
         true
-    }
-
-    /// Drops the `count` profiles seen least recently (of `cluster` only, when given), and says so
-    /// to the checkpoint.
-    fn evict(&mut self, cluster: Option<&str>, count: usize) {
-        let mut by_age: Vec<(i64, String)> = self
-            .profiles
-            .iter()
-            .filter(|(key, _)| cluster.is_none_or(|cluster| cluster_of(key) == cluster))
-            .map(|(key, tracked)| (tracked.profile.last_seen(), key.clone()))
-            .collect();
-        by_age.sort();
-        for (_, old) in by_age.into_iter().take(count) {
-            if self.remove(&old) {
-                self.evicted += 1;
-                self.changes.push(StateEntry {
-                    key: old,
-                    value: Vec::new(),
-                });
-            }
-        }
     }
 
     fn counts(&self, scope: &'static str) -> crate::ProfileCounts {
@@ -165,10 +123,10 @@ impl ProfileStore {
                 .iter()
                 .map(|(phase, count)| (phase.label(), *count))
                 .collect(),
-            capacity: self.max_entities,
-            capacity_per_cluster: self.max_per_cluster,
-            largest_cluster: self.per_cluster.values().copied().max().unwrap_or(0),
-            evicted: self.evicted,
+            capacity: self.caps.capacity(),
+            capacity_per_cluster: self.caps.capacity_per_cluster(),
+            largest_cluster: self.caps.largest_cluster(),
+            evicted: self.caps.evicted,
         }
     }
 
@@ -177,12 +135,22 @@ impl ProfileStore {
     /// is new.
     fn entry(&mut self, key: &str, now: i64) -> Option<&mut Tracked> {
         if !self.profiles.contains_key(key) {
-            let cluster = cluster_of(key);
-            if self.per_cluster.get(cluster).copied().unwrap_or(0) >= self.max_per_cluster {
-                let cluster = cluster.to_owned();
-                self.evict(Some(&cluster), self.max_per_cluster / 10 + 1);
-            } else if self.profiles.len() >= self.max_entities {
-                self.evict(None, self.max_entities / 10 + 1);
+            if let Some(eviction) = self.caps.room_for(key, self.profiles.len()) {
+                let victims = EntityCaps::victims(
+                    &eviction,
+                    self.profiles
+                        .iter()
+                        .map(|(key, tracked)| (key, tracked.profile.last_seen())),
+                );
+                for old in victims {
+                    if self.remove(&old) {
+                        self.caps.evicted += 1;
+                        self.changes.push(StateEntry {
+                            key: old,
+                            value: Vec::new(),
+                        });
+                    }
+                }
             }
             self.insert(key, Tracked::new(Profile::new(now)));
         }
@@ -1192,10 +1160,10 @@ mod tests {
         for index in 0..8i64 {
             store.entry(&format!("a/{index}"), 100 + index);
         }
-        assert_eq!(store.per_cluster.get("a"), Some(&4));
-        assert_eq!(store.per_cluster.get("b"), Some(&3));
+        assert_eq!(store.caps.in_cluster("a"), 4);
+        assert_eq!(store.caps.in_cluster("b"), 3);
         assert!(store.profiles.contains_key("a/7") && !store.profiles.contains_key("a/0"));
-        assert_eq!(store.evicted, 4);
+        assert_eq!(store.caps.evicted, 4);
         let dropped: Vec<&str> = store
             .changes
             .iter()
@@ -1208,7 +1176,7 @@ mod tests {
             store.entry(&format!("c/{index}"), 200 + index);
         }
         assert!(store.len() <= 10, "{}", store.len());
-        assert_eq!(store.per_cluster.values().sum::<usize>(), store.len());
+        assert_eq!(store.caps.counted(), store.len());
     }
 
     #[test]

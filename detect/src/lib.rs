@@ -4,6 +4,7 @@
 
 pub mod anomaly;
 pub mod baseline;
+pub mod caps;
 pub mod context;
 pub mod declarative;
 pub mod eval;
@@ -297,6 +298,7 @@ fn rust_detector(name: &str, config: &DetectConfig) -> Option<Box<dyn Detector>>
         "volume_baselines" => Box::new(volume::VolumeBaselines::new(
             config.baselines.clone(),
             config.baseline_caps.principals,
+            config.baseline_caps.principals_per_cluster,
         )),
         "principal_baselines" => Box::new(anomaly::PrincipalBaselines::new(
             config.baselines.clone(),

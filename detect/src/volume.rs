@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use vigil_schemas::{AnomalyObservation, AuditEvent, Detection, EnrichedEvent};
 
 use crate::baseline::BaselineConfig;
+use crate::caps::EntityCaps;
 use crate::context::{Verdict, detection, is_anonymous, severity};
 use crate::rules::effective_user;
 use crate::{Detector, StateEntry};
@@ -276,19 +277,18 @@ struct Tracked {
 pub struct VolumeBaselines {
     config: BaselineConfig,
     profiles: HashMap<String, Tracked>,
-    max_principals: usize,
+    /// The principals' caps, in all and per cluster, as the principal baselines have them.
+    caps: EntityCaps,
     changes: Vec<StateEntry>,
-    evicted: u64,
 }
 
 impl VolumeBaselines {
-    pub fn new(config: BaselineConfig, max_principals: usize) -> Self {
+    pub fn new(config: BaselineConfig, max_principals: usize, max_per_cluster: usize) -> Self {
         Self {
             config,
             profiles: HashMap::new(),
-            max_principals: max_principals.max(1),
+            caps: EntityCaps::new(max_principals, max_per_cluster),
             changes: Vec::new(),
-            evicted: 0,
         }
     }
 
@@ -297,33 +297,38 @@ impl VolumeBaselines {
         self.profiles.len()
     }
 
-    /// Room for a new principal: the tenth seen least recently goes (rarely: only at the cap).
-    fn make_room(&mut self) {
-        if self.profiles.len() < self.max_principals {
+    /// Room for a new principal `key`: at a cap, the tenth seen least recently goes (of its own
+    /// cluster when that cluster is at its cap).
+    fn make_room(&mut self, key: &str) {
+        let Some(eviction) = self.caps.room_for(key, self.profiles.len()) else {
             return;
-        }
-        let mut by_age: Vec<(i64, String)> = self
-            .profiles
-            .iter()
-            .map(|(key, tracked)| (tracked.profile.hour, key.clone()))
-            .collect();
-        by_age.sort();
-        for (_, key) in by_age.into_iter().take(self.max_principals / 10 + 1) {
-            self.profiles.remove(&key);
-            self.evicted += 1;
-            self.changes.push(StateEntry {
-                key,
-                value: Vec::new(),
-            });
+        };
+        let victims = EntityCaps::victims(
+            &eviction,
+            self.profiles
+                .iter()
+                .map(|(key, tracked)| (key, tracked.profile.hour)),
+        );
+        for key in victims {
+            if self.profiles.remove(&key).is_some() {
+                self.caps.removed(&key);
+                self.caps.evicted += 1;
+                self.changes.push(StateEntry {
+                    key,
+                    value: Vec::new(),
+                });
+            }
         }
     }
 }
 
 impl Default for VolumeBaselines {
     fn default() -> Self {
+        let caps = crate::BaselineCaps::default();
         Self::new(
             BaselineConfig::default(),
-            crate::BaselineCaps::default().principals,
+            caps.principals,
+            caps.principals_per_cluster,
         )
     }
 }
@@ -341,37 +346,28 @@ impl Detector for VolumeBaselines {
         vec![crate::ProfileCounts {
             scope: "principal",
             by_phase: vec![("tracked", self.profiles.len())],
-            capacity: self.max_principals,
-            // No cap of its own per cluster: its profiles are small, and the principal baselines'
-            // cap is the one that matters.
-            capacity_per_cluster: self.max_principals,
-            largest_cluster: {
-                let mut per_cluster: HashMap<&str, usize> = HashMap::new();
-                for key in self.profiles.keys() {
-                    let cluster = key
-                        .split_once('/')
-                        .map_or(key.as_str(), |(cluster, _)| cluster);
-                    *per_cluster.entry(cluster).or_default() += 1;
-                }
-                per_cluster.values().copied().max().unwrap_or(0)
-            },
-            evicted: self.evicted,
+            capacity: self.caps.capacity(),
+            capacity_per_cluster: self.caps.capacity_per_cluster(),
+            largest_cluster: self.caps.largest_cluster(),
+            evicted: self.caps.evicted,
         }]
     }
 
     fn restore(&mut self, key: &str, value: &[u8]) {
         match VolumeProfile::decode(value) {
             Some(profile) => {
-                self.profiles.insert(
-                    key.to_owned(),
-                    Tracked {
-                        profile,
-                        unsaved: 0,
-                    },
-                );
+                let tracked = Tracked {
+                    profile,
+                    unsaved: 0,
+                };
+                if self.profiles.insert(key.to_owned(), tracked).is_none() {
+                    self.caps.added(key);
+                }
             }
             None => {
-                self.profiles.remove(key);
+                if self.profiles.remove(key).is_some() {
+                    self.caps.removed(key);
+                }
             }
         }
     }
@@ -394,7 +390,8 @@ impl Detector for VolumeBaselines {
         // Any call starts the principal's learning period, so that a first-ever burst of refusals
         // from a principal known for weeks is judged; other calls are not counted.
         if !self.profiles.contains_key(&key) {
-            self.make_room();
+            self.make_room(&key);
+            self.caps.added(&key);
             let profile = VolumeProfile::new(hour);
             self.changes.push(StateEntry {
                 key: key.clone(),
@@ -490,6 +487,64 @@ impl Detector for VolumeBaselines {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn call_in(cluster: &str, user: &str, at: i64) -> EnrichedEvent {
+        EnrichedEvent {
+            audit: Some(AuditEvent {
+                audit_id: format!("{cluster}-{user}-{at}"),
+                event_time_micros: at,
+                verb: "get".into(),
+                user: vigil_schemas::UserInfo {
+                    username: user.into(),
+                    ..vigil_schemas::UserInfo::default()
+                },
+                object_ref: Some(vigil_schemas::ObjectRef {
+                    resource: Some("secrets".into()),
+                    ..vigil_schemas::ObjectRef::default()
+                }),
+                status_code: Some(200),
+                ..AuditEvent::default()
+            }),
+            cluster: vigil_schemas::ClusterDetails {
+                name: cluster.into(),
+                ..vigil_schemas::ClusterDetails::default()
+            },
+            ..EnrichedEvent::default()
+        }
+    }
+
+    #[test]
+    fn a_cluster_flooding_new_principals_evicts_its_own() {
+        let mut volume = VolumeBaselines::new(BaselineConfig::default(), 10, 4);
+        let mut out = Vec::new();
+        for (index, user) in ["b1", "b2", "b3"].iter().enumerate() {
+            volume.inspect(
+                &call_in("b", user, i64::try_from(index).unwrap_or(0) * HOUR_MICROS),
+                &mut out,
+            );
+        }
+        for index in 0..8i64 {
+            volume.inspect(
+                &call_in("a", &format!("a{index}"), (10 + index) * HOUR_MICROS),
+                &mut out,
+            );
+        }
+        let counts = volume.profiles();
+        assert_eq!(counts[0].largest_cluster, 4);
+        assert_eq!(counts[0].capacity_per_cluster, 4);
+        assert!(volume.profiles.contains_key("b/b1") && volume.profiles.contains_key("a/a7"));
+        assert!(!volume.profiles.contains_key("a/a0"));
+        assert_eq!(volume.principals(), 7);
+        assert_eq!(volume.caps.counted(), volume.principals());
+        let mut state = Vec::new();
+        volume.drain_state(&mut state);
+        let dropped: Vec<&str> = state
+            .iter()
+            .filter(|entry| entry.value.is_empty())
+            .map(|entry| entry.key.as_str())
+            .collect();
+        assert_eq!(dropped, ["a/a0", "a/a1", "a/a2", "a/a3"]);
+    }
 
     #[test]
     fn categories_are_read_from_the_call_and_its_status() {
