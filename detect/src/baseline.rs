@@ -549,14 +549,17 @@ pub fn network_origin(ip: &str, scope: &str) -> String {
 }
 
 /// Where a caller came from: a public address by its autonomous system when the user's ASN database
-/// names one (`public AS16509 AMAZON-02`: a person's home ISP hands out new /24s, not new ASNs),
-/// otherwise as [`network_origin`] says.
+/// names one (`public AS16509 AMAZON-02`: a person's home ISP hands out new /24s, not new ASNs); a
+/// private one as `in-cluster` (any pod: pods move between nodes and subnets all the time) or `vpc
+/// 10.0.0.0/16` when the cluster's ranges are configured; otherwise as [`network_origin`] says.
 pub fn caller_origin(ip: &vigil_schemas::IpIntel) -> String {
-    match (ip.scope.as_str(), ip.asn) {
-        ("public", Some(asn)) => match ip.as_organization.as_deref() {
+    match (ip.scope.as_str(), ip.asn, ip.network.as_deref()) {
+        ("public", Some(asn), _) => match ip.as_organization.as_deref() {
             Some(organization) => format!("public AS{asn} {organization}"),
             None => format!("public AS{asn}"),
         },
+        ("private", _, Some("in-cluster")) => "in-cluster".to_owned(),
+        ("private", _, Some(network)) => network_origin(&ip.ip, network),
         _ => network_origin(&ip.ip, &ip.scope),
     }
 }
@@ -791,6 +794,36 @@ mod tests {
         assert_eq!(
             network_origin("2001:db8:1:2::5", "public"),
             "public 2001:db8:1::/48"
+        );
+        let caller = |ip: &str, scope: &str, asn: Option<i64>, network: Option<&str>| {
+            caller_origin(&vigil_schemas::IpIntel {
+                ip: ip.into(),
+                scope: scope.into(),
+                asn,
+                as_organization: asn.map(|_| "Example".to_owned()),
+                network: network.map(str::to_owned),
+                ..vigil_schemas::IpIntel::default()
+            })
+        };
+        assert_eq!(
+            caller("203.0.113.9", "public", Some(64500), None),
+            "public AS64500 Example"
+        );
+        assert_eq!(
+            caller("203.0.113.9", "public", None, None),
+            "public 203.0.113.0/24"
+        );
+        assert_eq!(
+            caller("100.64.7.3", "private", None, Some("in-cluster")),
+            "in-cluster"
+        );
+        assert_eq!(
+            caller("10.0.9.14", "private", None, Some("vpc")),
+            "vpc 10.0.0.0/16"
+        );
+        assert_eq!(
+            caller("10.0.9.14", "private", None, None),
+            "private 10.0.0.0/16"
         );
         // 2024-03-12 (a Tuesday) 14:00 UTC.
         assert_eq!(time_of_week(1_710_252_000_000_000), "weekday 12-18");

@@ -8,6 +8,8 @@
 //! region = "us-east-1"
 //! arn = "arn:aws:eks:us-east-1:111122223333:cluster/prod-east"   # derived when left out
 //! vpc_id = "vpc-0abc"
+//! pod_cidrs = ["100.64.0.0/16"]          # optional: callers from pods are "in-cluster"
+//! vpc_cidrs = ["10.0.0.0/16"]            # optional: callers from nodes and the VPC are "vpc"
 //! tags = { team = "platform" }
 //! ```
 
@@ -21,6 +23,9 @@ pub struct ClusterConfig {
     pub default_cluster: Option<String>,
     #[serde(default)]
     pub clusters: Vec<ClusterEntry>,
+    /// Each cluster's pod and VPC ranges, parsed once by [`ClusterConfig::validated`].
+    #[serde(skip)]
+    networks: Vec<(String, crate::IpSet, crate::IpSet)>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -34,6 +39,14 @@ pub struct ClusterEntry {
     pub partition: Option<String>,
     #[serde(default)]
     pub tags: std::collections::BTreeMap<String, String>,
+    /// The pods' address ranges (an overlay CNI's pod CIDR, or the VPC CNI's pod subnets): a
+    /// private caller from them is `in-cluster`.
+    #[serde(default)]
+    pub pod_cidrs: Vec<String>,
+    /// The VPC's ranges (nodes, bastions, other services): a private caller from them, not a pod,
+    /// is `vpc`.
+    #[serde(default)]
+    pub vpc_cidrs: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,15 +57,45 @@ pub struct ClusterConfigError(String);
 pub const DEFAULT_CLUSTER_NAME: &str = "default";
 
 impl ClusterConfig {
+    /// Clusters from elsewhere (the settings file); [`ClusterConfig::validated`] checks them.
+    pub fn new(default_cluster: Option<String>, clusters: Vec<ClusterEntry>) -> Self {
+        Self {
+            default_cluster,
+            clusters,
+            networks: Vec::new(),
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Self, ClusterConfigError> {
         let config: Self =
             toml::from_str(text).map_err(|error| ClusterConfigError(error.to_string()))?;
         config.validated()
     }
 
-    /// Checks that the default cluster is among the clusters.
+    /// Checks that the default cluster is among the clusters and that their ranges are CIDRs.
     pub fn validated(self) -> Result<Self, ClusterConfigError> {
-        let config = self;
+        let mut config = self;
+        config.networks.clear();
+        for cluster in &config.clusters {
+            let mut ranges = [crate::IpSet::default(), crate::IpSet::default()];
+            for (set, (key, cidrs)) in ranges.iter_mut().zip([
+                ("pod_cidrs", &cluster.pod_cidrs),
+                ("vpc_cidrs", &cluster.vpc_cidrs),
+            ]) {
+                for cidr in cidrs {
+                    if !set.insert(cidr) {
+                        return Err(ClusterConfigError(format!(
+                            "cluster {:?}: {key} entry {cidr:?} is not an IP range",
+                            cluster.name
+                        )));
+                    }
+                }
+            }
+            let [pods, vpc] = ranges;
+            if !pods.is_empty() || !vpc.is_empty() {
+                config.networks.push((cluster.name.clone(), pods, vpc));
+            }
+        }
         if let Some(default) = &config.default_cluster
             && !config
                 .clusters
@@ -85,6 +128,21 @@ impl ClusterConfig {
                 partition: "aws".to_owned(),
                 ..ClusterDetails::default()
             },
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Where in a cluster's network a private address is: `in-cluster` (its pods), `vpc` (its VPC),
+    /// or `None` when the cluster's ranges are not configured or hold it not.
+    pub fn network_of(&self, cluster: &str, ip: std::net::IpAddr) -> Option<&'static str> {
+        let (_, pods, vpc) = self.networks.iter().find(|(name, ..)| name == cluster)?;
+        if pods.contains(ip) {
+            Some("in-cluster")
+        } else if vpc.contains(ip) {
+            Some("vpc")
+        } else {
+            None
         }
     }
 }
@@ -156,6 +214,29 @@ tags = { team = "platform" }
         assert_eq!(
             ClusterConfig::default().resolve(None).name,
             DEFAULT_CLUSTER_NAME
+        );
+    }
+
+    #[test]
+    fn pods_and_the_vpc_are_told_apart_by_the_configured_ranges() {
+        let config = ClusterConfig::parse(
+            "[[clusters]]\nname = \"prod\"\npod_cidrs = [\"100.64.0.0/16\"]\nvpc_cidrs = [\"10.0.0.0/16\", \"100.64.0.0/10\"]\n[[clusters]]\nname = \"other\"\n",
+        )
+        .unwrap();
+        let ip = |text: &str| text.parse().unwrap();
+        assert_eq!(
+            config.network_of("prod", ip("100.64.3.7")),
+            Some("in-cluster")
+        );
+        assert_eq!(config.network_of("prod", ip("100.65.0.1")), Some("vpc"));
+        assert_eq!(config.network_of("prod", ip("10.0.9.9")), Some("vpc"));
+        assert_eq!(config.network_of("prod", ip("192.168.1.1")), None);
+        assert_eq!(config.network_of("other", ip("100.64.3.7")), None);
+        let error = ClusterConfig::parse("[[clusters]]\nname = \"a\"\npod_cidrs = [\"pods\"]\n")
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("pod_cidrs entry \"pods\""),
+            "{error}"
         );
     }
 

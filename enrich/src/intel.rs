@@ -553,6 +553,8 @@ impl ThreatIntel {
             as_organization: announced
                 .map(|(_, organization)| organization.to_owned())
                 .filter(|organization| !organization.is_empty()),
+            // Placed in the cluster's network by the enricher, which knows the cluster.
+            network: None,
         })
     }
 }

@@ -68,6 +68,16 @@ impl Enricher {
         self.intel = intel;
     }
 
+    /// A private address placed in the cluster's network (pods, VPC) when its ranges are configured.
+    fn placed(&self, cluster: &str, mut intel: vigil_schemas::IpIntel) -> vigil_schemas::IpIntel {
+        if intel.scope == "private"
+            && let Ok(ip) = intel.ip.parse()
+        {
+            intel.network = self.clusters.network_of(cluster, ip).map(str::to_owned);
+        }
+        intel
+    }
+
     /// An event of either source.
     pub fn enrich(&mut self, event: Normalized) -> EnrichedEvent {
         match event {
@@ -82,7 +92,8 @@ impl Enricher {
         let source_ip = event
             .source_ips
             .first()
-            .and_then(|ip| self.intel.classify(ip));
+            .and_then(|ip| self.intel.classify(ip))
+            .map(|intel| self.placed(&cluster.name, intel));
         self.inventory.learn(&cluster.name, &event);
         let target = self.inventory.target_of(&cluster.name, &event);
         let owner = self.inventory.top_owner_of(&cluster.name, &event);
@@ -129,7 +140,9 @@ impl Enricher {
             .as_ref()
             .and_then(|network| network.destination_ip.as_deref())
             .or_else(|| event.dns_answers.first().map(String::as_str));
-        let destination_ip = remote.and_then(|ip| self.intel.classify(ip));
+        let destination_ip = remote
+            .and_then(|ip| self.intel.classify(ip))
+            .map(|intel| self.placed(&cluster.name, intel));
         let domain = event.dns_query.as_deref().or_else(|| {
             event
                 .network
@@ -151,5 +164,42 @@ impl Enricher {
             domain_matches,
             ..EnrichedEvent::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_callers_are_placed_in_their_clusters_network() {
+        let clusters = ClusterConfig::parse(
+            "[[clusters]]\nname = \"prod\"\npod_cidrs = [\"100.64.0.0/16\"]\nvpc_cidrs = [\"10.0.0.0/16\"]\n",
+        )
+        .unwrap_or_default();
+        let mut enricher = Enricher::new(clusters, ThreatIntel::default(), Inventory::default());
+        let from = |ip: &str| AuditEvent {
+            audit_id: ip.into(),
+            cluster_hint: Some("prod".into()),
+            source_ips: vec![ip.into()],
+            ..AuditEvent::default()
+        };
+        let network = |enricher: &mut Enricher, ip: &str| {
+            enricher
+                .enrich_audit(from(ip))
+                .source_ip
+                .and_then(|intel| intel.network)
+        };
+        assert_eq!(
+            network(&mut enricher, "100.64.3.7").as_deref(),
+            Some("in-cluster")
+        );
+        assert_eq!(network(&mut enricher, "10.0.4.1").as_deref(), Some("vpc"));
+        assert_eq!(network(&mut enricher, "192.168.0.1"), None);
+        assert_eq!(
+            network(&mut enricher, "203.0.113.9"),
+            None,
+            "public: not placed"
+        );
     }
 }

@@ -476,12 +476,9 @@ impl Settings {
         let clusters = match &args.cluster_config {
             Some(path) => ClusterConfig::parse(&read(path)?)
                 .map_err(|error| format!("{}: {error}", path.display()))?,
-            None => ClusterConfig {
-                default_cluster: file.default_cluster,
-                clusters: file.clusters,
-            }
-            .validated()
-            .map_err(|error| format!("{config_name}: {error}"))?,
+            None => ClusterConfig::new(file.default_cluster, file.clusters)
+                .validated()
+                .map_err(|error| format!("{config_name}: {error}"))?,
         };
 
         let intel = file.threat_intel;

@@ -365,6 +365,9 @@ pub struct IpIntel {
     /// configured: unset).
     pub asn: Option<i64>,
     pub as_organization: Option<String>,
+    /// For a private address, where in the cluster's network it is, when the cluster's ranges are
+    /// configured: `in-cluster` (a pod) or `vpc` (a node, the VPC).
+    pub network: Option<String>,
 }
 
 /// A pod the request targets (exec, attach, port-forward, delete...), from the inventory enrich keeps.
