@@ -4,8 +4,9 @@
 //! - labels have bounded values only: `stage` (ingest, enrich, detect, publish), `topic` (the
 //!   configured topic names), `reason` (the fixed set of rejection and dead-letter reasons), `type`
 //!   (finding types: the detectors' fixed catalogue), `severity` (Low, Medium, High, Critical),
-//!   `detector` (the built-in baseline detectors' names), `phase` (warm-up, learning, stable,
-//!   unstable, tracked).
+//!   `detector` (the built-in baseline detectors' names), `scope` (principal, peer_group,
+//!   namespace, cluster, image, workload), `phase` (warm-up, learning, stable, unstable, tracked),
+//!   `role` of a list (threat, curated, tor_exits, trusted, asn).
 //!   Never a principal, an IP, a pod or a message key.
 
 use prometheus::{
