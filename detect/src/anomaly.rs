@@ -926,6 +926,28 @@ impl ImageBaselines {
     }
 }
 
+/// What a runtime novelty raises: (dimension, type, severity, what the image did, for the title).
+const RUNTIME_NOVELTIES: [(&str, &str, f64, &str); 3] = [
+    (
+        "executable",
+        "Execution:Runtime/AnomalousBehavior.NewBinaryInImage",
+        severity::MEDIUM,
+        "ran",
+    ),
+    (
+        "library",
+        "Execution:Runtime/AnomalousBehavior.NewLibraryInImage",
+        severity::MEDIUM,
+        "loaded",
+    ),
+    (
+        "destination",
+        "UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
+        severity::LOW,
+        "reached",
+    ),
+];
+
 /// A shared library without its version suffix (`/usr/lib/libssl.so.3.0.2` → `/usr/lib/libssl.so`),
 /// so that a patch release of the image does not look like a new library; its directory is kept (a
 /// library loaded from `/tmp` is not the one in `/usr/lib`).
@@ -1060,40 +1082,16 @@ impl Detector for ImageBaselines {
             .into_iter()
             .flatten()
             .collect();
-        let (finding_type, severity, subject, title) =
-            if let Some(new) = unseen_everywhere(&views, "executable") {
-                (
-                    "Execution:Runtime/AnomalousBehavior.NewBinaryInImage",
-                    severity::MEDIUM,
-                    new.observed.clone(),
-                    format!(
-                        "{} ran in image {repository} for the first time.",
-                        new.observed
-                    ),
-                )
-            } else if let Some(new) = unseen_everywhere(&views, "library") {
-                (
-                    "Execution:Runtime/AnomalousBehavior.NewLibraryInImage",
-                    severity::MEDIUM,
-                    new.observed.clone(),
-                    format!(
-                        "{} was loaded in image {repository} for the first time.",
-                        new.observed
-                    ),
-                )
-            } else if let Some(new) = unseen_everywhere(&views, "destination") {
-                (
-                    "UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
-                    severity::LOW,
-                    new.observed.clone(),
-                    format!(
-                        "Image {repository} reached {} for the first time.",
-                        new.observed
-                    ),
-                )
-            } else {
-                return;
-            };
+        // The first dimension, in this order, whose value every judging scope finds new.
+        let Some((new, (_, finding_type, severity, what))) = RUNTIME_NOVELTIES
+            .iter()
+            .find_map(|novelty| Some((unseen_everywhere(&views, novelty.0)?, novelty)))
+        else {
+            return;
+        };
+        let subject = new.observed.clone();
+        let title = format!("Image {repository} {what} {subject} for the first time.");
+        let (finding_type, severity) = (*finding_type, *severity);
         let unusual: Vec<(&Seen, Vec<&Judged>)> = views
             .iter()
             .map(|seen| {

@@ -210,6 +210,19 @@ impl Dimension {
         }
     }
 
+    /// Learns a value first seen now, without a wait in the pending set.
+    fn learn_at_once(&mut self, value: &str, now: i64, cap: usize) {
+        self.learned.insert(
+            value.to_owned(),
+            Sightings {
+                count: 1,
+                first: now,
+                last: now,
+            },
+        );
+        self.trim_learned(cap, now);
+    }
+
     /// Whether a value not among the learned ones gave way to the cap earlier.
     fn remembers(&self, value: &str) -> bool {
         self.given_way
@@ -418,15 +431,7 @@ impl Profile {
             }
             // A tail value that gave way to the cap is known: learned again, not new.
             if dimension.remembers(value) {
-                dimension.learned.insert(
-                    value.clone(),
-                    Sightings {
-                        count: 1,
-                        first: now,
-                        last: now,
-                    },
-                );
-                dimension.trim_learned(config.top_k, now);
+                dimension.learn_at_once(value, now, config.top_k);
                 continue;
             }
             // Novelty is a value never met before; a pending value met again is not new again.
@@ -435,15 +440,7 @@ impl Profile {
                 dimension.note_new(now);
             }
             if !stable {
-                dimension.learned.insert(
-                    value.clone(),
-                    Sightings {
-                        count: 1,
-                        first: now,
-                        last: now,
-                    },
-                );
-                dimension.trim_learned(config.top_k, now);
+                dimension.learn_at_once(value, now, config.top_k);
                 continue;
             }
             // Stable: a new value waits until it has been around long enough and often enough.

@@ -535,6 +535,17 @@ fn team_routine(engine: &mut Engine, members: &[&'static str], execs: &[&'static
     assert!(out.is_empty(), "routine never fires: {out:#?}");
 }
 
+/// Erin, new among the developers, lists pods in shop for ten minutes from `at`.
+fn erins_first_morning(engine: &mut Engine, at: i64, out: &mut Vec<Detection>) {
+    for minute in 0..10 {
+        let call = as_who("erin", alice("list", "pods", "shop"));
+        engine.process(
+            &member(&call, &["developers"], at + minute * 60_000_000),
+            out,
+        );
+    }
+}
+
 #[test]
 fn a_newcomer_without_a_baseline_is_judged_by_its_peer_group() {
     let mut engine = engine();
@@ -546,13 +557,7 @@ fn a_newcomer_without_a_baseline_is_judged_by_its_peer_group() {
     let at = MONDAY + 10 * DAY + 9 * HOUR;
     let mut out = Vec::new();
     // Erin joins the developers: the team's routine is no news, though erin has no baseline.
-    for minute in 0..10 {
-        let call = as_who("erin", alice("list", "pods", "shop"));
-        engine.process(
-            &member(&call, &["developers"], at + minute * 60_000_000),
-            &mut out,
-        );
-    }
+    erins_first_morning(&mut engine, at, &mut out);
     let read = as_who("erin", alice("get", "secrets", "shop"));
     engine.process(&member(&read, &["developers"], at + HOUR), &mut out);
     assert!(out.is_empty(), "{out:#?}");
@@ -795,13 +800,7 @@ fn every_scope_is_checkpointed_and_restored() {
     // The restored peer group judges a newcomer as the first would have.
     let mut out = Vec::new();
     let at = MONDAY + 10 * DAY + 9 * HOUR;
-    for minute in 0..10 {
-        let call = as_who("erin", alice("list", "pods", "shop"));
-        second.process(
-            &member(&call, &["developers"], at + minute * 60_000_000),
-            &mut out,
-        );
-    }
+    erins_first_morning(&mut second, at, &mut out);
     let odd = as_who("erin", alice("list", "secrets", "kube-system"));
     second.process(&member(&odd, &["developers"], at + HOUR), &mut out);
     assert_eq!(out.len(), 1, "{out:#?}");
