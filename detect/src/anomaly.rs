@@ -452,20 +452,12 @@ const ANOMALY_WEIGHT: u32 = 2;
 /// a principal old enough to judge itself: a value new to the principal that its peer group has
 /// learned (a teammate's routine: their namespace, their kind of call) weighs nothing; the team
 /// vouches for it.
-fn weigh<'a>(
-    views: &'a [&'a Seen],
-    peers: Option<&Seen>,
-) -> (u32, Vec<(&'a Seen, Vec<&'a Judged>)>) {
+fn weigh<'a>(views: &[&'a Seen], peers: Option<&Seen>) -> (u32, Unusual<'a>) {
     let mut weighed: Vec<&str> = Vec::new();
     let mut weight = 0;
-    let mut unusual_by_scope = Vec::new();
-    for seen in views {
-        let unusual: Vec<&Judged> = seen
-            .judged
-            .iter()
-            .filter(|judged| judged.familiarity <= Familiarity::Rare)
-            .collect();
-        for judged in &unusual {
+    let unusual = unusual_by_scope(views);
+    for (seen, judgements) in &unusual {
+        for judged in judgements {
             let dimension = judged.dimension.as_str();
             if judged.familiarity != Familiarity::Unseen
                 || judged.volatile
@@ -496,11 +488,46 @@ fn weigh<'a>(
                 }
             }
         }
-        if !unusual.is_empty() {
-            unusual_by_scope.push((*seen, unusual));
-        }
     }
-    (weight, unusual_by_scope)
+    (weight, unusual)
+}
+
+/// Per judging scope, its unusual judgements (unseen and rare): what a finding explains.
+type Unusual<'a> = Vec<(&'a Seen, Vec<&'a Judged>)>;
+
+fn unusual_by_scope<'a>(views: &[&'a Seen]) -> Unusual<'a> {
+    views
+        .iter()
+        .map(|seen| {
+            let judged: Vec<&Judged> = seen
+                .judged
+                .iter()
+                .filter(|judged| judged.familiarity <= Familiarity::Rare)
+                .collect();
+            (*seen, judged)
+        })
+        .filter(|(_, judged)| !judged.is_empty())
+        .collect()
+}
+
+/// The unusual judgements in words, one each, for a finding's description.
+fn described(unusual: &Unusual<'_>) -> Vec<String> {
+    unusual
+        .iter()
+        .flat_map(|(seen, judged)| {
+            judged
+                .iter()
+                .map(move |judged| describe(seen.scope, &seen.entity, judged))
+        })
+        .collect()
+}
+
+/// The unusual judgements as a finding's `anomaly`.
+fn anomaly_of(unusual: &Unusual<'_>) -> Vec<AnomalyObservation> {
+    unusual
+        .iter()
+        .flat_map(|(seen, judged)| explanation(seen, judged))
+        .collect()
 }
 
 /// Whether an access review asked about a permission that escalates or reaches credentials: RBAC
@@ -825,14 +852,7 @@ impl Detector for PrincipalBaselines {
         if weight < ANOMALY_WEIGHT {
             return;
         }
-        let explained: Vec<String> = unusual
-            .iter()
-            .flat_map(|(seen, judged)| {
-                judged
-                    .iter()
-                    .map(move |judged| describe(seen.scope, &seen.entity, judged))
-            })
-            .collect();
+        let explained = described(&unusual);
         let baseline = if principal_view.judged.is_empty() {
             format!(
                 "{username} is new ({} observations over {} days)",
@@ -858,10 +878,7 @@ impl Detector for PrincipalBaselines {
             aggregation_key: vec![username.to_owned(), target],
         };
         let mut found = detection(enriched, event, self.name(), verdict);
-        found.anomaly = unusual
-            .iter()
-            .flat_map(|(seen, judged)| explanation(seen, judged))
-            .collect();
+        found.anomaly = anomaly_of(&unusual);
         out.push(found);
     }
 }
@@ -1092,26 +1109,8 @@ impl Detector for ImageBaselines {
         let subject = new.observed.clone();
         let title = format!("Image {repository} {what} {subject} for the first time.");
         let (finding_type, severity) = (*finding_type, *severity);
-        let unusual: Vec<(&Seen, Vec<&Judged>)> = views
-            .iter()
-            .map(|seen| {
-                let judged: Vec<&Judged> = seen
-                    .judged
-                    .iter()
-                    .filter(|judged| judged.familiarity <= Familiarity::Rare)
-                    .collect();
-                (*seen, judged)
-            })
-            .filter(|(_, judged)| !judged.is_empty())
-            .collect();
-        let described: Vec<String> = unusual
-            .iter()
-            .flat_map(|(seen, judged)| {
-                judged
-                    .iter()
-                    .map(move |judged| describe(seen.scope, &seen.entity, judged))
-            })
-            .collect();
+        let unusual = unusual_by_scope(&views);
+        let described = described(&unusual);
         let baselines: Vec<String> = views
             .iter()
             .filter(|seen| !seen.judged.is_empty())
@@ -1136,10 +1135,7 @@ impl Detector for ImageBaselines {
         };
         let mut found =
             crate::context::runtime_detection(enriched, event, self.name(), verdict, Vec::new());
-        found.anomaly = unusual
-            .iter()
-            .flat_map(|(seen, judged)| explanation(seen, judged))
-            .collect();
+        found.anomaly = anomaly_of(&unusual);
         out.push(found);
     }
 }
