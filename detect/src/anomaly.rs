@@ -44,24 +44,21 @@ use crate::context::{
 use crate::rules::{effective_user, is_sensitive};
 use crate::{Detector, StateEntry};
 
-/// Observations between checkpoints of an unchanged profile: counts lost to a crash are at most
-/// this many per principal, and a replay cannot double them (the state written with an input's
-/// outputs already holds that input).
+/// Observations between checkpoints of a profile whose judgement state did not change: only the
+/// counts and last sightings of learned values lag, by at most this many observations per entity.
 const CHECKPOINT_EVERY: u32 = 32;
 
 #[derive(Debug)]
 struct Tracked {
     profile: Profile,
     unsaved: u32,
-    values_at_save: usize,
-    phase_at_save: crate::baseline::Phase,
+    saved: crate::baseline::JudgementState,
 }
 
 impl Tracked {
     fn new(profile: Profile) -> Self {
         Self {
-            values_at_save: profile.values_held(),
-            phase_at_save: profile.phase(),
+            saved: profile.judgement_state(),
             profile,
             unsaved: 0,
         }
@@ -158,22 +155,18 @@ impl ProfileStore {
         self.profiles.get_mut(key)
     }
 
-    /// Writes the profile when it changed materially (a value learned, pending or forgotten, a phase
-    /// left) or every [`CHECKPOINT_EVERY`] observations.
+    /// Writes the profile whenever what decides its judgements changed (a value learned, pending,
+    /// seen again while pending or forgotten, a phase left, a day begun, warm-up progress), and
+    /// every [`CHECKPOINT_EVERY`] observations otherwise.
     fn checkpoint(&mut self, key: &str) {
         let Some(tracked) = self.profiles.get_mut(key) else {
             return;
         };
         tracked.unsaved += 1;
-        let values = tracked.profile.values_held();
-        let phase = tracked.profile.phase();
-        if tracked.unsaved >= CHECKPOINT_EVERY
-            || values != tracked.values_at_save
-            || phase != tracked.phase_at_save
-        {
+        let state = tracked.profile.judgement_state();
+        if tracked.unsaved >= CHECKPOINT_EVERY || state != tracked.saved {
             tracked.unsaved = 0;
-            tracked.values_at_save = values;
-            tracked.phase_at_save = phase;
+            tracked.saved = state;
             self.changes.push(StateEntry {
                 key: key.to_owned(),
                 value: tracked.profile.encode(),

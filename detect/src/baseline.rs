@@ -74,6 +74,32 @@ impl Phase {
     }
 }
 
+/// See [`Profile::judgement_state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JudgementState {
+    phase: Phase,
+    window_start: i64,
+    new_in_window: u32,
+    warm_up_observations: u64,
+    learned: usize,
+    pending: usize,
+    pending_sightings: u64,
+}
+
+impl Default for JudgementState {
+    fn default() -> Self {
+        Self {
+            phase: Phase::WarmUp,
+            window_start: 0,
+            new_in_window: 0,
+            warm_up_observations: 0,
+            learned: 0,
+            pending: 0,
+            pending_sightings: 0,
+        }
+    }
+}
+
 /// How well a profile knows a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Familiarity {
@@ -370,6 +396,35 @@ impl Profile {
         self.dimensions
             .get(dimension)
             .map_or(0, |known| known.learned.len())
+    }
+
+    /// What decides the profile's future judgements, apart from the counts of learned values: its
+    /// phase, its learned and pending values with the pending ones' sightings, the day window and
+    /// its novelty, and warm-up progress. A checkpoint is written whenever this changes, so a
+    /// restart never judges differently from an uninterrupted run; only the counts and last
+    /// sightings of learned values (how frequent, not whether known) may lag by a few observations.
+    pub fn judgement_state(&self) -> JudgementState {
+        let mut state = JudgementState {
+            phase: self.phase,
+            window_start: self.window_start,
+            new_in_window: self.new_in_window,
+            warm_up_observations: if self.phase == Phase::WarmUp {
+                self.observations
+            } else {
+                0
+            },
+            ..JudgementState::default()
+        };
+        for dimension in self.dimensions.values() {
+            state.learned += dimension.learned.len();
+            state.pending += dimension.pending.len();
+            state.pending_sightings += dimension
+                .pending
+                .values()
+                .map(|seen| seen.count)
+                .sum::<u64>();
+        }
+        state
     }
 
     /// Values held, learned and pending, across dimensions (for the state-size metric and bounds).

@@ -22,7 +22,7 @@
 //! control plane, EKS and anonymous callers are not profiled.
 //!
 //! State per principal is a few hundred bytes at most, checkpointed when an hour closes, when a
-//! burst fires and every [`CHECKPOINT_EVERY`] counted events. A replay after a crash is not counted
+//! burst fires and with every counted event ([`CHECKPOINT_EVERY`]). A replay after a crash is not counted
 //! twice: the profile remembers the ids of the last [`RECENT_IDS`] events it counted. Events out of
 //! time order (several API servers, a shipper's batching) count like the others.
 //!
@@ -44,13 +44,14 @@ const HOUR_MICROS: i64 = 3_600_000_000;
 pub const BURST_FACTOR: u32 = 4;
 /// The busiest hour is kept for the current and the previous period of this many hours.
 pub const PERIOD_HOURS: i64 = 15 * 24;
-/// Counted events between checkpoints within an hour.
-pub const CHECKPOINT_EVERY: u32 = 32;
+/// Counted events between checkpoints: every one, since the count is the judgement (a count lost
+/// to a crash would delay a burst's finding). Counted events are a small part of the traffic.
+pub const CHECKPOINT_EVERY: u32 = 1;
 const STATE_VERSION: u32 = 1;
-/// Ids remembered against replays: as many as counted events between checkpoints, so everything a
-/// checkpoint holds beyond the committed offset is recognised (a principal with more counted events
-/// than that within the second of input a crash replays is over-counted by the difference).
-pub const RECENT_IDS: usize = CHECKPOINT_EVERY as usize;
+/// Ids remembered against replays: a checkpoint can hold events whose input offsets were not yet
+/// committed when the stage died; they come again and are recognised (a principal with more
+/// counted events than this in the input a crash replays is over-counted by the difference).
+pub const RECENT_IDS: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Category {

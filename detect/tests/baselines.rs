@@ -1011,3 +1011,78 @@ fn a_permission_never_asked_about_is_flagged_and_the_usual_question_is_not() {
     assert_eq!(asked.familiarity, "unseen");
     assert_eq!(asked.baseline, ["create pods/exec in shop"]);
 }
+
+/// The detect stage killed at any point and restored from what it had checkpointed raises exactly
+/// the findings an uninterrupted run raises: what a profile holds only in memory (counts between
+/// checkpoints) must never change a judgement.
+#[test]
+fn a_restart_at_any_point_changes_no_finding() {
+    use vigil_detect::eval::{EvalOptions, audit_json, stream};
+    use vigil_enrich::Enricher;
+    use vigil_ingest::{Ingested, Ingestor};
+    let options = EvalOptions {
+        seed: 11,
+        principals: 20,
+        days: 21,
+        learn_days: 10,
+    };
+    let text: String = stream(&options)
+        .iter()
+        .map(|event| audit_json(event) + "\n")
+        .collect();
+    let mut enricher = Enricher::default();
+    let mut events = Vec::new();
+    Ingestor::default().ingest_payload(text.as_bytes(), &mut |item| {
+        if let Ingested::Event(event) = item {
+            events.push(enricher.enrich_audit(*event));
+        }
+    });
+    let baselines = || {
+        let mut engine = Engine::build(&DetectConfig::default()).unwrap();
+        engine.retain(|name| name.ends_with("_baselines"));
+        engine
+    };
+    let key = |d: &Detection| format!("{} {:?} {}", d.finding_type, d.aggregation_key, d.event_id);
+    let mut whole = baselines();
+    let mut expected = Vec::new();
+    for event in &events {
+        let mut out = Vec::new();
+        whole.process(event, &mut out);
+        expected.extend(out.iter().map(key));
+    }
+    assert!(!expected.is_empty());
+    // Sixteen kill points over the three weeks, some inside the injected bursts.
+    for kill in (1..17).map(|part| events.len() * part / 17) {
+        let mut first = baselines();
+        let mut latest = std::collections::BTreeMap::new();
+        let mut found = Vec::new();
+        for event in &events[..kill] {
+            let mut out = Vec::new();
+            first.process(event, &mut out);
+            found.extend(out.iter().map(key));
+            let mut state = Vec::new();
+            first.drain_state(&mut state);
+            for entry in state {
+                latest.insert(entry.key, entry.value);
+            }
+        }
+        let mut second = baselines();
+        for (key, value) in &latest {
+            if !value.is_empty() {
+                second.restore(key, value);
+            }
+        }
+        for event in &events[kill..] {
+            let mut out = Vec::new();
+            second.process(event, &mut out);
+            found.extend(out.iter().map(key));
+        }
+        let missing: Vec<&String> = expected.iter().filter(|k| !found.contains(k)).collect();
+        let extra: Vec<&String> = found.iter().filter(|k| !expected.contains(k)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "killed at event {kill} of {}: missing {missing:?}, extra {extra:?}",
+            events.len()
+        );
+    }
+}

@@ -280,8 +280,44 @@ fn baselines_learned_before_a_sigkill_still_flag_what_departs_from_them_after_it
     for stage in &mut stages {
         stage.restart();
     }
-    let found = wait_for_findings(&broker, &expected);
-    assert_same_findings(&found, &expected, &stages);
+    // Every anomaly vigil scan finds is found, and nothing beyond a few findings at the margin.
+    // Not an exact match, unlike the rule-based tests: Kafka interleaves partitions in an order of
+    // its own (and another after the restart), and profiles shared by events of several partitions
+    // (a cluster's, a namespace's, a peer group's; a principal's workload writes are keyed by
+    // workload) may see a value ripen from pending a few events earlier or later than in the file's
+    // order. A storm after the restart (a forgotten baseline) is dozens of extra findings; a lost
+    // baseline misses the anomalies.
+    let anomalies_found = |found: &FindingCounts| {
+        expected
+            .iter()
+            .filter(|(_, (kind, _))| kind.contains("AnomalousBehavior"))
+            .all(|(id, _)| found.contains_key(id))
+    };
+    let records = consume_until(
+        &broker,
+        "vigil.findings",
+        FINDINGS_TIMEOUT,
+        &mut |records| anomalies_found(&latest_findings(records)),
+    );
+    // Late findings: what is still in flight lands within a few seconds.
+    std::thread::sleep(Duration::from_secs(5));
+    let found = latest_findings(&consume_until(
+        &broker,
+        "vigil.findings",
+        Duration::from_secs(10),
+        &mut |later| later.len() >= records.len(),
+    ));
+    let extra = found
+        .keys()
+        .filter(|id| !expected.contains_key(*id))
+        .count();
+    let missing = expected
+        .keys()
+        .filter(|id| !found.contains_key(*id))
+        .count();
+    if !anomalies_found(&found) || extra > 2 || missing > 2 {
+        assert_same_findings(&found, &expected, &stages);
+    }
     // The restarted detect reports the baselines it holds: stable principals, read back.
     let metrics = stages[2].http_get("/metrics").unwrap().1;
     let stable: i64 = metrics
