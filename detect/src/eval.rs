@@ -286,12 +286,17 @@ fn call(
             scope: if public { "public" } else { "private" }.into(),
             ..IpIntel::default()
         }),
-        cluster: ClusterDetails {
-            name: "eval".into(),
-            partition: "aws".into(),
-            ..ClusterDetails::default()
-        },
+        cluster: eval_cluster(),
         ..EnrichedEvent::default()
+    }
+}
+
+/// The generated cluster.
+fn eval_cluster() -> ClusterDetails {
+    ClusterDetails {
+        name: "eval".into(),
+        partition: "aws".into(),
+        ..ClusterDetails::default()
     }
 }
 
@@ -1045,11 +1050,7 @@ fn runtime_event(image: &Image, kind: &str, binary: &str, parent: &str, at: i64)
             }),
             ..RuntimeEvent::default()
         }),
-        cluster: ClusterDetails {
-            name: "eval".into(),
-            partition: "aws".into(),
-            ..ClusterDetails::default()
-        },
+        cluster: eval_cluster(),
         ..EnrichedEvent::default()
     }
 }

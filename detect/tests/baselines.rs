@@ -162,11 +162,7 @@ fn a_stable_principals_unusual_exec_is_an_explained_anomaly() {
         unusual.contains(&("networkOrigin", "unseen")),
         "{unusual:?}"
     );
-    let namespace = found
-        .anomaly
-        .iter()
-        .find(|a| a.dimension == "namespace")
-        .unwrap();
+    let namespace = anomaly_in(found, "namespace");
     assert_eq!(namespace.observed, "kube-system");
     assert!(namespace.baseline.contains(&"shop".to_owned()));
     assert!(namespace.profile_observations > 100 && namespace.profile_days >= 9);
@@ -452,11 +448,7 @@ fn an_images_stable_profile_flags_a_new_binary_and_a_new_destination() {
         out[0].aggregation_key,
         ["registry.example/shop/web", "/tmp/kworker"]
     );
-    let explained = out[0]
-        .anomaly
-        .iter()
-        .find(|a| a.dimension == "executable")
-        .unwrap();
+    let explained = anomaly_in(&out[0], "executable");
     assert_eq!(explained.familiarity, "unseen");
     assert!(explained.baseline.contains(&"/bin/sh".to_owned()));
     engine.process(&dns("pool.supportxmr.com", at + 3), &mut out);
@@ -493,6 +485,15 @@ fn the_learning_period_is_a_setting() {
     let mut out = Vec::new();
     tuned.process(&unusual, &mut out);
     assert!(out.is_empty(), "{out:#?}");
+}
+
+/// What a finding says of one dimension of its anomaly.
+fn anomaly_in<'a>(found: &'a Detection, dimension: &str) -> &'a vigil_schemas::AnomalyObservation {
+    found
+        .anomaly
+        .iter()
+        .find(|a| a.dimension == dimension)
+        .unwrap_or_else(|| panic!("no {dimension} in {:#?}", found.anomaly))
 }
 
 /// `who`'s call as a member of `groups`.
@@ -751,12 +752,7 @@ fn the_first_image_ever_run_privileged_in_a_stable_cluster_is_news_by_itself() {
         cluster.contains(&("prod", "hostAccessImage", WEB)),
         "{cluster:?}"
     );
-    let baseline = &out[0]
-        .anomaly
-        .iter()
-        .find(|a| a.dimension == "privilegedImage")
-        .unwrap()
-        .baseline;
+    let baseline = &anomaly_in(&out[0], "privilegedImage").baseline;
     assert_eq!(
         baseline,
         &["602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni"]
@@ -907,11 +903,7 @@ fn with_an_asn_database_a_new_network_of_the_same_autonomous_system_is_no_news()
     // Without the database, the new /24 and the new client are two unseen dimensions.
     learn(None).process(&moved(None), &mut out);
     assert_eq!(out.len(), 1, "{out:#?}");
-    let origin = out[0]
-        .anomaly
-        .iter()
-        .find(|a| a.dimension == "networkOrigin")
-        .unwrap();
+    let origin = anomaly_in(&out[0], "networkOrigin");
     assert_eq!(origin.observed, "public 198.51.101.0/24");
     // With it, another provider is named in the explanation.
     let mut out = Vec::new();
@@ -920,11 +912,7 @@ fn with_an_asn_database_a_new_network_of_the_same_autonomous_system_is_no_news()
         &mut out,
     );
     assert_eq!(out.len(), 1, "{out:#?}");
-    let origin = out[0]
-        .anomaly
-        .iter()
-        .find(|a| a.dimension == "networkOrigin")
-        .unwrap();
+    let origin = anomaly_in(&out[0], "networkOrigin");
     assert_eq!(origin.observed, "public AS64999 Example ISP");
     assert_eq!(origin.baseline, ["public AS64500 Example ISP"]);
 }
@@ -1003,11 +991,7 @@ fn a_permission_never_asked_about_is_flagged_and_the_usual_question_is_not() {
         out[0].aggregation_key,
         ["alice", "create clusterrolebindings"]
     );
-    let asked = out[0]
-        .anomaly
-        .iter()
-        .find(|a| a.dimension == "permissionChecked")
-        .unwrap();
+    let asked = anomaly_in(&out[0], "permissionChecked");
     assert_eq!(asked.familiarity, "unseen");
     assert_eq!(asked.baseline, ["create pods/exec in shop"]);
 }
