@@ -8,7 +8,9 @@
 //! - **Idempotent producer**, `acks=all`, and no delivery timeout: a broker outage is waited out with
 //!   librdkafka's backoff, never turned into a dead letter or a loss.
 //! - **State.** A stage's compacted state topic is read back to its end before the first input is
-//!   consumed, so a restart neither forgets nor relearns.
+//!   consumed, so a restart neither forgets nor relearns. A checkpointing stage (detect) writes each
+//!   checkpoint to the state partition of its input's partition, with the input's offset, after every
+//!   earlier output is acknowledged: the inputs a restored checkpoint already holds are passed over.
 //! - **Rebalance.** Before partitions are taken away, the stage finishes what it has in flight, stores
 //!   those offsets and commits synchronously, so the next owner starts where this one stopped instead of
 //!   replaying (the group waits, bounded by `--shutdown-timeout-secs`). After an assignment, the state
@@ -31,8 +33,8 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
@@ -58,6 +60,11 @@ pub struct Outgoing {
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
     pub headers: Vec<(&'static str, Vec<u8>)>,
+    /// A checkpoint of the stage's state (see [`Processor::checkpoints`]): written to the state
+    /// topic's partition numbered like the input's, with the input's position in its headers, and
+    /// only once every other output of this input and of every input consumed before it is
+    /// acknowledged.
+    pub checkpoint: bool,
 }
 
 impl Outgoing {
@@ -67,9 +74,26 @@ impl Outgoing {
             key: Some(key.into()),
             payload: Some(payload),
             headers: Vec::new(),
+            checkpoint: false,
+        }
+    }
+
+    /// A checkpointed state entry; `None` deletes the key.
+    pub fn checkpoint(topic: &str, key: impl Into<Vec<u8>>, payload: Option<Vec<u8>>) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            key: Some(key.into()),
+            payload,
+            headers: Vec::new(),
+            checkpoint: true,
         }
     }
 }
+
+/// Headers of a checkpoint: the input topic and offset whose processing wrote it (the partition is
+/// the checkpoint's own).
+pub const CHECKPOINT_TOPIC_HEADER: &str = "vigil.input.topic";
+pub const CHECKPOINT_OFFSET_HEADER: &str = "vigil.input.offset";
 
 /// A topic a stage writes, created when missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,14 +114,38 @@ pub trait Processor: Send + 'static {
     fn state_topic(&self) -> Option<String> {
         None
     }
-    /// One checkpointed record read back (`None`: a tombstone).
-    fn restore(&mut self, _key: &[u8], _value: Option<&[u8]>) {}
+    /// One checkpointed record read back from the state partition `partition` (`None`: a
+    /// tombstone).
+    fn restore(&mut self, _partition: i32, _key: &[u8], _value: Option<&[u8]>) {}
     /// True when the state topic is keyed like the input (publish's findings by id), so that only
     /// the state partitions with the numbers of the assigned input partitions are read back; false
-    /// reads the whole state topic (detector memory keyed otherwise).
+    /// reads the whole state topic (enrich's inventory, learned from every partition).
     fn state_follows_input_partitions(&self) -> bool {
         false
     }
+    /// True when the stage writes its state as checkpoints ([`Outgoing::checkpoint`]), each in the
+    /// state partition numbered like its input's. Then a partition's checkpoints are a prefix of its
+    /// inputs' effects, in order: once one is acknowledged, so is every output of every input up to
+    /// the one that wrote it. So after an assignment the runtime reads back only the state of the
+    /// assigned partitions, and passes over the inputs that state already holds (a replay after a
+    /// crash, between the last commit and the last checkpoint): they are neither processed twice
+    /// nor, their outputs being acknowledged, lost. The state topic needs at least as many
+    /// partitions as the input.
+    fn checkpoints(&self) -> bool {
+        false
+    }
+    /// Drops the state of every partition not in `assigned`, before the state of the partitions
+    /// just assigned is read back: what another instance owned meanwhile is stale here.
+    fn retain_partitions(&mut self, _assigned: &[i32]) {}
+    /// How many inputs before where a newly assigned partition resumes are handed to
+    /// [`Processor::recall`] (0: none).
+    fn recall_window(&self) -> usize {
+        0
+    }
+    /// An input already processed (before this instance owned the partition, or before a restart,
+    /// or held by the restored checkpoints): seen again only to rebuild the memory of recent inputs
+    /// (detect's guard against the duplicates an upstream stage's replay writes). No outputs.
+    fn recall(&mut self, _input: &Incoming<'_>) {}
     /// Entries of state held, for the `vigil_state_entries` gauge.
     fn state_size(&self) -> usize {
         0
@@ -119,6 +167,7 @@ pub fn dead_letter(
         topic: topic.to_owned(),
         key: input.key.map(<[u8]>::to_vec),
         payload: Some(input.payload.to_vec()),
+        checkpoint: false,
         headers: vec![
             ("vigil.stage", stage.as_bytes().to_vec()),
             ("vigil.reason", reason.as_bytes().to_vec()),
@@ -145,6 +194,8 @@ pub enum RuntimeError {
     Delivery { topic: String, error: String },
     #[error("a stage task failed: {0}")]
     Task(String),
+    #[error("state topic {topic}: {problem}")]
+    StateTopic { topic: String, problem: String },
 }
 
 fn base_config(common: &CommonArgs) -> ClientConfig {
@@ -427,26 +478,58 @@ pub async fn ensure_topics(common: &CommonArgs, topics: &[TopicSpec]) -> Result<
     Ok(())
 }
 
-/// Reads a state topic from its start to the end it had when called, handing each record over.
-fn restore_state<P: Processor>(
-    common: &CommonArgs,
-    topic: &str,
-    only_partitions: Option<&[i32]>,
-    processor: &mut P,
-) -> Result<u64, RuntimeError> {
+/// For each input partition, the offset of the last input whose effects the checkpoints read back
+/// hold: inputs up to it are passed over.
+pub type CheckpointPositions = HashMap<(String, i32), i64>;
+
+/// The input position a checkpoint carries in its headers.
+fn checkpoint_position(message: &impl Message) -> Option<(String, i64)> {
+    let headers = message.headers()?;
+    let mut topic = None;
+    let mut offset = None;
+    for header in headers.iter() {
+        match header.key {
+            CHECKPOINT_TOPIC_HEADER => {
+                topic = header.value.and_then(|v| std::str::from_utf8(v).ok())
+            }
+            CHECKPOINT_OFFSET_HEADER => {
+                offset = header
+                    .value
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse::<i64>().ok());
+            }
+            _ => {}
+        }
+    }
+    Some((topic?.to_owned(), offset?))
+}
+
+fn reading_consumer(common: &CommonArgs, group: String) -> Result<BaseConsumer, RuntimeError> {
     let mut config = base_config(common);
     config
-        .set("group.id", format!("vigil-restore-{topic}"))
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         // It never joins the group, but librdkafka checks the user's -X settings against these.
         .set("session.timeout.ms", common.session_timeout_ms.to_string());
     apply_user_options(&mut config, common);
-    let consumer: BaseConsumer = config.create()?;
+    Ok(config.create()?)
+}
+
+/// Reads a state topic from its start to the end it had when called, handing each record over,
+/// and returns how many were read and the input positions the checkpoints among them hold.
+fn restore_state<P: Processor>(
+    common: &CommonArgs,
+    topic: &str,
+    only_partitions: Option<&[i32]>,
+    processor: &mut P,
+) -> Result<(u64, CheckpointPositions), RuntimeError> {
+    let consumer = reading_consumer(common, format!("vigil-restore-{topic}"))?;
     let timeout = Duration::from_secs(30);
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let mut remaining: HashMap<i32, i64> = HashMap::new();
     let mut assignment = TopicPartitionList::new();
+    let mut positions = CheckpointPositions::new();
     let wanted = |id: i32| only_partitions.is_none_or(|only| only.contains(&id));
     for partition in metadata
         .topics()
@@ -461,7 +544,7 @@ fn restore_state<P: Processor>(
         }
     }
     if remaining.is_empty() {
-        return Ok(0);
+        return Ok((0, positions));
     }
     consumer.assign(&assignment)?;
     let mut restored = 0u64;
@@ -469,7 +552,13 @@ fn restore_state<P: Processor>(
         match consumer.poll(Duration::from_secs(5)) {
             Some(Ok(message)) => {
                 let key = message.key().unwrap_or_default();
-                processor.restore(key, message.payload());
+                processor.restore(message.partition(), key, message.payload());
+                if let Some((input, offset)) = checkpoint_position(&message) {
+                    let held = positions
+                        .entry((input, message.partition()))
+                        .or_insert(offset);
+                    *held = (*held).max(offset);
+                }
                 restored += 1;
                 if let Some(high) = remaining.get(&message.partition())
                     && message.offset() + 1 >= *high
@@ -483,7 +572,51 @@ fn restore_state<P: Processor>(
             }
         }
     }
-    Ok(restored)
+    Ok((restored, positions))
+}
+
+/// Hands the inputs of `partition` in `[from, to)` to [`Processor::recall`].
+fn recall_inputs<P: Processor>(
+    common: &CommonArgs,
+    topic: &str,
+    partition: i32,
+    to: i64,
+    processor: &mut P,
+) -> Result<u64, RuntimeError> {
+    let window = i64::try_from(processor.recall_window()).unwrap_or(i64::MAX);
+    let consumer = reading_consumer(common, format!("vigil-recall-{topic}"))?;
+    let (low, _) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(30))?;
+    let from = to.saturating_sub(window).max(low);
+    if from >= to {
+        return Ok(0);
+    }
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, partition, Offset::Offset(from))?;
+    consumer.assign(&assignment)?;
+    let mut recalled = 0u64;
+    loop {
+        match consumer.poll(Duration::from_secs(5)) {
+            Some(Ok(message)) => {
+                if message.offset() >= to {
+                    break;
+                }
+                processor.recall(&Incoming {
+                    topic,
+                    partition,
+                    offset: message.offset(),
+                    key: message.key(),
+                    payload: message.payload().unwrap_or_default(),
+                });
+                recalled += 1;
+                if message.offset() + 1 >= to {
+                    break;
+                }
+            }
+            Some(Err(error)) => tracing::warn!(%topic, %error, "reading recent inputs; retrying"),
+            None => tracing::debug!(%topic, partition, "waiting for recent inputs"),
+        }
+    }
+    Ok(recalled)
 }
 
 /// Reads state back on a blocking thread (the reading consumer blocks) and hands the processor back.
@@ -492,20 +625,23 @@ async fn restore_processor<P: Processor>(
     common: &CommonArgs,
     metrics: &Metrics,
     only_partitions: Option<Vec<i32>>,
-) -> Result<P, RuntimeError> {
+) -> Result<(P, CheckpointPositions), RuntimeError> {
     let Some(topic) = processor.state_topic() else {
-        return Ok(processor);
+        return Ok((processor, CheckpointPositions::new()));
     };
     let stage = processor.stage();
     let started = Instant::now();
     let common = common.clone();
     let (restored, processor) = tokio::task::spawn_blocking(move || {
+        if let Some(assigned) = &only_partitions {
+            processor.retain_partitions(assigned);
+        }
         let restored = restore_state(&common, &topic, only_partitions.as_deref(), &mut processor);
         (restored, processor)
     })
     .await
     .map_err(|error| RuntimeError::Task(error.to_string()))?;
-    let restored = restored?;
+    let (restored, positions) = restored?;
     metrics
         .state_restored
         .with_label_values(&[stage])
@@ -513,10 +649,78 @@ async fn restore_processor<P: Processor>(
     tracing::info!(
         stage,
         restored,
+        checkpointed_partitions = positions.len(),
         seconds = started.elapsed().as_secs_f64(),
         "state read back"
     );
+    Ok((processor, positions))
+}
+
+/// Recalls the inputs before `to` of a partition just assigned, on a blocking thread.
+async fn recall_processor<P: Processor>(
+    mut processor: P,
+    common: &CommonArgs,
+    topic: String,
+    partition: i32,
+    to: i64,
+) -> Result<P, RuntimeError> {
+    let stage = processor.stage();
+    let started = Instant::now();
+    let common = common.clone();
+    let (recalled, processor) = tokio::task::spawn_blocking(move || {
+        let recalled = recall_inputs(&common, &topic, partition, to, &mut processor);
+        (recalled, processor)
+    })
+    .await
+    .map_err(|error| RuntimeError::Task(error.to_string()))?;
+    let recalled = recalled?;
+    tracing::info!(
+        stage,
+        partition,
+        before = to,
+        recalled,
+        seconds = started.elapsed().as_secs_f64(),
+        "recent inputs recalled"
+    );
     Ok(processor)
+}
+
+/// A checkpointing stage writes each checkpoint to the state partition numbered like its input's:
+/// the state topic needs as many partitions as the widest input.
+async fn check_state_partitions(
+    common: &CommonArgs,
+    state: String,
+    inputs: Vec<String>,
+) -> Result<(), RuntimeError> {
+    let common = common.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer = reading_consumer(&common, format!("vigil-check-{state}"))?;
+        let count = |topic: &str| -> Result<usize, RuntimeError> {
+            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+            Ok(metadata
+                .topics()
+                .iter()
+                .map(|found| found.partitions().len())
+                .sum())
+        };
+        let state_partitions = count(&state)?;
+        for input in &inputs {
+            let input_partitions = count(input)?;
+            if state_partitions < input_partitions {
+                return Err(RuntimeError::StateTopic {
+                    topic: state.clone(),
+                    problem: format!(
+                        "{state_partitions} partitions, fewer than the {input_partitions} of input {input}: \
+                         each input partition checkpoints to the state partition of its number; \
+                         add partitions to the state topic (or recreate it with {input_partitions})"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|error| RuntimeError::Task(error.to_string()))?
 }
 
 type DeliveryResults = Vec<(String, Result<(), String>)>;
@@ -557,6 +761,95 @@ struct Pending {
     partition: i32,
     offset: i64,
     consumed_at: Instant,
+    /// Sent once the other outputs of this input and of every earlier one are acknowledged.
+    checkpoints: Vec<Outgoing>,
+}
+
+/// An input's records on their way: resolves once the broker has answered for each.
+type Delivering = futures::future::BoxFuture<'static, (Pending, DeliveryResults)>;
+
+fn delivering(pending: Pending, deliveries: Vec<(String, DeliveryFuture)>) -> Delivering {
+    Box::pin(async move {
+        let mut results = Vec::with_capacity(deliveries.len());
+        for (topic, future) in deliveries {
+            let result = match future.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((error, _))) => Err(error.to_string()),
+                Err(_) => Err("the producer was dropped".to_owned()),
+            };
+            results.push((topic, result));
+        }
+        (pending, results)
+    })
+}
+
+/// Hands one record to the producer, waiting while its queue is full. A checkpoint goes to the
+/// partition of `position` and carries it in its headers.
+async fn send(
+    producer: &FutureProducer<ProducerContext>,
+    output: &Outgoing,
+    position: Option<(&str, i32, i64)>,
+) -> Result<(String, DeliveryFuture), RuntimeError> {
+    let mut headers = output
+        .headers
+        .iter()
+        .fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value),
+            })
+        });
+    let offset_text;
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&output.topic);
+    if let Some((topic, partition, offset)) = position {
+        offset_text = offset.to_string();
+        headers = headers
+            .insert(Header {
+                key: CHECKPOINT_TOPIC_HEADER,
+                value: Some(topic),
+            })
+            .insert(Header {
+                key: CHECKPOINT_OFFSET_HEADER,
+                value: Some(&offset_text),
+            });
+        record = record.partition(partition);
+    }
+    record = record.headers(headers);
+    if let Some(key) = &output.key {
+        record = record.key(key.as_slice());
+    }
+    if let Some(payload) = &output.payload {
+        record = record.payload(payload.as_slice());
+    }
+    loop {
+        match producer.send_result(record) {
+            Ok(future) => return Ok((output.topic.clone(), future)),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                record = returned;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err((error, _)) => {
+                return Err(RuntimeError::Delivery {
+                    topic: output.topic.clone(),
+                    error: error.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// Sends an input's checkpoints, its other outputs being acknowledged.
+async fn send_checkpoints(
+    producer: &FutureProducer<ProducerContext>,
+    mut pending: Pending,
+) -> Result<Delivering, RuntimeError> {
+    let checkpoints = std::mem::take(&mut pending.checkpoints);
+    let mut deliveries = Vec::with_capacity(checkpoints.len());
+    for checkpoint in &checkpoints {
+        let position = (pending.topic.as_str(), pending.partition, pending.offset);
+        deliveries.push(send(producer, checkpoint, Some(position)).await?);
+    }
+    Ok(delivering(pending, deliveries))
 }
 
 /// Runs one stage until `shutdown` turns true or a delivery fails for good.
@@ -575,6 +868,11 @@ pub async fn run_stage<P: Processor>(
         compacted: false,
     }));
     ensure_topics(&common, &topics).await?;
+    if processor.checkpoints()
+        && let Some(state) = processor.state_topic()
+    {
+        check_state_partitions(&common, state, processor.input_topics()).await?;
+    }
 
     let mut producer_config = base_config(&common);
     producer_config
@@ -644,20 +942,32 @@ pub async fn run_stage<P: Processor>(
     let in_flight_gauge = metrics.in_flight.with_label_values(&[stage]);
     let processing = metrics.processing_timer(stage);
     let delivery = metrics.delivery_seconds.with_label_values(&[stage]);
-    let mut in_flight = FuturesOrdered::new();
+    let passed_over = metrics.skipped.with_label_values(&[stage, "in_checkpoint"]);
+    // Inputs whose outputs are on their way, then (checkpointing stages) their checkpoints: both in
+    // consumption order, so a checkpoint is sent only after every earlier output is acknowledged.
+    let mut outputs_in_flight: FuturesOrdered<Delivering> = FuturesOrdered::new();
+    let mut checkpoints_in_flight: FuturesOrdered<Delivering> = FuturesOrdered::new();
     let mut outputs: Vec<Outgoing> = Vec::new();
+    // Per input partition, the last offset the restored checkpoints hold: inputs up to it are
+    // passed over. An entry goes once its partition has moved past it.
+    let mut held_by_checkpoints = CheckpointPositions::new();
+    // Partitions owned, and the newly assigned ones whose recent inputs are still to be recalled.
+    let mut owned: Vec<(String, i32)> = Vec::new();
+    let mut to_recall: Vec<(String, i32)> = Vec::new();
 
     let records_in = TopicCounters::new(stage, &metrics.records_in);
     let records_out = TopicCounters::new(stage, &metrics.records_out);
     let state_entries = metrics.state_entries.with_label_values(&[stage]);
-    let finish = |done: (Pending, DeliveryResults)| -> Result<(), RuntimeError> {
-        let (pending, results) = done;
+    let acknowledged = |results: DeliveryResults| -> Result<(), RuntimeError> {
         for (topic, result) in results {
             match result {
                 Ok(()) => records_out.inc(&topic),
                 Err(error) => return Err(RuntimeError::Delivery { topic, error }),
             }
         }
+        Ok(())
+    };
+    let store = |pending: &Pending| {
         delivery.observe(pending.consumed_at.elapsed().as_secs_f64());
         match consumer.store_offset(&pending.topic, pending.partition, pending.offset) {
             Ok(()) => {}
@@ -666,24 +976,42 @@ pub async fn run_stage<P: Processor>(
                 tracing::debug!(stage, %error, "offset not stored (partition no longer assigned)")
             }
         }
-        Ok(())
     };
+    // Waits for everything in flight: outputs, then the checkpoints they release, offsets stored.
+    macro_rules! drain {
+        () => {
+            while let Some((pending, results)) = outputs_in_flight.next().await {
+                acknowledged(results)?;
+                checkpoints_in_flight.push_back(send_checkpoints(&producer, pending).await?);
+            }
+            while let Some((pending, results)) = checkpoints_in_flight.next().await {
+                acknowledged(results)?;
+                store(&pending);
+            }
+        };
+    }
 
     loop {
-        in_flight_gauge.set(i64::try_from(in_flight.len()).unwrap_or(i64::MAX));
+        let in_flight = outputs_in_flight.len() + checkpoints_in_flight.len();
+        in_flight_gauge.set(i64::try_from(in_flight).unwrap_or(i64::MAX));
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            Some(done) = in_flight.next(), if !in_flight.is_empty() => finish(done)?,
-            received = polled.recv(), if in_flight.len() < common.max_in_flight => {
+            Some((pending, results)) = checkpoints_in_flight.next(), if !checkpoints_in_flight.is_empty() => {
+                acknowledged(results)?;
+                store(&pending);
+            }
+            Some((pending, results)) = outputs_in_flight.next(), if !outputs_in_flight.is_empty() => {
+                acknowledged(results)?;
+                checkpoints_in_flight.push_back(send_checkpoints(&producer, pending).await?);
+            }
+            received = polled.recv(), if in_flight < common.max_in_flight => {
                 let message = match received {
                     Some(Polled::Message(message)) => message,
                     Some(Polled::Revoking(reply)) => {
                         // Everything consumed before the revocation finishes here and is committed,
                         // so the partitions' next owner starts after it.
-                        while let Some(done) = in_flight.next().await {
-                            finish(done)?;
-                        }
+                        drain!();
                         if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
                             tracing::debug!(stage, %error, "commit before revocation");
                         }
@@ -697,16 +1025,30 @@ pub async fn run_stage<P: Processor>(
                 // Newly assigned partitions: finish what is in flight (its state is then all
                 // acknowledged), read back the state those partitions own, then go on.
                 if consumer.context().rebalanced.swap(false, Ordering::SeqCst) && processor.state_topic().is_some() {
-                    while let Some(done) = in_flight.next().await {
-                        finish(done)?;
-                    }
-                    let only = if processor.state_follows_input_partitions() {
-                        let assignment = consumer.assignment()?;
-                        Some(assignment.elements().iter().map(|element| element.partition()).collect())
+                    drain!();
+                    let assigned: Vec<(String, i32)> = consumer
+                        .assignment()?
+                        .elements()
+                        .iter()
+                        .map(|element| (element.topic().to_owned(), element.partition()))
+                        .collect();
+                    let only = if processor.state_follows_input_partitions() || processor.checkpoints() {
+                        let mut numbers: Vec<i32> = assigned.iter().map(|(_, partition)| *partition).collect();
+                        numbers.sort_unstable();
+                        numbers.dedup();
+                        Some(numbers)
                     } else {
                         None
                     };
-                    processor = restore_processor(processor, &common, &metrics, only).await?;
+                    let (restored, positions) = restore_processor(processor, &common, &metrics, only).await?;
+                    processor = restored;
+                    held_by_checkpoints = if processor.checkpoints() { positions } else { CheckpointPositions::new() };
+                    to_recall = if processor.recall_window() > 0 {
+                        assigned.iter().filter(|partition| !owned.contains(partition)).cloned().collect()
+                    } else {
+                        Vec::new()
+                    };
+                    owned = assigned;
                 }
                 let consumed_at = Instant::now();
                 let input = Incoming {
@@ -717,52 +1059,51 @@ pub async fn run_stage<P: Processor>(
                     payload: message.payload().unwrap_or_default(),
                 };
                 records_in.inc(input.topic);
+                if let Some(index) = to_recall
+                    .iter()
+                    .position(|(topic, partition)| topic == input.topic && *partition == input.partition)
+                {
+                    let (topic, partition) = to_recall.swap_remove(index);
+                    processor = recall_processor(processor, &common, topic, partition, input.offset).await?;
+                }
+                let mut pending = Pending {
+                    topic: input.topic.to_owned(),
+                    partition: input.partition,
+                    offset: input.offset,
+                    consumed_at,
+                    checkpoints: Vec::new(),
+                };
+                if !held_by_checkpoints.is_empty() {
+                    let position = (pending.topic.clone(), pending.partition);
+                    match held_by_checkpoints.get(&position) {
+                        Some(through) if input.offset <= *through => {
+                            // Processed before the crash, its outputs all acknowledged (a checkpoint
+                            // written after it was): only remembered, its offset stored in turn.
+                            processor.recall(&input);
+                            passed_over.inc();
+                            outputs_in_flight.push_back(delivering(pending, Vec::new()));
+                            continue;
+                        }
+                        Some(_) => {
+                            held_by_checkpoints.remove(&position);
+                        }
+                        None => {}
+                    }
+                }
                 outputs.clear();
                 {
                     let _timer = processing.start_timer();
                     processor.process(&input, &mut outputs);
                 }
                 let mut deliveries = Vec::with_capacity(outputs.len());
-                for output in &outputs {
-                    let headers = output.headers.iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
-                        headers.insert(Header { key, value: Some(value) })
-                    });
-                    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&output.topic).headers(headers);
-                    if let Some(key) = &output.key {
-                        record = record.key(key.as_slice());
-                    }
-                    if let Some(payload) = &output.payload {
-                        record = record.payload(payload.as_slice());
-                    }
-                    loop {
-                        match producer.send_result(record) {
-                            Ok(future) => {
-                                deliveries.push((output.topic.clone(), future));
-                                break;
-                            }
-                            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                                record = returned;
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                            }
-                            Err((error, _)) => {
-                                return Err(RuntimeError::Delivery { topic: output.topic.clone(), error: error.to_string() });
-                            }
-                        }
+                for output in outputs.drain(..) {
+                    if output.checkpoint {
+                        pending.checkpoints.push(output);
+                    } else {
+                        deliveries.push(send(&producer, &output, None).await?);
                     }
                 }
-                let pending = Pending { topic: input.topic.to_owned(), partition: input.partition, offset: input.offset, consumed_at };
-                in_flight.push_back(async move {
-                    let mut results = Vec::with_capacity(deliveries.len());
-                    for (topic, future) in deliveries {
-                        let result = match future.await {
-                            Ok(Ok(_)) => Ok(()),
-                            Ok(Err((error, _))) => Err(error.to_string()),
-                            Err(_) => Err("the producer was dropped".to_owned()),
-                        };
-                        results.push((topic, result));
-                    }
-                    (pending, results)
-                });
+                outputs_in_flight.push_back(delivering(pending, deliveries));
                 state_entries.set(i64::try_from(processor.state_size()).unwrap_or(i64::MAX));
             }
         }
@@ -776,13 +1117,11 @@ pub async fn run_stage<P: Processor>(
     }
     tracing::info!(
         stage,
-        in_flight = in_flight.len(),
+        in_flight = outputs_in_flight.len() + checkpoints_in_flight.len(),
         "shutting down: draining deliveries"
     );
     let drained = tokio::time::timeout(common.shutdown_timeout(), async {
-        while let Some(done) = in_flight.next().await {
-            finish(done)?;
-        }
+        drain!();
         Ok::<(), RuntimeError>(())
     })
     .await;

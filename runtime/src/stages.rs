@@ -1,6 +1,6 @@
 //! The four stages as [`Processor`]s: thin adapters from records to the I/O-free stage libraries.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use vigil_detect::{Engine, StateEntry};
 use vigil_enrich::{Enricher, Inventory, Normalized, ThreatIntel};
@@ -66,33 +66,18 @@ fn decode<T: Record>(
     }
 }
 
-/// The key that keeps related events on one partition: a workload's events together (a DaemonSet and
-/// the pods its controller creates), anything else by cluster and principal.
-pub fn partition_key(event: &AuditEvent) -> String {
-    let cluster = event.cluster_hint.as_deref().unwrap_or_default();
-    if let Some(workload) = &event.workload {
-        let namespace = workload.namespace.as_deref().unwrap_or_default();
-        let (kind, name) = match (&workload.owner_kind, &workload.owner_name) {
-            (Some(kind), Some(name)) => vigil_enrich::inventory::conventional_owner(kind, name)
-                .unwrap_or_else(|| (kind.clone(), name.clone())),
-            _ => (
-                workload.kind.clone(),
-                workload.name.clone().unwrap_or_default(),
-            ),
-        };
-        return format!("{cluster}/workload/{namespace}/{kind}/{name}");
+/// The key of every normalized event: its cluster. A cluster's events stay in one partition from
+/// ingest on, in the order the raw topic gave them, so that every stateful step meets all it
+/// needs on one instance: enrich's process table (per node), detect's correlations (a DaemonSet
+/// and the pods its controller creates) and its baselines, whose cluster, namespace and peer-group
+/// profiles gather many principals' and workloads' events. The scaling unit of enrich and detect
+/// is therefore the cluster (see the README's "Scaling").
+pub fn partition_key(cluster_hint: Option<&str>) -> &str {
+    // Not empty: librdkafka's partitioner scatters empty keys like missing ones.
+    match cluster_hint {
+        Some(cluster) if !cluster.is_empty() => cluster,
+        _ => "(no cluster hint)",
     }
-    format!("{cluster}/principal/{}", event.user.username)
-}
-
-/// The key of a runtime event: by node, where its process tree lives (enrich's process table is per
-/// node, so one node's events must reach one enrich instance).
-pub fn runtime_partition_key(event: &RuntimeEvent) -> String {
-    let cluster = event.cluster_hint.as_deref().unwrap_or_default();
-    format!(
-        "{cluster}/node/{}",
-        event.node_name.as_deref().unwrap_or_default()
-    )
 }
 
 /// Decodes an `AuditEvent` or a `RuntimeEvent`, whichever the writer's fingerprint names; anything
@@ -207,18 +192,20 @@ impl Processor for IngestStage {
         self.ingestor
             .ingest_payload(input.payload, &mut |item| match item {
                 Ingested::Event(event) => {
-                    encoded.push(
-                        codec
-                            .encode(event.as_ref())
-                            .map(|bytes| (partition_key(&event), bytes)),
-                    );
+                    encoded.push(codec.encode(event.as_ref()).map(|bytes| {
+                        (
+                            partition_key(event.cluster_hint.as_deref()).to_owned(),
+                            bytes,
+                        )
+                    }));
                 }
                 Ingested::Runtime(event) => {
-                    encoded.push(
-                        codec
-                            .encode(event.as_ref())
-                            .map(|bytes| (runtime_partition_key(&event), bytes)),
-                    );
+                    encoded.push(codec.encode(event.as_ref()).map(|bytes| {
+                        (
+                            partition_key(event.cluster_hint.as_deref()).to_owned(),
+                            bytes,
+                        )
+                    }));
                 }
                 Ingested::Rejected(rejection) => rejections.push(rejection),
             });
@@ -360,7 +347,7 @@ impl Processor for EnrichStage {
         // The inventory is learned from every partition's events: each instance reads all of it.
         Some(self.topics.inventory.clone())
     }
-    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+    fn restore(&mut self, _partition: i32, key: &[u8], value: Option<&[u8]>) {
         let restored = std::str::from_utf8(key).is_ok_and(|key| self.enricher.restore(key, value));
         if !restored {
             tracing::warn!("an inventory entry does not decode; skipped");
@@ -390,6 +377,7 @@ impl Processor for EnrichStage {
                 key: Some(key.into_bytes()),
                 payload,
                 headers: Vec::new(),
+                checkpoint: false,
             });
         }
         match self.codec.encode(&enriched) {
@@ -398,6 +386,7 @@ impl Processor for EnrichStage {
                 key: input.key.map(<[u8]>::to_vec),
                 payload: Some(bytes),
                 headers: Vec::new(),
+                checkpoint: false,
             }),
             Err(error) => {
                 self.metrics
@@ -451,9 +440,11 @@ pub struct DetectStage {
     codec: Codec,
     topics: Topics,
     metrics: Metrics,
-    /// Keys of the checkpointed state, for the state-size gauge.
-    state: BTreeSet<String>,
+    /// Keys of the checkpointed state, with the input partition whose events wrote them: the state
+    /// of a partition this instance no longer owns is dropped.
+    state: BTreeMap<String, i32>,
     changes: Vec<StateEntry>,
+    recent: RecentEvents,
     /// Inputs since the baseline gauges were last set (walking every profile is not per event).
     since_profile_report: u32,
     /// Evictions already added to the counter, per detector and scope.
@@ -506,8 +497,9 @@ impl DetectStage {
             codec: codec(),
             topics,
             metrics,
-            state: BTreeSet::new(),
+            state: BTreeMap::new(),
             changes: Vec::new(),
+            recent: RecentEvents::new(DUPLICATE_WINDOW),
             since_profile_report: PROFILE_REPORT_EVERY,
             evictions_reported: std::collections::HashMap::new(),
         }
@@ -540,7 +532,10 @@ impl Processor for DetectStage {
     fn state_topic(&self) -> Option<String> {
         Some(self.topics.detect_state.clone())
     }
-    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+    fn checkpoints(&self) -> bool {
+        true
+    }
+    fn restore(&mut self, partition: i32, key: &[u8], value: Option<&[u8]>) {
         let Ok(key) = std::str::from_utf8(key) else {
             return;
         };
@@ -549,8 +544,30 @@ impl Processor for DetectStage {
             if value.is_empty() {
                 self.state.remove(key);
             } else {
-                self.state.insert(key.to_owned());
+                self.state.insert(key.to_owned(), partition);
             }
+        }
+    }
+    fn retain_partitions(&mut self, assigned: &[i32]) {
+        let stale: Vec<String> = self
+            .state
+            .iter()
+            .filter(|(_, partition)| !assigned.contains(partition))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in stale {
+            // An empty value is a tombstone: the detector forgets the entry.
+            self.engine.restore(&key, &[]);
+            self.state.remove(&key);
+        }
+        self.recent.retain_partitions(assigned);
+    }
+    fn recall_window(&self) -> usize {
+        self.recent.window()
+    }
+    fn recall(&mut self, input: &Incoming<'_>) {
+        if let Ok(event) = self.codec.decode::<EnrichedEvent>(input.payload) {
+            self.recent.first_time(input.partition, &event);
         }
     }
     fn state_size(&self) -> usize {
@@ -567,6 +584,20 @@ impl Processor for DetectStage {
         ) else {
             return;
         };
+        if !self.recent.first_time(input.partition, &event) {
+            // Written again by an upstream stage's replay after a crash: its detections were
+            // made the first time, and the baselines must not count it twice.
+            self.metrics
+                .skipped
+                .with_label_values(&["detect", "duplicate_event"])
+                .inc();
+            tracing::debug!(
+                partition = input.partition,
+                offset = input.offset,
+                "an event seen among the recent ones again; passed over"
+            );
+            return;
+        }
         let mut detections: Vec<Detection> = Vec::new();
         self.engine.process(&event, &mut detections);
         self.since_profile_report += 1;
@@ -596,25 +627,100 @@ impl Processor for DetectStage {
                 }
             }
         }
-        // State goes out with the detections of the same input, so its offset is stored only once
-        // both are acknowledged.
+        // State goes out as checkpoints of this input: after its detections (and every earlier
+        // input's) are acknowledged, and before its offset is stored.
         self.changes.clear();
         self.engine.drain_state(&mut self.changes);
         for change in self.changes.drain(..) {
             let payload = (!change.value.is_empty()).then_some(change.value);
             if payload.is_some() {
-                self.state.insert(change.key.clone());
+                self.state.insert(change.key.clone(), input.partition);
             } else {
                 self.state.remove(&change.key);
             }
-            out.push(Outgoing {
-                topic: self.topics.detect_state.clone(),
-                key: Some(change.key.into_bytes()),
+            out.push(Outgoing::checkpoint(
+                &self.topics.detect_state,
+                change.key.into_bytes(),
                 payload,
-                headers: Vec::new(),
-            });
+            ));
         }
     }
+}
+
+/// Events remembered per input partition by detect's duplicate guard. An upstream stage killed
+/// and restarted writes again what it wrote since its last commit (a second or two of its input,
+/// plus what was in flight); the window is far beyond that at the rates one partition carries.
+pub const DUPLICATE_WINDOW: usize = 50_000;
+
+/// The events of the last [`DUPLICATE_WINDOW`] inputs of each partition, by a hash of their
+/// identity (an audit event's `auditID` and stage, a runtime event's id). Ingest and enrich are
+/// at-least-once: after a crash they write again the events since their last commit, and the
+/// baselines must not count those twice. A cluster's events share one partition from ingest on,
+/// so a duplicate lands on the partition of its original, a little after it. Rebuilt after an
+/// assignment from the inputs before the resume point ([`Processor::recall`]).
+#[derive(Debug)]
+pub struct RecentEvents {
+    window: usize,
+    partitions: std::collections::HashMap<i32, RecentIds>,
+}
+
+#[derive(Debug, Default)]
+struct RecentIds {
+    order: std::collections::VecDeque<u64>,
+    ids: std::collections::HashSet<u64>,
+}
+
+impl RecentEvents {
+    pub fn new(window: usize) -> Self {
+        Self {
+            window,
+            partitions: std::collections::HashMap::new(),
+        }
+    }
+
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Remembers the event; false when it is among the partition's recent ones already.
+    pub fn first_time(&mut self, partition: i32, event: &EnrichedEvent) -> bool {
+        let Some(id) = event_identity(event) else {
+            return true;
+        };
+        let recent = self.partitions.entry(partition).or_default();
+        if !recent.ids.insert(id) {
+            return false;
+        }
+        recent.order.push_back(id);
+        if recent.order.len() > self.window
+            && let Some(oldest) = recent.order.pop_front()
+        {
+            recent.ids.remove(&oldest);
+        }
+        true
+    }
+
+    pub fn retain_partitions(&mut self, assigned: &[i32]) {
+        self.partitions
+            .retain(|partition, _| assigned.contains(partition));
+    }
+}
+
+/// A hash of what makes an event itself (`None` for a record carrying neither kind).
+fn event_identity(event: &EnrichedEvent) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same event hashes alike in every process and after a restart.
+    let mut hasher = std::hash::DefaultHasher::new();
+    // Clusters share partitions: one cluster's id says nothing of another's.
+    event.cluster.name.hash(&mut hasher);
+    if let Some(audit) = &event.audit {
+        ("audit", &audit.audit_id, &audit.stage).hash(&mut hasher);
+    } else if let Some(runtime) = &event.runtime {
+        ("runtime", &runtime.event_id).hash(&mut hasher);
+    } else {
+        return None;
+    }
+    Some(hasher.finish())
 }
 
 /// publish: `Detection`s → GuardDuty finding JSON keyed by id, and the aggregated `Finding` to the
@@ -668,7 +774,7 @@ impl Processor for PublishStage {
         // Detections and saved findings are both keyed by finding id, with as many partitions.
         true
     }
-    fn restore(&mut self, _key: &[u8], value: Option<&[u8]>) {
+    fn restore(&mut self, _partition: i32, _key: &[u8], value: Option<&[u8]>) {
         let Some(value) = value else {
             return;
         };
@@ -733,54 +839,133 @@ impl Processor for PublishStage {
 
 #[cfg(test)]
 mod tests {
-    use vigil_schemas::{UserInfo, WorkloadSpec};
+    #![allow(clippy::expect_used, clippy::indexing_slicing)]
+    use vigil_schemas::RuntimeEvent;
 
     use super::*;
 
+    fn audit(id: &str, stage: &str) -> EnrichedEvent {
+        EnrichedEvent {
+            audit: Some(AuditEvent {
+                audit_id: id.into(),
+                stage: stage.into(),
+                ..AuditEvent::default()
+            }),
+            ..EnrichedEvent::default()
+        }
+    }
+
     #[test]
-    fn workload_events_share_a_key_with_their_controllers_pods() {
-        let deployment = AuditEvent {
-            cluster_hint: Some("prod".into()),
-            user: UserInfo {
-                username: "bob".into(),
-                ..UserInfo::default()
-            },
-            workload: Some(WorkloadSpec {
-                kind: "Deployment".into(),
-                name: Some("web".into()),
-                namespace: Some("shop".into()),
-                ..WorkloadSpec::default()
+    fn events_without_a_cluster_hint_share_a_key_that_is_not_empty() {
+        assert_eq!(partition_key(Some("prod")), "prod");
+        assert_eq!(partition_key(None), partition_key(Some("")));
+        assert!(!partition_key(None).is_empty());
+    }
+
+    #[test]
+    fn an_event_written_again_is_recognised_and_a_new_one_is_not() {
+        let mut recent = RecentEvents::new(3);
+        assert!(recent.first_time(0, &audit("a", "ResponseComplete")));
+        assert!(!recent.first_time(0, &audit("a", "ResponseComplete")));
+        // The two stages of one exec request are two events; another partition has its own memory.
+        assert!(recent.first_time(0, &audit("a", "ResponseStarted")));
+        assert!(recent.first_time(1, &audit("a", "ResponseComplete")));
+        let runtime = EnrichedEvent {
+            runtime: Some(RuntimeEvent {
+                event_id: "a".into(),
+                ..RuntimeEvent::default()
             }),
-            ..AuditEvent::default()
+            ..EnrichedEvent::default()
         };
-        let pod = AuditEvent {
-            cluster_hint: Some("prod".into()),
-            user: UserInfo {
-                username: "system:serviceaccount:kube-system:replicaset-controller".into(),
-                ..UserInfo::default()
-            },
-            workload: Some(WorkloadSpec {
-                kind: "Pod".into(),
-                name: Some("web-7d9f8c6b5-abcde".into()),
-                namespace: Some("shop".into()),
-                owner_kind: Some("ReplicaSet".into()),
-                owner_name: Some("web-7d9f8c6b5".into()),
-                ..WorkloadSpec::default()
-            }),
-            ..AuditEvent::default()
+        assert!(recent.first_time(0, &runtime));
+        assert!(!recent.first_time(0, &runtime));
+    }
+
+    /// detect as a plain processor, with the default topics and detectors.
+    fn detect_stage() -> DetectStage {
+        #[derive(clap::Parser)]
+        struct TopicArgs {
+            #[command(flatten)]
+            topics: Topics,
+        }
+        let topics = <TopicArgs as clap::Parser>::parse_from(["test"]).topics;
+        let metrics = Metrics::new().expect("metrics register");
+        DetectStage::new(topics, metrics, Engine::default())
+    }
+
+    #[test]
+    fn events_an_upstream_replay_writes_again_change_nothing_in_detect() {
+        use vigil_detect::eval::{EvalOptions, stream};
+        let options = EvalOptions {
+            seed: 5,
+            principals: 20,
+            days: 12,
+            learn_days: 10,
         };
-        assert_eq!(partition_key(&deployment), partition_key(&pod));
-        assert_eq!(
-            partition_key(&deployment),
-            "prod/workload/shop/Deployment/web"
+        let codec = codec();
+        let records: Vec<Vec<u8>> = stream(&options)
+            .into_iter()
+            .map(|audit| {
+                let event = EnrichedEvent {
+                    audit: Some(audit),
+                    ..EnrichedEvent::default()
+                };
+                codec.encode(&event).expect("encodes")
+            })
+            .collect();
+        let mut stage = detect_stage();
+        let mut out = Vec::new();
+        let mut offset = 0;
+        let mut feed = |stage: &mut DetectStage, payload: &[u8], out: &mut Vec<Outgoing>| {
+            stage.process(
+                &Incoming {
+                    topic: "vigil.enriched",
+                    partition: 0,
+                    offset,
+                    key: None,
+                    payload,
+                },
+                out,
+            );
+            offset += 1;
+        };
+        for record in &records {
+            feed(&mut stage, record, &mut out);
+        }
+        assert!(
+            out.iter().any(|output| output.checkpoint),
+            "the stream changes detect's state"
         );
-        let read = AuditEvent {
-            user: UserInfo {
-                username: "alice".into(),
-                ..UserInfo::default()
-            },
-            ..AuditEvent::default()
-        };
-        assert_eq!(partition_key(&read), "/principal/alice");
+        // Enrich killed and restarted writes its last few thousand events again, at new offsets:
+        // about a hundred a principal, beyond the volume baselines' own memory of 32 ids.
+        out.clear();
+        let replayed = &records[records.len() - 2_000..];
+        for record in replayed {
+            feed(&mut stage, record, &mut out);
+        }
+        assert_eq!(
+            out,
+            Vec::new(),
+            "a replayed event changed state or raised a detection"
+        );
+        let skipped = stage
+            .metrics
+            .skipped
+            .with_label_values(&["detect", "duplicate_event"])
+            .get();
+        assert_eq!(skipped, 2_000);
+    }
+
+    #[test]
+    fn the_window_forgets_the_oldest_and_an_unassigned_partition_is_forgotten() {
+        let mut recent = RecentEvents::new(2);
+        for id in ["a", "b", "c"] {
+            assert!(recent.first_time(0, &audit(id, "ResponseComplete")));
+        }
+        // "a" fell out of a window of two; "c" is still remembered.
+        assert!(recent.first_time(0, &audit("a", "ResponseComplete")));
+        assert!(!recent.first_time(0, &audit("c", "ResponseComplete")));
+        recent.retain_partitions(&[1]);
+        assert!(recent.first_time(0, &audit("c", "ResponseComplete")));
     }
 }

@@ -266,12 +266,20 @@ fn baselines_learned_before_a_sigkill_still_flag_what_departs_from_them_after_it
         .filter(|(kind, _)| kind.contains("AnomalousBehavior"))
         .count();
     assert!(anomalies >= 9, "the injected anomalies: {expected:?}");
-    // Two weeks of learning, then detect (and every other stage) killed: the baselines must come
-    // back from the state topic, or the anomalies injected in the third week go unseen (a fresh
-    // profile judges nothing) and their findings are missing.
+    // Two weeks of learning, then every stage killed while detect is half-way through them: the
+    // baselines must come back from the state topic, or the anomalies injected in the third week
+    // go unseen (a fresh profile judges nothing) and their findings are missing; and what is
+    // replayed (detect's inputs since its last commit, the events ingest and enrich write again)
+    // must not be counted twice.
     let (learning, rest) = lines.split_at(lines.len() * 2 / 3);
     produce(&broker, "vigil.audit.raw", learning);
-    std::thread::sleep(Duration::from_millis(1500));
+    #[allow(clippy::cast_precision_loss)]
+    let half_way = (learning.len() / 2) as f64;
+    stages[2].wait_for_metric(
+        "vigil_records_in_total{stage=\"detect\"",
+        half_way,
+        FINDINGS_TIMEOUT,
+    );
     for stage in &mut stages {
         stage.kill();
     }
@@ -280,43 +288,20 @@ fn baselines_learned_before_a_sigkill_still_flag_what_departs_from_them_after_it
     for stage in &mut stages {
         stage.restart();
     }
-    // Every anomaly vigil scan finds is found, and nothing beyond a few findings at the margin.
-    // Not an exact match, unlike the rule-based tests: Kafka interleaves partitions in an order of
-    // its own (and another after the restart), and profiles shared by events of several partitions
-    // (a cluster's, a namespace's, a peer group's; a principal's workload writes are keyed by
-    // workload) may see a value ripen from pending a few events earlier or later than in the file's
-    // order. A storm after the restart (a forgotten baseline) is dozens of extra findings; a lost
-    // baseline misses the anomalies.
-    let anomalies_found = |found: &FindingCounts| {
-        expected
-            .iter()
-            .filter(|(_, (kind, _))| kind.contains("AnomalousBehavior"))
-            .all(|(id, _)| found.contains_key(id))
-    };
-    let records = consume_until(
-        &broker,
-        "vigil.findings",
-        FINDINGS_TIMEOUT,
-        &mut |records| anomalies_found(&latest_findings(records)),
-    );
-    // Late findings: what is still in flight lands within a few seconds.
-    std::thread::sleep(Duration::from_secs(5));
-    let found = latest_findings(&consume_until(
-        &broker,
-        "vigil.findings",
-        Duration::from_secs(10),
-        &mut |later| later.len() >= records.len(),
-    ));
-    let extra = found
-        .keys()
-        .filter(|id| !expected.contains_key(*id))
-        .count();
-    let missing = expected
-        .keys()
-        .filter(|id| !found.contains_key(*id))
-        .count();
-    if !anomalies_found(&found) || extra > 2 || missing > 2 {
-        assert_same_findings(&found, &expected, &stages);
+    // Exactly vigil scan's findings. A forgotten baseline is a storm of extra findings after the
+    // restart; a lost one misses the anomalies; inputs replayed after the kill (detect's since its
+    // last commit, and the events ingest and enrich write again) counted twice ripen pending values
+    // early and drop findings.
+    let found = wait_for_findings(&broker, &expected);
+    assert_same_findings(&found, &expected, &stages);
+    // Not asserted (they depend on where the kill lands), but shown: the guards at work.
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!(
+            "detect passed over {} inputs its checkpoints held and {} events written again",
+            stages[2].metric("vigil_skipped_total{reason=\"in_checkpoint\",stage=\"detect\"}"),
+            stages[2].metric("vigil_skipped_total{reason=\"duplicate_event\",stage=\"detect\"}"),
+        );
     }
     // The restarted detect reports the baselines it holds: stable principals, read back.
     let metrics = stages[2].http_get("/metrics").unwrap().1;
@@ -368,12 +353,14 @@ fn two_instances_of_each_stage_share_the_partitions_and_find_the_same() {
         );
     }
     stages.extend(second);
-    produce(&broker, "vigil.audit.raw", &example_lines());
-    let expected = example_expected();
+    // Several clusters: a cluster is the unit of partitioning from ingest on, so each instance of
+    // enrich, detect and publish owns some clusters' events (and detect their state).
+    // Twenty names, so that every partition of three has some (by the hash of their keys).
+    let (lines, expected) = example_lines_in_clusters(20);
+    produce(&broker, "vigil.audit.raw", &lines);
     let found = wait_for_findings(&broker, &expected);
     assert_same_findings(&found, &expected, &stages);
-    // Both instances of each stage fed by a multi-partition topic did part of the work (the raw
-    // topic is one ordered partition, so one ingest instance holds it and the other stands by).
+    // Both instances of each stage after ingest did part of the work.
     for stage in stages.iter().filter(|stage| stage.name != "ingest") {
         let metrics = stage.http_get("/metrics").unwrap().1;
         let consumed: u64 = metrics

@@ -294,6 +294,32 @@ impl Stage {
         Ok((status, body))
     }
 
+    /// The sum of a metric's series whose line starts with `series` (name and any leading labels).
+    pub fn metric(&self, series: &str) -> f64 {
+        self.http_get("/metrics")
+            .map(|(_, body)| {
+                body.lines()
+                    .filter(|line| line.starts_with(series))
+                    .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// Waits until [`Stage::metric`] of `series` reaches `at_least`.
+    pub fn wait_for_metric(&self, series: &str, at_least: f64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.metric(series) < at_least {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not reach {at_least} {series} within {timeout:?}; log:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while self.http_get("/readyz").map(|(status, _)| status) != Ok(200) {
@@ -535,6 +561,38 @@ pub fn example_lines() -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
         .collect()
 }
 
+/// The example day spread over `clusters` EKS clusters, each line in a CloudWatch Logs subscription
+/// record of its cluster's log group (`/aws/eks/NAME/cluster`) and keyed by cluster as a shipper
+/// would, and the findings `vigil scan` gives for the same records.
+pub fn example_lines_in_clusters(clusters: usize) -> (Records, FindingCounts) {
+    let day = std::fs::read_to_string(repo().join("examples/audit/day-of-traffic.jsonl"))
+        .expect("example day");
+    let records: Records = day
+        .lines()
+        .enumerate()
+        .map(|(index, line)| {
+            let cluster = format!("cluster-{}", index % clusters);
+            let record = serde_json::json!({
+                "messageType": "DATA_MESSAGE",
+                "logGroup": format!("/aws/eks/{cluster}/cluster"),
+                "logEvents": [{ "message": line }],
+            });
+            (Some(cluster.into_bytes()), record.to_string().into_bytes())
+        })
+        .collect();
+    let settings = Settings::load(&SettingsArgs {
+        config: Some(repo().join("examples/vigil.toml")),
+        ..SettingsArgs::default()
+    })
+    .expect("example settings");
+    let text: Vec<u8> = records
+        .iter()
+        .flat_map(|(_, value)| value.iter().copied().chain([b'\n']))
+        .collect();
+    let expected = expected_findings(&[&text], &settings);
+    (records, expected)
+}
+
 /// The example settings (clusters, lists, suppression), as every stage that uses them takes them.
 pub fn settings_args() -> Vec<String> {
     vec!["--config".into(), "examples/vigil.toml".into()]
@@ -623,10 +681,12 @@ pub fn baseline_stream() -> (Records, FindingCounts) {
     .expect("example settings");
     let text = lines.join("\n");
     let expected = expected_findings(&[text.as_bytes()], &settings);
+    // One key, as a shipper forwarding one cluster's audit log writes it: one partition, the file's
+    // order, which the pipeline keeps (a cluster's events share a partition from ingest on).
     (
         lines
             .into_iter()
-            .map(|line| (None, line.into_bytes()))
+            .map(|line| (Some(b"eval-cluster".to_vec()), line.into_bytes()))
             .collect(),
         expected,
     )
