@@ -593,46 +593,6 @@ pub fn example_lines_in_clusters(clusters: usize) -> (Records, FindingCounts) {
     (records, expected)
 }
 
-/// The baseline stream of [`baseline_stream`] played in each of `clusters` (the same behaviour, each
-/// cluster learning its own), interleaved in time, each event in a CloudWatch Logs record of its
-/// cluster's log group, keyed by cluster; and `vigil scan`'s findings over the same records.
-pub fn baseline_stream_in_clusters(clusters: &[&str]) -> (Records, FindingCounts) {
-    use vigil_detect::eval::{EvalOptions, audit_json, stream};
-    let options = EvalOptions {
-        seed: 11,
-        principals: 20,
-        days: 21,
-        learn_days: 10,
-    };
-    let events = stream(&options);
-    let mut records: Records = Vec::with_capacity(events.len() * clusters.len());
-    for event in &events {
-        let line = audit_json(event);
-        for cluster in clusters {
-            let record = serde_json::json!({
-                "messageType": "DATA_MESSAGE",
-                "logGroup": format!("/aws/eks/{cluster}/cluster"),
-                "logEvents": [{ "message": line }],
-            });
-            records.push((
-                Some(cluster.as_bytes().to_vec()),
-                record.to_string().into_bytes(),
-            ));
-        }
-    }
-    let settings = Settings::load(&SettingsArgs {
-        config: Some(repo().join("examples/vigil.toml")),
-        ..SettingsArgs::default()
-    })
-    .expect("example settings");
-    let text: Vec<u8> = records
-        .iter()
-        .flat_map(|(_, value)| value.iter().copied().chain([b'\n']))
-        .collect();
-    let expected = expected_findings(&[&text], &settings);
-    (records, expected)
-}
-
 /// The example settings (clusters, lists, suppression), as every stage that uses them takes them.
 pub fn settings_args() -> Vec<String> {
     vec!["--config".into(), "examples/vigil.toml".into()]
