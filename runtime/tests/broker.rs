@@ -305,16 +305,13 @@ fn baselines_learned_before_a_sigkill_still_flag_what_departs_from_them_after_it
     }
     // The restarted detect reports the baselines it holds: stable principals, read back.
     let metrics = stages[2].http_get("/metrics").unwrap().1;
-    let stable: i64 = metrics
-        .lines()
-        .find(|line| {
-            line.starts_with(
-                "vigil_baseline_profiles{detector=\"principal_baselines\",phase=\"stable\",scope=\"principal\"}",
-            )
-        })
-        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no stable principal profiles in /metrics:\n{metrics}"));
-    assert!(stable >= 10, "{stable} stable profiles");
+    let stable = stages[2].metric(
+        "vigil_baseline_profiles{detector=\"principal_baselines\",phase=\"stable\",scope=\"principal\"}",
+    );
+    assert!(
+        stable >= 10.0,
+        "{stable} stable principal profiles in /metrics:\n{metrics}"
+    );
     assert!(metrics.contains(
         "vigil_baseline_capacity{detector=\"volume_baselines\",scope=\"principal\"} 100000"
     ));
@@ -362,14 +359,9 @@ fn two_instances_of_each_stage_share_the_partitions_and_find_the_same() {
     assert_same_findings(&found, &expected, &stages);
     // Both instances of each stage after ingest did part of the work.
     for stage in stages.iter().filter(|stage| stage.name != "ingest") {
-        let metrics = stage.http_get("/metrics").unwrap().1;
-        let consumed: u64 = metrics
-            .lines()
-            .filter(|line| line.starts_with("vigil_records_in_total{"))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum();
+        let consumed = stage.metric("vigil_records_in_total{");
         assert!(
-            consumed > 0,
+            consumed > 0.0,
             "an instance of {} consumed nothing; log:\n{}",
             stage.name,
             stage.log()

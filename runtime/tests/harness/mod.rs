@@ -306,31 +306,35 @@ impl Stage {
             .unwrap_or(0.0)
     }
 
-    /// Waits until [`Stage::metric`] of `series` reaches `at_least`.
-    pub fn wait_for_metric(&self, series: &str, at_least: f64, timeout: Duration) {
+    /// Polls `done` every `every` until it holds; fails after `timeout`, saying `what` and
+    /// showing the stage's log.
+    fn wait_until(&self, what: &str, timeout: Duration, every: Duration, done: impl Fn() -> bool) {
         let deadline = Instant::now() + timeout;
-        while self.metric(series) < at_least {
+        while !done() {
             assert!(
                 Instant::now() < deadline,
-                "{} did not reach {at_least} {series} within {timeout:?}; log:\n{}",
+                "{} {what} within {timeout:?}; log:\n{}",
                 self.name,
                 self.log()
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(every);
         }
     }
 
+    /// Waits until [`Stage::metric`] of `series` reaches `at_least`.
+    pub fn wait_for_metric(&self, series: &str, at_least: f64, timeout: Duration) {
+        self.wait_until(
+            &format!("did not reach {at_least} {series}"),
+            timeout,
+            Duration::from_millis(20),
+            || self.metric(series) >= at_least,
+        );
+    }
+
     pub fn wait_ready(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while self.http_get("/readyz").map(|(status, _)| status) != Ok(200) {
-            assert!(
-                Instant::now() < deadline,
-                "{} not ready within {timeout:?}; log:\n{}",
-                self.name,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.wait_until("not ready", timeout, Duration::from_millis(100), || {
+            self.http_get("/readyz").map(|(status, _)| status) == Ok(200)
+        });
     }
 }
 
