@@ -15,6 +15,8 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --exclude vigil-runtime
-# The real-broker tests each start a broker and four to eight stage processes: one at a time, so that
-# two cores do not turn group rebalances into timeouts.
-cargo test -p vigil-runtime --locked -- --test-threads=1
+# The real-broker tests each start a broker and four to eight stage processes: one at a time, and
+# with the release binaries (as they ship), so that two cores do not turn group heartbeats and
+# rebalances into timeouts.
+cargo build --release --locked -p vigil-runtime --bins
+VIGIL_STAGE_BIN_DIR="$PWD/target/release" cargo test -p vigil-runtime --locked -- --test-threads=1

@@ -20,8 +20,11 @@
 //!
 //! librdkafka's consumer is polled on a thread of its own, which hands messages to the stage loop
 //! through a bounded channel; rebalance callbacks run on that thread and wait for the loop to drain.
+//! That thread never blocks on a busy loop for long: when the loop takes nothing for half a second
+//! (reading state back after an assignment), it pauses fetching and goes on polling, so the member
+//! stays in the group however long the loop is busy (`max.poll.interval.ms` counts polls).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -276,6 +279,13 @@ pub struct StageContext {
     rebalanced: AtomicBool,
     /// The stage loop, while it runs: revocations wait for it to drain.
     to_loop: std::sync::Mutex<Option<mpsc::Sender<Polled>>>,
+    /// Polled messages the loop had no room for yet, in order (see [`poll_consumer`]).
+    held: std::sync::Mutex<VecDeque<OwnedMessage>>,
+    /// Set by the polling thread while fetching is paused; an assignment made meanwhile is paused
+    /// in turn. librdkafka keeps a partition's pause across a revocation and a new assignment, so
+    /// once any pause happened, an assignment made while not pausing is resumed.
+    pausing: AtomicBool,
+    ever_paused: AtomicBool,
     drain_timeout: Duration,
     bytes: std::sync::Mutex<ByteTotals>,
 }
@@ -329,6 +339,20 @@ impl ConsumerContext for StageContext {
             .rebalances
             .with_label_values(&[self.stage, "revoke"])
             .inc();
+        // Held messages of revoked partitions were never processed: their offsets are not stored,
+        // so the partitions' next owner reads them again.
+        if let Ok(mut held) = self.held.lock() {
+            let revoked: Vec<(String, i32)> = partitions
+                .elements()
+                .iter()
+                .map(|element| (element.topic().to_owned(), element.partition()))
+                .collect();
+            held.retain(|message| {
+                !revoked.iter().any(|(topic, partition)| {
+                    topic == message.topic() && *partition == message.partition()
+                })
+            });
+        }
         // Only the polling thread waits here; on any other thread (the consumer closing inside the
         // runtime) there is no loop left to drain.
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -362,6 +386,7 @@ impl ConsumerContext for StageContext {
             Rebalance::Assign(_) | Rebalance::Revoke(_) => {
                 if matches!(rebalance, Rebalance::Assign(_)) {
                     self.rebalanced.store(true, Ordering::SeqCst);
+                    self.carry_pause_over(consumer);
                     self.metrics
                         .rebalances
                         .with_label_values(&[self.stage, "assign"])
@@ -413,25 +438,54 @@ impl ClientContext for ProducerContext {
     }
 }
 
+/// How long the polling thread waits for room in the stage loop's channel before it pauses
+/// fetching. Well under any sane `max.poll.interval.ms`: a loop busy for long (reading state back
+/// after an assignment) must not make librdkafka think the member is gone.
+const PAUSE_AFTER: Duration = Duration::from_millis(500);
+
 /// Polls the consumer until `stop`, handing messages to the stage loop. Rebalance callbacks run
 /// here, inside `poll`.
+///
+/// The thread never blocks on the loop for longer than [`PAUSE_AFTER`]: when the loop takes nothing
+/// for that long, the messages it could not hand over are held (in order, in the context, so a
+/// revocation can drop those of revoked partitions), the assignment is paused, and `poll` goes on
+/// being called, which keeps the member in the group, until the loop has room again.
 fn poll_consumer(
     consumer: &BaseConsumer<StageContext>,
     to_loop: &mpsc::Sender<Polled>,
     stop: &AtomicBool,
-    stage: &str,
+    stage: &'static str,
+    runtime: &tokio::runtime::Handle,
 ) {
+    let context = consumer.context();
+    let paused_gauge = context.metrics.consumer_paused.with_label_values(&[stage]);
     let mut backoff = Duration::from_millis(100);
     while !stop.load(Ordering::SeqCst) {
+        let pausing = context.pausing.load(Ordering::SeqCst);
+        match hand_over_held(context, to_loop, runtime, !pausing) {
+            HandOver::LoopGone => return,
+            HandOver::AllHandedOver if pausing => {
+                context.set_paused(consumer, false);
+                paused_gauge.set(0);
+                tracing::info!(stage, "the stage loop has room: fetching resumed");
+            }
+            HandOver::LoopBusy if !pausing => {
+                context.set_paused(consumer, true);
+                paused_gauge.set(1);
+                tracing::info!(
+                    stage,
+                    waited_ms = PAUSE_AFTER.as_millis(),
+                    "the stage loop is busy: fetching paused, the group still polled"
+                );
+            }
+            HandOver::AllHandedOver | HandOver::LoopBusy => {}
+        }
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Ok(message)) => {
                 backoff = Duration::from_millis(100);
-                if to_loop
-                    .blocking_send(Polled::Message(message.detach()))
-                    .is_err()
-                {
-                    return;
+                if let Ok(mut held) = context.held.lock() {
+                    held.push_back(message.detach());
                 }
             }
             Some(Err(error)) => {
@@ -439,6 +493,91 @@ fn poll_consumer(
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
+        }
+    }
+}
+
+enum HandOver {
+    AllHandedOver,
+    LoopBusy,
+    LoopGone,
+}
+
+/// Hands the held messages to the loop in order, waiting up to [`PAUSE_AFTER`] for room when
+/// `may_wait` (not yet paused), else only taking the room there is.
+fn hand_over_held(
+    context: &StageContext,
+    to_loop: &mpsc::Sender<Polled>,
+    runtime: &tokio::runtime::Handle,
+    may_wait: bool,
+) -> HandOver {
+    loop {
+        let Some(message) = context
+            .held
+            .lock()
+            .ok()
+            .and_then(|mut held| held.pop_front())
+        else {
+            return HandOver::AllHandedOver;
+        };
+        let message = match to_loop.try_send(Polled::Message(message)) {
+            Ok(()) => continue,
+            Err(mpsc::error::TrySendError::Closed(_)) => return HandOver::LoopGone,
+            Err(mpsc::error::TrySendError::Full(message)) => message,
+        };
+        let room = if may_wait {
+            runtime.block_on(async {
+                tokio::time::timeout(PAUSE_AFTER, to_loop.reserve())
+                    .await
+                    .map(|reserved| reserved.ok())
+                    .map_err(drop)
+            })
+        } else {
+            Err(())
+        };
+        match room {
+            Ok(Some(permit)) => permit.send(message),
+            Ok(None) => return HandOver::LoopGone,
+            Err(_) => {
+                if let (Polled::Message(message), Ok(mut held)) = (message, context.held.lock()) {
+                    held.push_front(message);
+                }
+                return HandOver::LoopBusy;
+            }
+        }
+    }
+}
+
+impl StageContext {
+    /// Pauses or resumes fetching for the whole assignment. Called on the polling thread only,
+    /// like the rebalance callbacks, so the two never race.
+    fn set_paused(&self, consumer: &BaseConsumer<Self>, pause: bool) {
+        self.pausing.store(pause, Ordering::SeqCst);
+        if pause {
+            self.ever_paused.store(true, Ordering::SeqCst);
+        }
+        self.apply_pause(consumer, pause);
+    }
+
+    /// After an assignment: the new partitions follow the current pause, and a pause librdkafka
+    /// kept from an earlier assignment does not outlive it.
+    fn carry_pause_over(&self, consumer: &BaseConsumer<Self>) {
+        let pausing = self.pausing.load(Ordering::SeqCst);
+        if pausing || self.ever_paused.load(Ordering::SeqCst) {
+            self.apply_pause(consumer, pausing);
+        }
+    }
+
+    fn apply_pause(&self, consumer: &BaseConsumer<Self>, pause: bool) {
+        let result = consumer.assignment().and_then(|assignment| {
+            if pause {
+                consumer.pause(&assignment)
+            } else {
+                consumer.resume(&assignment)
+            }
+        });
+        if let Err(error) = result {
+            tracing::warn!(stage = self.stage, %error, pause, "pausing or resuming the assignment");
         }
     }
 }
@@ -504,12 +643,14 @@ fn checkpoint_position(message: &impl Message) -> Option<(String, i64)> {
     Some((topic?.to_owned(), offset?))
 }
 
+/// A consumer that reads assigned partitions outside the group. It reports reaching the end of a
+/// partition: a compacted topic's last offsets may hold no record to read.
 fn reading_consumer(common: &CommonArgs, group: String) -> Result<BaseConsumer, RuntimeError> {
     let mut config = base_config(common);
     config
         .set("group.id", group)
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
+        .set("enable.partition.eof", "true")
         // It never joins the group, but librdkafka checks the user's -X settings against these.
         .set("session.timeout.ms", common.session_timeout_ms.to_string());
     apply_user_options(&mut config, common);
@@ -566,6 +707,9 @@ fn restore_state<P: Processor>(
                     remaining.remove(&message.partition());
                 }
             }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                remaining.remove(&partition);
+            }
             Some(Err(error)) => tracing::warn!(%topic, %error, "reading state; retrying"),
             None => {
                 tracing::debug!(%topic, partitions = remaining.len(), "waiting for state records")
@@ -612,6 +756,7 @@ fn recall_inputs<P: Processor>(
                     break;
                 }
             }
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
             Some(Err(error)) => tracing::warn!(%topic, %error, "reading recent inputs; retrying"),
             None => tracing::debug!(%topic, partition, "waiting for recent inputs"),
         }
@@ -920,6 +1065,9 @@ pub async fn run_stage<P: Processor>(
         assigned: AtomicBool::new(false),
         rebalanced: AtomicBool::new(false),
         to_loop: std::sync::Mutex::new(Some(to_loop.clone())),
+        held: std::sync::Mutex::new(VecDeque::new()),
+        pausing: AtomicBool::new(false),
+        ever_paused: AtomicBool::new(false),
         drain_timeout: common.shutdown_timeout(),
         bytes: std::sync::Mutex::new(ByteTotals::default()),
     };
@@ -933,9 +1081,10 @@ pub async fn run_stage<P: Processor>(
     let poller = {
         let consumer = Arc::clone(&consumer);
         let stop = Arc::clone(&stop_polling);
+        let runtime = tokio::runtime::Handle::current();
         std::thread::Builder::new()
             .name(format!("{stage}-poll"))
-            .spawn(move || poll_consumer(&consumer, &to_loop, &stop, stage))
+            .spawn(move || poll_consumer(&consumer, &to_loop, &stop, stage, &runtime))
             .map_err(|error| RuntimeError::Task(error.to_string()))?
     };
 

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub delivery_seconds: HistogramVec,
     pub consumer_lag: IntGaugeVec,
     pub in_flight: IntGaugeVec,
+    pub consumer_paused: IntGaugeVec,
     pub producer_queue: IntGaugeVec,
     pub state_entries: IntGaugeVec,
     pub state_restored: IntCounterVec,
@@ -141,6 +142,13 @@ impl Metrics {
                 &registry,
                 "vigil_in_flight_messages",
                 "Inputs whose outputs await acknowledgement",
+                &["stage"],
+            )?,
+            consumer_paused: gauge(
+                &registry,
+                "vigil_consumer_paused",
+                "1 while fetching is paused because the stage loop is busy (reading state back, \
+                 recalling inputs, waiting on the producer): the consumer keeps polling the group",
                 &["stage"],
             )?,
             producer_queue: gauge(

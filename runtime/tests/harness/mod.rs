@@ -163,14 +163,29 @@ pub struct Stage {
     log: PathBuf,
 }
 
-pub fn stage_binary(name: &str) -> &'static str {
-    match name {
+/// A stage's binary: the one this test build made, or, when `VIGIL_STAGE_BIN_DIR` names a
+/// directory, the one there. `scripts/test.sh` points it at `target/release`: the binaries as they
+/// ship, and light enough that tansu, on a 2-core machine, keeps answering the groups' heartbeats
+/// while four debug builds would keep it starved (a member whose session times out on tansu 0.6.0
+/// comes back to no partitions, see `wait_for_killed_members_to_expire`).
+pub fn stage_binary(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("VIGIL_STAGE_BIN_DIR") {
+        let binary = PathBuf::from(dir).join(format!("vigil-{name}"));
+        assert!(
+            binary.is_file(),
+            "VIGIL_STAGE_BIN_DIR has no {}: build it (cargo build --release -p vigil-runtime --bins) \
+             or unset VIGIL_STAGE_BIN_DIR to test this build's binaries",
+            binary.display()
+        );
+        return binary;
+    }
+    PathBuf::from(match name {
         "ingest" => env!("CARGO_BIN_EXE_vigil-ingest"),
         "enrich" => env!("CARGO_BIN_EXE_vigil-enrich"),
         "detect" => env!("CARGO_BIN_EXE_vigil-detect"),
         "publish" => env!("CARGO_BIN_EXE_vigil-publish"),
         other => panic!("no stage {other}"),
-    }
+    })
 }
 
 impl Stage {
@@ -308,7 +323,13 @@ impl Stage {
 
     /// Polls `done` every `every` until it holds; fails after `timeout`, saying `what` and
     /// showing the stage's log.
-    fn wait_until(&self, what: &str, timeout: Duration, every: Duration, done: impl Fn() -> bool) {
+    pub fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        every: Duration,
+        done: impl Fn() -> bool,
+    ) {
         let deadline = Instant::now() + timeout;
         while !done() {
             assert!(
@@ -584,6 +605,46 @@ pub fn example_lines_in_clusters(clusters: usize) -> (Records, FindingCounts) {
             (Some(cluster.into_bytes()), record.to_string().into_bytes())
         })
         .collect();
+    let settings = Settings::load(&SettingsArgs {
+        config: Some(repo().join("examples/vigil.toml")),
+        ..SettingsArgs::default()
+    })
+    .expect("example settings");
+    let text: Vec<u8> = records
+        .iter()
+        .flat_map(|(_, value)| value.iter().copied().chain([b'\n']))
+        .collect();
+    let expected = expected_findings(&[&text], &settings);
+    (records, expected)
+}
+
+/// The baseline stream of [`baseline_stream`] played in each of `clusters` (the same behaviour, each
+/// cluster learning its own), interleaved in time, each event in a CloudWatch Logs record of its
+/// cluster's log group, keyed by cluster; and `vigil scan`'s findings over the same records.
+pub fn baseline_stream_in_clusters(clusters: &[&str]) -> (Records, FindingCounts) {
+    use vigil_detect::eval::{EvalOptions, audit_json, stream};
+    let options = EvalOptions {
+        seed: 11,
+        principals: 20,
+        days: 21,
+        learn_days: 10,
+    };
+    let events = stream(&options);
+    let mut records: Records = Vec::with_capacity(events.len() * clusters.len());
+    for event in &events {
+        let line = audit_json(event);
+        for cluster in clusters {
+            let record = serde_json::json!({
+                "messageType": "DATA_MESSAGE",
+                "logGroup": format!("/aws/eks/{cluster}/cluster"),
+                "logEvents": [{ "message": line }],
+            });
+            records.push((
+                Some(cluster.as_bytes().to_vec()),
+                record.to_string().into_bytes(),
+            ));
+        }
+    }
     let settings = Settings::load(&SettingsArgs {
         config: Some(repo().join("examples/vigil.toml")),
         ..SettingsArgs::default()
