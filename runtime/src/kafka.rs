@@ -460,6 +460,7 @@ fn poll_consumer(
     let context = consumer.context();
     let paused_gauge = context.metrics.consumer_paused.with_label_values(&[stage]);
     let mut backoff = Duration::from_millis(100);
+    let mut paused_at = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let pausing = context.pausing.load(Ordering::SeqCst);
         match hand_over_held(context, to_loop, runtime, !pausing) {
@@ -467,14 +468,20 @@ fn poll_consumer(
             HandOver::AllHandedOver if pausing => {
                 context.set_paused(consumer, false);
                 paused_gauge.set(0);
-                tracing::info!(stage, "the stage loop has room: fetching resumed");
+                // A pause of a second is backpressure, routine; a long one is worth a line.
+                let seconds = paused_at.elapsed().as_secs_f64() + PAUSE_AFTER.as_secs_f64();
+                if seconds >= 5.0 {
+                    tracing::info!(stage, seconds, "fetching resumed: the stage loop was busy");
+                } else {
+                    tracing::debug!(stage, seconds, "fetching resumed");
+                }
             }
             HandOver::LoopBusy if !pausing => {
                 context.set_paused(consumer, true);
                 paused_gauge.set(1);
-                tracing::info!(
+                paused_at = Instant::now();
+                tracing::debug!(
                     stage,
-                    waited_ms = PAUSE_AFTER.as_millis(),
                     "the stage loop is busy: fetching paused, the group still polled"
                 );
             }
