@@ -586,25 +586,22 @@ pub fn example_lines() -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
         .collect()
 }
 
-/// The example day spread over `clusters` EKS clusters, each line in a CloudWatch Logs subscription
-/// record of its cluster's log group (`/aws/eks/NAME/cluster`) and keyed by cluster as a shipper
-/// would, and the findings `vigil scan` gives for the same records.
-pub fn example_lines_in_clusters(clusters: usize) -> (Records, FindingCounts) {
-    let day = std::fs::read_to_string(repo().join("examples/audit/day-of-traffic.jsonl"))
-        .expect("example day");
-    let records: Records = day
-        .lines()
-        .enumerate()
-        .map(|(index, line)| {
-            let cluster = format!("cluster-{}", index % clusters);
-            let record = serde_json::json!({
-                "messageType": "DATA_MESSAGE",
-                "logGroup": format!("/aws/eks/{cluster}/cluster"),
-                "logEvents": [{ "message": line }],
-            });
-            (Some(cluster.into_bytes()), record.to_string().into_bytes())
-        })
-        .collect();
+/// One audit line as a CloudWatch Logs subscription record of `cluster`'s log group
+/// (`/aws/eks/NAME/cluster`), keyed by cluster as a shipper would.
+fn cloudwatch_record(cluster: &str, line: &str) -> (Option<Vec<u8>>, Vec<u8>) {
+    let record = serde_json::json!({
+        "messageType": "DATA_MESSAGE",
+        "logGroup": format!("/aws/eks/{cluster}/cluster"),
+        "logEvents": [{ "message": line }],
+    });
+    (
+        Some(cluster.as_bytes().to_vec()),
+        record.to_string().into_bytes(),
+    )
+}
+
+/// `vigil scan`'s findings, with the example settings, over the values of `records`.
+fn expected_for_records(records: &Records) -> FindingCounts {
     let settings = Settings::load(&SettingsArgs {
         config: Some(repo().join("examples/vigil.toml")),
         ..SettingsArgs::default()
@@ -614,7 +611,21 @@ pub fn example_lines_in_clusters(clusters: usize) -> (Records, FindingCounts) {
         .iter()
         .flat_map(|(_, value)| value.iter().copied().chain([b'\n']))
         .collect();
-    let expected = expected_findings(&[&text], &settings);
+    expected_findings(&[&text], &settings)
+}
+
+/// The example day spread over `clusters` EKS clusters, each line in a CloudWatch Logs subscription
+/// record of its cluster's log group and keyed by cluster as a shipper would, and the findings
+/// `vigil scan` gives for the same records.
+pub fn example_lines_in_clusters(clusters: usize) -> (Records, FindingCounts) {
+    let day = std::fs::read_to_string(repo().join("examples/audit/day-of-traffic.jsonl"))
+        .expect("example day");
+    let records: Records = day
+        .lines()
+        .enumerate()
+        .map(|(index, line)| cloudwatch_record(&format!("cluster-{}", index % clusters), line))
+        .collect();
+    let expected = expected_for_records(&records);
     (records, expected)
 }
 
@@ -633,28 +644,13 @@ pub fn baseline_stream_in_clusters(clusters: &[&str]) -> (Records, FindingCounts
     let mut records: Records = Vec::with_capacity(events.len() * clusters.len());
     for event in &events {
         let line = audit_json(event);
-        for cluster in clusters {
-            let record = serde_json::json!({
-                "messageType": "DATA_MESSAGE",
-                "logGroup": format!("/aws/eks/{cluster}/cluster"),
-                "logEvents": [{ "message": line }],
-            });
-            records.push((
-                Some(cluster.as_bytes().to_vec()),
-                record.to_string().into_bytes(),
-            ));
-        }
+        records.extend(
+            clusters
+                .iter()
+                .map(|cluster| cloudwatch_record(cluster, &line)),
+        );
     }
-    let settings = Settings::load(&SettingsArgs {
-        config: Some(repo().join("examples/vigil.toml")),
-        ..SettingsArgs::default()
-    })
-    .expect("example settings");
-    let text: Vec<u8> = records
-        .iter()
-        .flat_map(|(_, value)| value.iter().copied().chain([b'\n']))
-        .collect();
-    let expected = expected_findings(&[&text], &settings);
+    let expected = expected_for_records(&records);
     (records, expected)
 }
 
