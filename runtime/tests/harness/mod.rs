@@ -633,14 +633,8 @@ pub fn example_lines_in_clusters(clusters: usize) -> (Records, FindingCounts) {
 /// cluster learning its own), interleaved in time, each event in a CloudWatch Logs record of its
 /// cluster's log group, keyed by cluster; and `vigil scan`'s findings over the same records.
 pub fn baseline_stream_in_clusters(clusters: &[&str]) -> (Records, FindingCounts) {
-    use vigil_detect::eval::{EvalOptions, audit_json, stream};
-    let options = EvalOptions {
-        seed: 11,
-        principals: 20,
-        days: 21,
-        learn_days: 10,
-    };
-    let events = stream(&options);
+    use vigil_detect::eval::{audit_json, stream};
+    let events = stream(&baseline_stream_options());
     let mut records: Records = Vec::with_capacity(events.len() * clusters.len());
     for event in &events {
         let line = audit_json(event);
@@ -727,28 +721,28 @@ pub type FindingCounts = BTreeMap<String, (String, i64)>;
 /// Three weeks of seeded cluster behaviour with anomalies injected after ten days of learning
 /// (vigil_detect::eval), one audit event a message, and what `vigil scan` finds in it.
 pub fn baseline_stream() -> (Records, FindingCounts) {
-    use vigil_detect::eval::{EvalOptions, audit_json, stream};
-    let options = EvalOptions {
+    use vigil_detect::eval::{audit_json, stream};
+    // One key, as a shipper forwarding one cluster's audit log writes it: one partition, the file's
+    // order, which the pipeline keeps (a cluster's events share a partition from ingest on).
+    let records: Records = stream(&baseline_stream_options())
+        .iter()
+        .map(|event| {
+            (
+                Some(b"eval-cluster".to_vec()),
+                audit_json(event).into_bytes(),
+            )
+        })
+        .collect();
+    let expected = expected_for_records(&records);
+    (records, expected)
+}
+
+/// Twenty principals over three weeks, ten days of learning: the baseline tests' stream.
+fn baseline_stream_options() -> vigil_detect::eval::EvalOptions {
+    vigil_detect::eval::EvalOptions {
         seed: 11,
         principals: 20,
         days: 21,
         learn_days: 10,
-    };
-    let lines: Vec<String> = stream(&options).iter().map(audit_json).collect();
-    let settings = Settings::load(&SettingsArgs {
-        config: Some(repo().join("examples/vigil.toml")),
-        ..SettingsArgs::default()
-    })
-    .expect("example settings");
-    let text = lines.join("\n");
-    let expected = expected_findings(&[text.as_bytes()], &settings);
-    // One key, as a shipper forwarding one cluster's audit log writes it: one partition, the file's
-    // order, which the pipeline keeps (a cluster's events share a partition from ingest on).
-    (
-        lines
-            .into_iter()
-            .map(|line| (Some(b"eval-cluster".to_vec()), line.into_bytes()))
-            .collect(),
-        expected,
-    )
+    }
 }
