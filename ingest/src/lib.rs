@@ -15,6 +15,7 @@
 //! within a bounded window. Anything malformed becomes a [`Rejection`] with a reason and the stream
 //! goes on. The crate does no I/O of its own: it reads what it is handed.
 
+mod cloud;
 mod dedup;
 mod normalize;
 mod raw;
@@ -98,6 +99,9 @@ pub enum SkipReason {
     NonFinalStage,
     /// A CloudWatch Logs control message (sent when a subscription is created).
     ControlMessage,
+    /// An Azure Monitor diagnostic record of a category other than the audit log (the API server's
+    /// own log, `guard`, the controller manager).
+    OtherLogCategory,
 }
 
 impl SkipReason {
@@ -106,6 +110,36 @@ impl SkipReason {
             Self::Duplicate => "duplicate",
             Self::NonFinalStage => "non_final_stage",
             Self::ControlMessage => "control_message",
+            Self::OtherLogCategory => "other_log_category",
+        }
+    }
+}
+
+/// Where an event was read although it left the standard: kept, and counted per kind so that a
+/// feed that drifted shows in the metrics (`vigil_ingest_tolerated_total{kind}`) and in the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tolerance {
+    /// A time in an export's form (a space for the `T`, no zone read as UTC, `+0200`).
+    TimeLenient,
+    /// A time as an epoch number (seconds, milliseconds, microseconds or nanoseconds).
+    TimeEpoch,
+    /// No time of its own: the transport's (the Kafka record's timestamp, CloudWatch's ingestion
+    /// time) stands in.
+    TimeInferred,
+    /// No `requestURI`: rebuilt from `objectRef`.
+    RequestUriInferred,
+    /// No `stage`: taken as `ResponseComplete`.
+    StageInferred,
+}
+
+impl Tolerance {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::TimeLenient => "time_lenient",
+            Self::TimeEpoch => "time_epoch",
+            Self::TimeInferred => "time_inferred",
+            Self::RequestUriInferred => "request_uri_inferred",
+            Self::StageInferred => "stage_inferred",
         }
     }
 }
@@ -137,6 +171,7 @@ pub struct IngestStats {
     pub events: u64,
     pub rejected: BTreeMap<RejectReason, u64>,
     pub skipped: BTreeMap<SkipReason, u64>,
+    pub tolerated: BTreeMap<Tolerance, u64>,
 }
 
 impl IngestStats {
@@ -153,6 +188,9 @@ impl IngestStats {
         }
         for (reason, count) in &other.skipped {
             *self.skipped.entry(*reason).or_default() += count;
+        }
+        for (kind, count) in &other.tolerated {
+            *self.tolerated.entry(*kind).or_default() += count;
         }
     }
 }
@@ -171,6 +209,9 @@ pub struct Ingestor {
     limits: Limits,
     dedup: Dedup,
     stats: IngestStats,
+    /// The time the transport gave the message being read (a Kafka record's timestamp), for events
+    /// that carry none of their own.
+    transport_time: Option<i64>,
 }
 
 impl Default for Ingestor {
@@ -185,6 +226,7 @@ impl Ingestor {
             dedup: Dedup::new(limits.dedup_window),
             limits,
             stats: IngestStats::default(),
+            transport_time: None,
         }
     }
 
@@ -199,6 +241,27 @@ impl Ingestor {
     /// Ingests one message (a Kafka record's value): any shape above, gzip or plain.
     pub fn ingest_payload(&mut self, payload: &[u8], out: &mut dyn FnMut(Ingested)) {
         self.ingest_reader(payload, out);
+    }
+
+    /// Ingests one message with the time its transport gave it (a Kafka record's timestamp, in
+    /// microseconds): an event with no time of its own takes it, counted as `time_inferred`.
+    pub fn ingest_payload_at(
+        &mut self,
+        payload: &[u8],
+        transport_time_micros: Option<i64>,
+        out: &mut dyn FnMut(Ingested),
+    ) {
+        self.transport_time = transport_time_micros;
+        self.ingest_reader(payload, out);
+        self.transport_time = None;
+    }
+
+    pub(crate) fn transport_time(&self) -> Option<i64> {
+        self.transport_time
+    }
+
+    pub(crate) fn tolerate(&mut self, kind: Tolerance) {
+        *self.stats.tolerated.entry(kind).or_default() += 1;
     }
 
     /// Ingests a whole stream (a file, stdin). A problem that ends the stream early (a corrupt gzip,

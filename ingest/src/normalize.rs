@@ -6,17 +6,18 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use vigil_schemas::time::parse_rfc3339_micros;
+use vigil_schemas::time::TimeForm;
 use vigil_schemas::{
-    AuditEvent, ContainerSpec, KeyValue, ObjectRef, PolicyRule, RoleBindingSpec, RoleSpec,
-    ServicePort, ServiceSpec, Subject, UserInfo, Volume, VolumeMount, WorkloadSpec,
+    AuditEvent, ContainerSpec, IngressSpec, KeyValue, ObjectRef, PolicyRule, RoleBindingSpec,
+    RoleSpec, ServicePort, ServiceSpec, Subject, UserInfo, Volume, VolumeMount, WorkloadSpec,
 };
 
 use crate::raw::{
     PodLike, PodLikeSpec, RawConfigMap, RawContainer, RawObject, RawRole, RawRoleBinding,
-    RawService, RawUser,
+    RawService, RawTime, RawUser,
 };
-use crate::{Limits, RejectReason, Rejection};
+use crate::reader::Origin;
+use crate::{Limits, RejectReason, Rejection, Tolerance};
 
 /// Longest `responseStatus.message` and container command element kept.
 const MAX_TEXT: usize = 1024;
@@ -88,30 +89,42 @@ pub(crate) fn normalize(
     raw: RawObject<'_>,
     raw_json: &str,
     fallback_time: Option<i64>,
-    cluster_hint: Option<&str>,
+    origin: Origin<'_>,
     limits: &Limits,
+    tolerated: &mut Vec<Tolerance>,
 ) -> Result<AuditEvent, Rejection> {
-    let event_time_micros = [&raw.stage_timestamp, &raw.request_received_timestamp, &raw.timestamp]
-        .into_iter()
-        .chain(std::iter::once(&raw.metadata.as_ref().and_then(|meta| meta.creation_timestamp.clone())))
-        .filter_map(|stamp| stamp.as_deref().and_then(parse_rfc3339_micros))
-        .next()
-        .or(fallback_time)
-        .ok_or_else(|| {
-            Rejection::new(
-                RejectReason::InvalidEvent,
-                "audit event has no parseable stageTimestamp, requestReceivedTimestamp, timestamp or metadata.creationTimestamp",
-            )
-        })?;
+    let own_time = [
+        &raw.stage_timestamp,
+        &raw.request_received_timestamp,
+        &raw.timestamp,
+        &raw.metadata
+            .as_ref()
+            .and_then(|meta| meta.creation_timestamp.clone()),
+    ]
+    .into_iter()
+    .find_map(|stamp| stamp.as_ref().and_then(RawTime::micros));
+    let event_time_micros = match own_time {
+        Some((micros, form)) => {
+            match form {
+                TimeForm::Rfc3339 => {}
+                TimeForm::Lenient => tolerated.push(Tolerance::TimeLenient),
+                TimeForm::Epoch => tolerated.push(Tolerance::TimeEpoch),
+            }
+            micros
+        }
+        None => {
+            let inferred = fallback_time.ok_or_else(|| {
+                Rejection::new(
+                    RejectReason::InvalidEvent,
+                    "audit event has no parseable stageTimestamp, requestReceivedTimestamp, timestamp or metadata.creationTimestamp",
+                )
+            })?;
+            tolerated.push(Tolerance::TimeInferred);
+            inferred
+        }
+    };
     let verb = text(raw.verb)
         .ok_or_else(|| Rejection::new(RejectReason::InvalidEvent, "audit event has no verb"))?;
-    let request_uri = text(raw.request_uri).ok_or_else(|| {
-        Rejection::new(RejectReason::InvalidEvent, "audit event has no requestURI")
-    })?;
-    let audit_id = match text(raw.audit_id) {
-        Some(id) => id,
-        None => content_id(raw_json),
-    };
     let object_ref = raw.object_ref.map(|object| ObjectRef {
         resource: text(object.resource),
         subresource: text(object.subresource),
@@ -120,6 +133,26 @@ pub(crate) fn normalize(
         api_group: text(object.api_group),
         api_version: text(object.api_version),
     });
+    let request_uri = match text(raw.request_uri) {
+        Some(uri) => uri,
+        None => {
+            let uri = object_ref.as_ref().and_then(uri_of).ok_or_else(|| {
+                Rejection::new(
+                    RejectReason::InvalidEvent,
+                    "audit event has neither a requestURI nor an objectRef naming its resource",
+                )
+            })?;
+            tolerated.push(Tolerance::RequestUriInferred);
+            uri
+        }
+    };
+    if raw.stage.is_none() {
+        tolerated.push(Tolerance::StageInferred);
+    }
+    let audit_id = match text(raw.audit_id) {
+        Some(id) => id,
+        None => content_id(raw_json),
+    };
     let (status_code, status_reason, status_message) = match raw.response_status {
         Some(status) => (
             status.code,
@@ -138,7 +171,8 @@ pub(crate) fn normalize(
         stage: text(raw.stage).unwrap_or_else(|| "ResponseComplete".to_owned()),
         level: text(raw.level).unwrap_or_default(),
         event_time_micros,
-        cluster_hint: cluster_hint.map(str::to_owned),
+        cluster_hint: origin.cluster.map(str::to_owned),
+        cloud_provider: origin.provider.map(str::to_owned),
         verb,
         request_uri,
         user: raw.user.map(user).unwrap_or_default(),
@@ -158,7 +192,17 @@ pub(crate) fn normalize(
         authz_reason,
         ..AuditEvent::default()
     };
-    extract_objects(&mut event, raw.request_object, raw.response_object);
+    event.exec_command = exec_command(&event, raw.request_object);
+    // A JSON Patch body (`[{"op": "replace", "path": "/spec/type", "value": "LoadBalancer"}]`) says
+    // what the object becomes in operations; applied to an empty object it says it in the object's
+    // own shape, which every extraction below reads like a merge patch.
+    let patched = (event.verb == "patch")
+        .then_some(raw.request_object)
+        .flatten()
+        .filter(|body| body.get().trim_start().starts_with('['))
+        .and_then(|body| json_patch_as_object(body.get()));
+    let request = patched.as_deref().or(raw.request_object);
+    extract_objects(&mut event, request, raw.response_object);
     for (slot, object) in [
         (&mut event.request_object, raw.request_object),
         (&mut event.response_object, raw.response_object),
@@ -172,6 +216,181 @@ pub(crate) fn normalize(
         }
     }
     Ok(event)
+}
+
+/// Longest exec command kept, in elements.
+const MAX_COMMAND_PARTS: usize = 64;
+
+/// The command of an exec: the `command=` parameters of the URI, else a `PodExecOptions` body.
+fn exec_command(event: &AuditEvent, request: Option<&RawValue>) -> Vec<String> {
+    let is_exec = event
+        .object_ref
+        .as_ref()
+        .is_some_and(|object| object.subresource.as_deref() == Some("exec"));
+    if !is_exec {
+        return Vec::new();
+    }
+    let from_uri: Vec<String> = event
+        .request_uri
+        .split_once('?')
+        .map(|(_, query)| {
+            query
+                .split('&')
+                .filter_map(|pair| pair.strip_prefix("command="))
+                .take(MAX_COMMAND_PARTS)
+                .map(|value| bounded(query_decode(value), MAX_TEXT))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !from_uri.is_empty() {
+        return from_uri;
+    }
+    #[derive(Deserialize)]
+    struct ExecOptions {
+        #[serde(default)]
+        command: Vec<String>,
+    }
+    request
+        .and_then(|body| serde_json::from_str::<ExecOptions>(body.get()).ok())
+        .map(|options| {
+            options
+                .command
+                .into_iter()
+                .take(MAX_COMMAND_PARTS)
+                .map(|part| bounded(part, MAX_TEXT))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Decodes one query-string value: `+` is a space, `%2F` a slash. Malformed escapes stay as written.
+pub(crate) fn query_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        let hex = bytes
+            .get(index + 1..index + 3)
+            .and_then(|pair| std::str::from_utf8(pair).ok());
+        match (byte, hex.and_then(|hex| u8::from_str_radix(hex, 16).ok())) {
+            (b'%', Some(value)) => {
+                decoded.push(value);
+                index += 3;
+            }
+            (b'+', _) => {
+                decoded.push(b' ');
+                index += 1;
+            }
+            (other, _) => {
+                decoded.push(other);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// Largest array index a JSON Patch path may create: padding beyond it is an attack on memory.
+const MAX_PATCH_INDEX: usize = 256;
+
+/// A JSON Patch (RFC 6902) applied to an empty object: the `add` and `replace` operations become
+/// the fields they set, arrays created (and padded with empty objects) where a path has an index or
+/// `-`. `remove`, `move`, `copy` and `test` say nothing about what the object gains. `None` when the
+/// body is not a patch.
+fn json_patch_as_object(body: &str) -> Option<Box<RawValue>> {
+    #[derive(Deserialize)]
+    struct Operation {
+        op: String,
+        path: String,
+        value: Option<serde_json::Value>,
+    }
+    let operations = serde_json::from_str::<Vec<Operation>>(body).ok()?;
+    let mut object = serde_json::Value::Object(serde_json::Map::new());
+    for operation in operations {
+        if !matches!(operation.op.as_str(), "add" | "replace") {
+            continue;
+        }
+        let Some(value) = operation.value else {
+            continue;
+        };
+        let segments: Vec<String> = operation
+            .path
+            .split('/')
+            .skip(1)
+            .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        set_path(&mut object, &segments, value);
+    }
+    serde_json::value::to_raw_value(&object).ok()
+}
+
+fn set_path(target: &mut serde_json::Value, segments: &[String], value: serde_json::Value) {
+    use serde_json::Value;
+    let Some((first, rest)) = segments.split_first() else {
+        *target = value;
+        return;
+    };
+    let index = if first == "-" {
+        Some(usize::MAX)
+    } else {
+        first.parse::<usize>().ok()
+    };
+    if let Some(index) = index {
+        if !target.is_array() {
+            *target = Value::Array(Vec::new());
+        }
+        let Value::Array(items) = target else {
+            return;
+        };
+        let index = if index == usize::MAX {
+            items.len()
+        } else {
+            index
+        };
+        if index > MAX_PATCH_INDEX {
+            return;
+        }
+        while items.len() <= index {
+            items.push(Value::Object(serde_json::Map::new()));
+        }
+        if let Some(slot) = items.get_mut(index) {
+            set_path(slot, rest, value);
+        }
+        return;
+    }
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(map) = target {
+        let slot = map.entry(first.clone()).or_insert(Value::Null);
+        set_path(slot, rest, value);
+    }
+}
+
+/// The request path an object reference stands for, for events exported without their `requestURI`:
+/// `/api/v1/namespaces/NS/pods/NAME/exec`, `/apis/GROUP/VERSION/...` for named groups.
+fn uri_of(object: &ObjectRef) -> Option<String> {
+    let resource = object.resource.as_deref()?;
+    let version = object.api_version.as_deref().unwrap_or("v1");
+    let mut uri = match object.api_group.as_deref() {
+        None | Some("") | Some("core") => format!("/api/{version}"),
+        Some(group) => format!("/apis/{group}/{version}"),
+    };
+    if let Some(namespace) = object.namespace.as_deref() {
+        uri.push_str("/namespaces/");
+        uri.push_str(namespace);
+    }
+    uri.push('/');
+    uri.push_str(resource);
+    if let Some(name) = object.name.as_deref() {
+        uri.push('/');
+        uri.push_str(name);
+        if let Some(subresource) = object.subresource.as_deref() {
+            uri.push('/');
+            uri.push_str(subresource);
+        }
+    }
+    Some(uri)
 }
 
 /// A stable id for an event that has no `auditID`, so that a redelivery of it is still a duplicate.
@@ -223,6 +442,7 @@ fn extract_objects(
     let resource = object_ref.resource.as_deref().unwrap_or_default();
     let subresource = object_ref.subresource.as_deref();
     let namespace = object_ref.namespace.clone();
+    let name = object_ref.name.clone();
     let writes = matches!(event.verb.as_str(), "create" | "update" | "patch");
     if !writes {
         return;
@@ -237,7 +457,7 @@ fn extract_objects(
             && let Some(object) = pick(request, response, kind)
                 .and_then(|value| serde_json::from_str::<PodLike>(value.get()).ok())
         {
-            event.workload = Some(workload(object, kind, namespace));
+            event.workload = Some(workload(object, kind, namespace, name));
         }
         return;
     }
@@ -254,7 +474,7 @@ fn extract_objects(
             if let Some(binding) = pick(request, response, kind)
                 .and_then(|value| serde_json::from_str::<RawRoleBinding>(value.get()).ok())
             {
-                event.role_binding = Some(role_binding(binding, kind, namespace));
+                event.role_binding = Some(role_binding(binding, kind, namespace, name));
             }
         }
         "roles" | "clusterroles" => {
@@ -266,14 +486,14 @@ fn extract_objects(
             if let Some(role) = pick(request, response, kind)
                 .and_then(|value| serde_json::from_str::<RawRole>(value.get()).ok())
             {
-                event.role = Some(role_spec(role, kind, namespace));
+                event.role = Some(role_spec(role, kind, namespace, name));
             }
         }
         "services" => {
             if let Some(service) = pick(request, response, "Service")
                 .and_then(|value| serde_json::from_str::<RawService>(value.get()).ok())
             {
-                event.service = Some(service_spec(service, namespace));
+                event.service = Some(service_spec(service, namespace, name));
             }
         }
         "selfsubjectaccessreviews" | "subjectaccessreviews" | "localsubjectaccessreviews" => {
@@ -283,6 +503,13 @@ fn extract_objects(
                 })
                 .and_then(|review| review.spec)
                 .and_then(|spec| permission_asked(&spec));
+        }
+        "ingresses" => {
+            if let Some(ingress) = pick(request, response, "Ingress")
+                .and_then(|value| serde_json::from_str::<crate::raw::RawIngress>(value.get()).ok())
+            {
+                event.ingress = Some(ingress_spec(ingress, namespace, name));
+            }
         }
         "configmaps" => {
             if let Some(config_map) =
@@ -332,7 +559,12 @@ fn name_of(meta: &crate::raw::K8sMeta) -> Option<String> {
         .filter(|name| !name.is_empty())
 }
 
-fn workload(object: PodLike, kind: &str, namespace: Option<String>) -> WorkloadSpec {
+fn workload(
+    object: PodLike,
+    kind: &str,
+    namespace: Option<String>,
+    name: Option<String>,
+) -> WorkloadSpec {
     let owner = object
         .metadata
         .owner_references
@@ -341,7 +573,7 @@ fn workload(object: PodLike, kind: &str, namespace: Option<String>) -> WorkloadS
         .or(object.metadata.owner_references.first());
     let mut spec = WorkloadSpec {
         kind: object.kind.clone().unwrap_or_else(|| kind.to_owned()),
-        name: name_of(&object.metadata),
+        name: name_of(&object.metadata).or(name),
         namespace: object.metadata.namespace.clone().or(namespace),
         uid: object.metadata.uid.clone(),
         owner_kind: owner.map(|owner| owner.kind.clone()),
@@ -423,11 +655,16 @@ fn container_spec(container: RawContainer, init: bool) -> ContainerSpec {
     }
 }
 
-fn role_binding(binding: RawRoleBinding, kind: &str, namespace: Option<String>) -> RoleBindingSpec {
+fn role_binding(
+    binding: RawRoleBinding,
+    kind: &str,
+    namespace: Option<String>,
+    name: Option<String>,
+) -> RoleBindingSpec {
     let role_ref = binding.role_ref.unwrap_or_default();
     RoleBindingSpec {
         kind: binding.kind.unwrap_or_else(|| kind.to_owned()),
-        name: name_of(&binding.metadata),
+        name: name_of(&binding.metadata).or(name),
         namespace: binding.metadata.namespace.clone().or(namespace),
         uid: binding.metadata.uid.clone(),
         role_ref_kind: role_ref.kind,
@@ -445,10 +682,15 @@ fn role_binding(binding: RawRoleBinding, kind: &str, namespace: Option<String>) 
     }
 }
 
-fn role_spec(role: RawRole, kind: &str, namespace: Option<String>) -> RoleSpec {
+fn role_spec(
+    role: RawRole,
+    kind: &str,
+    namespace: Option<String>,
+    name: Option<String>,
+) -> RoleSpec {
     RoleSpec {
         kind: role.kind.unwrap_or_else(|| kind.to_owned()),
-        name: name_of(&role.metadata),
+        name: name_of(&role.metadata).or(name),
         namespace: role.metadata.namespace.clone().or(namespace),
         uid: role.metadata.uid.clone(),
         aggregated: role.aggregation_rule.is_some(),
@@ -473,10 +715,14 @@ fn key_values(map: std::collections::BTreeMap<String, String>) -> Vec<KeyValue> 
         .collect()
 }
 
-fn service_spec(service: RawService, namespace: Option<String>) -> ServiceSpec {
+fn service_spec(
+    service: RawService,
+    namespace: Option<String>,
+    name: Option<String>,
+) -> ServiceSpec {
     let spec = service.spec.unwrap_or_default();
     ServiceSpec {
-        name: name_of(&service.metadata),
+        name: name_of(&service.metadata).or(name),
         namespace: service.metadata.namespace.clone().or(namespace),
         service_type: spec.service_type.unwrap_or_else(|| "ClusterIP".to_owned()),
         ports: spec
@@ -494,6 +740,34 @@ fn service_spec(service: RawService, namespace: Option<String>) -> ServiceSpec {
             .collect(),
         selector: key_values(spec.selector.unwrap_or_default()),
         labels: key_values(service.metadata.labels),
+    }
+}
+
+fn ingress_spec(
+    ingress: crate::raw::RawIngress,
+    namespace: Option<String>,
+    name: Option<String>,
+) -> IngressSpec {
+    let spec = ingress.spec.unwrap_or_default();
+    let tls = spec.tls;
+    IngressSpec {
+        name: name_of(&ingress.metadata).or(name),
+        namespace: ingress.metadata.namespace.clone().or(namespace),
+        hosts: spec
+            .rules
+            .into_iter()
+            .map(|rule| {
+                rule.host
+                    .filter(|host| !host.is_empty())
+                    .unwrap_or_else(|| "*".to_owned())
+            })
+            .collect(),
+        tls: tls.is_some(),
+        tls_hosts: tls
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|entry| entry.hosts)
+            .collect(),
     }
 }
 

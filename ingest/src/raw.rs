@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use vigil_schemas::time::{TimeForm, epoch_micros, parse_timestamp};
 
 type Text<'a> = Cow<'a, str>;
 
@@ -57,16 +58,32 @@ pub(crate) struct RawObject<'a> {
     #[serde(borrow)]
     pub response_object: Option<&'a RawValue>,
     #[serde(borrow)]
-    pub request_received_timestamp: Option<Text<'a>>,
+    pub request_received_timestamp: Option<RawTime<'a>>,
     #[serde(borrow)]
-    pub stage_timestamp: Option<Text<'a>>,
-    /// `v1beta1` only.
+    pub stage_timestamp: Option<RawTime<'a>>,
+    /// `v1beta1` only (and, in a Cloud Audit Logs entry, the entry's time).
     #[serde(borrow)]
-    pub timestamp: Option<Text<'a>>,
+    pub timestamp: Option<RawTime<'a>>,
     #[serde(borrow)]
     pub metadata: Option<RawMeta<'a>>,
     #[serde(borrow)]
     pub annotations: Option<RawAnnotations<'a>>,
+    // Azure Monitor diagnostic records (AKS): one record, or an Event Hub batch `{"records": [...]}`.
+    #[serde(borrow)]
+    pub records: Option<Vec<&'a RawValue>>,
+    #[serde(borrow)]
+    pub category: Option<Text<'a>>,
+    #[serde(borrow, alias = "Properties")]
+    pub properties: Option<&'a RawValue>,
+    // Google Cloud Audit Logs entries (GKE), and the Pub/Sub messages that carry them.
+    #[serde(borrow)]
+    pub proto_payload: Option<&'a RawValue>,
+    /// A Pub/Sub push request's message (`message.data`, base64).
+    #[serde(borrow)]
+    pub message: Option<&'a RawValue>,
+    /// A Pub/Sub pull response: `receivedMessages[].message`.
+    #[serde(borrow)]
+    pub received_messages: Option<Vec<&'a RawValue>>,
     // Runtime sensors: only what tells them apart; the sensor's parser reads the object again.
     /// A Tetragon export object: keyed by its event type (an object has exactly one).
     #[serde(
@@ -93,6 +110,56 @@ pub(crate) struct RawObject<'a> {
     /// Vigil's native runtime form: `"schema": "vigil.runtime/v1"`.
     #[serde(borrow)]
     pub schema: Option<Text<'a>>,
+}
+
+/// A time as exports write it: RFC 3339 and its lenient relatives as text, or an epoch number
+/// (seconds, milliseconds, microseconds or nanoseconds). See [`vigil_schemas::time::parse_timestamp`].
+#[derive(Debug, Clone)]
+pub(crate) enum RawTime<'a> {
+    Text(Text<'a>),
+    Number(f64),
+}
+
+impl RawTime<'_> {
+    pub fn micros(&self) -> Option<(i64, TimeForm)> {
+        match self {
+            Self::Text(text) => parse_timestamp(text),
+            Self::Number(value) => epoch_micros(*value).map(|micros| (micros, TimeForm::Epoch)),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawTime<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TimeVisitor;
+        impl<'de> serde::de::Visitor<'de> for TimeVisitor {
+            type Value = RawTime<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a timestamp string or an epoch number")
+            }
+            fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Self::Value, E> {
+                Ok(RawTime::Text(Cow::Borrowed(value)))
+            }
+            fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(RawTime::Text(Cow::Owned(value.to_owned())))
+            }
+            fn visit_string<E>(self, value: String) -> Result<Self::Value, E> {
+                Ok(RawTime::Text(Cow::Owned(value)))
+            }
+            #[allow(clippy::cast_precision_loss)]
+            fn visit_i64<E>(self, value: i64) -> Result<Self::Value, E> {
+                Ok(RawTime::Number(value as f64))
+            }
+            #[allow(clippy::cast_precision_loss)]
+            fn visit_u64<E>(self, value: u64) -> Result<Self::Value, E> {
+                Ok(RawTime::Number(value as f64))
+            }
+            fn visit_f64<E>(self, value: f64) -> Result<Self::Value, E> {
+                Ok(RawTime::Number(value))
+            }
+        }
+        deserializer.deserialize_any(TimeVisitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,7 +218,7 @@ pub(crate) struct RawStatus<'a> {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RawMeta<'a> {
     #[serde(borrow)]
-    pub creation_timestamp: Option<Text<'a>>,
+    pub creation_timestamp: Option<RawTime<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -378,4 +445,31 @@ pub(crate) struct RawServicePort {
 pub(crate) struct RawConfigMap {
     pub kind: Option<String>,
     pub data: Option<std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawIngress {
+    pub metadata: K8sMeta,
+    pub spec: Option<RawIngressSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawIngressSpec {
+    pub rules: Vec<RawIngressRule>,
+    /// Absent: no TLS at all. Present (even empty): the controller's default certificate may serve.
+    pub tls: Option<Vec<RawIngressTls>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawIngressRule {
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawIngressTls {
+    pub hosts: Vec<String>,
 }

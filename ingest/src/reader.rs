@@ -8,6 +8,7 @@ use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use vigil_schemas::time::parse_rfc3339_micros;
 
+use crate::cloud;
 use crate::normalize::normalize;
 use crate::raw::RawObject;
 use crate::runtime;
@@ -114,7 +115,7 @@ fn read_array<B: BufRead>(
                     self.ingestor.reject(rejection, self.out);
                     continue;
                 }
-                handle_document(self.ingestor, text, None, None, 1, self.out);
+                handle_document(self.ingestor, text, None, Origin::default(), 1, self.out);
             }
             Ok(())
         }
@@ -331,7 +332,7 @@ fn handle_top_level(
             raw,
             text,
             fallback_time,
-            None,
+            Origin::default(),
             0,
             &mut located(out, line),
         );
@@ -348,7 +349,7 @@ fn handle_top_level(
                     ingestor,
                     value.get(),
                     fallback_time,
-                    None,
+                    Origin::default(),
                     0,
                     &mut located(out, line),
                 );
@@ -373,12 +374,30 @@ fn located(out: &mut dyn FnMut(Ingested), line: u64) -> impl FnMut(Ingested) + '
     }
 }
 
-/// One complete JSON value: an Event, an EventList, a CloudWatch Logs record, or an array of them.
-fn handle_document(
+/// Where a document came from, as its envelopes said: the cluster and the cloud whose log carried it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Origin<'a> {
+    pub cluster: Option<&'a str>,
+    pub provider: Option<&'static str>,
+}
+
+impl<'a> Origin<'a> {
+    /// This origin with what an inner envelope says, where it says something.
+    pub(crate) fn within(self, cluster: Option<&'a str>, provider: &'static str) -> Self {
+        Self {
+            cluster: cluster.or(self.cluster),
+            provider: Some(provider),
+        }
+    }
+}
+
+/// One complete JSON value: an Event, an EventList, a CloudWatch Logs record, an Azure Monitor
+/// record or batch, a Cloud Audit Logs entry or Pub/Sub message, or an array of them.
+pub(crate) fn handle_document(
     ingestor: &mut Ingestor,
     text: &str,
     fallback_time: Option<i64>,
-    cluster_hint: Option<&str>,
+    origin: Origin<'_>,
     depth: u8,
     out: &mut dyn FnMut(Ingested),
 ) {
@@ -397,7 +416,7 @@ fn handle_document(
                         ingestor,
                         element.get(),
                         fallback_time,
-                        cluster_hint,
+                        origin,
                         depth + 1,
                         out,
                     );
@@ -427,7 +446,7 @@ fn handle_document(
             return;
         }
     };
-    dispatch(ingestor, raw, text, fallback_time, cluster_hint, depth, out);
+    dispatch(ingestor, raw, text, fallback_time, origin, depth, out);
 }
 
 /// The EKS control-plane log group is `/aws/eks/CLUSTER/cluster`.
@@ -443,7 +462,7 @@ fn dispatch(
     raw: RawObject<'_>,
     text: &str,
     fallback_time: Option<i64>,
-    cluster_hint: Option<&str>,
+    origin: Origin<'_>,
     depth: u8,
     out: &mut dyn FnMut(Ingested),
 ) {
@@ -452,44 +471,67 @@ fn dispatch(
             ingestor.skip(SkipReason::ControlMessage);
             return;
         }
-        let hint = raw
-            .log_group
-            .as_deref()
-            .and_then(cluster_from_log_group)
-            .or(cluster_hint);
+        let inner = origin.within(
+            raw.log_group.as_deref().and_then(cluster_from_log_group),
+            "aws",
+        );
         for log_event in raw.log_events.unwrap_or_default() {
             let time = log_event
                 .timestamp
                 .and_then(|millis| millis.checked_mul(1000))
                 .or(fallback_time);
-            handle_document(ingestor, &log_event.message, time, hint, depth + 1, out);
+            handle_document(ingestor, &log_event.message, time, inner, depth + 1, out);
         }
         return;
     }
-    if raw.items.is_some() || raw.kind.as_deref() == Some("EventList") {
-        for item in raw.items.unwrap_or_default() {
+    if let Some(records) = raw.records {
+        for record in records {
             handle_document(
                 ingestor,
-                item.get(),
+                record.get(),
                 fallback_time,
-                cluster_hint,
+                origin,
                 depth + 1,
                 out,
             );
         }
         return;
     }
+    if raw.category.is_some() && raw.properties.is_some() {
+        cloud::azure_record(ingestor, text, fallback_time, origin, depth, out);
+        return;
+    }
+    if raw.proto_payload.is_some() {
+        cloud::gcp_entry(ingestor, text, origin, depth, out);
+        return;
+    }
+    if let Some(messages) = raw.received_messages {
+        for message in messages {
+            cloud::pubsub_message(ingestor, message.get(), origin, depth, out);
+        }
+        return;
+    }
+    if let Some(message) = raw.message.filter(|message| message.get().starts_with('{')) {
+        cloud::pubsub_message(ingestor, message.get(), origin, depth, out);
+        return;
+    }
+    if raw.items.is_some() || raw.kind.as_deref() == Some("EventList") {
+        for item in raw.items.unwrap_or_default() {
+            handle_document(ingestor, item.get(), fallback_time, origin, depth + 1, out);
+        }
+        return;
+    }
     if raw.tetragon_event.is_some() {
-        ingestor.finish_runtime(runtime::tetragon::parse(text), cluster_hint, out);
+        ingestor.finish_runtime(runtime::tetragon::parse(text), origin.cluster, out);
         return;
     }
     if raw.rule.is_some() && (raw.output_fields.is_some() || raw.priority.is_some()) {
-        ingestor.finish_runtime(runtime::falco::parse(text), cluster_hint, out);
+        ingestor.finish_runtime(runtime::falco::parse(text), origin.cluster, out);
         return;
     }
     if let Some(schema) = raw.schema.as_deref() {
         if schema == runtime::native::SCHEMA {
-            ingestor.finish_runtime(runtime::native::parse(text), cluster_hint, out);
+            ingestor.finish_runtime(runtime::native::parse(text), origin.cluster, out);
         } else {
             let rejection = Rejection::new(
                 RejectReason::UnknownShape,
@@ -527,8 +569,22 @@ fn dispatch(
         ingestor.reject(rejection, out);
         return;
     }
-    match normalize(raw, text, fallback_time, cluster_hint, ingestor.limits()) {
-        Ok(event) => ingestor.accept(event, out),
+    let mut tolerated = Vec::new();
+    let fallback_time = fallback_time.or(ingestor.transport_time());
+    match normalize(
+        raw,
+        text,
+        fallback_time,
+        origin,
+        ingestor.limits(),
+        &mut tolerated,
+    ) {
+        Ok(event) => {
+            for kind in tolerated {
+                ingestor.tolerate(kind);
+            }
+            ingestor.accept(event, out);
+        }
         Err(rejection) => ingestor.reject(rejection, out),
     }
 }

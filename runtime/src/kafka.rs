@@ -54,6 +54,9 @@ pub struct Incoming<'a> {
     pub offset: i64,
     pub key: Option<&'a [u8]>,
     pub payload: &'a [u8],
+    /// The record's timestamp (create or log-append time) in milliseconds, when it has one: the
+    /// time of an event that carries none of its own.
+    pub timestamp_millis: Option<i64>,
 }
 
 /// One record to produce. A `None` payload is a tombstone (deletes the key of a compacted topic).
@@ -757,6 +760,7 @@ fn recall_inputs<P: Processor>(
                     offset: message.offset(),
                     key: message.key(),
                     payload: message.payload().unwrap_or_default(),
+                    timestamp_millis: message.timestamp().to_millis(),
                 });
                 recalled += 1;
                 if message.offset() + 1 >= to {
@@ -1213,6 +1217,7 @@ pub async fn run_stage<P: Processor>(
                     offset: message.offset(),
                     key: message.key(),
                     payload: message.payload().unwrap_or_default(),
+                    timestamp_millis: message.timestamp().to_millis(),
                 };
                 records_in.inc(input.topic);
                 if let Some(index) = to_recall

@@ -6,7 +6,8 @@
 //!   (finding types: the detectors' fixed catalogue), `severity` (Low, Medium, High, Critical),
 //!   `detector` (the built-in baseline detectors' names), `scope` (principal, peer_group,
 //!   namespace, cluster, image, workload), `phase` (warm-up, learning, stable, unstable, tracked),
-//!   `role` of a list (threat, curated, tor_exits, trusted, asn).
+//!   `role` of a list (threat, curated, tor_exits, trusted, asn), `kind` of an input tolerance
+//!   (time_lenient, time_epoch, time_inferred, request_uri_inferred, stage_inferred).
 //!   Never a principal, an IP, a pod or a message key.
 
 use prometheus::{
@@ -22,6 +23,7 @@ pub struct Metrics {
     pub records_out: IntCounterVec,
     pub dead_letters: IntCounterVec,
     pub skipped: IntCounterVec,
+    pub tolerated: IntCounterVec,
     pub processing_seconds: HistogramVec,
     pub delivery_seconds: HistogramVec,
     pub consumer_lag: IntGaugeVec,
@@ -115,6 +117,12 @@ impl Metrics {
                 "vigil_skipped_total",
                 "Inputs passed over on purpose (duplicates, non-final stages)",
                 &["stage", "reason"],
+            )?,
+            tolerated: counter(
+                &registry,
+                "vigil_ingest_tolerated_total",
+                "Events read although they left the standard (a time in an export's form or inferred, a missing requestURI or stage)",
+                &["kind"],
             )?,
             processing_seconds: histogram(
                 &registry,

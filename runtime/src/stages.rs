@@ -124,12 +124,25 @@ impl IngestStage {
         }
     }
 
-    /// Moves the ingestor's skip counts into the metrics.
+    /// Moves the ingestor's skip and tolerance counts into the metrics.
     fn count_skips(&mut self) {
         let stats = self.ingestor.stats();
-        // Most messages skip nothing: compare totals before looking at (and copying) the counts.
-        if stats.skipped_total() == self.counted.skipped_total() {
+        // Most messages skip and tolerate nothing: compare totals before looking at (and copying)
+        // the counts.
+        let tolerated_total = |stats: &IngestStats| stats.tolerated.values().sum::<u64>();
+        if stats.skipped_total() == self.counted.skipped_total()
+            && tolerated_total(stats) == tolerated_total(&self.counted)
+        {
             return;
+        }
+        for (kind, count) in &stats.tolerated {
+            let before = self.counted.tolerated.get(kind).copied().unwrap_or(0);
+            if *count > before {
+                self.metrics
+                    .tolerated
+                    .with_label_values(&[kind.label()])
+                    .inc_by(count - before);
+            }
         }
         for (reason, count) in &stats.skipped {
             let before = self.counted.skipped.get(reason).copied().unwrap_or(0);
@@ -189,8 +202,12 @@ impl Processor for IngestStage {
         let mut rejections = Vec::new();
         let mut encoded = Vec::new();
         let codec = &self.codec;
+        let transport_time = input
+            .timestamp_millis
+            .filter(|millis| *millis > 0)
+            .and_then(|millis| millis.checked_mul(1000));
         self.ingestor
-            .ingest_payload(input.payload, &mut |item| match item {
+            .ingest_payload_at(input.payload, transport_time, &mut |item| match item {
                 Ingested::Event(event) => {
                     encoded.push(codec.encode(event.as_ref()).map(|bytes| {
                         (
@@ -924,6 +941,7 @@ mod tests {
                     offset,
                     key: None,
                     payload,
+                    timestamp_millis: None,
                 },
                 out,
             );

@@ -205,6 +205,31 @@ pub struct AuditEvent {
     /// True when a request or response object was over the bound and left out (its extracted
     /// workload/role/binding/service fields above are still complete).
     pub objects_truncated: bool,
+    /// The cloud whose log the event came in: `aws` (CloudWatch Logs), `azure` (Azure Monitor
+    /// diagnostic records), `gcp` (Cloud Audit Logs); unset for a plain audit Event.
+    #[serde(default)]
+    pub cloud_provider: Option<String>,
+    /// The command of an exec (`pods/exec`): the `command=` parameters of the request URI, or the
+    /// `PodExecOptions` body older API servers and Cloud Audit Logs carry. Each element bounded.
+    #[serde(default)]
+    pub exec_command: Vec<String>,
+    /// An Ingress created or changed, as it is after the request.
+    #[serde(default)]
+    pub ingress: Option<IngressSpec>,
+}
+
+/// An Ingress from a create/update/patch request or its response.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "io.vigil")]
+pub struct IngressSpec {
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    /// The hosts its rules serve (`*` for a rule without a host).
+    pub hosts: Vec<String>,
+    /// The hosts its `tls` section covers.
+    pub tls_hosts: Vec<String>,
+    /// True when it has a `tls` section at all.
+    pub tls: bool,
 }
 
 /// A process as a runtime sensor reports it.

@@ -3,6 +3,72 @@
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`. Returns `None` for anything else.
 pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
+    parse_date_time(text, false).map(|(micros, _)| micros)
+}
+
+/// How a timestamp was written, when it was not strict RFC 3339: each tolerance is counted by
+/// the caller, so that a feed that drifted from the standard shows up in the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimeForm {
+    /// `2024-03-12T14:14:00.021Z`, `+02:00`.
+    Rfc3339,
+    /// What SIEM and data-lake exports write: a space for the `T`, no zone (read as UTC), ` UTC`,
+    /// `+0200` or `+02`.
+    Lenient,
+    /// Seconds, milliseconds, microseconds or nanoseconds since the epoch, as a number or a string of
+    /// digits (told apart by magnitude).
+    Epoch,
+}
+
+/// Parses every form audit logs and their exports write a time in: RFC 3339, the lenient forms of
+/// [`TimeForm::Lenient`], and epoch numbers written as text.
+pub fn parse_timestamp(text: &str) -> Option<(i64, TimeForm)> {
+    let text = text.trim();
+    if let Some(micros) = parse_rfc3339_micros(text) {
+        return Some((micros, TimeForm::Rfc3339));
+    }
+    if let Some((micros, _)) = parse_date_time(text, true) {
+        return Some((micros, TimeForm::Lenient));
+    }
+    let numeric = !text.is_empty()
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || byte == b'.')
+        && text.bytes().filter(|byte| *byte == b'.').count() <= 1;
+    if numeric {
+        return text
+            .parse::<f64>()
+            .ok()
+            .and_then(epoch_micros)
+            .map(|micros| (micros, TimeForm::Epoch));
+    }
+    None
+}
+
+/// An epoch number to microseconds: seconds below 10^11 (until the year 5138), then milliseconds,
+/// microseconds and nanoseconds by magnitude. `None` for negative, infinite or absurd values.
+pub fn epoch_micros(value: f64) -> Option<i64> {
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    let micros = if value < 1e11 {
+        value * 1e6
+    } else if value < 1e14 {
+        value * 1e3
+    } else if value < 1e17 {
+        value
+    } else if value < 1e20 {
+        value / 1e3
+    } else {
+        return None;
+    };
+    // In range by the checks above: below 1e17, well inside i64.
+    #[allow(clippy::cast_possible_truncation)]
+    Some(micros.round() as i64)
+}
+
+/// The calendar parser behind both: strict RFC 3339, or (`lenient`) the export forms too.
+fn parse_date_time(text: &str, lenient: bool) -> Option<(i64, TimeForm)> {
     let bytes = text.as_bytes();
     let digits = |range: std::ops::Range<usize>| -> Option<i64> {
         let slice = bytes.get(range)?;
@@ -39,7 +105,7 @@ pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
     }
     let mut index = 19;
     let mut micros = 0i64;
-    if bytes.get(index) == Some(&b'.') {
+    if matches!(bytes.get(index), Some(b'.') | Some(b',')) {
         index += 1;
         let mut scale = 100_000i64;
         while let Some(byte) = bytes.get(index).filter(|byte| byte.is_ascii_digit()) {
@@ -48,22 +114,29 @@ pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
             index += 1;
         }
     }
-    let offset_seconds = match bytes.get(index) {
-        Some(b'Z' | b'z') if index + 1 == bytes.len() => 0,
-        Some(sign @ (b'+' | b'-')) if index + 6 == bytes.len() => {
-            let hours = digits(index + 1..index + 3)?;
-            let minutes = digits(index + 4..index + 6)?;
-            if bytes.get(index + 3) != Some(&b':') {
-                return None;
-            }
-            let offset = hours * 3600 + minutes * 60;
-            if *sign == b'+' { offset } else { -offset }
-        }
+    let rest = bytes.get(index..).unwrap_or_default();
+    let offset_seconds = match rest {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => offset(*sign, [*h1, *h2], [*m1, *m2])?,
+        [] | b" UTC" | b" Z" | b"UTC" if lenient => 0,
+        [sign @ (b'+' | b'-'), h1, h2, m1, m2] if lenient => offset(*sign, [*h1, *h2], [*m1, *m2])?,
+        [sign @ (b'+' | b'-'), h1, h2] if lenient => offset(*sign, [*h1, *h2], [b'0', b'0'])?,
         _ => return None,
     };
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
-    Some(seconds * 1_000_000 + micros)
+    Some((seconds * 1_000_000 + micros, TimeForm::Rfc3339))
+}
+
+fn offset(sign: u8, hours: [u8; 2], minutes: [u8; 2]) -> Option<i64> {
+    let two = |pair: [u8; 2]| -> Option<i64> {
+        pair.iter().try_fold(0i64, |value, byte| {
+            byte.is_ascii_digit()
+                .then(|| value * 10 + i64::from(byte - b'0'))
+        })
+    };
+    let offset = two(hours)? * 3600 + two(minutes)? * 60;
+    Some(if sign == b'+' { offset } else { -offset })
 }
 
 /// Formats as `YYYY-MM-DDTHH:MM:SS.mmmZ`, GuardDuty's timestamp form.
@@ -146,7 +219,57 @@ mod tests {
         }
     }
 
+    #[test]
+    fn parses_the_forms_exports_write() {
+        let strict = parse_rfc3339_micros("2024-03-12T14:14:00.021Z");
+        for text in [
+            "2024-03-12 14:14:00.021",
+            "2024-03-12T14:14:00.021",
+            "2024-03-12 14:14:00.021 UTC",
+            "2024-03-12T16:14:00.021+0200",
+            "2024-03-12T16:14:00.021+02",
+            "2024-03-12 14:14:00.021000000",
+        ] {
+            assert_eq!(
+                parse_timestamp(text),
+                strict.map(|micros| (micros, TimeForm::Lenient)),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse_timestamp("2024-03-12T14:14:00.021Z"),
+            strict.map(|micros| (micros, TimeForm::Rfc3339))
+        );
+        for text in [
+            "1710252840.021",
+            "1710252840021",
+            "1710252840021000",
+            "1710252840021000000",
+        ] {
+            assert_eq!(
+                parse_timestamp(text),
+                strict.map(|micros| (micros, TimeForm::Epoch)),
+                "{text}"
+            );
+        }
+        for text in [
+            "",
+            "yesterday",
+            "2024-03-12",
+            "-5",
+            "1.2.3",
+            "2024-03-12T14:14:00+2",
+        ] {
+            assert_eq!(parse_timestamp(text), None, "{text}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn lenient_parsing_never_panics(text in ".{0,40}") {
+            let _ = parse_timestamp(&text);
+        }
+
         #[test]
         fn format_then_parse_round_trips(millis in -2_000_000_000_000i64..8_000_000_000_000i64) {
             let micros = millis * 1000;

@@ -75,6 +75,8 @@ prop_compose! {
             workload: Some(WorkloadSpec { kind: "Pod".into(), containers, host_network, ..WorkloadSpec::default() }),
             role_binding: None, role: None, service: None, config_map_credential_keys: vec![],
             permission_checked, request_object, response_object: None, objects_truncated: false,
+            cloud_provider: Some("gcp".into()), exec_command: vec!["sh".into(), "-c".into()],
+            ingress: Some(IngressSpec { hosts: vec!["shop.example".into()], tls: false, ..IngressSpec::default() }),
         }
     }
 }

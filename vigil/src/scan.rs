@@ -435,6 +435,19 @@ pub fn summary(report: &ScanReport) -> String {
             )
         );
     }
+    if !stats.tolerated.is_empty() {
+        text += &format!(
+            "  tolerated: {} ({})\n",
+            stats.tolerated.values().sum::<u64>(),
+            list(
+                stats
+                    .tolerated
+                    .iter()
+                    .map(|(kind, count)| (kind.label(), *count))
+                    .collect()
+            )
+        );
+    }
     let archived = archived_count(report);
     text += &format!(
         "  findings: {} (from {} detections){}\n",
@@ -478,7 +491,7 @@ fn archived_count(report: &ScanReport) -> usize {
         .count()
 }
 
-/// The summary's numbers as JSON: `events`, `rejected` and `skipped` by reason, `detections`,
+/// The summary's numbers as JSON: `events`, `rejected` and `skipped` by reason, `tolerated` by kind, `detections`,
 /// `findings` by type (archived ones apart, under `archived`), `seconds`.
 pub fn stats_json(report: &ScanReport) -> serde_json::Value {
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
@@ -495,6 +508,7 @@ pub fn stats_json(report: &ScanReport) -> serde_json::Value {
         "events": report.ingest.events,
         "rejected": report.ingest.rejected.iter().map(|(reason, count)| (reason.label(), *count)).collect::<BTreeMap<_, _>>(),
         "skipped": report.ingest.skipped.iter().map(|(reason, count)| (reason.label(), *count)).collect::<BTreeMap<_, _>>(),
+        "tolerated": report.ingest.tolerated.iter().map(|(kind, count)| (kind.label(), *count)).collect::<BTreeMap<_, _>>(),
         "rejections": report.rejections.iter().map(|(source, rejection)| format!("{source}: {rejection}")).collect::<Vec<_>>(),
         "detections": report.detections,
         "findings": by_type,
