@@ -140,7 +140,21 @@ pub fn is_system_username(user: &str) -> bool {
         && !user.starts_with("system:serviceaccount:")
         && user != crate::context::ANONYMOUS_USER)
         || user.starts_with("eks:")
+        || is_managed_control_plane(user)
         || crate::context::is_controller_name(user)
+}
+
+/// The identities AKS and GKE run their control planes as: AKS's `aksService`, `masterclient`,
+/// `nodeclient` and `aks-support`; GKE's `kubelet` and its Google-managed service agents
+/// (`...@container-engine-robot.iam.gserviceaccount.com`, `...@gcp-sa-*.iam.gserviceaccount.com`).
+fn is_managed_control_plane(user: &str) -> bool {
+    matches!(
+        user,
+        "aksService" | "masterclient" | "nodeclient" | "aks-support" | "kubelet"
+    ) || user.split_once('@').is_some_and(|(_, domain)| {
+        domain == "container-engine-robot.iam.gserviceaccount.com"
+            || (domain.starts_with("gcp-sa-") && domain.ends_with(".iam.gserviceaccount.com"))
+    })
 }
 
 pub fn is_system_principal(event: &AuditEvent) -> bool {
@@ -149,6 +163,7 @@ pub fn is_system_principal(event: &AuditEvent) -> bool {
         && !user.starts_with("system:serviceaccount:")
         && !is_anonymous(event))
         || user.starts_with("eks:")
+        || is_managed_control_plane(user)
         || is_controller(event)
 }
 
@@ -450,6 +465,39 @@ pub const FIELDS: &[FieldDef] = &[
         maybe(out, s.name.as_ref())
     }),
     field!(
+        "ingress.hosts",
+        "hosts an Ingress serves (* for a rule without a host)",
+        |e, out| if let Some(i) = audit(e).and_then(|a| a.ingress.as_ref()) {
+            all(out, &i.hosts)
+        }
+    ),
+    field!(
+        "ingress.tls",
+        "the Ingress has a tls section",
+        |e, out| if let Some(i) = audit(e).and_then(|a| a.ingress.as_ref()) {
+            flag(out, i.tls)
+        }
+    ),
+    field!("ingress.name", "Ingress name", |e, out| if let Some(i) =
+        audit(e).and_then(|a| a.ingress.as_ref())
+    {
+        maybe(out, i.name.as_ref())
+    }),
+    field!(
+        "exec_command",
+        "the command of an exec (pods/exec), one value per word",
+        |e, out| if let Some(a) = audit(e) {
+            all(out, &a.exec_command)
+        }
+    ),
+    field!(
+        "cloud_provider",
+        "the cloud whose log carried the event: aws, azure, gcp",
+        |e, out| if let Some(a) = audit(e) {
+            maybe(out, a.cloud_provider.as_ref())
+        }
+    ),
+    field!(
         "config_map_credential_keys",
         "ConfigMap data keys whose contents look like credentials",
         |e, out| if let Some(a) = audit(e) {
@@ -477,6 +525,13 @@ pub const FIELDS: &[FieldDef] = &[
         "loopback, private (in-cluster, VPC) or public",
         |e, out| if let Some(ip) = &e.source_ip {
             text(out, &ip.scope)
+        }
+    ),
+    field!(
+        "source_ip.network",
+        "where the caller's address is: in-cluster or vpc (private), a cloud provider's published ranges (aws, gcp, azure) or the cluster's own public addresses (cluster)",
+        |e, out| if let Some(network) = e.source_ip.as_ref().and_then(|ip| ip.network.as_ref()) {
+            text(out, network)
         }
     ),
     field!(

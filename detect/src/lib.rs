@@ -7,7 +7,9 @@ pub mod baseline;
 pub mod caps;
 pub mod context;
 pub mod declarative;
+pub mod escalation;
 pub mod eval;
+pub mod exec;
 pub mod rules;
 pub mod runtime;
 pub mod volume;
@@ -153,7 +155,7 @@ pub struct DetectorInfo {
 }
 
 /// Rust detectors: name, finding type(s), severity, on by default.
-const RUST_DETECTORS: [(&str, &str, &str); 20] = [
+const RUST_DETECTORS: [(&str, &str, &str); 23] = [
     (
         "successful_anonymous_access",
         "<Purpose>:Kubernetes/SuccessfulAnonymousAccess",
@@ -168,6 +170,21 @@ const RUST_DETECTORS: [(&str, &str, &str); 20] = [
         "exec_in_kube_system_pod",
         "Execution:Kubernetes/ExecInKubeSystemPod",
         "Medium",
+    ),
+    (
+        "credentials_read_through_exec",
+        "CredentialAccess:Kubernetes/CredentialsReadThroughExec",
+        "Medium (kube-system: High)",
+    ),
+    (
+        "files_copied_from_pod",
+        "Exfiltration:Kubernetes/FilesCopiedFromPod",
+        "Low (kube-system: Medium)",
+    ),
+    (
+        "privileged_role_binding",
+        "PrivilegeEscalation:Kubernetes/PrivilegedRoleBinding",
+        "High (ClusterRoleBinding or a group of everyone), Medium (RoleBinding)",
     ),
     (
         "admin_access_to_default_service_account",
@@ -262,6 +279,9 @@ fn rust_detector(name: &str, config: &DetectConfig) -> Option<Box<dyn Detector>>
         "successful_anonymous_access" => Box::new(rules::SuccessfulAnonymousAccess),
         "anonymous_access_granted" => Box::new(rules::AnonymousAccessGranted),
         "exec_in_kube_system_pod" => Box::new(rules::ExecInKubeSystemPod),
+        "credentials_read_through_exec" => Box::new(exec::CredentialsReadThroughExec),
+        "files_copied_from_pod" => Box::new(exec::FilesCopiedFromPod),
+        "privileged_role_binding" => Box::new(escalation::PrivilegedRoleBinding::default()),
         "admin_access_to_default_service_account" => {
             Box::new(rules::AdminAccessToDefaultServiceAccount)
         }

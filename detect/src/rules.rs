@@ -28,9 +28,20 @@ fn resource_of(event: &AuditEvent) -> String {
     }
 }
 
+/// Every address the request came through is the API server's own host: the node's and the control
+/// plane's health checks, which run unauthenticated on many distributions.
+fn from_loopback(event: &AuditEvent) -> bool {
+    !event.source_ips.is_empty()
+        && event.source_ips.iter().all(|ip| {
+            ip.trim()
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+        })
+}
+
 /// **`<Purpose>:Kubernetes/SuccessfulAnonymousAccess`** — High (Discovery: Medium).
 /// Trigger: a request by `system:anonymous` (or the `system:unauthenticated` group) that succeeded,
-/// other than the health and version endpoints. Purpose per [`ThreatPurpose`].
+/// other than the health and version endpoints and calls from loopback (the host's own checks). Purpose per [`ThreatPurpose`].
 /// Key: principal, resource (with subresource), source IP.
 #[derive(Debug, Default)]
 pub struct SuccessfulAnonymousAccess;
@@ -43,7 +54,11 @@ impl Detector for SuccessfulAnonymousAccess {
         let Some(event) = enriched.audit.as_ref() else {
             return;
         };
-        if !is_anonymous(event) || !succeeded(event) || is_health_endpoint(&event.request_uri) {
+        if !is_anonymous(event)
+            || !succeeded(event)
+            || is_health_endpoint(&event.request_uri)
+            || from_loopback(event)
+        {
             return;
         }
         let purpose = ThreatPurpose::of(event);
@@ -156,17 +171,7 @@ impl Detector for ExecInKubeSystemPod {
             return;
         }
         let pod = object_name(event);
-        let command: Vec<String> = event
-            .request_uri
-            .split_once('?')
-            .map(|(_, query)| {
-                query
-                    .split('&')
-                    .filter_map(|pair| pair.strip_prefix("command="))
-                    .map(query_decode)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let command = &event.exec_command;
         let mut found = detection(
             enriched,
             event,
@@ -196,33 +201,6 @@ impl Detector for ExecInKubeSystemPod {
         }
         out.push(found);
     }
-}
-
-/// Decodes one query-string value: `+` is a space, `%2F` a slash. Malformed escapes stay as written.
-fn query_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while let Some(&byte) = bytes.get(index) {
-        let hex = bytes
-            .get(index + 1..index + 3)
-            .and_then(|pair| std::str::from_utf8(pair).ok());
-        match (byte, hex.and_then(|hex| u8::from_str_radix(hex, 16).ok())) {
-            (b'%', Some(value)) => {
-                decoded.push(value);
-                index += 3;
-            }
-            (b'+', _) => {
-                decoded.push(b' ');
-                index += 1;
-            }
-            (other, _) => {
-                decoded.push(other);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 const ADMIN_ROLES: [&str; 2] = ["cluster-admin", "admin"];
@@ -479,10 +457,12 @@ impl Detector for MaliciousIpCaller {
     }
 }
 
-/// Remembers which top-level workloads a workload detector already reported, so that the pods and
-/// ReplicaSets their controllers create are not reported again under the controller's name.
+/// A bounded, checkpointed set of keys (the oldest give way at the capacity). The workload detectors
+/// remember which top-level workloads they reported, so that the pods and ReplicaSets their
+/// controllers create are not reported again under the controller's name; the binding detector
+/// remembers which roles grant escalation.
 #[derive(Debug)]
-struct ReportedWorkloads {
+pub(crate) struct RememberedKeys {
     capacity: usize,
     seen: HashSet<String>,
     order: VecDeque<String>,
@@ -490,8 +470,8 @@ struct ReportedWorkloads {
     changes: Vec<StateEntry>,
 }
 
-impl ReportedWorkloads {
-    fn new(capacity: usize) -> Self {
+impl RememberedKeys {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
             seen: HashSet::new(),
@@ -499,14 +479,14 @@ impl ReportedWorkloads {
             changes: Vec::new(),
         }
     }
-    fn contains(&self, key: &str) -> bool {
+    pub(crate) fn contains(&self, key: &str) -> bool {
         self.seen.contains(key)
     }
-    fn insert(&mut self, key: String) {
+    pub(crate) fn insert(&mut self, key: String) {
         self.remember(key, true);
     }
 
-    fn remember(&mut self, key: String, checkpoint: bool) {
+    pub(crate) fn remember(&mut self, key: String, checkpoint: bool) {
         if self.seen.insert(key.clone()) {
             if checkpoint {
                 self.changes.push(StateEntry {
@@ -527,11 +507,22 @@ impl ReportedWorkloads {
         }
     }
 
-    fn drain(&mut self, out: &mut Vec<StateEntry>) {
+    /// Forgets a key (a role deleted, or rewritten without what made it remembered).
+    pub(crate) fn forget(&mut self, key: &str) {
+        if self.seen.remove(key) {
+            self.order.retain(|kept| kept != key);
+            self.changes.push(StateEntry {
+                key: key.to_owned(),
+                value: Vec::new(),
+            });
+        }
+    }
+
+    pub(crate) fn drain(&mut self, out: &mut Vec<StateEntry>) {
         out.append(&mut self.changes);
     }
 
-    fn restore(&mut self, key: &str, value: &[u8]) {
+    pub(crate) fn restore(&mut self, key: &str, value: &[u8]) {
         if value.is_empty() {
             self.seen.remove(key);
         } else {
@@ -555,7 +546,7 @@ struct WorkloadFinding {
 /// this detector already reported (those fold into that finding). Key: principal, top-level workload.
 fn report_workload(
     enriched: &EnrichedEvent,
-    reported: &mut ReportedWorkloads,
+    reported: &mut RememberedKeys,
     detector: &str,
     found: WorkloadFinding,
 ) -> Option<Detection> {
@@ -622,14 +613,14 @@ pub fn default_trusted_system_images() -> Vec<String> {
 #[derive(Debug)]
 pub struct PrivilegedContainer {
     trusted_images: Vec<String>,
-    reported: ReportedWorkloads,
+    reported: RememberedKeys,
 }
 
 impl PrivilegedContainer {
     pub fn new(trusted_images: Vec<String>) -> Self {
         Self {
             trusted_images,
-            reported: ReportedWorkloads::new(100_000),
+            reported: RememberedKeys::new(100_000),
         }
     }
 }
@@ -734,7 +725,7 @@ pub(crate) fn is_sensitive(path: &str, sensitive: &[String]) -> bool {
 pub struct ContainerWithSensitiveMount {
     trusted_images: Vec<String>,
     sensitive_paths: Vec<String>,
-    reported: ReportedWorkloads,
+    reported: RememberedKeys,
 }
 
 impl ContainerWithSensitiveMount {
@@ -742,7 +733,7 @@ impl ContainerWithSensitiveMount {
         Self {
             trusted_images,
             sensitive_paths,
-            reported: ReportedWorkloads::new(100_000),
+            reported: RememberedKeys::new(100_000),
         }
     }
 }
@@ -840,14 +831,14 @@ fn dangerous_capability(capability: &str) -> bool {
 #[derive(Debug)]
 pub struct HostNamespaceContainer {
     trusted_images: Vec<String>,
-    reported: ReportedWorkloads,
+    reported: RememberedKeys,
 }
 
 impl HostNamespaceContainer {
     pub fn new(trusted_images: Vec<String>) -> Self {
         Self {
             trusted_images,
-            reported: ReportedWorkloads::new(100_000),
+            reported: RememberedKeys::new(100_000),
         }
     }
 }
@@ -920,14 +911,14 @@ impl Detector for HostNamespaceContainer {
 #[derive(Debug)]
 pub struct ContainerWithDangerousCapabilities {
     trusted_images: Vec<String>,
-    reported: ReportedWorkloads,
+    reported: RememberedKeys,
 }
 
 impl ContainerWithDangerousCapabilities {
     pub fn new(trusted_images: Vec<String>) -> Self {
         Self {
             trusted_images,
-            reported: ReportedWorkloads::new(100_000),
+            reported: RememberedKeys::new(100_000),
         }
     }
 }
@@ -1019,7 +1010,7 @@ pub fn default_system_namespace_images() -> Vec<String> {
 #[derive(Debug)]
 pub struct WorkloadInSystemNamespace {
     expected_images: Vec<String>,
-    reported: ReportedWorkloads,
+    reported: RememberedKeys,
 }
 
 impl WorkloadInSystemNamespace {
@@ -1028,7 +1019,7 @@ impl WorkloadInSystemNamespace {
         expected_images.extend(system_namespace_images);
         Self {
             expected_images,
-            reported: ReportedWorkloads::new(100_000),
+            reported: RememberedKeys::new(100_000),
         }
     }
 }
@@ -1296,16 +1287,6 @@ impl Detector for DeniedRequestsBurst {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exec_commands_are_decoded_from_the_query_string() {
-        assert_eq!(
-            query_decode("cat+%2Fvar%2Frun%2Fsecrets"),
-            "cat /var/run/secrets"
-        );
-        assert_eq!(query_decode("100%"), "100%");
-        assert_eq!(query_decode("%zz%2"), "%zz%2");
-    }
 
     #[test]
     fn sensitive_paths_match_at_and_below_their_roots_only() {

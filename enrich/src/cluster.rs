@@ -10,6 +10,8 @@
 //! vpc_id = "vpc-0abc"
 //! pod_cidrs = ["100.64.0.0/16"]          # optional: callers from pods are "in-cluster"
 //! vpc_cidrs = ["10.0.0.0/16"]            # optional: callers from nodes and the VPC are "vpc"
+//! public_cidrs = ["203.0.113.10/32"]     # optional: its NAT gateways and nodes' public addresses
+//! provider = "aws"                       # aws (the default), azure or gcp
 //! tags = { team = "platform" }
 //! ```
 
@@ -25,7 +27,7 @@ pub struct ClusterConfig {
     pub clusters: Vec<ClusterEntry>,
     /// Each cluster's pod and VPC ranges, parsed once by [`ClusterConfig::validated`].
     #[serde(skip)]
-    networks: Vec<(String, crate::IpSet, crate::IpSet)>,
+    networks: Vec<(String, crate::IpSet, crate::IpSet, crate::IpSet)>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -47,6 +49,13 @@ pub struct ClusterEntry {
     /// is `vpc`.
     #[serde(default)]
     pub vpc_cidrs: Vec<String>,
+    /// The cluster's own public addresses (NAT gateways, nodes with public addresses): a caller from
+    /// them is the cluster itself (`IpIntel.network` = `cluster`), not an outsider.
+    #[serde(default)]
+    pub public_cidrs: Vec<String>,
+    /// The cloud the cluster runs in: `aws`, `azure`, `gcp`; else what its log's envelope says.
+    #[serde(default)]
+    pub provider: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,10 +86,15 @@ impl ClusterConfig {
         let mut config = self;
         config.networks.clear();
         for cluster in &config.clusters {
-            let mut ranges = [crate::IpSet::default(), crate::IpSet::default()];
+            let mut ranges = [
+                crate::IpSet::default(),
+                crate::IpSet::default(),
+                crate::IpSet::default(),
+            ];
             for (set, (key, cidrs)) in ranges.iter_mut().zip([
                 ("pod_cidrs", &cluster.pod_cidrs),
                 ("vpc_cidrs", &cluster.vpc_cidrs),
+                ("public_cidrs", &cluster.public_cidrs),
             ]) {
                 for cidr in cidrs {
                     if !set.insert(cidr) {
@@ -91,9 +105,11 @@ impl ClusterConfig {
                     }
                 }
             }
-            let [pods, vpc] = ranges;
-            if !pods.is_empty() || !vpc.is_empty() {
-                config.networks.push((cluster.name.clone(), pods, vpc));
+            let [pods, vpc, public] = ranges;
+            if !pods.is_empty() || !vpc.is_empty() || !public.is_empty() {
+                config
+                    .networks
+                    .push((cluster.name.clone(), pods, vpc, public));
             }
         }
         if let Some(default) = &config.default_cluster
@@ -136,7 +152,7 @@ impl ClusterConfig {
     /// Where in a cluster's network a private address is: `in-cluster` (its pods), `vpc` (its VPC),
     /// or `None` when the cluster's ranges are not configured or hold it not.
     pub fn network_of(&self, cluster: &str, ip: std::net::IpAddr) -> Option<&'static str> {
-        let (_, pods, vpc) = self.networks.iter().find(|(name, ..)| name == cluster)?;
+        let (_, pods, vpc, _) = self.networks.iter().find(|(name, ..)| name == cluster)?;
         if pods.contains(ip) {
             Some("in-cluster")
         } else if vpc.contains(ip) {
@@ -147,12 +163,27 @@ impl ClusterConfig {
     }
 }
 
+impl ClusterConfig {
+    /// The public address is one of the cluster's own (`public_cidrs`).
+    pub fn owns_public(&self, cluster: &str, ip: std::net::IpAddr) -> bool {
+        self.networks
+            .iter()
+            .find(|(name, ..)| name == cluster)
+            .is_some_and(|(.., public)| public.contains(ip))
+    }
+}
+
 fn details(entry: &ClusterEntry) -> ClusterDetails {
     let partition = entry.partition.clone().unwrap_or_else(|| "aws".to_owned());
+    let on_aws = entry
+        .provider
+        .as_deref()
+        .is_none_or(|provider| provider == "aws");
     let arn = entry
         .arn
         .clone()
         .or_else(|| match (&entry.region, &entry.account_id) {
+            _ if !on_aws => None,
             (Some(region), Some(account)) => Some(format!(
                 "arn:{partition}:eks:{region}:{account}:cluster/{}",
                 entry.name
@@ -165,6 +196,7 @@ fn details(entry: &ClusterEntry) -> ClusterDetails {
         region: entry.region.clone(),
         arn,
         vpc_id: entry.vpc_id.clone(),
+        provider: entry.provider.clone(),
         partition,
         tags: entry
             .tags

@@ -477,6 +477,9 @@ pub struct ThreatIntel {
     pub trusted: Vec<NamedList>,
     /// The user's ASN database, shared (it can hold a million ranges; intel is cloned on reload).
     pub asn: Option<std::sync::Arc<crate::AsnDatabase>>,
+    /// Cloud providers' published ranges (`ip-ranges.json` and its kin), shared like the ASN
+    /// database.
+    pub providers: Vec<std::sync::Arc<crate::providers::ProviderRanges>>,
 }
 
 /// `loopback`, `private` (inside a cluster or VPC) or `public`.
@@ -553,8 +556,14 @@ impl ThreatIntel {
             as_organization: announced
                 .map(|(_, organization)| organization.to_owned())
                 .filter(|organization| !organization.is_empty()),
-            // Placed in the cluster's network by the enricher, which knows the cluster.
-            network: None,
+            // A public address in a provider's published ranges is the provider's; a private one is
+            // placed in the cluster's network by the enricher, which knows the cluster.
+            network: self
+                .providers
+                .iter()
+                .filter(|_| public)
+                .find(|ranges| ranges.set.contains(ip))
+                .map(|ranges| ranges.provider.clone()),
         })
     }
 }
@@ -724,6 +733,7 @@ not a domain
             tor_exits: Some(NamedList::parse("tor", "203.0.113.7\n")),
             trusted: vec![NamedList::parse("ours", "203.0.113.0/24\n")],
             asn: None,
+            providers: Vec::new(),
         };
         let private = intel.classify("10.1.2.3").unwrap();
         assert_eq!(private.scope, "private");
@@ -734,6 +744,25 @@ not a domain
         assert_eq!(public.threat_matches[0].list_name, "bad");
         assert_eq!(intel.classify("::1").unwrap().scope, "loopback");
         assert_eq!(intel.classify("100.64.3.2").unwrap().scope, "private");
+        assert_eq!(public.network, None);
+    }
+
+    #[test]
+    fn public_addresses_in_a_providers_ranges_are_the_providers() {
+        let ranges = crate::ProviderRanges::parse(
+            r#"{"syncToken": "1", "prefixes": [{"ip_prefix": "52.94.0.0/22", "region": "us-east-1", "service": "AMAZON"}]}"#,
+        )
+        .unwrap();
+        let intel = ThreatIntel {
+            providers: vec![std::sync::Arc::new(ranges)],
+            ..ThreatIntel::default()
+        };
+        let aws = intel.classify("52.94.1.9").unwrap();
+        assert_eq!(
+            (aws.scope.as_str(), aws.network.as_deref()),
+            ("public", Some("aws"))
+        );
+        assert_eq!(intel.classify("198.51.100.1").unwrap().network, None);
         assert!(intel.classify("not an ip").is_none());
     }
 

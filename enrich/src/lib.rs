@@ -7,12 +7,14 @@ pub mod cluster;
 pub mod intel;
 pub mod inventory;
 pub mod process;
+pub mod providers;
 
 pub use asn::AsnDatabase;
 pub use cluster::{ClusterConfig, ClusterConfigError};
 pub use intel::{IpSet, ListFormat, NamedList, ThreatIntel};
 pub use inventory::Inventory;
 pub use process::ProcessTable;
+pub use providers::ProviderRanges;
 use vigil_schemas::{AuditEvent, EnrichedEvent, RuntimeEvent};
 
 /// A normalized event of either source.
@@ -68,12 +70,16 @@ impl Enricher {
         self.intel = intel;
     }
 
-    /// A private address placed in the cluster's network (pods, VPC) when its ranges are configured.
+    /// A private address placed in the cluster's network (pods, VPC) when its ranges are configured;
+    /// a public one that is the cluster's own (its NAT gateways, its nodes' public addresses) is
+    /// `cluster`, whatever provider announces it.
     fn placed(&self, cluster: &str, mut intel: vigil_schemas::IpIntel) -> vigil_schemas::IpIntel {
-        if intel.scope == "private"
-            && let Ok(ip) = intel.ip.parse()
-        {
-            intel.network = self.clusters.network_of(cluster, ip).map(str::to_owned);
+        if let Ok(ip) = intel.ip.parse() {
+            if intel.scope == "private" {
+                intel.network = self.clusters.network_of(cluster, ip).map(str::to_owned);
+            } else if intel.scope == "public" && self.clusters.owns_public(cluster, ip) {
+                intel.network = Some("cluster".to_owned());
+            }
         }
         intel
     }
@@ -87,7 +93,10 @@ impl Enricher {
     }
 
     pub fn enrich_audit(&mut self, event: AuditEvent) -> EnrichedEvent {
-        let cluster = self.clusters.resolve(event.cluster_hint.as_deref());
+        let mut cluster = self.clusters.resolve(event.cluster_hint.as_deref());
+        if cluster.provider.is_none() {
+            cluster.provider.clone_from(&event.cloud_provider);
+        }
         // The first source IP is the client; later ones are proxies it passed through.
         let source_ip = event
             .source_ips

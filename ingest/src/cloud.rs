@@ -327,7 +327,7 @@ fn gcp_event(entry: GcpEntry) -> (Value, Option<String>) {
         "apiVersion": "audit.k8s.io/v1",
         "level": if log.request.is_some() || log.response.is_some() { "RequestResponse" } else { "Metadata" },
         "stage": "ResponseComplete",
-        "verb": target.verb.clone().unwrap_or_default(),
+        "verb": target.verb.unwrap_or_default(),
         "user": { "username": username },
         "sourceIPs": metadata.as_ref().and_then(|m| m.caller_ip.clone()).into_iter().collect::<Vec<_>>(),
         "objectRef": Value::Object(object_ref),

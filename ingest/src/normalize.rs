@@ -512,8 +512,8 @@ fn extract_objects(
             }
         }
         "configmaps" => {
-            if let Some(config_map) =
-                request.and_then(|value| serde_json::from_str::<RawConfigMap>(value.get()).ok())
+            if let Some(config_map) = pick(request, response, "ConfigMap")
+                .and_then(|value| serde_json::from_str::<RawConfigMap>(value.get()).ok())
             {
                 event.config_map_credential_keys = credential_keys(&config_map);
             }
@@ -785,4 +785,29 @@ fn credential_keys(config_map: &RawConfigMap) -> Vec<String> {
         })
         .map(|(key, _)| key.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_commands_are_decoded_from_the_query_string() {
+        assert_eq!(
+            query_decode("cat+%2Fvar%2Frun%2Fsecrets"),
+            "cat /var/run/secrets"
+        );
+        assert_eq!(query_decode("100%"), "100%");
+        assert_eq!(query_decode("%zz%2"), "%zz%2");
+    }
+
+    #[test]
+    fn json_patches_pad_arrays_within_a_bound() {
+        let made = json_patch_as_object(
+            r#"[{"op": "add", "path": "/a/2/b", "value": 1}, {"op": "add", "path": "/c/99999", "value": 2}, {"op": "test", "path": "/d", "value": 3}]"#,
+        )
+        .map(|raw| raw.get().to_owned());
+        assert_eq!(made.as_deref(), Some(r#"{"a":[{},{},{"b":1}],"c":[]}"#));
+        assert!(json_patch_as_object(r#"{"spec": {}}"#).is_none());
+    }
 }

@@ -551,7 +551,12 @@ fn dispatch(
     let is_event = match raw.kind.as_deref() {
         Some("Event") => audit_api,
         Some(_) => false,
-        None => raw.audit_id.is_some() && raw.verb.is_some(),
+        // Exports that keep only the request's own fields drop `kind`, `apiVersion` and sometimes
+        // `auditID`: a verb with a request path or an object reference is still an Event.
+        None => {
+            raw.verb.is_some()
+                && (raw.audit_id.is_some() || raw.request_uri.is_some() || raw.object_ref.is_some())
+        }
     };
     if !is_event {
         let what = match (raw.kind.as_deref(), raw.api_version.as_deref()) {

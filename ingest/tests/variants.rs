@@ -157,7 +157,7 @@ fn a_json_patch_is_judged_as_the_object_it_makes() {
 #[test]
 fn a_merge_patch_and_the_response_object_say_what_the_object_became() {
     let merge = json!({"spec": {"type": "NodePort"}});
-    let result = run(patch_event("services", "web", merge.clone(), None)
+    let result = run(patch_event("services", "web", merge, None)
         .to_string()
         .as_bytes());
     assert_eq!(

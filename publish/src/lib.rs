@@ -510,6 +510,8 @@ fn guardduty_json_with_nulls(finding: &Finding) -> Value {
             "eksClusterDetails": {
                 "name": cluster.name, "arn": cluster.arn, "vpcId": cluster.vpc_id, "status": "ACTIVE",
                 "tags": cluster.tags.iter().map(|tag| json!({"key": tag.key, "value": tag.value})).collect::<Vec<_>>(),
+                // Vigil's addition: the cloud the cluster runs in (aws, azure, gcp), when known.
+                "cloudProvider": cluster.provider,
             },
             "kubernetesDetails": kubernetes,
             "containerDetails": detection.runtime.as_ref().filter(|runtime| runtime.container_id.is_some()).map(container_json),

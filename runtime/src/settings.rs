@@ -17,6 +17,7 @@
 //! tor_exits = "intel/tor-exit-addresses.txt"
 //! trusted = ["intel/office.txt"]
 //! asn_database = "intel/GeoLite2-ASN-Blocks-IPv4.csv"
+//! provider_ranges = ["intel/ip-ranges.json"]   # AWS ip-ranges.json, Google cloud.json, Azure ServiceTags
 //! reload_secs = 60
 //!
 //! [rules]
@@ -67,6 +68,11 @@ pub struct SettingsArgs {
     /// origin is then profiled by autonomous system, and findings name it. Replaces the file's.
     #[arg(long, env = "VIGIL_ASN_DATABASE", value_name = "FILE")]
     pub asn_database: Option<PathBuf>,
+    /// A cloud provider's published address ranges (AWS `ip-ranges.json`, Google Cloud `cloud.json`,
+    /// Azure Service Tags JSON): a system identity calling from them is calling from the provider,
+    /// not from an unknown public address. Repeatable; adds to the file's.
+    #[arg(long, value_name = "FILE")]
+    pub provider_ranges: Vec<PathBuf>,
     /// A file of your own detection rules (see `vigil rules --help`). Repeatable.
     #[arg(long = "rules", value_name = "FILE")]
     pub rule_files: Vec<PathBuf>,
@@ -193,6 +199,8 @@ struct IntelSection {
     #[serde(default)]
     asn_database: Option<PathBuf>,
     #[serde(default)]
+    provider_ranges: Vec<PathBuf>,
+    #[serde(default)]
     reload_secs: Option<u64>,
 }
 
@@ -286,6 +294,8 @@ pub enum ListRole {
     Trusted,
     /// Not a list: the ASN database, watched and reloaded like one.
     Asn,
+    /// Not a list: a cloud provider's published ranges, watched and reloaded like one.
+    Provider,
 }
 
 impl ListRole {
@@ -296,6 +306,7 @@ impl ListRole {
             Self::TorExits => "tor_exits",
             Self::Trusted => "trusted",
             Self::Asn => "asn",
+            Self::Provider => "provider",
         }
     }
 }
@@ -425,13 +436,26 @@ pub fn load_lists(
             intel.asn = Some(std::sync::Arc::new(database));
             continue;
         }
+        if source.role == ListRole::Provider {
+            let ranges = vigil_enrich::ProviderRanges::parse(&read_file(&source.path)?)
+                .map_err(|error| format!("{}: {error}", source.path.display()))?;
+            if ranges.bad_prefixes > 0 {
+                notes.push(format!(
+                    "provider ranges {}: {} prefixes are not IP ranges, ignored",
+                    source.path.display(),
+                    ranges.bad_prefixes
+                ));
+            }
+            intel.providers.push(std::sync::Arc::new(ranges));
+            continue;
+        }
         let list = read_list(source, read_file)?;
         list_notes(&list, notes);
         match source.role {
             ListRole::Threat | ListRole::Curated => intel.threat_lists.push(list),
             ListRole::TorExits => intel.tor_exits = Some(list),
             ListRole::Trusted => intel.trusted.push(list),
-            ListRole::Asn => {}
+            ListRole::Asn | ListRole::Provider => {}
         }
     }
     Ok(intel)
@@ -528,6 +552,16 @@ impl Settings {
             }
             (None, Some(path)) => lists.push(source(base, ListEntry::Path(path), ListRole::Asn)),
             (None, None) => {}
+        }
+        for path in intel.provider_ranges {
+            lists.push(source(base, ListEntry::Path(path), ListRole::Provider));
+        }
+        for path in &args.provider_ranges {
+            lists.push(source(
+                None,
+                ListEntry::Path(path.clone()),
+                ListRole::Provider,
+            ));
         }
         let mut notes = Vec::new();
         if !lists

@@ -355,6 +355,10 @@ pub struct ClusterDetails {
     pub vpc_id: Option<String>,
     pub partition: String,
     pub tags: Vec<KeyValue>,
+    /// The cloud it runs in: `aws`, `azure`, `gcp`, from the configuration or the log's envelope
+    /// (CloudWatch Logs, Azure Monitor, Cloud Audit Logs); unset when neither says.
+    #[serde(default)]
+    pub provider: Option<String>,
 }
 
 /// A threat list entry that matched.

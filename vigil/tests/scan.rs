@@ -54,7 +54,7 @@ fn types(findings: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
-const ATTACK_TYPES: [&str; 21] = [
+const ATTACK_TYPES: [&str; 22] = [
     // The example's own rule (examples/rules/shop.toml), loaded by the example settings.
     "CredentialAccess:Kubernetes/SecretsReadFromPublicAddress",
     // The stolen web token used from the listed address (the audit half of the runtime attack).
@@ -66,6 +66,8 @@ const ATTACK_TYPES: [&str; 21] = [
     "Discovery:Kubernetes/SuccessfulAnonymousAccess",
     "Discovery:Kubernetes/TorIPCaller",
     "Execution:Kubernetes/ExecInKubeSystemPod",
+    // The same exec reads CoreDNS's service-account token.
+    "CredentialAccess:Kubernetes/CredentialsReadThroughExec",
     "Impact:Kubernetes/TorIPCaller",
     "Persistence:Kubernetes/ContainerWithSensitiveMount",
     "Persistence:Kubernetes/MaliciousIPCaller.Custom",
