@@ -156,10 +156,22 @@ fn hook_kind(function: &str) -> &'static str {
         | "vfs_write"
         | "truncate"
         | "ftruncate"
-        | "security_file_truncate" => "file_write",
+        | "security_file_truncate"
+        | "security_path_truncate"
+        | "do_truncate" => "file_write",
         "read" | "pread64" | "readv" | "preadv" | "vfs_read" => "file_read",
-        "open" | "openat" | "openat2" | "creat" | "fd_install" | "security_file_open"
-        | "file_open" | "do_sys_open" | "do_sys_openat2" => "file_open",
+        "creat" => "file_write",
+        "open"
+        | "openat"
+        | "openat2"
+        | "fd_install"
+        | "security_file_open"
+        | "file_open"
+        | "do_sys_open"
+        | "do_sys_openat2"
+        | "security_file_permission"
+        | "security_mmap_file"
+        | "mmap_file" => "file_open",
         "rename"
         | "renameat"
         | "renameat2"
@@ -204,6 +216,56 @@ fn hook_kind(function: &str) -> &'static str {
         "memfd_create" => "memfd_create",
         "userfaultfd" => "userfaultfd",
         _ => "other",
+    }
+}
+
+/// `MAY_WRITE` and `MAY_READ` of `security_file_permission`'s mask.
+const MAY_WRITE: i64 = 0x2;
+const MAY_READ: i64 = 0x4;
+/// `PROT_WRITE` and `PROT_EXEC` of `security_mmap_file`'s protection.
+const PROT_WRITE: i64 = 0x2;
+const PROT_EXEC: i64 = 0x4;
+/// `O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND`: an open that can change the file.
+const OPEN_FOR_WRITE: i64 = 0x1 | 0x2 | 0x40 | 0x200 | 0x400;
+
+/// The kind an access hook's arguments make of it, as Tetragon's documented file policies write
+/// them: `security_file_permission(file, int mask)` is a write with `MAY_WRITE`, a read with
+/// `MAY_READ`; `security_mmap_file(file, uint32 prot, ...)` maps a file writable (a write) or
+/// executable (a library loaded); an open (`sys_openat(int, string, int flags)`, `sys_open(string,
+/// int flags)`, `fd_install(int, file)` with the file's flags) is a write when its flags can change
+/// the file. Everything else keeps the hook's kind.
+fn refined_kind(hook: &str, kind: &'static str, arguments: &Arguments) -> &'static str {
+    let name = hook.rsplit_once("sys_").map_or(hook, |(_, name)| name);
+    let int = |index: usize| arguments.ints.get(index).copied();
+    match name {
+        "security_file_permission" => match int(0) {
+            Some(mask) if mask & MAY_WRITE != 0 => "file_write",
+            Some(mask) if mask & MAY_READ != 0 => "file_read",
+            _ => kind,
+        },
+        "security_mmap_file" | "mmap_file" => match int(0) {
+            Some(prot) if prot & PROT_WRITE != 0 => "file_write",
+            Some(prot) if prot & PROT_EXEC != 0 => "library_load",
+            _ => kind,
+        },
+        _ if kind == "file_open" => {
+            let flags = match name {
+                "openat" => int(1),
+                "open" => int(0),
+                _ => None,
+            };
+            let written_flags = arguments.file_flags.iter().any(|flags| {
+                ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"]
+                    .iter()
+                    .any(|flag| flags.contains(flag))
+            });
+            if written_flags || flags.is_some_and(|flags| flags & OPEN_FOR_WRITE != 0) {
+                "file_write"
+            } else {
+                kind
+            }
+        }
+        _ => kind,
     }
 }
 
@@ -254,6 +316,8 @@ struct Arguments {
     ints: Vec<i64>,
     network: Option<NetworkInfo>,
     module: Option<String>,
+    /// The open flags a `file` argument carries (`O_WRONLY|O_CREAT`), where Tetragon writes them.
+    file_flags: Vec<String>,
 }
 
 fn read_arguments(args: &[Value]) -> Arguments {
@@ -265,6 +329,9 @@ fn read_arguments(args: &[Value]) -> Arguments {
                 "file_arg" | "path_arg" | "linux_binprm_arg" => {
                     if let Some(path) = value.get("path").and_then(Value::as_str) {
                         found.paths.push(absolute(path));
+                    }
+                    if let Some(flags) = value.get("flags").and_then(Value::as_str) {
+                        found.file_flags.push(flags.to_owned());
                     }
                 }
                 "string_arg" => found.texts.extend(text_of(value)),
@@ -447,8 +514,8 @@ pub(crate) fn parse(text: &str) -> Result<RuntimeEvent, Rejection> {
                 _ => body.function_name.clone().unwrap_or_default(),
             };
             let hook = function.rsplit('/').next().unwrap_or_default();
-            let kind = hook_kind(hook);
             let mut arguments = read_arguments(&body.args);
+            let kind = refined_kind(hook, hook_kind(hook), &arguments);
             event.kind = kind.into();
             event.sensor_rule = Some(bounded(function.clone()));
             let mut paths = arguments.paths.drain(..);
@@ -490,7 +557,73 @@ pub(crate) fn parse(text: &str) -> Result<RuntimeEvent, Rejection> {
 
 #[cfg(test)]
 mod tests {
-    use super::hook_kind;
+    use super::{hook_kind, read_arguments, refined_kind};
+    use serde_json::json;
+
+    fn kind_of(hook: &str, args: serde_json::Value) -> &'static str {
+        let args: Vec<serde_json::Value> = serde_json::from_value(args).unwrap_or_default();
+        refined_kind(hook, hook_kind(hook), &read_arguments(&args))
+    }
+
+    #[test]
+    fn the_documented_file_policies_hooks_say_write_read_or_load() {
+        let file = json!({"file_arg": {"path": "/usr/bin/x", "permission": "-rwxr-xr-x"}});
+        assert_eq!(
+            kind_of("security_file_permission", json!([file, {"int_arg": 2}])),
+            "file_write"
+        );
+        assert_eq!(
+            kind_of("security_file_permission", json!([file, {"int_arg": 4}])),
+            "file_read"
+        );
+        assert_eq!(
+            kind_of("security_mmap_file", json!([file, {"uint_arg": 3}])),
+            "file_write"
+        );
+        assert_eq!(
+            kind_of("security_mmap_file", json!([file, {"uint_arg": 5}])),
+            "library_load"
+        );
+        assert_eq!(
+            kind_of("security_mmap_file", json!([file, {"uint_arg": 1}])),
+            "file_open"
+        );
+        assert_eq!(
+            kind_of(
+                "security_path_truncate",
+                json!([{"path_arg": {"path": "/etc/x"}}])
+            ),
+            "file_write"
+        );
+        assert_eq!(
+            kind_of(
+                "__x64_sys_openat",
+                json!([{"int_arg": -100}, {"string_arg": "/tmp/x"}, {"int_arg": 65}])
+            ),
+            "file_write"
+        );
+        assert_eq!(
+            kind_of(
+                "__x64_sys_openat",
+                json!([{"int_arg": -100}, {"string_arg": "/tmp/x"}, {"int_arg": 0}])
+            ),
+            "file_open"
+        );
+        assert_eq!(
+            kind_of(
+                "fd_install",
+                json!([{"int_arg": 3}, {"file_arg": {"path": "/tmp/x", "flags": "O_WRONLY|O_CREAT"}}])
+            ),
+            "file_write"
+        );
+        assert_eq!(
+            kind_of(
+                "fd_install",
+                json!([{"int_arg": 3}, {"file_arg": {"path": "/tmp/x"}}])
+            ),
+            "file_open"
+        );
+    }
 
     #[test]
     fn hooks_map_to_kinds_whatever_the_architecture_prefix() {
