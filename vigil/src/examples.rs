@@ -21,7 +21,7 @@ pub const SOURCES: [(&str, &[u8]); 3] = [
 /// The example settings, and the files they name, by the path they have in the repository.
 pub const SETTINGS_NAME: &str = "examples/vigil.toml";
 pub const SETTINGS: &str = include_str!("../../examples/vigil.toml");
-const FILES: [(&str, &str); 4] = [
+const FILES: [(&str, &str); 5] = [
     (
         "examples/rules/shop.toml",
         include_str!("../../examples/rules/shop.toml"),
@@ -37,6 +37,10 @@ const FILES: [(&str, &str); 4] = [
     (
         "examples/intel/tor-exit-addresses.txt",
         include_str!("../../examples/intel/tor-exit-addresses.txt"),
+    ),
+    (
+        "examples/intel/ip-ranges.json",
+        include_str!("../../examples/intel/ip-ranges.json"),
     ),
 ];
 
