@@ -40,8 +40,8 @@ use vigil_schemas::{
 
 use crate::Detector;
 use crate::context::{
-    ThreatPurpose, Verdict, detection, is_anonymous, is_controller, is_write, object_name,
-    runtime_detection, succeeded,
+    ThreatPurpose, Verdict, detection, is_anonymous, is_write, object_name, runtime_detection,
+    succeeded,
 };
 
 /// The built-in declarative rules, compiled into every binary.
@@ -157,14 +157,11 @@ fn is_managed_control_plane(user: &str) -> bool {
     })
 }
 
+/// [`is_system_username`] for an event: a `system:` name in the `system:unauthenticated` group is an
+/// anonymous caller, not the control plane.
 pub fn is_system_principal(event: &AuditEvent) -> bool {
     let user = event.user.username.as_str();
-    (user.starts_with("system:")
-        && !user.starts_with("system:serviceaccount:")
-        && !is_anonymous(event))
-        || user.starts_with("eks:")
-        || is_managed_control_plane(user)
-        || is_controller(event)
+    is_system_username(user) && !(user.starts_with("system:") && is_anonymous(event))
 }
 
 macro_rules! field {

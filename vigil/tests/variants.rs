@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 /// One behaviour: the request that shows it and the finding it must raise.
@@ -237,21 +238,20 @@ fn behaviours() -> Vec<Behaviour> {
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "shop"},
                    "data": {"aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}}),
         ),
-        write(
-            "mutating webhook",
-            "Persistence:Kubernetes/AdmissionWebhookChanged",
-            "admissionregistration.k8s.io",
-            "mutatingwebhookconfigurations",
-            None,
-            json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration", "metadata": {"name": "x"},
+        // A webhook configuration written is the finding, whatever its body says.
+        Behaviour {
+            metadata_enough: true,
+            ..write(
+                "mutating webhook",
+                "Persistence:Kubernetes/AdmissionWebhookChanged",
+                "admissionregistration.k8s.io",
+                "mutatingwebhookconfigurations",
+                None,
+                json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration", "metadata": {"name": "x"},
                    "webhooks": [{"name": "x.example.com", "clientConfig": {"url": "https://203.0.113.50/mutate"}}]}),
-        ),
+            )
+        },
     ];
-    // A webhook configuration written is the finding, whatever its body says.
-    for behaviour in &mut all {
-        behaviour.metadata_enough =
-            behaviour.finding == "Persistence:Kubernetes/AdmissionWebhookChanged";
-    }
     let exec = |name, finding, namespace, command: &'static str| Behaviour {
         name,
         finding,
@@ -325,6 +325,15 @@ struct Spelling {
     /// False where the spelling hides the fact (a Metadata-level write carries no object).
     shows_behaviour: bool,
 }
+
+/// A write's spelling: label, verb, query, request object, response object.
+type SpellingRow<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<&'a Value>,
+    Option<&'a Value>,
+);
 
 /// Every leaf of an object as a JSON Patch `add` (arrays of objects by index, other arrays whole).
 fn json_patch(value: &Value, path: &str, out: &mut Vec<Value>) {
@@ -446,14 +455,70 @@ fn spellings(behaviour: &Behaviour) -> Vec<Spelling> {
         return out;
     };
     let name = object["metadata"]["name"].as_str();
-    let metadata_enough = behaviour.metadata_enough;
-    let mut with = |label: &str,
-                    verb: &str,
-                    query: &str,
-                    request: Option<Value>,
-                    response: Option<Value>,
-                    level: &str,
-                    shows: bool| {
+    let full = object.clone();
+    let partial = without_metadata(object);
+    let mut operations = Vec::new();
+    json_patch(&partial, "", &mut operations);
+    let patch_ops = Value::Array(operations);
+    let label_only = json!({"metadata": {"labels": {"touched": "yes"}}});
+    // (label, verb, query, requestObject, responseObject): the level follows from the bodies
+    // logged (none: Metadata, a response: RequestResponse, else Request), and so does whether the
+    // spelling can show the behaviour.
+    let table: [SpellingRow<'_>; 11] = [
+        (
+            "create, RequestResponse",
+            "create",
+            "",
+            Some(&full),
+            Some(&full),
+        ),
+        ("create, Request", "create", "", Some(&full), None),
+        ("create, Metadata", "create", "", None, None),
+        ("update, Request", "update", "", Some(&full), None),
+        (
+            "update, RequestResponse",
+            "update",
+            "",
+            Some(&full),
+            Some(&full),
+        ),
+        (
+            "strategic merge patch, Request",
+            "patch",
+            "",
+            Some(&partial),
+            None,
+        ),
+        (
+            "merge patch, RequestResponse",
+            "patch",
+            "",
+            Some(&label_only),
+            Some(&full),
+        ),
+        ("JSON Patch, Request", "patch", "", Some(&patch_ops), None),
+        (
+            "JSON Patch, RequestResponse",
+            "patch",
+            "",
+            Some(&patch_ops),
+            Some(&full),
+        ),
+        (
+            "server-side apply, Request",
+            "patch",
+            "fieldManager=kubectl&force=true",
+            Some(&full),
+            None,
+        ),
+        ("patch, Metadata", "patch", "", None, None),
+    ];
+    for (label, verb, query, request, response) in table {
+        let level = match (request, response) {
+            (None, None) => "Metadata",
+            (_, Some(_)) => "RequestResponse",
+            (Some(_), None) => "Request",
+        };
         let mut event = base_event(
             behaviour,
             verb,
@@ -466,121 +531,17 @@ fn spellings(behaviour: &Behaviour) -> Vec<Spelling> {
         }
         event["level"] = json!(level);
         if let Some(request) = request {
-            event["requestObject"] = request;
+            event["requestObject"] = request.clone();
         }
         if let Some(response) = response {
-            event["responseObject"] = response;
+            event["responseObject"] = response.clone();
         }
         out.push(Spelling {
             label: label.to_owned(),
             event,
-            shows_behaviour: shows || metadata_enough,
+            shows_behaviour: level != "Metadata" || behaviour.metadata_enough,
         });
-    };
-    let full = object.clone();
-    let partial = without_metadata(object);
-    let mut operations = Vec::new();
-    json_patch(&partial, "", &mut operations);
-    let patch_ops = Value::Array(operations);
-    with(
-        "create, RequestResponse",
-        "create",
-        "",
-        Some(full.clone()),
-        Some(full.clone()),
-        "RequestResponse",
-        true,
-    );
-    with(
-        "create, Request",
-        "create",
-        "",
-        Some(full.clone()),
-        None,
-        "Request",
-        true,
-    );
-    with(
-        "create, Metadata",
-        "create",
-        "",
-        None,
-        None,
-        "Metadata",
-        false,
-    );
-    with(
-        "update, Request",
-        "update",
-        "",
-        Some(full.clone()),
-        None,
-        "Request",
-        true,
-    );
-    with(
-        "update, RequestResponse",
-        "update",
-        "",
-        Some(full.clone()),
-        Some(full.clone()),
-        "RequestResponse",
-        true,
-    );
-    with(
-        "strategic merge patch, Request",
-        "patch",
-        "",
-        Some(partial.clone()),
-        None,
-        "Request",
-        true,
-    );
-    with(
-        "merge patch, RequestResponse",
-        "patch",
-        "",
-        Some(json!({"metadata": {"labels": {"touched": "yes"}}})),
-        Some(full.clone()),
-        "RequestResponse",
-        true,
-    );
-    with(
-        "JSON Patch, Request",
-        "patch",
-        "",
-        Some(patch_ops.clone()),
-        None,
-        "Request",
-        true,
-    );
-    with(
-        "JSON Patch, RequestResponse",
-        "patch",
-        "",
-        Some(patch_ops),
-        Some(full.clone()),
-        "RequestResponse",
-        true,
-    );
-    with(
-        "server-side apply, Request",
-        "patch",
-        "fieldManager=kubectl&force=true",
-        Some(full),
-        None,
-        "Request",
-        true,
-    );
-    with(
-        "patch, Metadata",
-        "patch",
-        "",
-        None,
-        None,
-        "Metadata",
-        false,
-    );
+    }
     out
 }
 
@@ -691,25 +652,6 @@ fn gke_entry(event: &Value, cluster: &str) -> Value {
     })
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// The event in each envelope: (label, text of the file).
 fn envelopes(event: &Value, text: &str) -> Vec<(&'static str, String)> {
     let aks = |event: &str| {
@@ -734,7 +676,7 @@ fn envelopes(event: &Value, text: &str) -> Vec<(&'static str, String)> {
         ("Cloud Audit Logs entry", gke.to_string()),
         (
             "Pub/Sub push",
-            json!({"message": {"data": base64(gke.to_string().as_bytes()), "messageId": "1"}, "subscription": "projects/p/subscriptions/vigil"})
+            json!({"message": {"data": base64::engine::general_purpose::STANDARD.encode(gke.to_string()), "messageId": "1"}, "subscription": "projects/p/subscriptions/vigil"})
                 .to_string(),
         ),
     ]

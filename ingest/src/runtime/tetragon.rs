@@ -132,10 +132,10 @@ fn process_info(process: &Process) -> ProcessInfo {
     }
 }
 
-/// Kernel and syscall function names to a kind, without the architecture's syscall prefix.
-fn hook_kind(function: &str) -> &'static str {
-    // Tracepoints are `sys_enter_NAME`; kprobes carry the architecture's syscall prefix.
-    let name = [
+/// A hook's function name without the architecture's syscall prefix: tracepoints are
+/// `sys_enter_NAME`, kprobes `__x64_sys_NAME` and their kin.
+fn bare_hook(function: &str) -> &str {
+    [
         "sys_enter_",
         "__x64_sys_",
         "__arm64_sys_",
@@ -146,8 +146,12 @@ fn hook_kind(function: &str) -> &'static str {
     ]
     .iter()
     .find_map(|prefix| function.strip_prefix(prefix))
-    .unwrap_or(function);
-    match name {
+    .unwrap_or(function)
+}
+
+/// Kernel and syscall function names to a kind, without the architecture's syscall prefix.
+fn hook_kind(function: &str) -> &'static str {
+    match bare_hook(function) {
         "write"
         | "pwrite64"
         | "writev"
@@ -235,7 +239,7 @@ const OPEN_FOR_WRITE: i64 = 0x1 | 0x2 | 0x40 | 0x200 | 0x400;
 /// int flags)`, `fd_install(int, file)` with the file's flags) is a write when its flags can change
 /// the file. Everything else keeps the hook's kind.
 fn refined_kind(hook: &str, kind: &'static str, arguments: &Arguments) -> &'static str {
-    let name = hook.rsplit_once("sys_").map_or(hook, |(_, name)| name);
+    let name = bare_hook(hook);
     let int = |index: usize| arguments.ints.get(index).copied();
     match name {
         "security_file_permission" => match int(0) {
