@@ -25,6 +25,10 @@
 //! from home), and a dimension where new values are routine (several a week: CI's daily preview
 //! namespaces) does not count. Time of week is reported when unusual but weighs nothing: people work
 //! late. The control plane, EKS and anonymous callers are not profiled (the audit rules cover them).
+//! Refused calls are a principal's history (its age, client, network, hours, and the call as a
+//! `refusedCall`, which weighs nothing), never judged: an identity refused for weeks is not new when
+//! its first write succeeds. The permissions asked about are also learned per cluster, so a
+//! newcomer in no peer group asking about an escalating permission nobody here asked about is news.
 //!
 //! Aggregation key: principal, type's object (the pod, the namespace's secrets, the role, the
 //! permission asked about...).
@@ -261,6 +265,8 @@ fn explanation(seen: &Seen, unusual: &[&Judged]) -> Vec<AnomalyObservation> {
 const PEERS_PREFIX: &str = "peers:";
 const NAMESPACE_PREFIX: &str = "namespace:";
 const CLUSTER_PREFIX: &str = "cluster:";
+/// The cluster's second profile (`cluster:prod/questions`): the permissions asked about.
+const QUESTIONS_ENTITY: &str = "questions";
 
 /// A peer group needs this many learned members besides the one judged before it judges: the habits
 /// of two or three people are theirs, not a team's (a new member whose three teammates never read
@@ -300,10 +306,11 @@ impl PrincipalBaselines {
             config,
             sensitive_paths,
             store: ProfileStore::new(max_principals, max_per_cluster),
-            // Peer groups and namespaces are fewer than principals; a cluster is one profile.
+            // Peer groups and namespaces are fewer than principals; a cluster is two profiles
+            // (its workloads, the questions asked in it).
             peers: ProfileStore::new(max_principals / 4 + 1, max_per_cluster / 4 + 1),
             namespaces: ProfileStore::new(max_principals / 4 + 1, max_per_cluster / 4 + 1),
-            clusters: ProfileStore::new(max_principals / 100 + 1, 1),
+            clusters: ProfileStore::new(max_principals / 50 + 2, 2),
         }
     }
 
@@ -364,6 +371,113 @@ impl PrincipalBaselines {
     }
 }
 
+impl PrincipalBaselines {
+    /// A refused request still belongs to its principal's history: an identity whose every call
+    /// for two weeks was refused (a misconfigured exporter getting 403s) is an old identity, and
+    /// its first successful write of a role or binding is a call its stable profile never held,
+    /// not a newcomer's warm-up. The call is learned in a dimension of its own (`refusedCall`,
+    /// which weighs nothing), so trying is never mistaken for doing, and a namespace it was refused
+    /// in is not one it touched; its client, network and hours are its habits all the same. Only the
+    /// principal's own profile learns it, and nothing is judged (a refused call changed nothing).
+    fn observe_refused(&mut self, enriched: &EnrichedEvent, event: &AuditEvent) {
+        let user = effective_user(event);
+        if is_anonymous(event) || crate::declarative::is_system_username(&user.username) {
+            return;
+        }
+        let mut values: Vec<(&str, String)> = habits(enriched, event, api_call(event))
+            .into_iter()
+            .filter_map(|(dimension, value)| match dimension {
+                "apiCall" => Some(("refusedCall", value)),
+                "namespace" => None,
+                _ => Some((dimension, value)),
+            })
+            .collect();
+        values.push(("timeOfWeek", time_of_week(event.event_time_micros)));
+        let cluster = enriched.cluster.name.as_str();
+        let username = user.username.as_str();
+        let key = format!("{cluster}/{username}");
+        let now = event.event_time_micros;
+        let _ = observe(
+            &mut self.store,
+            ("principal", username),
+            &key,
+            now,
+            &values,
+            &self.config,
+        );
+    }
+
+    /// The cluster's view of the permissions people and workloads ask about (`kubectl auth can-i`,
+    /// the namespace aside), in a profile of its own beside the workloads' (system callers' reviews
+    /// on others' behalf are not questions anyone asked). A brand-new identity in no peer group is
+    /// judged by it: the first question about an escalating permission the cluster ever heard is
+    /// news, whoever asks.
+    fn observe_cluster_questions(
+        &mut self,
+        enriched: &EnrichedEvent,
+        event: &AuditEvent,
+        asked: &str,
+    ) -> Option<Seen> {
+        let question = asked
+            .split_once(" in ")
+            .map_or(asked, |(question, _)| question);
+        let cluster = enriched.cluster.name.as_str();
+        let key = format!("{CLUSTER_PREFIX}{cluster}/{QUESTIONS_ENTITY}");
+        observe(
+            &mut self.clusters,
+            ("cluster", cluster),
+            &key,
+            event.event_time_micros,
+            &[("permissionChecked", question.to_owned())],
+            &self.config,
+        )
+    }
+}
+
+/// The call an event makes, as a principal's `apiCall` dimension learns it: `create pods/exec`,
+/// `get /version` for a non-resource request.
+fn api_call(event: &AuditEvent) -> String {
+    match event.object_ref.as_ref() {
+        Some(object) => format!(
+            "{} {}{}",
+            event.verb,
+            object.resource.as_deref().unwrap_or("-"),
+            object
+                .subresource
+                .as_deref()
+                .map(|sub| format!("/{sub}"))
+                .unwrap_or_default()
+        ),
+        None => format!(
+            "{} {}",
+            event.verb,
+            event.request_uri.split('?').next().unwrap_or("")
+        ),
+    }
+}
+
+/// The call and the caller's habits around it: namespace, client, network origin.
+fn habits(
+    enriched: &EnrichedEvent,
+    event: &AuditEvent,
+    call: String,
+) -> Vec<(&'static str, String)> {
+    let mut values: Vec<(&'static str, String)> = Vec::with_capacity(6);
+    values.push(("apiCall", call));
+    let namespace = event
+        .object_ref
+        .as_ref()
+        .and_then(|object| object.namespace.as_deref());
+    values.push(("namespace", namespace.unwrap_or("(cluster)").to_owned()));
+    if let Some(agent) = &event.user_agent {
+        values.push(("userAgent", user_agent_family(agent)));
+    }
+    if let Some(ip) = &enriched.source_ip {
+        values.push(("networkOrigin", caller_origin(ip)));
+    }
+    values
+}
+
 impl Default for PrincipalBaselines {
     fn default() -> Self {
         let caps = crate::BaselineCaps::default();
@@ -421,7 +535,7 @@ fn image_registry(repository: &str) -> &str {
 /// alone; a registry never used in the namespace or the cluster weighs half. Time of week and
 /// who acts in a namespace weigh nothing (people work late; the principal's own namespace
 /// dimension carries that fact); they are reported when unusual.
-const WEIGHTS: [(&str, &str, u32); 15] = [
+const WEIGHTS: [(&str, &str, u32); 16] = [
     ("principal", "apiCall", 2),
     ("principal", "namespace", 2),
     ("principal", "userAgent", 1),
@@ -437,6 +551,7 @@ const WEIGHTS: [(&str, &str, u32); 15] = [
     ("cluster", "registry", 1),
     ("cluster", "privilegedImage", 2),
     ("cluster", "hostAccessImage", 2),
+    ("cluster", "permissionChecked", 2),
 ];
 const ANOMALY_WEIGHT: u32 = 2;
 
@@ -703,7 +818,11 @@ impl Detector for PrincipalBaselines {
         let Some(event) = enriched.audit.as_ref() else {
             return;
         };
-        if is_health_endpoint(&event.request_uri) || !succeeded(event) {
+        if is_health_endpoint(&event.request_uri) {
+            return;
+        }
+        if !succeeded(event) {
+            self.observe_refused(enriched, event);
             return;
         }
         let cluster_view = self.observe_cluster(enriched, event);
@@ -711,34 +830,9 @@ impl Detector for PrincipalBaselines {
         if is_anonymous(event) || crate::declarative::is_system_username(&user.username) {
             return;
         }
-        let mut values: Vec<(&str, String)> = Vec::with_capacity(6);
+        let mut values = habits(enriched, event, api_call(event));
         let object = event.object_ref.as_ref();
-        let api_call = match object {
-            Some(object) => format!(
-                "{} {}{}",
-                event.verb,
-                object.resource.as_deref().unwrap_or("-"),
-                object
-                    .subresource
-                    .as_deref()
-                    .map(|sub| format!("/{sub}"))
-                    .unwrap_or_default()
-            ),
-            None => format!(
-                "{} {}",
-                event.verb,
-                event.request_uri.split('?').next().unwrap_or("")
-            ),
-        };
-        values.push(("apiCall", api_call));
         let namespace = object.and_then(|object| object.namespace.as_deref());
-        values.push(("namespace", namespace.unwrap_or("(cluster)").to_owned()));
-        if let Some(agent) = &event.user_agent {
-            values.push(("userAgent", user_agent_family(agent)));
-        }
-        if let Some(ip) = &enriched.source_ip {
-            values.push(("networkOrigin", caller_origin(ip)));
-        }
         if let Some(asked) = &event.permission_checked {
             values.push(("permissionChecked", asked.clone()));
         }
@@ -815,6 +909,11 @@ impl Detector for PrincipalBaselines {
             )
         });
 
+        let questions_view = event
+            .permission_checked
+            .as_deref()
+            .and_then(|asked| self.observe_cluster_questions(enriched, event, asked));
+
         let Some((finding_type, severity, target)) = relevant(event, &self.sensitive_paths) else {
             return;
         };
@@ -837,6 +936,7 @@ impl Detector for PrincipalBaselines {
             judging_peers.as_ref(),
             namespace_view.as_ref(),
             cluster_view.as_ref(),
+            questions_view.as_ref(),
         ]
         .into_iter()
         .flatten()

@@ -1070,3 +1070,139 @@ fn a_restart_at_any_point_changes_no_finding() {
         );
     }
 }
+
+/// A service account whose every call for two weeks was refused (a misconfigured exporter, 403 on
+/// each scrape) has a history: its first successful role write is unseen behaviour of a stable
+/// principal. An exporter that keeps being refused raises nothing.
+#[test]
+fn a_principal_known_only_by_refused_calls_is_judged_on_its_first_successful_write() {
+    let exporter = |verb: &'static str, resource: &'static str| Call {
+        who: "system:serviceaccount:monitoring:exporter",
+        verb,
+        resource,
+        namespace: Some("monitoring"),
+        name: None,
+        ip: "10.20.7.9",
+        agent: "exporter/2.1.0",
+    };
+    let refused = |call: &Call<'_>, at: i64| {
+        let mut enriched = event(call, at);
+        enriched.audit.as_mut().unwrap().status_code = Some(403);
+        enriched
+    };
+    let mut engine = engine();
+    let mut out = Vec::new();
+    for day in 0..14 {
+        for hour in 0..24 {
+            let at = MONDAY + day * DAY + hour * HOUR;
+            engine.process(&refused(&exporter("list", "secrets"), at), &mut out);
+            engine.process(
+                &refused(&exporter("list", "nodes"), at + 60_000_000),
+                &mut out,
+            );
+        }
+    }
+    let at = MONDAY + 14 * DAY + 3 * HOUR;
+    engine.process(&refused(&exporter("create", "roles"), at), &mut out);
+    assert!(out.is_empty(), "refused calls change nothing: {out:#?}");
+
+    let mut role = event(&exporter("create", "roles"), at + HOUR);
+    role.audit.as_mut().unwrap().status_code = Some(201);
+    engine.process(&role, &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(
+        out[0].finding_type,
+        "PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated"
+    );
+    let call = anomaly_in(&out[0], "apiCall");
+    assert_eq!(
+        (
+            call.scope.as_str(),
+            call.familiarity.as_str(),
+            call.profile_days
+        ),
+        ("principal", "unseen", 14)
+    );
+    assert!(
+        out[0]
+            .anomaly
+            .iter()
+            .all(|judged| matches!(judged.dimension.as_str(), "apiCall" | "namespace")),
+        "its client, network and hours are its habits: {:#?}",
+        out[0].anomaly
+    );
+    // Refused calls weigh nothing, however new: the exporter refused something it never tried
+    // before raises nothing.
+    engine.process(
+        &refused(&exporter("delete", "namespaces"), at + 2 * HOUR),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1, "{out:#?}");
+}
+
+/// A brand-new identity in no peer group that asks about an escalating permission nobody in the
+/// cluster ever asked about is judged by the cluster; one that asks what people here ask (or an
+/// ordinary question) is not.
+#[test]
+fn a_newcomers_escalating_question_the_cluster_never_heard_is_flagged() {
+    let can_i = |who: &'static str, asked: &str, at: i64| {
+        let call = Call {
+            who,
+            namespace: None,
+            name: None,
+            ..alice("create", "selfsubjectaccessreviews", "shop")
+        };
+        let mut enriched = event(&call, at);
+        let audit = enriched.audit.as_mut().unwrap();
+        audit.status_code = Some(201);
+        audit.permission_checked = Some(asked.into());
+        enriched
+    };
+    let mut engine = engine();
+    let mut out = Vec::new();
+    // Ten days in which alice and bob ask their usual questions, one of them escalating.
+    for day in 0..10 {
+        let at = MONDAY + day * DAY + 10 * HOUR;
+        for (minute, who) in [(0, "alice"), (30, "bob")] {
+            for (offset, asked) in [
+                "create pods/exec in shop",
+                "create rolebindings in shop",
+                "patch deployments in shop",
+            ]
+            .iter()
+            .enumerate()
+            {
+                let at = at + minute * 60_000_000 + i64::try_from(offset).unwrap() * 1_000_000;
+                engine.process(&can_i(who, asked, at), &mut out);
+            }
+        }
+    }
+    assert!(out.is_empty(), "{out:#?}");
+    let at = MONDAY + 10 * DAY + 15 * HOUR;
+    // A new identity asking what people here ask, and an ordinary new question: nothing.
+    engine.process(
+        &can_i("mallory", "create rolebindings in payments", at),
+        &mut out,
+    );
+    engine.process(
+        &can_i("mallory", "list configmaps in payments", at + 1),
+        &mut out,
+    );
+    assert!(out.is_empty(), "{out:#?}");
+    // The first question about impersonation this cluster ever heard.
+    engine.process(&can_i("mallory", "impersonate users", at + 2), &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(
+        out[0].finding_type,
+        "Discovery:Kubernetes/AnomalousBehavior.PermissionChecked"
+    );
+    let asked = anomaly_in(&out[0], "permissionChecked");
+    assert_eq!(
+        (asked.scope.as_str(), asked.familiarity.as_str()),
+        ("cluster", "unseen")
+    );
+    assert!(
+        asked.baseline.contains(&"create rolebindings".to_owned()),
+        "{asked:?}"
+    );
+}
