@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
 # Every test Vigil has, from a fresh clone: formatting, lints, unit, property, integration, CLI and
 # real-broker tests. rust-toolchain.toml makes rustup install the pinned toolchain with rustfmt and
-# clippy; the real-broker tests run against tansu, a Kafka-compatible broker written in Rust, which is
-# installed here when missing (about 7 minutes on two cores, once; cargo keeps it in ~/.cargo/bin).
+# clippy; the real-broker tests run against Apache Kafka (KRaft mode), which scripts/kafka/fetch.sh
+# fetches from Maven Central with mvn (about 50 MB, a few seconds, once; cached in target/kafka and
+# ~/.m2) and the tests start on free loopback ports. Needs java (17 or later) and mvn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tansu_version=0.6.0
-if ! cargo install --list | grep -q "^tansu v${tansu_version}:"; then
-  echo "installing the tansu broker ${tansu_version} for the real-broker tests" >&2
-  cargo install --locked tansu --version "${tansu_version}" --features dynostore,libsql
-fi
+VIGIL_KAFKA_LIBS=$(scripts/kafka/fetch.sh)
+export VIGIL_KAFKA_LIBS
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -1,5 +1,6 @@
-//! A real broker and real stage processes for the tests: tansu, a Kafka-compatible broker, started on
-//! a free loopback port in a scratch directory, and the stage binaries started against it.
+//! A real broker and real stage processes for the tests: Apache Kafka (KRaft mode, fetched from Maven
+//! Central by scripts/kafka/fetch.sh), started on free loopback ports in a scratch directory, and the
+//! stage binaries started against it.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -39,80 +40,171 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn tansu_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("VIGIL_TANSU") {
+/// The jars of the Apache Kafka broker: `VIGIL_KAFKA_LIBS`, or what `scripts/kafka/fetch.sh` put
+/// in `target/kafka/<version>/libs`.
+fn kafka_libs() -> PathBuf {
+    if let Some(path) = std::env::var_os("VIGIL_KAFKA_LIBS") {
         return PathBuf::from(path);
     }
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
-        });
-    let installed = cargo_home.join("bin/tansu");
+    let pom =
+        std::fs::read_to_string(repo().join("scripts/kafka/pom.xml")).expect("the broker's pom");
+    let version = pom
+        .split("<kafka.version>")
+        .nth(1)
+        .and_then(|rest| rest.split("</kafka.version>").next())
+        .expect("scripts/kafka/pom.xml names <kafka.version>");
+    let libs = repo().join(format!("target/kafka/{version}/libs"));
     assert!(
-        installed.exists(),
-        "the tansu broker is not installed at {}: run scripts/test.sh, which installs it \
-         (cargo install --locked tansu --version 0.6.0 --features dynostore,libsql), or set VIGIL_TANSU",
-        installed.display()
+        libs.join(format!("kafka_2.13-{version}.jar")).is_file(),
+        "Apache Kafka {version} is not fetched into {}: run scripts/test.sh or scripts/kafka/fetch.sh \
+         (Maven Central, needs java and mvn), or set VIGIL_KAFKA_LIBS to a directory of its jars",
+        libs.display()
     );
-    installed
+    libs
 }
 
-/// A tansu broker; killed when dropped.
+/// An Apache Kafka broker in KRaft mode (one process, broker and controller) on free loopback
+/// ports, its log directory in the test's scratch directory (it survives a restart); killed when
+/// dropped.
 pub struct Broker {
     child: Option<Child>,
     pub port: u16,
+    controller_port: u16,
     dir: PathBuf,
 }
 
 impl Broker {
-    /// A broker on sqlite storage in the scratch directory (it survives a broker restart).
-    ///
-    /// Not `memory://`: tansu 0.6.0's in-memory engine stores whole produce batches and answers a
-    /// fetch with the batches whose *first* offset is at or after the one asked for, so a consumer
-    /// resuming from a committed offset inside a batch silently skips the rest of that batch (seen
-    /// here as lost events after a SIGKILL, about one run in four). Kafka returns the batch that
-    /// holds the offset; tansu's sqlite engine reads per record and does the same.
     pub fn start(name: &str) -> Self {
         let dir = scratch(name);
-        let mut broker = Self {
+        let broker = Self {
             child: None,
             port: free_port(),
+            controller_port: free_port(),
             dir,
         };
+        broker.format();
+        let mut broker = broker;
         broker.launch();
         broker
     }
 
-    fn launch(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::File::create(self.dir.join("tansu.log")).expect("broker log file");
-        let child = Command::new(tansu_binary())
+    fn java(&self) -> Command {
+        let mut command = Command::new("java");
+        command
             .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                // Relative to the broker's working directory, the scratch directory.
-                "sqlite://tansu.db",
+                "-Xms256m",
+                "-Xmx512m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
             ])
-            .current_dir(&self.dir)
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                repo().join("scripts/kafka/log4j2.yaml").display()
+            ))
+            .arg("-cp")
+            .arg(format!("{}/*", kafka_libs().display()))
+            .current_dir(&self.dir);
+        command
+    }
+
+    /// Writes the server properties and formats the KRaft log directory, once per broker.
+    fn format(&self) {
+        let properties = format!(
+            "process.roles=broker,controller\n\
+             node.id=1\n\
+             controller.quorum.voters=1@127.0.0.1:{controller}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             controller.listener.names=CONTROLLER\n\
+             inter.broker.listener.name=PLAINTEXT\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             log.dirs={logs}\n\
+             num.partitions=1\n\
+             offsets.topic.replication.factor=1\n\
+             offsets.topic.num.partitions=5\n\
+             transaction.state.log.replication.factor=1\n\
+             transaction.state.log.min.isr=1\n\
+             transaction.state.log.num.partitions=5\n\
+             share.coordinator.state.topic.replication.factor=1\n\
+             share.coordinator.state.topic.min.isr=1\n\
+             group.initial.rebalance.delay.ms=0\n",
+            port = self.port,
+            controller = self.controller_port,
+            logs = self.dir.join("kafka-logs").display(),
+        );
+        std::fs::write(self.dir.join("server.properties"), properties).expect("server.properties");
+        let output = self
+            .java()
+            .args([
+                "kafka.tools.StorageTool",
+                "format",
+                "--cluster-id",
+                "dmlnaWwtdGVzdC1icm9rZQ",
+                "--config",
+                "server.properties",
+            ])
+            .output()
+            .expect("java runs (the real-broker tests need a JDK 17 or later)");
+        assert!(
+            output.status.success(),
+            "formatting the Kafka log directory failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("kafka.log"))
+            .expect("broker log file");
+        let child = self
+            .java()
+            .args(["kafka.Kafka", "server.properties"])
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
             .spawn()
-            .expect("tansu starts");
+            .expect("java starts the Kafka broker");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        self.wait_until_serving();
+    }
+
+    /// Until the broker answers metadata requests with itself as a broker: the port opens before
+    /// the controller quorum has elected a leader and the broker has registered.
+    fn wait_until_serving(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "the Kafka broker exited with {status}; see {}",
+                    self.dir.join("kafka.log").display()
+                );
+            }
+            let serving = TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && ClientConfig::new()
+                    .set("bootstrap.servers", self.address())
+                    .create::<BaseConsumer>()
+                    .ok()
+                    .and_then(|client| {
+                        client
+                            .fetch_metadata(None, Duration::from_secs(2))
+                            .ok()
+                            .map(|metadata| !metadata.brokers().is_empty())
+                    })
+                    .unwrap_or(false);
+            if serving {
+                return;
+            }
             assert!(
                 Instant::now() < deadline,
-                "tansu did not listen on port {} within 30 s; see {}",
+                "the Kafka broker did not serve on port {} within 60 s; see {}",
                 self.port,
-                self.dir.join("tansu.log").display()
+                self.dir.join("kafka.log").display()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -120,6 +212,7 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// SIGKILL: no controlled shutdown, as a crashed broker.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -145,11 +238,9 @@ pub const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 /// Waits until the group coordinator has expired the members of SIGKILLed stages (their session
 /// timeout), so that restarted stages join groups without them.
 ///
-/// Kafka would not need this: a restarted member joining beside a dead one is given its share when
-/// the dead one expires. tansu 0.6.0 sometimes completes that join at once with every partition on
-/// the dead member and no partition on the new one, and never rebalances when the dead one expires:
-/// the restarted stage sits with nothing assigned (seen here as no finding at all, about one full
-/// run of the broker tests in three).
+/// Apache Kafka gives a restarted member its share once the dead one expires in any case; waiting
+/// keeps the tests to one rebalance and off any broker's handling of a join beside a dead member
+/// (tansu 0.6.0, the previous test broker, left the restarted member with nothing).
 pub fn wait_for_killed_members_to_expire() {
     std::thread::sleep(SESSION_TIMEOUT + Duration::from_secs(2));
 }
@@ -165,9 +256,8 @@ pub struct Stage {
 
 /// A stage's binary: the one this test build made, or, when `VIGIL_STAGE_BIN_DIR` names a
 /// directory, the one there. `scripts/test.sh` points it at `target/release`: the binaries as they
-/// ship, and light enough that tansu, on a 2-core machine, keeps answering the groups' heartbeats
-/// while four debug builds would keep it starved (a member whose session times out on tansu 0.6.0
-/// comes back to no partitions, see `wait_for_killed_members_to_expire`).
+/// ship, and light enough that the broker, on a 2-core machine, keeps answering the groups'
+/// heartbeats while eight debug builds would keep it starved.
 pub fn stage_binary(name: &str) -> PathBuf {
     if let Some(dir) = std::env::var_os("VIGIL_STAGE_BIN_DIR") {
         let binary = PathBuf::from(dir).join(format!("vigil-{name}"));
@@ -196,9 +286,9 @@ impl Stage {
             broker.address(),
             "--metrics-addr".to_owned(),
             format!("127.0.0.1:{metrics_port}"),
-            // A join takes about half the session timeout on tansu, and a member joining a running
-            // group is let in only with a rebalance timeout (max.poll.interval.ms) well above the
-            // heartbeat interval: 2 s / 3 s left the second member out for good, 6 s / 10 s works.
+            // 6 s is the broker's least session timeout (group.min.session.timeout.ms); a rebalance
+            // timeout (max.poll.interval.ms) well above the heartbeat interval lets a member join a
+            // running group without waiting out a long one.
             "--session-timeout-ms".to_owned(),
             SESSION_TIMEOUT.as_millis().to_string(),
             "-X".to_owned(),
