@@ -178,11 +178,16 @@ impl ProfileStore {
         }
     }
 
-    fn restore(&mut self, key: &str, value: &[u8]) {
+    /// False when a value (not a tombstone) no longer decodes: the profile is dropped.
+    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
         match Profile::decode(value) {
-            Some(profile) => self.insert(key, Tracked::new(profile)),
+            Some(profile) => {
+                self.insert(key, Tracked::new(profile));
+                true
+            }
             None => {
                 self.remove(key);
+                value.is_empty()
             }
         }
     }
@@ -801,8 +806,8 @@ impl Detector for PrincipalBaselines {
         }
     }
 
-    fn restore(&mut self, key: &str, value: &[u8]) {
-        self.store_of(key).restore(key, value);
+    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
+        self.store_of(key).restore(key, value)
     }
 
     fn profiles(&self) -> Vec<crate::ProfileCounts> {
@@ -1097,11 +1102,11 @@ impl Detector for ImageBaselines {
         self.workloads.drain(out);
     }
 
-    fn restore(&mut self, key: &str, value: &[u8]) {
+    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
         if key.starts_with(WORKLOAD_PREFIX) {
-            self.workloads.restore(key, value);
+            self.workloads.restore(key, value)
         } else {
-            self.store.restore(key, value);
+            self.store.restore(key, value)
         }
     }
 

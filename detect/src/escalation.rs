@@ -171,8 +171,9 @@ impl Detector for PrivilegedRoleBinding {
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
         self.escalating_roles.drain(out);
     }
-    fn restore(&mut self, key: &str, value: &[u8]) {
+    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
         self.escalating_roles.restore(key, value);
+        true
     }
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         let Some(event) = enriched.audit.as_ref() else {

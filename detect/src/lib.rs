@@ -28,8 +28,12 @@ pub trait Detector: Send + std::fmt::Debug {
     /// the key). A restarted stage gives them back through [`Detector::restore`], so it neither
     /// forgets nor relearns. Stateless detectors keep the default.
     fn drain_state(&mut self, _out: &mut Vec<StateEntry>) {}
-    /// Puts back one checkpointed entry.
-    fn restore(&mut self, _key: &str, _value: &[u8]) {}
+    /// Puts back one checkpointed entry (an empty value is a tombstone: the entry is forgotten).
+    /// False when the value no longer decodes (written by an incompatible version): the entry is
+    /// dropped and relearned, and the caller counts and logs it.
+    fn restore(&mut self, _key: &str, _value: &[u8]) -> bool {
+        true
+    }
     /// Baseline detectors: per scope, the entities profiled by phase, and how many were evicted at
     /// the cap, for `/metrics`. Walks every profile: call it now and then, not per event.
     fn profiles(&self) -> Vec<ProfileCounts> {
@@ -485,7 +489,8 @@ impl Engine {
     }
 
     /// Routes a checkpointed entry back to its detector. Returns false for a key no detector owns
-    /// (state of a detector since removed), which the caller counts and skips.
+    /// (state of a detector since removed) and for a value its detector can no longer decode,
+    /// which the caller counts and skips.
     pub fn restore(&mut self, key: &str, value: &[u8]) -> bool {
         let Some((name, rest)) = key.split_once('/') else {
             return false;
@@ -495,10 +500,7 @@ impl Engine {
             .iter_mut()
             .find(|detector| detector.name() == name)
         {
-            Some(detector) => {
-                detector.restore(rest, value);
-                true
-            }
+            Some(detector) => detector.restore(rest, value),
             None => false,
         }
     }

@@ -632,8 +632,9 @@ impl Detector for PrivilegedContainer {
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
         self.reported.drain(out);
     }
-    fn restore(&mut self, key: &str, value: &[u8]) {
+    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
         self.reported.restore(key, value);
+        true
     }
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         let privileged = |workload: &WorkloadSpec| -> Vec<String> {
@@ -745,8 +746,9 @@ impl Detector for ContainerWithSensitiveMount {
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
         self.reported.drain(out);
     }
-    fn restore(&mut self, key: &str, value: &[u8]) {
+    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
         self.reported.restore(key, value);
+        true
     }
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         let Some(workload) = enriched
@@ -850,8 +852,9 @@ impl Detector for HostNamespaceContainer {
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
         self.reported.drain(out);
     }
-    fn restore(&mut self, key: &str, value: &[u8]) {
+    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
         self.reported.restore(key, value);
+        true
     }
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         let Some(workload) = enriched
@@ -930,8 +933,9 @@ impl Detector for ContainerWithDangerousCapabilities {
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
         self.reported.drain(out);
     }
-    fn restore(&mut self, key: &str, value: &[u8]) {
+    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
         self.reported.restore(key, value);
+        true
     }
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         let Some(workload) = enriched
@@ -1031,8 +1035,9 @@ impl Detector for WorkloadInSystemNamespace {
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
         self.reported.drain(out);
     }
-    fn restore(&mut self, key: &str, value: &[u8]) {
+    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
         self.reported.restore(key, value);
+        true
     }
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         let Some(event) = enriched.audit.as_ref() else {
@@ -1207,13 +1212,15 @@ impl Detector for DeniedRequestsBurst {
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
         out.append(&mut self.changes);
     }
-    fn restore(&mut self, key: &str, value: &[u8]) {
+    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
         match DeniedWindow::decode(value) {
             Some(window) if !value.is_empty() => {
                 self.windows.insert(key.to_owned(), window);
+                true
             }
             _ => {
                 self.windows.remove(key);
+                value.is_empty()
             }
         }
     }

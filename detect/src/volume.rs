@@ -354,7 +354,7 @@ impl Detector for VolumeBaselines {
         }]
     }
 
-    fn restore(&mut self, key: &str, value: &[u8]) {
+    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
         match VolumeProfile::decode(value) {
             Some(profile) => {
                 let tracked = Tracked {
@@ -364,11 +364,13 @@ impl Detector for VolumeBaselines {
                 if self.profiles.insert(key.to_owned(), tracked).is_none() {
                     self.caps.added(key);
                 }
+                true
             }
             None => {
                 if self.profiles.remove(key).is_some() {
                     self.caps.removed(key);
                 }
+                value.is_empty()
             }
         }
     }

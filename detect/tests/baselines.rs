@@ -306,10 +306,13 @@ fn a_restarted_engine_keeps_its_baselines_and_flags_what_the_first_would() {
         &mut out,
     );
     assert_eq!(out.len(), 1);
-    // A profile of another version is relearned, not misread.
+    // A profile of another version is relearned, not misread, and said to be dropped (the stage
+    // counts and logs it); a tombstone is not a drop.
     let mut detector = vigil_detect::anomaly::PrincipalBaselines::default();
-    detector.restore("prod/alice", b"{\"version\":99}");
+    assert!(!detector.restore("prod/alice", b"{\"version\":99}"));
     assert_eq!(detector.principals(), 0);
+    assert!(detector.restore("prod/alice", b""));
+    assert!(!second.restore("principal_baselines/prod/alice", b"not a profile"));
 }
 
 #[test]

@@ -121,8 +121,11 @@ pub trait Processor: Send + 'static {
         None
     }
     /// One checkpointed record read back from the state partition `partition` (`None`: a
-    /// tombstone).
-    fn restore(&mut self, _partition: i32, _key: &[u8], _value: Option<&[u8]>) {}
+    /// tombstone). False when it no longer decodes (written by an incompatible version): dropped,
+    /// and counted as `vigil_state_restored_total{result="dropped"}`.
+    fn restore(&mut self, _partition: i32, _key: &[u8], _value: Option<&[u8]>) -> bool {
+        true
+    }
     /// True when the state topic is keyed like the input (publish's findings by id), so that only
     /// the state partitions with the numbers of the assigned input partitions are read back; false
     /// reads the whole state topic (enrich's inventory, learned from every partition).
@@ -669,12 +672,19 @@ fn reading_consumer(common: &CommonArgs, group: String) -> Result<BaseConsumer, 
 
 /// Reads a state topic from its start to the end it had when called, handing each record over,
 /// and returns how many were read and the input positions the checkpoints among them hold.
+/// State entries read back: kept, and dropped because they no longer decode.
+#[derive(Debug, Default, Clone, Copy)]
+struct Restored {
+    kept: u64,
+    dropped: u64,
+}
+
 fn restore_state<P: Processor>(
     common: &CommonArgs,
     topic: &str,
     only_partitions: Option<&[i32]>,
     processor: &mut P,
-) -> Result<(u64, CheckpointPositions), RuntimeError> {
+) -> Result<(Restored, CheckpointPositions), RuntimeError> {
     let consumer = reading_consumer(common, format!("vigil-restore-{topic}"))?;
     let timeout = Duration::from_secs(30);
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
@@ -695,22 +705,32 @@ fn restore_state<P: Processor>(
         }
     }
     if remaining.is_empty() {
-        return Ok((0, positions));
+        return Ok((Restored::default(), positions));
     }
     consumer.assign(&assignment)?;
-    let mut restored = 0u64;
+    let mut restored = Restored::default();
     while !remaining.is_empty() {
         match consumer.poll(Duration::from_secs(5)) {
             Some(Ok(message)) => {
                 let key = message.key().unwrap_or_default();
-                processor.restore(message.partition(), key, message.payload());
+                if processor.restore(message.partition(), key, message.payload()) {
+                    restored.kept += 1;
+                } else {
+                    restored.dropped += 1;
+                    tracing::warn!(
+                        %topic,
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        key = %String::from_utf8_lossy(key),
+                        "a state entry no longer decodes; dropped (it is relearned)"
+                    );
+                }
                 if let Some((input, offset)) = checkpoint_position(&message) {
                     let held = positions
                         .entry((input, message.partition()))
                         .or_insert(offset);
                     *held = (*held).max(offset);
                 }
-                restored += 1;
                 if let Some(high) = remaining.get(&message.partition())
                     && message.offset() + 1 >= *high
                 {
@@ -798,13 +818,16 @@ async fn restore_processor<P: Processor>(
     .await
     .map_err(|error| RuntimeError::Task(error.to_string()))?;
     let (restored, positions) = restored?;
-    metrics
-        .state_restored
-        .with_label_values(&[stage])
-        .inc_by(restored);
+    for (result, count) in [("restored", restored.kept), ("dropped", restored.dropped)] {
+        metrics
+            .state_restored
+            .with_label_values(&[stage, result])
+            .inc_by(count);
+    }
     tracing::info!(
         stage,
-        restored,
+        restored = restored.kept,
+        dropped = restored.dropped,
         checkpointed_partitions = positions.len(),
         seconds = started.elapsed().as_secs_f64(),
         "state read back"

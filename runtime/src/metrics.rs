@@ -174,8 +174,8 @@ impl Metrics {
             state_restored: counter(
                 &registry,
                 "vigil_state_restored_total",
-                "State entries read back at start",
-                &["stage"],
+                "State entries read back at start or on an assignment, by result: restored, or dropped because it no longer decodes",
+                &["stage", "result"],
             )?,
             baseline_profiles: gauge(
                 &registry,

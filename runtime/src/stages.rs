@@ -364,11 +364,8 @@ impl Processor for EnrichStage {
         // The inventory is learned from every partition's events: each instance reads all of it.
         Some(self.topics.inventory.clone())
     }
-    fn restore(&mut self, _partition: i32, key: &[u8], value: Option<&[u8]>) {
-        let restored = std::str::from_utf8(key).is_ok_and(|key| self.enricher.restore(key, value));
-        if !restored {
-            tracing::warn!("an inventory entry does not decode; skipped");
-        }
+    fn restore(&mut self, _partition: i32, key: &[u8], value: Option<&[u8]>) -> bool {
+        std::str::from_utf8(key).is_ok_and(|key| self.enricher.restore(key, value))
     }
     fn state_size(&self) -> usize {
         self.enricher.inventory().pods_known()
@@ -552,18 +549,18 @@ impl Processor for DetectStage {
     fn checkpoints(&self) -> bool {
         true
     }
-    fn restore(&mut self, partition: i32, key: &[u8], value: Option<&[u8]>) {
+    fn restore(&mut self, partition: i32, key: &[u8], value: Option<&[u8]>) -> bool {
         let Ok(key) = std::str::from_utf8(key) else {
-            return;
+            return false;
         };
         let value = value.unwrap_or_default();
-        if self.engine.restore(key, value) {
-            if value.is_empty() {
-                self.state.remove(key);
-            } else {
-                self.state.insert(key.to_owned(), partition);
-            }
+        let restored = self.engine.restore(key, value);
+        if restored && !value.is_empty() {
+            self.state.insert(key.to_owned(), partition);
+        } else {
+            self.state.remove(key);
         }
+        restored
     }
     fn retain_partitions(&mut self, assigned: &[i32]) {
         let stale: Vec<String> = self
@@ -791,13 +788,20 @@ impl Processor for PublishStage {
         // Detections and saved findings are both keyed by finding id, with as many partitions.
         true
     }
-    fn restore(&mut self, _partition: i32, _key: &[u8], value: Option<&[u8]>) {
+    fn restore(&mut self, _partition: i32, _key: &[u8], value: Option<&[u8]>) -> bool {
         let Some(value) = value else {
-            return;
+            return true;
         };
+        // Findings saved by an earlier release decode through the codec's schema history.
         match self.codec.decode::<Finding>(value) {
-            Ok(finding) => self.aggregator.restore(finding),
-            Err(error) => tracing::warn!(%error, "a saved finding does not decode; skipped"),
+            Ok(finding) => {
+                self.aggregator.restore(finding);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "a saved finding does not decode");
+                false
+            }
         }
     }
     fn state_size(&self) -> usize {

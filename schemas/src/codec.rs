@@ -2,6 +2,14 @@
 //! little-endian order, then the Avro binary datum. A reader looks the fingerprint up among the schemas
 //! it knows and refuses anything else with an error that names the fingerprint, so a record written by
 //! an incompatible Vigil (or by something else entirely) never decodes into garbage.
+//!
+//! The schemas it knows are this build's (`schemas/*.avsc`, what it writes) and every writer schema an
+//! earlier release wrote (`schemas/history/<Record>/<fingerprint>.avsc`): a record of an earlier
+//! release is decoded with its own writer schema and resolved to this build's by Avro's schema
+//! resolution (a field added since takes its default), so topics and saved state written before an
+//! upgrade are read after it. Rolling upgrades follow from it: a field is added with a default, the
+//! schema it replaces goes into the history, and a stage of the new release reads what the old one
+//! still writes.
 
 use std::collections::HashMap;
 
@@ -34,11 +42,37 @@ macro_rules! record {
         }
     };
 }
+/// An earlier release's writer schema: (record's full name, file name in the history, text).
+macro_rules! history {
+    ($ty:ident, $fingerprint:literal) => {
+        (
+            concat!("io.vigil.", stringify!($ty)),
+            concat!(stringify!($ty), "/", $fingerprint, ".avsc"),
+            include_str!(concat!(
+                "../history/",
+                stringify!($ty),
+                "/",
+                $fingerprint,
+                ".avsc"
+            )),
+        )
+    };
+}
+
 record!(AuditEvent, "AuditEvent.avsc");
 record!(RuntimeEvent, "RuntimeEvent.avsc");
 record!(EnrichedEvent, "EnrichedEvent.avsc");
 record!(Detection, "Detection.avsc");
 record!(Finding, "Finding.avsc");
+
+/// The writer schemas of earlier releases, by record: `schemas/history/<Record>/<fingerprint>.avsc`.
+/// A test holds this list to the directory, so none is forgotten.
+pub const HISTORY: [(&str, &str, &str); 4] = [
+    history!(AuditEvent, "a8cbb10e67e3ad7e"),
+    history!(EnrichedEvent, "0cebec42cef3d6cd"),
+    history!(Detection, "73fad64cd3382e94"),
+    history!(Finding, "64f1cdf8bc4ed2cb"),
+];
 
 /// Every `.avsc` file with the name of the record it defines.
 pub const ALL_SCHEMAS: [(&str, &str); 5] = [
@@ -84,10 +118,19 @@ struct KnownSchema {
     writer: std::sync::Mutex<GenericSingleObjectWriter>,
 }
 
+/// An earlier release's writer schema, and the index of this build's schema of the same record.
+struct EarlierSchema {
+    writer: Schema,
+    current: usize,
+}
+
 /// Encodes and decodes Vigil's records. Build it once; it parses the schemas.
 pub struct Codec {
     by_fingerprint: HashMap<u64, usize>,
     schemas: Vec<KnownSchema>,
+    /// This build's schemas, parsed, for resolving earlier writers' records (same order as `schemas`).
+    readers: Vec<Schema>,
+    earlier: HashMap<u64, EarlierSchema>,
 }
 
 impl std::fmt::Debug for Codec {
@@ -111,6 +154,7 @@ pub fn fingerprint(schema: &Schema) -> u64 {
 impl Codec {
     pub fn new() -> Result<Self, CodecError> {
         let mut schemas = Vec::with_capacity(ALL_SCHEMAS.len());
+        let mut readers = Vec::with_capacity(ALL_SCHEMAS.len());
         let mut by_fingerprint = HashMap::new();
         for (name, avsc) in ALL_SCHEMAS {
             let schema = Schema::parse_str(avsc).map_err(|source| CodecError::BadSchema {
@@ -124,8 +168,9 @@ impl Codec {
             };
             let writer =
                 GenericSingleObjectWriter::new_with_capacity(&schema, 1024).map_err(bad)?;
-            let reader = GenericSingleObjectReader::new(schema).map_err(bad)?;
+            let reader = GenericSingleObjectReader::new(schema.clone()).map_err(bad)?;
             by_fingerprint.insert(fingerprint, schemas.len());
+            readers.push(schema);
             schemas.push(KnownSchema {
                 name,
                 fingerprint,
@@ -133,10 +178,65 @@ impl Codec {
                 writer: std::sync::Mutex::new(writer),
             });
         }
+        let mut earlier = HashMap::new();
+        for (name, _, avsc) in HISTORY {
+            let writer = Schema::parse_str(avsc).map_err(|source| CodecError::BadSchema {
+                name,
+                source: Box::new(source),
+            })?;
+            let current = schemas.iter().position(|known| known.name == name).ok_or(
+                CodecError::WrongRecord {
+                    expected: name,
+                    found: "no such schema",
+                },
+            )?;
+            earlier.insert(fingerprint(&writer), EarlierSchema { writer, current });
+        }
         Ok(Self {
             by_fingerprint,
             schemas,
+            readers,
+            earlier,
         })
+    }
+
+    /// Whether `fingerprint` is the writer schema of an earlier release.
+    pub fn is_earlier_schema(&self, fingerprint: u64) -> bool {
+        self.earlier.contains_key(&fingerprint)
+    }
+
+    /// A record an earlier release wrote: decoded with its writer schema, resolved to this build's.
+    fn decode_earlier<T: Record>(
+        &self,
+        earlier: &EarlierSchema,
+        mut datum: &[u8],
+    ) -> Result<T, CodecError> {
+        let (known, reader) = self
+            .schemas
+            .get(earlier.current)
+            .zip(self.readers.get(earlier.current))
+            .ok_or(CodecError::WrongRecord {
+                expected: T::FULL_NAME,
+                found: "no such schema",
+            })?;
+        if known.name != T::FULL_NAME {
+            return Err(CodecError::WrongRecord {
+                expected: T::FULL_NAME,
+                found: known.name,
+            });
+        }
+        let datum_error = |source| CodecError::Datum {
+            name: known.name,
+            source: Box::new(source),
+        };
+        let value = apache_avro::from_avro_datum(&earlier.writer, &mut datum, Some(reader))
+            .map_err(datum_error)?;
+        if !datum.is_empty() {
+            return Err(CodecError::NotSingleObject(
+                "trailing bytes after the datum",
+            ));
+        }
+        from_value::<T>(&value).map_err(datum_error)
     }
 
     fn known<T: Record>(&self) -> Result<&KnownSchema, CodecError> {
@@ -172,7 +272,8 @@ impl Codec {
         Ok(out)
     }
 
-    /// Decodes a record, refusing a writer schema this build does not know.
+    /// Decodes a record written by this build or an earlier release, refusing a writer schema
+    /// neither knows.
     pub fn decode<T: Record>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         let (magic, rest) = bytes
             .split_at_checked(2)
@@ -180,17 +281,22 @@ impl Codec {
         if magic != SINGLE_OBJECT_MAGIC {
             return Err(CodecError::NotSingleObject("no C3 01 marker"));
         }
-        let (fingerprint_bytes, _datum) = rest
+        let (fingerprint_bytes, datum) = rest
             .split_at_checked(8)
             .ok_or(CodecError::NotSingleObject("fingerprint cut short"))?;
         let mut fp = [0u8; 8];
         fp.copy_from_slice(fingerprint_bytes);
         let fingerprint = u64::from_le_bytes(fp);
-        let known = self
+        let Some(known) = self
             .by_fingerprint
             .get(&fingerprint)
             .and_then(|index| self.schemas.get(*index))
-            .ok_or(CodecError::UnknownSchema(fingerprint))?;
+        else {
+            return match self.earlier.get(&fingerprint) {
+                Some(earlier) => self.decode_earlier(earlier, datum),
+                None => Err(CodecError::UnknownSchema(fingerprint)),
+            };
+        };
         if known.name != T::FULL_NAME {
             return Err(CodecError::WrongRecord {
                 expected: T::FULL_NAME,

@@ -208,13 +208,16 @@ pub struct AuditEvent {
     /// The cloud whose log the event came in: `aws` (CloudWatch Logs), `azure` (Azure Monitor
     /// diagnostic records), `gcp` (Cloud Audit Logs); unset for a plain audit Event.
     #[serde(default)]
+    #[avro(default = "null")]
     pub cloud_provider: Option<String>,
     /// The command of an exec (`pods/exec`): the `command=` parameters of the request URI, or the
     /// `PodExecOptions` body older API servers and Cloud Audit Logs carry. Each element bounded.
     #[serde(default)]
+    #[avro(default = "[]")]
     pub exec_command: Vec<String>,
     /// An Ingress created or changed, as it is after the request.
     #[serde(default)]
+    #[avro(default = "null")]
     pub ingress: Option<IngressSpec>,
 }
 
@@ -358,6 +361,7 @@ pub struct ClusterDetails {
     /// The cloud it runs in: `aws`, `azure`, `gcp`, from the configuration or the log's envelope
     /// (CloudWatch Logs, Azure Monitor, Cloud Audit Logs); unset when neither says.
     #[serde(default)]
+    #[avro(default = "null")]
     pub provider: Option<String>,
 }
 

@@ -223,7 +223,10 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
             total - unknown,
             path.display(),
             if unknown > 0 {
-                format!(" ({unknown} of detectors no longer on, skipped)")
+                format!(
+                    " ({unknown} skipped: of detectors no longer on, or no longer decoding; \
+                     relearned)"
+                )
             } else {
                 String::new()
             }
