@@ -759,7 +759,14 @@ impl Detector for ContainerWithSensitiveMount {
             return;
         };
         let mut mounts = Vec::new();
+        let mut mounted_by_any: Vec<&str> = Vec::new();
         for container in &workload.containers {
+            mounted_by_any.extend(
+                container
+                    .volume_mounts
+                    .iter()
+                    .map(|mount| mount.name.as_str()),
+            );
             if image_trusted(&container.image, &self.trusted_images) {
                 continue;
             }
@@ -780,6 +787,29 @@ impl Detector for ContainerWithSensitiveMount {
                     mounts.push(format!(
                         "{path} at {} in {} ({access})",
                         mount.mount_path, container.name
+                    ));
+                }
+            }
+        }
+        // A sensitive host path declared as a volume that no container mounts (yet: an ephemeral
+        // container or a later patch can) is the same grant, as Falco judges pod volumes; unless
+        // every container runs a trusted image.
+        let all_trusted = !workload.containers.is_empty()
+            && workload
+                .containers
+                .iter()
+                .all(|container| image_trusted(&container.image, &self.trusted_images));
+        if !all_trusted {
+            for volume in &workload.volumes {
+                if let Some(path) = volume
+                    .host_path
+                    .as_deref()
+                    .filter(|path| is_sensitive(path, &self.sensitive_paths))
+                    .filter(|_| !mounted_by_any.contains(&volume.name.as_str()))
+                {
+                    mounts.push(format!(
+                        "{path} as volume {} (mounted by no container)",
+                        volume.name
                     ));
                 }
             }

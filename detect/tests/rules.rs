@@ -501,7 +501,7 @@ fn unprivileged_harmless_mounts_and_trusted_system_images_do_not_fire() {
         )))
         .is_empty()
     );
-    // A volume declared but not mounted by any container gives the container nothing.
+    // A harmless path declared and mounted by no container: nothing either.
     assert!(
         detect(enriched(workload_event(
             user("bob"),
@@ -509,9 +509,33 @@ fn unprivileged_harmless_mounts_and_trusted_system_images_do_not_fire() {
             "p",
             None,
             container("nginx", false, false),
-            Some("/")
+            Some("/data")
         )))
         .is_empty()
+    );
+}
+
+/// A sensitive host path declared as a pod volume is the grant, mounted or not yet (an ephemeral
+/// container or a later patch can mount it; Pod Security's baseline refuses the volume itself, and
+/// Falco judges pod volumes): it fires, saying no container mounts it.
+#[test]
+fn a_sensitive_host_path_volume_no_container_mounts_still_fires() {
+    let found = detect(enriched(workload_event(
+        user("bob"),
+        "Pod",
+        "p",
+        None,
+        container("nginx", false, false),
+        Some("/var/run/docker.sock"),
+    )));
+    assert_eq!(
+        types(&found),
+        ["Persistence:Kubernetes/ContainerWithSensitiveMount"]
+    );
+    assert!(
+        found[0].description.contains("mounted by no container"),
+        "{}",
+        found[0].description
     );
 }
 
