@@ -10,6 +10,7 @@ pub mod declarative;
 pub mod escalation;
 pub mod eval;
 pub mod exec;
+pub mod registry;
 pub mod rules;
 pub mod runtime;
 pub mod volume;
@@ -158,182 +159,6 @@ pub struct DetectorInfo {
     pub severity: String,
 }
 
-/// Rust detectors: name, finding type(s), severity, on by default.
-const RUST_DETECTORS: [(&str, &str, &str); 23] = [
-    (
-        "successful_anonymous_access",
-        "<Purpose>:Kubernetes/SuccessfulAnonymousAccess",
-        "High (Discovery: Medium)",
-    ),
-    (
-        "anonymous_access_granted",
-        "Policy:Kubernetes/AnonymousAccessGranted",
-        "High",
-    ),
-    (
-        "exec_in_kube_system_pod",
-        "Execution:Kubernetes/ExecInKubeSystemPod",
-        "Medium",
-    ),
-    (
-        "credentials_read_through_exec",
-        "CredentialAccess:Kubernetes/CredentialsReadThroughExec",
-        "Medium (kube-system: High)",
-    ),
-    (
-        "files_copied_from_pod",
-        "Exfiltration:Kubernetes/FilesCopiedFromPod",
-        "Low (kube-system: Medium)",
-    ),
-    (
-        "privileged_role_binding",
-        "PrivilegeEscalation:Kubernetes/PrivilegedRoleBinding",
-        "High (ClusterRoleBinding or a group of everyone), Medium (RoleBinding)",
-    ),
-    (
-        "admin_access_to_default_service_account",
-        "Policy:Kubernetes/AdminAccessToDefaultServiceAccount",
-        "High",
-    ),
-    (
-        "exposed_dashboard",
-        "Policy:Kubernetes/ExposedDashboard, Policy:Kubernetes/KubeflowDashboardExposed",
-        "Medium",
-    ),
-    (
-        "tor_ip_caller",
-        "<Purpose>:Kubernetes/TorIPCaller",
-        "High (Discovery, Persistence: Medium)",
-    ),
-    (
-        "malicious_ip_caller",
-        "<Purpose>:Kubernetes/MaliciousIPCaller",
-        "High (Discovery, Persistence: Medium)",
-    ),
-    (
-        "malicious_ip_caller_custom",
-        "<Purpose>:Kubernetes/MaliciousIPCaller.Custom",
-        "High (Discovery, Persistence: Medium)",
-    ),
-    (
-        "privileged_container",
-        "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
-        "Medium",
-    ),
-    (
-        "container_with_sensitive_mount",
-        "Persistence:Kubernetes/ContainerWithSensitiveMount",
-        "Medium",
-    ),
-    (
-        "host_namespace_container",
-        "PrivilegeEscalation:Kubernetes/HostNamespaceContainer",
-        "Medium",
-    ),
-    (
-        "container_with_dangerous_capabilities",
-        "PrivilegeEscalation:Kubernetes/ContainerWithDangerousCapabilities",
-        "Medium",
-    ),
-    (
-        "workload_in_system_namespace",
-        "Persistence:Kubernetes/WorkloadInSystemNamespace",
-        "Medium",
-    ),
-    (
-        "denied_requests_burst",
-        "Discovery:Kubernetes/DeniedRequestsBurst",
-        "Medium",
-    ),
-    (
-        "runtime_threat_intel",
-        "Backdoor:Runtime/C&CActivity.B[!DNS], CryptoCurrency:Runtime/BitcoinTool.B[!DNS], Trojan:Runtime/DropPoint[!DNS], Trojan:Runtime/BlackholeTraffic[!DNS], Trojan:Runtime/{Phishing,DGA,DriveBySource}...!DNS, UnauthorizedAccess:Runtime/TorClient, UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom, Impact:Runtime/MaliciousDomainRequest.Reputation",
-        "by list category (High: C&C, mining, phishing, DGA, drive-by, Tor; Medium: others)",
-    ),
-    (
-        "sensor_alert",
-        "<Purpose>:Runtime/SensorAlert",
-        "by the sensor's priority",
-    ),
-    (
-        "principal_baselines",
-        "Execution:Kubernetes/AnomalousBehavior.ExecInPod, CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated, Discovery:Kubernetes/AnomalousBehavior.PermissionChecked, Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer, Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount",
-        "Low to High by call (see detect/src/anomaly.rs)",
-    ),
-    (
-        "volume_baselines",
-        "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessedBurst, Discovery:Kubernetes/AnomalousBehavior.PermissionCheckedBurst, Discovery:Kubernetes/AnomalousBehavior.DeniedRequestsBurst",
-        "Medium (secrets, denied), Low (permission checks)",
-    ),
-    (
-        "image_baselines",
-        "Execution:Runtime/AnomalousBehavior.NewBinaryInImage, Execution:Runtime/AnomalousBehavior.NewLibraryInImage, UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
-        "Medium (new binary, new library), Low (new destination)",
-    ),
-    (
-        "generated_domain_request",
-        "Impact:Runtime/SuspiciousDomainRequest.Reputation",
-        "Low",
-    ),
-];
-
-fn rust_detector(name: &str, config: &DetectConfig) -> Option<Box<dyn Detector>> {
-    let trusted = || config.trusted_system_images.clone();
-    Some(match name {
-        "successful_anonymous_access" => Box::new(rules::SuccessfulAnonymousAccess),
-        "anonymous_access_granted" => Box::new(rules::AnonymousAccessGranted),
-        "exec_in_kube_system_pod" => Box::new(rules::ExecInKubeSystemPod),
-        "credentials_read_through_exec" => Box::new(exec::CredentialsReadThroughExec),
-        "files_copied_from_pod" => Box::new(exec::FilesCopiedFromPod),
-        "privileged_role_binding" => Box::new(escalation::PrivilegedRoleBinding::default()),
-        "admin_access_to_default_service_account" => {
-            Box::new(rules::AdminAccessToDefaultServiceAccount)
-        }
-        "exposed_dashboard" => Box::new(rules::ExposedDashboard),
-        "tor_ip_caller" => Box::new(rules::TorIpCaller),
-        "malicious_ip_caller" => Box::new(rules::MaliciousIpCaller::curated()),
-        "malicious_ip_caller_custom" => Box::new(rules::MaliciousIpCaller::custom()),
-        "privileged_container" => Box::new(rules::PrivilegedContainer::new(trusted())),
-        "container_with_sensitive_mount" => Box::new(rules::ContainerWithSensitiveMount::new(
-            trusted(),
-            config.sensitive_host_paths.clone(),
-        )),
-        "host_namespace_container" => Box::new(rules::HostNamespaceContainer::new(trusted())),
-        "container_with_dangerous_capabilities" => {
-            Box::new(rules::ContainerWithDangerousCapabilities::new(trusted()))
-        }
-        "workload_in_system_namespace" => Box::new(rules::WorkloadInSystemNamespace::new(
-            trusted(),
-            config.system_namespace_images.clone(),
-        )),
-        "denied_requests_burst" => Box::new(rules::DeniedRequestsBurst::new(
-            config.denied_burst_threshold,
-            config.denied_burst_window_secs,
-            50_000,
-        )),
-        "runtime_threat_intel" => Box::new(runtime::RuntimeThreatIntel),
-        "sensor_alert" => Box::new(runtime::SensorAlert),
-        "generated_domain_request" => Box::new(runtime::GeneratedDomainRequest),
-        "image_baselines" => Box::new(anomaly::ImageBaselines::new(
-            config.baselines.clone(),
-            config.baseline_caps.images,
-            config.baseline_caps.images_per_cluster,
-        )),
-        "volume_baselines" => Box::new(volume::VolumeBaselines::new(
-            config.baselines.clone(),
-            config.baseline_caps.principals,
-            config.baseline_caps.principals_per_cluster,
-        )),
-        "principal_baselines" => Box::new(anomaly::PrincipalBaselines::new(
-            config.baselines.clone(),
-            config.sensitive_host_paths.clone(),
-            config.baseline_caps.principals,
-            config.baseline_caps.principals_per_cluster,
-        )),
-        _ => return None,
-    })
-}
-
 fn severity_word(severity: f64) -> String {
     let word = match severity {
         s if s >= 9.0 => "Critical",
@@ -346,16 +171,16 @@ fn severity_word(severity: f64) -> String {
 
 /// Every detector and rule the configuration names, in order, and whether it is on.
 fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, BuildError> {
-    let mut all: Vec<(DetectorInfo, Option<Rule>)> = RUST_DETECTORS
+    let mut all: Vec<(DetectorInfo, Option<Rule>)> = registry::RUST_DETECTORS
         .iter()
-        .map(|(name, finding_type, severity)| {
+        .map(|detector| {
             (
                 DetectorInfo {
-                    name,
+                    name: detector.name,
                     origin: "rust".into(),
                     enabled: true,
-                    finding_type: (*finding_type).into(),
-                    severity: (*severity).into(),
+                    finding_type: detector.finding_types.into(),
+                    severity: detector.severity.into(),
                 },
                 None,
             )
@@ -441,7 +266,8 @@ impl Engine {
             }
             match rule {
                 Some(rule) => detectors.push(Box::new(rule)),
-                None => detectors.extend(rust_detector(info.name, config)),
+                None => detectors
+                    .extend(registry::find(info.name).map(|detector| (detector.build)(config))),
             }
         }
         Ok(Self::new(detectors))

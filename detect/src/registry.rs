@@ -1,0 +1,223 @@
+//! The Rust detectors, each in one place: its name, the finding types it raises, its severity as
+//! `vigil rules list` shows it, and how it is built from the settings. The declarative rules
+//! (`rules/*.toml`) say the same of themselves in their files. Adding a Rust detector is its module,
+//! its entry here and its tests; a test holds each entry's name to the detector it builds.
+
+use crate::{DetectConfig, Detector, anomaly, escalation, exec, rules, runtime, volume};
+
+/// One Rust detector: what `vigil rules list` shows of it, and its constructor.
+#[derive(Debug, Clone, Copy)]
+pub struct RustDetector {
+    /// The detector's name: its `Detector::name`, its state keys' prefix, its metrics label.
+    pub name: &'static str,
+    /// The finding type(s) it raises (`<Purpose>` for types that follow the call's threat purpose).
+    pub finding_types: &'static str,
+    pub severity: &'static str,
+    pub build: fn(&DetectConfig) -> Box<dyn Detector>,
+}
+
+fn trusted(config: &DetectConfig) -> Vec<String> {
+    config.trusted_system_images.clone()
+}
+
+/// Every Rust detector, on by default, in the order they run.
+pub const RUST_DETECTORS: &[RustDetector] = &[
+    RustDetector {
+        name: "successful_anonymous_access",
+        finding_types: "<Purpose>:Kubernetes/SuccessfulAnonymousAccess",
+        severity: "High (Discovery: Medium)",
+        build: |_| Box::new(rules::SuccessfulAnonymousAccess),
+    },
+    RustDetector {
+        name: "anonymous_access_granted",
+        finding_types: "Policy:Kubernetes/AnonymousAccessGranted",
+        severity: "High",
+        build: |_| Box::new(rules::AnonymousAccessGranted),
+    },
+    RustDetector {
+        name: "exec_in_kube_system_pod",
+        finding_types: "Execution:Kubernetes/ExecInKubeSystemPod",
+        severity: "Medium",
+        build: |_| Box::new(rules::ExecInKubeSystemPod),
+    },
+    RustDetector {
+        name: "credentials_read_through_exec",
+        finding_types: "CredentialAccess:Kubernetes/CredentialsReadThroughExec",
+        severity: "Medium (kube-system: High)",
+        build: |_| Box::new(exec::CredentialsReadThroughExec),
+    },
+    RustDetector {
+        name: "files_copied_from_pod",
+        finding_types: "Exfiltration:Kubernetes/FilesCopiedFromPod",
+        severity: "Low (kube-system: Medium)",
+        build: |_| Box::new(exec::FilesCopiedFromPod),
+    },
+    RustDetector {
+        name: "privileged_role_binding",
+        finding_types: "PrivilegeEscalation:Kubernetes/PrivilegedRoleBinding",
+        severity: "High (ClusterRoleBinding or a group of everyone), Medium (RoleBinding)",
+        build: |_| Box::new(escalation::PrivilegedRoleBinding::default()),
+    },
+    RustDetector {
+        name: "admin_access_to_default_service_account",
+        finding_types: "Policy:Kubernetes/AdminAccessToDefaultServiceAccount",
+        severity: "High",
+        build: |_| Box::new(rules::AdminAccessToDefaultServiceAccount),
+    },
+    RustDetector {
+        name: "exposed_dashboard",
+        finding_types: "Policy:Kubernetes/ExposedDashboard, Policy:Kubernetes/KubeflowDashboardExposed",
+        severity: "Medium",
+        build: |_| Box::new(rules::ExposedDashboard),
+    },
+    RustDetector {
+        name: "tor_ip_caller",
+        finding_types: "<Purpose>:Kubernetes/TorIPCaller",
+        severity: "High (Discovery, Persistence: Medium)",
+        build: |_| Box::new(rules::TorIpCaller),
+    },
+    RustDetector {
+        name: "malicious_ip_caller",
+        finding_types: "<Purpose>:Kubernetes/MaliciousIPCaller",
+        severity: "High (Discovery, Persistence: Medium)",
+        build: |_| Box::new(rules::MaliciousIpCaller::curated()),
+    },
+    RustDetector {
+        name: "malicious_ip_caller_custom",
+        finding_types: "<Purpose>:Kubernetes/MaliciousIPCaller.Custom",
+        severity: "High (Discovery, Persistence: Medium)",
+        build: |_| Box::new(rules::MaliciousIpCaller::custom()),
+    },
+    RustDetector {
+        name: "privileged_container",
+        finding_types: "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+        severity: "Medium",
+        build: |config| Box::new(rules::PrivilegedContainer::new(trusted(config))),
+    },
+    RustDetector {
+        name: "container_with_sensitive_mount",
+        finding_types: "Persistence:Kubernetes/ContainerWithSensitiveMount",
+        severity: "Medium",
+        build: |config| {
+            Box::new(rules::ContainerWithSensitiveMount::new(
+                trusted(config),
+                config.sensitive_host_paths.clone(),
+            ))
+        },
+    },
+    RustDetector {
+        name: "host_namespace_container",
+        finding_types: "PrivilegeEscalation:Kubernetes/HostNamespaceContainer",
+        severity: "Medium",
+        build: |config| Box::new(rules::HostNamespaceContainer::new(trusted(config))),
+    },
+    RustDetector {
+        name: "container_with_dangerous_capabilities",
+        finding_types: "PrivilegeEscalation:Kubernetes/ContainerWithDangerousCapabilities",
+        severity: "Medium",
+        build: |config| {
+            Box::new(rules::ContainerWithDangerousCapabilities::new(trusted(
+                config,
+            )))
+        },
+    },
+    RustDetector {
+        name: "workload_in_system_namespace",
+        finding_types: "Persistence:Kubernetes/WorkloadInSystemNamespace",
+        severity: "Medium",
+        build: |config| {
+            Box::new(rules::WorkloadInSystemNamespace::new(
+                trusted(config),
+                config.system_namespace_images.clone(),
+            ))
+        },
+    },
+    RustDetector {
+        name: "denied_requests_burst",
+        finding_types: "Discovery:Kubernetes/DeniedRequestsBurst",
+        severity: "Medium",
+        build: |config| {
+            Box::new(rules::DeniedRequestsBurst::new(
+                config.denied_burst_threshold,
+                config.denied_burst_window_secs,
+                50_000,
+            ))
+        },
+    },
+    RustDetector {
+        name: "runtime_threat_intel",
+        finding_types: "Backdoor:Runtime/C&CActivity.B[!DNS], CryptoCurrency:Runtime/BitcoinTool.B[!DNS], Trojan:Runtime/DropPoint[!DNS], Trojan:Runtime/BlackholeTraffic[!DNS], Trojan:Runtime/{Phishing,DGA,DriveBySource}...!DNS, UnauthorizedAccess:Runtime/TorClient, UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom, Impact:Runtime/MaliciousDomainRequest.Reputation",
+        severity: "by list category (High: C&C, mining, phishing, DGA, drive-by, Tor; Medium: others)",
+        build: |_| Box::new(runtime::RuntimeThreatIntel),
+    },
+    RustDetector {
+        name: "sensor_alert",
+        finding_types: "<Purpose>:Runtime/SensorAlert",
+        severity: "by the sensor's priority",
+        build: |_| Box::new(runtime::SensorAlert),
+    },
+    RustDetector {
+        name: "principal_baselines",
+        finding_types: "Execution:Kubernetes/AnomalousBehavior.ExecInPod, CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated, Discovery:Kubernetes/AnomalousBehavior.PermissionChecked, Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer, Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount",
+        severity: "Low to High by call (see detect/src/anomaly.rs)",
+        build: |config| {
+            Box::new(anomaly::PrincipalBaselines::new(
+                config.baselines.clone(),
+                config.sensitive_host_paths.clone(),
+                config.baseline_caps.principals,
+                config.baseline_caps.principals_per_cluster,
+            ))
+        },
+    },
+    RustDetector {
+        name: "volume_baselines",
+        finding_types: "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessedBurst, Discovery:Kubernetes/AnomalousBehavior.PermissionCheckedBurst, Discovery:Kubernetes/AnomalousBehavior.DeniedRequestsBurst",
+        severity: "Medium (secrets, denied), Low (permission checks)",
+        build: |config| {
+            Box::new(volume::VolumeBaselines::new(
+                config.baselines.clone(),
+                config.baseline_caps.principals,
+                config.baseline_caps.principals_per_cluster,
+            ))
+        },
+    },
+    RustDetector {
+        name: "image_baselines",
+        finding_types: "Execution:Runtime/AnomalousBehavior.NewBinaryInImage, Execution:Runtime/AnomalousBehavior.NewLibraryInImage, UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
+        severity: "Medium (new binary, new library), Low (new destination)",
+        build: |config| {
+            Box::new(anomaly::ImageBaselines::new(
+                config.baselines.clone(),
+                config.baseline_caps.images,
+                config.baseline_caps.images_per_cluster,
+            ))
+        },
+    },
+    RustDetector {
+        name: "generated_domain_request",
+        finding_types: "Impact:Runtime/SuspiciousDomainRequest.Reputation",
+        severity: "Low",
+        build: |_| Box::new(runtime::GeneratedDomainRequest),
+    },
+];
+
+/// The Rust detector of that name.
+pub fn find(name: &str) -> Option<&'static RustDetector> {
+    RUST_DETECTORS.iter().find(|detector| detector.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_builds_the_detector_it_names_and_names_are_unique() {
+        let config = DetectConfig::default();
+        let mut names = std::collections::BTreeSet::new();
+        for entry in RUST_DETECTORS {
+            assert_eq!((entry.build)(&config).name(), entry.name);
+            assert!(names.insert(entry.name), "{} twice", entry.name);
+            assert!(!entry.finding_types.is_empty() && !entry.severity.is_empty());
+        }
+    }
+}
