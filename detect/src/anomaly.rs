@@ -42,10 +42,9 @@ use crate::baseline::{
     user_agent_family,
 };
 use crate::caps::EntityCaps;
-use crate::context::{
-    Verdict, detection, is_anonymous, is_health_endpoint, object_name, severity, succeeded,
-};
-use crate::rules::{effective_user, is_sensitive};
+use crate::detection::{Verdict, detection, severity};
+use crate::facts::{effective_user, is_sensitive};
+use crate::facts::{is_anonymous, is_health_endpoint, object_name, succeeded};
 use crate::{Detector, StateEntry};
 
 /// Observations between checkpoints of a profile whose judgement state did not change: only the
@@ -386,7 +385,7 @@ impl PrincipalBaselines {
     /// principal's own profile learns it, and nothing is judged (a refused call changed nothing).
     fn observe_refused(&mut self, enriched: &EnrichedEvent, event: &AuditEvent) {
         let user = effective_user(event);
-        if is_anonymous(event) || crate::declarative::is_system_username(&user.username) {
+        if is_anonymous(event) || crate::facts::is_system_username(&user.username) {
             return;
         }
         let mut values: Vec<(&str, String)> = habits(enriched, event, api_call(event))
@@ -488,7 +487,7 @@ impl Default for PrincipalBaselines {
         let caps = crate::BaselineCaps::default();
         Self::new(
             BaselineConfig::default(),
-            crate::rules::default_sensitive_host_paths(),
+            crate::facts::default_sensitive_host_paths(),
             caps.principals,
             caps.principals_per_cluster,
         )
@@ -832,7 +831,7 @@ impl Detector for PrincipalBaselines {
         }
         let cluster_view = self.observe_cluster(enriched, event);
         let user = effective_user(event);
-        if is_anonymous(event) || crate::declarative::is_system_username(&user.username) {
+        if is_anonymous(event) || crate::facts::is_system_username(&user.username) {
             return;
         }
         let mut values = habits(enriched, event, api_call(event));
@@ -1136,8 +1135,8 @@ impl Detector for ImageBaselines {
                         "processTree",
                         format!(
                             "{}>{}",
-                            crate::declarative::base_name(&parent.binary),
-                            crate::declarative::base_name(&event.process.binary)
+                            crate::facts::base_name(&parent.binary),
+                            crate::facts::base_name(&event.process.binary)
                         ),
                     ));
                 }
@@ -1178,7 +1177,7 @@ impl Detector for ImageBaselines {
             &values,
             &self.config,
         );
-        let resource = crate::declarative::runtime_resource(enriched);
+        let resource = crate::facts::runtime_resource(enriched);
         // A workload is a pod's controller; a process on the node itself has none.
         let workload_view = (event.pod_name.is_some() && event.pod_namespace.is_some())
             .then(|| {
@@ -1225,14 +1224,14 @@ impl Detector for ImageBaselines {
             title,
             description: format!(
                 "In {resource}, `{}` did what {} does not hold. Unusual: {}.",
-                crate::declarative::command_line(&event.process),
+                crate::facts::command_line(&event.process),
                 baselines.join(" and "),
                 described.join("; ")
             ),
             aggregation_key: vec![repository.to_owned(), subject],
         };
         let mut found =
-            crate::context::runtime_detection(enriched, event, self.name(), verdict, Vec::new());
+            crate::detection::runtime_detection(enriched, event, self.name(), verdict, Vec::new());
         found.anomaly = anomaly_of(&unusual);
         out.push(found);
     }

@@ -34,15 +34,12 @@ use std::fmt;
 use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
-use vigil_schemas::{
-    AuditEvent, Detection, EnrichedEvent, KeyValue, ProcessInfo, RuntimeEvent, UserInfo,
-};
+use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, KeyValue, RuntimeEvent, UserInfo};
 
 use crate::Detector;
-use crate::context::{
-    ThreatPurpose, Verdict, detection, is_anonymous, is_write, object_name, runtime_detection,
-    succeeded,
-};
+use crate::detection::{ThreatPurpose, Verdict, detection, runtime_detection};
+use crate::facts::{base_name, command_line, is_system_principal, runtime_resource};
+use crate::facts::{is_anonymous, is_write, object_name, succeeded};
 
 /// The built-in declarative rules, compiled into every binary.
 pub const BUILTIN_RULES: &str = include_str!("../rules/builtin.toml");
@@ -127,41 +124,6 @@ fn user_fields<'a>(out: &mut dyn FnMut(FieldValue<'a>), user: Option<&'a UserInf
             _ => maybe(out, user.uid.as_ref()),
         }
     }
-}
-
-/// Usernames of the control plane and of EKS itself: the API server, controllers, schedulers, nodes
-/// and the `eks:` components. Rules that watch people and workloads leave them out.
-///
-/// Service accounts other than the controllers' are not system principals: a stolen add-on token is
-/// exactly what these rules should see.
-/// [`is_system_principal`] for a user by name (anonymous callers are told apart by the caller).
-pub fn is_system_username(user: &str) -> bool {
-    (user.starts_with("system:")
-        && !user.starts_with("system:serviceaccount:")
-        && user != crate::context::ANONYMOUS_USER)
-        || user.starts_with("eks:")
-        || is_managed_control_plane(user)
-        || crate::context::is_controller_name(user)
-}
-
-/// The identities AKS and GKE run their control planes as: AKS's `aksService`, `masterclient`,
-/// `nodeclient` and `aks-support`; GKE's `kubelet` and its Google-managed service agents
-/// (`...@container-engine-robot.iam.gserviceaccount.com`, `...@gcp-sa-*.iam.gserviceaccount.com`).
-fn is_managed_control_plane(user: &str) -> bool {
-    matches!(
-        user,
-        "aksService" | "masterclient" | "nodeclient" | "aks-support" | "kubelet"
-    ) || user.split_once('@').is_some_and(|(_, domain)| {
-        domain == "container-engine-robot.iam.gserviceaccount.com"
-            || (domain.starts_with("gcp-sa-") && domain.ends_with(".iam.gserviceaccount.com"))
-    })
-}
-
-/// [`is_system_username`] for an event: a `system:` name in the `system:unauthenticated` group is an
-/// anonymous caller, not the control plane.
-pub fn is_system_principal(event: &AuditEvent) -> bool {
-    let user = event.user.username.as_str();
-    is_system_username(user) && !(user.starts_with("system:") && is_anonymous(event))
 }
 
 macro_rules! field {
@@ -918,69 +880,6 @@ fn runtime(event: &EnrichedEvent) -> Option<&RuntimeEvent> {
     event.runtime.as_ref()
 }
 
-/// The last path component: `/usr/bin/nc` → `nc`.
-pub fn base_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
-/// `name arguments`, as a person would type it.
-pub fn command_line(process: &ProcessInfo) -> String {
-    match process.arguments.as_deref() {
-        Some(arguments) if !arguments.is_empty() => {
-            format!("{} {arguments}", base_name(&process.binary))
-        }
-        _ => base_name(&process.binary).to_owned(),
-    }
-}
-
-/// The workload a runtime event ran in, as findings aggregate on it: `namespace/workload`, the
-/// workload named from the pod's name the way its controller names pods (`web-6f7d9c8b5-x7k2p` of
-/// Deployment `web`, `aws-node-b7m2q` of DaemonSet `aws-node`), so that restarts and rollouts do not
-/// scatter one behaviour over many findings, and so that the key never depends on whether the
-/// inventory had seen the pod created yet (replays and the Kafka stages give the same ids).
-/// On the node itself: `node NAME`.
-pub fn runtime_resource(event: &EnrichedEvent) -> String {
-    let runtime = event.runtime.as_ref();
-    match (
-        runtime.and_then(|r| r.pod_namespace.as_deref()),
-        runtime.and_then(|r| r.pod_name.as_deref()),
-    ) {
-        (Some(namespace), Some(pod)) => format!("{namespace}/{}", workload_of_pod(pod)),
-        _ => format!(
-            "node {}",
-            runtime
-                .and_then(|r| r.node_name.as_deref())
-                .unwrap_or("unknown")
-        ),
-    }
-}
-
-/// The characters of the random suffixes Kubernetes gives generated names (no vowels, no 0, 1, 3).
-fn generated(part: &str, lengths: std::ops::RangeInclusive<usize>) -> bool {
-    lengths.contains(&part.len())
-        && part
-            .chars()
-            .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c))
-}
-
-/// `web-6f7d9c8b5-x7k2p` → `web` (Deployment), `aws-node-b7m2q` → `aws-node` (DaemonSet, Job),
-/// anything else (a StatefulSet's `db-0`, a bare pod) → itself.
-pub fn workload_of_pod(pod: &str) -> &str {
-    let mut parts = pod.rsplitn(3, '-');
-    let (last, middle, rest) = (parts.next(), parts.next(), parts.next());
-    match (last, middle, rest) {
-        (Some(last), Some(middle), Some(rest))
-            if generated(last, 5..=5) && generated(middle, 6..=10) =>
-        {
-            rest
-        }
-        (Some(last), Some(_), _) if generated(last, 5..=5) => {
-            pod.get(..pod.len() - last.len() - 1).unwrap_or(pod)
-        }
-        _ => pod,
-    }
-}
-
 fn field_named(name: &str) -> Option<&'static FieldDef> {
     FIELDS.iter().find(|field| field.name == name)
 }
@@ -1414,9 +1313,9 @@ fn condition(raw: RawCondition) -> Result<Condition, String> {
 pub fn parse_severity(value: &toml::Value) -> Result<f64, String> {
     let number = match value {
         toml::Value::String(word) => match word.to_ascii_lowercase().as_str() {
-            "low" => crate::context::severity::LOW,
-            "medium" => crate::context::severity::MEDIUM,
-            "high" => crate::context::severity::HIGH,
+            "low" => crate::detection::severity::LOW,
+            "medium" => crate::detection::severity::MEDIUM,
+            "high" => crate::detection::severity::HIGH,
             "critical" => 9.0,
             _ => {
                 return Err(format!(
@@ -1598,25 +1497,6 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
         });
     }
     Ok(rules)
-}
-
-#[cfg(test)]
-mod workload_tests {
-    use super::workload_of_pod;
-
-    #[test]
-    fn workloads_from_pod_names() {
-        assert_eq!(workload_of_pod("web-6f7d9c8b5-x7k2p"), "web");
-        assert_eq!(workload_of_pod("shop-api-nzjbctnd4-gmlvk"), "shop-api");
-        assert_eq!(workload_of_pod("aws-node-b7m2q"), "aws-node");
-        assert_eq!(
-            workload_of_pod("ledger-backup-28505520-x4k2j"),
-            "ledger-backup-28505520"
-        );
-        assert_eq!(workload_of_pod("postgres-0"), "postgres-0");
-        assert_eq!(workload_of_pod("privileged-pod"), "privileged-pod");
-        assert_eq!(workload_of_pod("a-b-c"), "a-b-c");
-    }
 }
 
 #[cfg(test)]

@@ -3,15 +3,14 @@
 //! tests and the benchmarks.
 
 pub mod anomaly;
+pub mod audit;
 pub mod baseline;
 pub mod caps;
-pub mod context;
 pub mod declarative;
-pub mod escalation;
+pub mod detection;
 pub mod eval;
-pub mod exec;
+pub mod facts;
 pub mod registry;
-pub mod rules;
 pub mod runtime;
 pub mod volume;
 
@@ -118,9 +117,9 @@ impl Default for BaselineCaps {
 impl Default for DetectConfig {
     fn default() -> Self {
         Self {
-            trusted_system_images: rules::default_trusted_system_images(),
-            sensitive_host_paths: rules::default_sensitive_host_paths(),
-            system_namespace_images: rules::default_system_namespace_images(),
+            trusted_system_images: audit::default_trusted_system_images(),
+            sensitive_host_paths: facts::default_sensitive_host_paths(),
+            system_namespace_images: audit::default_system_namespace_images(),
             denied_burst_threshold: 10,
             denied_burst_window_secs: 600,
             enable: Vec::new(),

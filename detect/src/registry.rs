@@ -3,7 +3,7 @@
 //! (`rules/*.toml`) say the same of themselves in their files. Adding a Rust detector is its module,
 //! its entry here and its tests; a test holds each entry's name to the detector it builds.
 
-use crate::{DetectConfig, Detector, anomaly, escalation, exec, rules, runtime, volume};
+use crate::{DetectConfig, Detector, anomaly, audit, runtime, volume};
 
 /// One Rust detector: what `vigil rules list` shows of it, and its constructor.
 #[derive(Debug, Clone, Copy)]
@@ -26,80 +26,80 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         name: "successful_anonymous_access",
         finding_types: "<Purpose>:Kubernetes/SuccessfulAnonymousAccess",
         severity: "High (Discovery: Medium)",
-        build: |_| Box::new(rules::SuccessfulAnonymousAccess),
+        build: |_| Box::new(audit::SuccessfulAnonymousAccess),
     },
     RustDetector {
         name: "anonymous_access_granted",
         finding_types: "Policy:Kubernetes/AnonymousAccessGranted",
         severity: "High",
-        build: |_| Box::new(rules::AnonymousAccessGranted),
+        build: |_| Box::new(audit::AnonymousAccessGranted),
     },
     RustDetector {
         name: "exec_in_kube_system_pod",
         finding_types: "Execution:Kubernetes/ExecInKubeSystemPod",
         severity: "Medium",
-        build: |_| Box::new(rules::ExecInKubeSystemPod),
+        build: |_| Box::new(audit::ExecInKubeSystemPod),
     },
     RustDetector {
         name: "credentials_read_through_exec",
         finding_types: "CredentialAccess:Kubernetes/CredentialsReadThroughExec",
         severity: "Medium (kube-system: High)",
-        build: |_| Box::new(exec::CredentialsReadThroughExec),
+        build: |_| Box::new(audit::CredentialsReadThroughExec),
     },
     RustDetector {
         name: "files_copied_from_pod",
         finding_types: "Exfiltration:Kubernetes/FilesCopiedFromPod",
         severity: "Low (kube-system: Medium)",
-        build: |_| Box::new(exec::FilesCopiedFromPod),
+        build: |_| Box::new(audit::FilesCopiedFromPod),
     },
     RustDetector {
         name: "privileged_role_binding",
         finding_types: "PrivilegeEscalation:Kubernetes/PrivilegedRoleBinding",
         severity: "High (ClusterRoleBinding or a group of everyone), Medium (RoleBinding)",
-        build: |_| Box::new(escalation::PrivilegedRoleBinding::default()),
+        build: |_| Box::new(audit::PrivilegedRoleBinding::default()),
     },
     RustDetector {
         name: "admin_access_to_default_service_account",
         finding_types: "Policy:Kubernetes/AdminAccessToDefaultServiceAccount",
         severity: "High",
-        build: |_| Box::new(rules::AdminAccessToDefaultServiceAccount),
+        build: |_| Box::new(audit::AdminAccessToDefaultServiceAccount),
     },
     RustDetector {
         name: "exposed_dashboard",
         finding_types: "Policy:Kubernetes/ExposedDashboard, Policy:Kubernetes/KubeflowDashboardExposed",
         severity: "Medium",
-        build: |_| Box::new(rules::ExposedDashboard),
+        build: |_| Box::new(audit::ExposedDashboard),
     },
     RustDetector {
         name: "tor_ip_caller",
         finding_types: "<Purpose>:Kubernetes/TorIPCaller",
         severity: "High (Discovery, Persistence: Medium)",
-        build: |_| Box::new(rules::TorIpCaller),
+        build: |_| Box::new(audit::TorIpCaller),
     },
     RustDetector {
         name: "malicious_ip_caller",
         finding_types: "<Purpose>:Kubernetes/MaliciousIPCaller",
         severity: "High (Discovery, Persistence: Medium)",
-        build: |_| Box::new(rules::MaliciousIpCaller::curated()),
+        build: |_| Box::new(audit::MaliciousIpCaller::curated()),
     },
     RustDetector {
         name: "malicious_ip_caller_custom",
         finding_types: "<Purpose>:Kubernetes/MaliciousIPCaller.Custom",
         severity: "High (Discovery, Persistence: Medium)",
-        build: |_| Box::new(rules::MaliciousIpCaller::custom()),
+        build: |_| Box::new(audit::MaliciousIpCaller::custom()),
     },
     RustDetector {
         name: "privileged_container",
         finding_types: "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
         severity: "Medium",
-        build: |config| Box::new(rules::PrivilegedContainer::new(trusted(config))),
+        build: |config| Box::new(audit::PrivilegedContainer::new(trusted(config))),
     },
     RustDetector {
         name: "container_with_sensitive_mount",
         finding_types: "Persistence:Kubernetes/ContainerWithSensitiveMount",
         severity: "Medium",
         build: |config| {
-            Box::new(rules::ContainerWithSensitiveMount::new(
+            Box::new(audit::ContainerWithSensitiveMount::new(
                 trusted(config),
                 config.sensitive_host_paths.clone(),
             ))
@@ -109,14 +109,14 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         name: "host_namespace_container",
         finding_types: "PrivilegeEscalation:Kubernetes/HostNamespaceContainer",
         severity: "Medium",
-        build: |config| Box::new(rules::HostNamespaceContainer::new(trusted(config))),
+        build: |config| Box::new(audit::HostNamespaceContainer::new(trusted(config))),
     },
     RustDetector {
         name: "container_with_dangerous_capabilities",
         finding_types: "PrivilegeEscalation:Kubernetes/ContainerWithDangerousCapabilities",
         severity: "Medium",
         build: |config| {
-            Box::new(rules::ContainerWithDangerousCapabilities::new(trusted(
+            Box::new(audit::ContainerWithDangerousCapabilities::new(trusted(
                 config,
             )))
         },
@@ -126,7 +126,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         finding_types: "Persistence:Kubernetes/WorkloadInSystemNamespace",
         severity: "Medium",
         build: |config| {
-            Box::new(rules::WorkloadInSystemNamespace::new(
+            Box::new(audit::WorkloadInSystemNamespace::new(
                 trusted(config),
                 config.system_namespace_images.clone(),
             ))
@@ -137,7 +137,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         finding_types: "Discovery:Kubernetes/DeniedRequestsBurst",
         severity: "Medium",
         build: |config| {
-            Box::new(rules::DeniedRequestsBurst::new(
+            Box::new(audit::DeniedRequestsBurst::new(
                 config.denied_burst_threshold,
                 config.denied_burst_window_secs,
                 50_000,

@@ -5,8 +5,8 @@
 use vigil_schemas::{Detection, EnrichedEvent, KeyValue, RuntimeEvent, ThreatMatch};
 
 use crate::Detector;
-use crate::context::{Verdict, runtime_detection, severity};
-use crate::declarative::{base_name, command_line, runtime_resource};
+use crate::detection::{Verdict, runtime_detection, severity};
+use crate::facts::{base_name, command_line, runtime_resource};
 
 /// A finding type per list category, for a connection (IP) and a DNS query (domain).
 /// `None`: the category has no type of that kind (a DGA list holds domains).

@@ -35,8 +35,9 @@ use vigil_schemas::{AnomalyObservation, AuditEvent, Detection, EnrichedEvent};
 
 use crate::baseline::BaselineConfig;
 use crate::caps::EntityCaps;
-use crate::context::{Verdict, detection, is_anonymous, severity};
-use crate::rules::effective_user;
+use crate::detection::{Verdict, detection, severity};
+use crate::facts::effective_user;
+use crate::facts::is_anonymous;
 use crate::{Detector, StateEntry};
 
 const HOUR_MICROS: i64 = 3_600_000_000;
@@ -383,7 +384,7 @@ impl Detector for VolumeBaselines {
         let user = effective_user(event);
         if is_anonymous(event)
             || user.username.is_empty()
-            || crate::declarative::is_system_username(&user.username)
+            || crate::facts::is_system_username(&user.username)
         {
             return;
         }

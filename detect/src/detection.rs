@@ -1,9 +1,9 @@
-//! What every audit detector asks of an event, written once: who called, did it succeed, which threat
-//! purpose the call serves, and how a detection is assembled from the event.
+//! How a detection is assembled from an event: GuardDuty's severities, the threat purpose a call
+//! serves (the prefix of its finding type), a detector's verdict, and the detection built from it.
 
 use vigil_schemas::{
     ApiCallAction, AuditEvent, Detection, EnrichedEvent, KeyValue, RuntimeDetails, RuntimeEvent,
-    ThreatMatch, WorkloadSpec,
+    ThreatMatch,
 };
 
 /// GuardDuty's default severities as numbers.
@@ -12,9 +12,6 @@ pub mod severity {
     pub const MEDIUM: f64 = 5.0;
     pub const HIGH: f64 = 8.0;
 }
-
-pub const ANONYMOUS_USER: &str = "system:anonymous";
-pub const UNAUTHENTICATED_GROUP: &str = "system:unauthenticated";
 
 /// The tactic a Kubernetes API call serves, as GuardDuty prefixes its finding types.
 ///
@@ -83,94 +80,6 @@ impl ThreatPurpose {
             Self::Impact => "Impact",
             Self::Persistence => "Persistence",
         }
-    }
-}
-
-/// Health and version endpoints that anonymous callers may read by design.
-pub fn is_health_endpoint(uri: &str) -> bool {
-    let path = uri.split('?').next().unwrap_or_default();
-    ["/healthz", "/livez", "/readyz", "/version"]
-        .iter()
-        .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
-}
-
-pub fn is_anonymous(event: &AuditEvent) -> bool {
-    event.user.username == ANONYMOUS_USER
-        || event
-            .user
-            .groups
-            .iter()
-            .any(|group| group == UNAUTHENTICATED_GROUP)
-}
-
-/// The API server carried the request out: 2xx, or 101 for an upgraded (exec/attach) connection. An
-/// event logged without a status (a Metadata-level `ResponseStarted`) counts as allowed unless the
-/// authorizer said otherwise.
-pub fn succeeded(event: &AuditEvent) -> bool {
-    match event.status_code {
-        Some(code) => (200..300).contains(&code) || code == 101,
-        None => event.authz_decision.as_deref() != Some("forbid"),
-    }
-}
-
-pub fn is_write(event: &AuditEvent) -> bool {
-    matches!(event.verb.as_str(), "create" | "update" | "patch")
-}
-
-/// Kubernetes controllers act on behalf of whoever created the object they reconcile.
-pub fn is_controller(event: &AuditEvent) -> bool {
-    is_controller_name(&event.user.username)
-}
-
-/// [`is_controller`] by name alone.
-pub fn is_controller_name(user: &str) -> bool {
-    user == "system:kube-controller-manager"
-        || user
-            .strip_prefix("system:serviceaccount:kube-system:")
-            .is_some_and(|account| account.ends_with("-controller"))
-}
-
-/// `namespace/name` of the object a request acted on, for aggregation keys and descriptions.
-pub fn object_name(event: &AuditEvent) -> String {
-    let object = event.object_ref.as_ref();
-    let namespace = object.and_then(|object| object.namespace.as_deref());
-    let name = object
-        .and_then(|object| object.name.as_deref())
-        .or_else(|| {
-            event
-                .workload
-                .as_ref()
-                .and_then(|workload| workload.name.as_deref())
-        })
-        .or_else(|| {
-            event
-                .role_binding
-                .as_ref()
-                .and_then(|binding| binding.name.as_deref())
-        })
-        .or_else(|| {
-            event
-                .service
-                .as_ref()
-                .and_then(|service| service.name.as_deref())
-        })
-        .unwrap_or("*");
-    match namespace {
-        Some(namespace) => format!("{namespace}/{name}"),
-        None => name.to_owned(),
-    }
-}
-
-/// `kind namespace/name` of the top-level workload: the Deployment rather than its pod.
-pub fn workload_identity(enriched: &EnrichedEvent, workload: &WorkloadSpec) -> String {
-    let namespace = workload.namespace.as_deref().unwrap_or("");
-    match (&enriched.workload_owner_kind, &enriched.workload_owner_name) {
-        (Some(kind), Some(name)) => format!("{kind} {namespace}/{name}"),
-        _ => format!(
-            "{} {namespace}/{}",
-            workload.kind,
-            workload.name.as_deref().unwrap_or("*")
-        ),
     }
 }
 
@@ -365,30 +274,5 @@ mod tests {
                 event.object_ref
             );
         }
-    }
-
-    #[test]
-    fn health_endpoints_and_controllers() {
-        assert!(is_health_endpoint("/healthz"));
-        assert!(is_health_endpoint("/readyz/etcd?verbose"));
-        assert!(is_health_endpoint("/version"));
-        assert!(!is_health_endpoint("/api/v1/secrets"));
-        assert!(!is_health_endpoint("/versions-of-things"));
-        let controller = AuditEvent {
-            user: vigil_schemas::UserInfo {
-                username: "system:serviceaccount:kube-system:replicaset-controller".into(),
-                ..Default::default()
-            },
-            ..AuditEvent::default()
-        };
-        assert!(is_controller(&controller));
-        let person = AuditEvent {
-            user: vigil_schemas::UserInfo {
-                username: "system:serviceaccount:kube-system:evil".into(),
-                ..Default::default()
-            },
-            ..AuditEvent::default()
-        };
-        assert!(!is_controller(&person));
     }
 }

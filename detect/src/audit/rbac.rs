@@ -1,13 +1,76 @@
 //! Bindings that hand out more than they seem to: privileged roles other than `cluster-admin` (which
 //! `ClusterAdminBinding` covers), roles seen granting the RBAC escalation verbs, and any role bound
 //! to a group that is everyone.
+//! And admin roles bound to a namespace's default service account.
 
-use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, PolicyRule, RoleBindingSpec, RoleSpec};
+use vigil_schemas::{AuditEvent, Detection, EnrichedEvent};
 
-use crate::context::{Verdict, detection, is_write, object_name, severity, succeeded};
-use crate::declarative::is_system_principal;
-use crate::rules::RememberedKeys;
+use crate::detection::{Verdict, detection, severity};
+use crate::facts::{is_system_principal, is_write, object_name, succeeded};
 use crate::{Detector, StateEntry};
+use vigil_schemas::{PolicyRule, RoleBindingSpec, RoleSpec};
+
+use super::remembered::RememberedKeys;
+
+const ADMIN_ROLES: [&str; 2] = ["cluster-admin", "admin"];
+
+/// **`Policy:Kubernetes/AdminAccessToDefaultServiceAccount`** — High.
+/// Trigger: a binding created or changed that gives a namespace's `default` ServiceAccount the
+/// `cluster-admin` or `admin` ClusterRole. Every pod that names no service account runs as it.
+/// Key: principal, binding.
+#[derive(Debug, Default)]
+pub struct AdminAccessToDefaultServiceAccount;
+
+impl Detector for AdminAccessToDefaultServiceAccount {
+    fn name(&self) -> &'static str {
+        "admin_access_to_default_service_account"
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        let Some(binding) = event.role_binding.as_ref() else {
+            return;
+        };
+        if !is_write(event) || !succeeded(event) {
+            return;
+        }
+        let admin = binding.role_ref_kind == "ClusterRole"
+            && ADMIN_ROLES.contains(&binding.role_ref_name.as_str());
+        let default_account = binding
+            .subjects
+            .iter()
+            .find(|subject| subject.kind == "ServiceAccount" && subject.name == "default");
+        let (true, Some(account)) = (admin, default_account) else {
+            return;
+        };
+        let account_namespace = account
+            .namespace
+            .clone()
+            .or(binding.namespace.clone())
+            .unwrap_or_default();
+        let name = object_name(event);
+        let title = format!(
+            "Default service account of {account_namespace} granted {}.",
+            binding.role_ref_name
+        );
+        let description = format!(
+            "{} bound ClusterRole {} to the default ServiceAccount of namespace {account_namespace} through {} {name} in cluster {}. Any pod in that namespace that names no service account now has admin rights.",
+            event.user.username, binding.role_ref_name, binding.kind, enriched.cluster.name
+        );
+        let verdict = Verdict {
+            finding_type: "Policy:Kubernetes/AdminAccessToDefaultServiceAccount".into(),
+            severity: severity::HIGH,
+            title,
+            description,
+            aggregation_key: vec![
+                event.user.username.clone(),
+                format!("{} {name}", binding.kind),
+            ],
+        };
+        out.push(detection(enriched, event, self.name(), verdict));
+    }
+}
 
 /// Built-in ClusterRoles that grant control of a namespace or of the cluster's machinery.
 const PRIVILEGED_ROLES: [&str; 6] = [

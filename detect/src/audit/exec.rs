@@ -2,12 +2,70 @@
 //! tokens, credential files, the environment) or copy files out of the pod (`kubectl cp` is
 //! `tar cf -` through exec). The command is the one ingest read from the URI or the body
 //! (`AuditEvent.exec_command`); a shell's `-c` script is split into its simple commands.
+//! And any command run in a kube-system pod.
 
 use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, KeyValue};
 
 use crate::Detector;
-use crate::context::{Verdict, detection, object_name, severity, succeeded};
-use crate::declarative::{base_name, is_system_principal};
+use crate::detection::{Verdict, detection, severity};
+use crate::facts::{base_name, is_system_principal, object_name, succeeded};
+
+/// **`Execution:Kubernetes/ExecInKubeSystemPod`** — Medium.
+/// Trigger: a command run through `pods/exec` in a pod of `kube-system`, allowed by the API server.
+/// Key: principal, pod.
+#[derive(Debug, Default)]
+pub struct ExecInKubeSystemPod;
+
+impl Detector for ExecInKubeSystemPod {
+    fn name(&self) -> &'static str {
+        "exec_in_kube_system_pod"
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        let Some(object) = event.object_ref.as_ref() else {
+            return;
+        };
+        if object.subresource.as_deref() != Some("exec")
+            || object.namespace.as_deref() != Some("kube-system")
+            || !matches!(event.verb.as_str(), "create" | "get")
+            || !succeeded(event)
+        {
+            return;
+        }
+        let pod = object_name(event);
+        let command = &event.exec_command;
+        let mut found = detection(
+            enriched,
+            event,
+            self.name(),
+            Verdict {
+                finding_type: "Execution:Kubernetes/ExecInKubeSystemPod".into(),
+                severity: severity::MEDIUM,
+                title: format!("Command executed inside kube-system pod {pod}."),
+                description: format!(
+                    "{} ran a command ({}) inside pod {pod} of the kube-system namespace in cluster {}. System pods hold powerful credentials; exec into them is rarely routine.",
+                    event.user.username,
+                    if command.is_empty() {
+                        "not logged".to_owned()
+                    } else {
+                        command.join(" ")
+                    },
+                    enriched.cluster.name
+                ),
+                aggregation_key: vec![event.user.username.clone(), pod],
+            },
+        );
+        if !command.is_empty() {
+            found.additional_info.push(KeyValue {
+                key: "command".into(),
+                value: command.join(" "),
+            });
+        }
+        out.push(found);
+    }
+}
 
 /// Where credentials live in a pod or on a node, and the addresses that hand them out. A word of
 /// the command containing one of these reads a credential.

@@ -1,0 +1,145 @@
+//! Anonymous callers: a request `system:anonymous` carried out, and a binding that grants anonymous
+//! callers a role.
+
+use vigil_schemas::{AuditEvent, Detection, EnrichedEvent};
+
+use crate::Detector;
+use crate::detection::{ThreatPurpose, Verdict, detection, severity};
+use crate::facts::{
+    ANONYMOUS_USER, UNAUTHENTICATED_GROUP, is_anonymous, is_health_endpoint, is_write, object_name,
+    succeeded,
+};
+
+pub(super) fn resource_of(event: &AuditEvent) -> String {
+    let object = event.object_ref.as_ref();
+    match (
+        object.and_then(|o| o.resource.as_deref()),
+        object.and_then(|o| o.subresource.as_deref()),
+    ) {
+        (Some(resource), Some(sub)) => format!("{resource}/{sub}"),
+        (Some(resource), None) => resource.to_owned(),
+        _ => event
+            .request_uri
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// Every address the request came through is the API server's own host: the node's and the control
+/// plane's health checks, which run unauthenticated on many distributions.
+fn from_loopback(event: &AuditEvent) -> bool {
+    !event.source_ips.is_empty()
+        && event.source_ips.iter().all(|ip| {
+            ip.trim()
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+        })
+}
+
+/// **`<Purpose>:Kubernetes/SuccessfulAnonymousAccess`** — High (Discovery: Medium).
+/// Trigger: a request by `system:anonymous` (or the `system:unauthenticated` group) that succeeded,
+/// other than the health and version endpoints and calls from loopback (the host's own checks). Purpose per [`ThreatPurpose`].
+/// Key: principal, resource (with subresource), source IP.
+#[derive(Debug, Default)]
+pub struct SuccessfulAnonymousAccess;
+
+impl Detector for SuccessfulAnonymousAccess {
+    fn name(&self) -> &'static str {
+        "successful_anonymous_access"
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        if !is_anonymous(event)
+            || !succeeded(event)
+            || is_health_endpoint(&event.request_uri)
+            || from_loopback(event)
+        {
+            return;
+        }
+        let purpose = ThreatPurpose::of(event);
+        let level = if purpose == ThreatPurpose::Discovery {
+            severity::MEDIUM
+        } else {
+            severity::HIGH
+        };
+        let resource = resource_of(event);
+        let source = event.source_ips.first().cloned().unwrap_or_default();
+        let title = format!(
+            "Unauthenticated {} succeeded against {resource}.",
+            event.verb
+        );
+        let description = format!(
+            "An unauthenticated caller ({}) from {source} successfully called {} {} in cluster {}. The cluster's RBAC grants anonymous users this access.",
+            event.user.username, event.verb, event.request_uri, enriched.cluster.name
+        );
+        let verdict = Verdict {
+            finding_type: format!("{}:Kubernetes/SuccessfulAnonymousAccess", purpose.name()),
+            severity: level,
+            title,
+            description,
+            aggregation_key: vec![event.user.username.clone(), resource, source],
+        };
+        out.push(detection(enriched, event, self.name(), verdict));
+    }
+}
+
+fn grants_anonymous(event: &AuditEvent) -> bool {
+    event.role_binding.as_ref().is_some_and(|binding| {
+        binding.subjects.iter().any(|subject| {
+            (subject.kind == "User" && subject.name == ANONYMOUS_USER)
+                || (subject.kind == "Group" && subject.name == UNAUTHENTICATED_GROUP)
+        })
+    })
+}
+
+/// **`Policy:Kubernetes/AnonymousAccessGranted`** — High.
+/// Trigger: a RoleBinding or ClusterRoleBinding created or changed with `system:anonymous` or
+/// `system:unauthenticated` among its subjects.
+/// Key: principal, binding.
+#[derive(Debug, Default)]
+pub struct AnonymousAccessGranted;
+
+impl Detector for AnonymousAccessGranted {
+    fn name(&self) -> &'static str {
+        "anonymous_access_granted"
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        if !is_write(event) || !succeeded(event) || !grants_anonymous(event) {
+            return;
+        }
+        let Some(binding) = event.role_binding.as_ref() else {
+            return;
+        };
+        let name = object_name(event);
+        let title = format!(
+            "{} {name} grants anonymous users {} {}.",
+            binding.kind, binding.role_ref_kind, binding.role_ref_name
+        );
+        let description = format!(
+            "{} bound {} {} to unauthenticated users through {} {name} in cluster {}. Anyone who can reach the API server now has that role.",
+            event.user.username,
+            binding.role_ref_kind,
+            binding.role_ref_name,
+            binding.kind,
+            enriched.cluster.name
+        );
+        let verdict = Verdict {
+            finding_type: "Policy:Kubernetes/AnonymousAccessGranted".into(),
+            severity: severity::HIGH,
+            title,
+            description,
+            aggregation_key: vec![
+                event.user.username.clone(),
+                format!("{} {name}", binding.kind),
+            ],
+        };
+        out.push(detection(enriched, event, self.name(), verdict));
+    }
+}
