@@ -465,7 +465,7 @@ fn poll_consumer(
 ) {
     let context = consumer.context();
     let paused_gauge = context.metrics.consumer_paused.with_label_values(&[stage]);
-    let mut backoff = Duration::from_millis(100);
+    let mut errors = ConsumeErrorLog::default();
     let mut paused_at = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let pausing = context.pausing.load(Ordering::SeqCst);
@@ -493,19 +493,59 @@ fn poll_consumer(
             }
             HandOver::AllHandedOver | HandOver::LoopBusy => {}
         }
+        // Never sleep on an error: librdkafka retries by itself, and the events queued behind an
+        // error (a broker outage queues dozens) include the group's rebalances, which are served
+        // only by polling. Sleeping per error once left a stage unassigned for minutes after the
+        // broker came back.
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Ok(message)) => {
-                backoff = Duration::from_millis(100);
+                errors.recovered(stage);
                 if let Ok(mut held) = context.held.lock() {
                     held.push_back(message.detach());
                 }
             }
-            Some(Err(error)) => {
-                tracing::warn!(stage, %error, backoff_ms = backoff.as_millis(), "consume failed; retrying");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+            Some(Err(error)) => errors.failed(stage, &error),
+        }
+    }
+}
+
+/// Consume errors logged without flooding: the first of a run at once, then at most one line every
+/// [`ConsumeErrorLog::EVERY`] with how many were left out, and a line when messages flow again.
+#[derive(Debug, Default)]
+struct ConsumeErrorLog {
+    since: Option<Instant>,
+    last_logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl ConsumeErrorLog {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn failed(&mut self, stage: &'static str, error: &KafkaError) {
+        let now = Instant::now();
+        self.since.get_or_insert(now);
+        if self
+            .last_logged
+            .is_some_and(|logged| now.duration_since(logged) < Self::EVERY)
+        {
+            self.unlogged += 1;
+            return;
+        }
+        tracing::warn!(stage, %error, left_out = self.unlogged, "consume failed; librdkafka retries");
+        self.last_logged = Some(now);
+        self.unlogged = 0;
+    }
+
+    fn recovered(&mut self, stage: &'static str) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(
+                stage,
+                seconds = since.elapsed().as_secs_f64(),
+                "consuming again after errors"
+            );
+            self.last_logged = None;
+            self.unlogged = 0;
         }
     }
 }
