@@ -6,17 +6,17 @@ pub mod anomaly;
 pub mod audit;
 pub mod baseline;
 pub mod caps;
-pub mod declarative;
 pub mod detection;
 pub mod eval;
 pub mod facts;
 pub mod registry;
+pub mod rules;
 pub mod runtime;
 pub mod volume;
 
 use std::collections::BTreeMap;
 
-pub use declarative::{Rule, RuleError};
+pub use rules::{Rule, RuleError};
 use vigil_schemas::{Detection, EnrichedEvent};
 
 /// One detector: looks at each event and pushes zero or more detections.
@@ -185,15 +185,14 @@ fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, B
             )
         })
         .collect();
-    let mut builtin =
-        declarative::parse_rules(declarative::BUILTIN_RULES_NAME, declarative::BUILTIN_RULES)?;
-    builtin.extend(declarative::parse_rules(
-        declarative::RUNTIME_RULES_NAME,
-        declarative::RUNTIME_RULES,
+    let mut builtin = rules::parse_rules(rules::BUILTIN_RULES_NAME, rules::BUILTIN_RULES)?;
+    builtin.extend(rules::parse_rules(
+        rules::RUNTIME_RULES_NAME,
+        rules::RUNTIME_RULES,
     )?);
     let mut custom = Vec::new();
     for source in &config.rule_files {
-        custom.extend(declarative::parse_rules(&source.name, &source.text)?);
+        custom.extend(rules::parse_rules(&source.name, &source.text)?);
     }
     for rule in builtin.into_iter().chain(custom) {
         if all.iter().any(|(info, _)| info.name == rule.id) {

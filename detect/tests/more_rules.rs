@@ -1007,7 +1007,7 @@ mod loading_never_panics {
     proptest! {
         #[test]
         fn arbitrary_text(text in "\\PC{0,300}") {
-            let _ = vigil_detect::declarative::parse_rules("fuzz.toml", &text);
+            let _ = vigil_detect::rules::parse_rules("fuzz.toml", &text);
         }
 
         #[test]
@@ -1023,7 +1023,7 @@ mod loading_never_panics {
             let text = format!(
                 "[[rule]]\nid = \"{id}\"\ntype = \"{kind}\"\nseverity = {severity}\ntitle = \"{title}\"\ndescription = \"d\"\nwhen = [{{ field = \"{field}\", {operator} = {value} }}]\n"
             );
-            if let Err(error) = vigil_detect::declarative::parse_rules("fuzz.toml", &text) {
+            if let Err(error) = vigil_detect::rules::parse_rules("fuzz.toml", &text) {
                 prop_assert!(error.line >= 1 && error.line <= 8, "{}", error);
             }
         }

@@ -291,7 +291,7 @@ fn rules(command: RulesCommand) -> Result<ExitCode, Box<dyn std::error::Error>> 
             }
         }
         RulesCommand::Fields => {
-            for field in vigil_detect::declarative::FIELDS {
+            for field in vigil_detect::rules::FIELDS {
                 writeln!(out, "{:<36} {}", field.name, field.doc)?;
             }
         }
@@ -300,7 +300,7 @@ fn rules(command: RulesCommand) -> Result<ExitCode, Box<dyn std::error::Error>> 
             for path in &files {
                 let text = std::fs::read_to_string(path)
                     .map_err(|error| format!("{}: {error}", path.display()))?;
-                match vigil_detect::declarative::parse_rules(&path.display().to_string(), &text) {
+                match vigil_detect::rules::parse_rules(&path.display().to_string(), &text) {
                     Ok(rules) => writeln!(out, "{}: {} rule(s), ok", path.display(), rules.len())?,
                     Err(error) => {
                         failed = true;
@@ -328,7 +328,7 @@ fn rules(command: RulesCommand) -> Result<ExitCode, Box<dyn std::error::Error>> 
                 .detect
                 .rule_files
                 .iter()
-                .map(|source| vigil_detect::declarative::parse_rules(&source.name, &source.text))
+                .map(|source| vigil_detect::rules::parse_rules(&source.name, &source.text))
                 .collect::<Result<Vec<_>, _>>()?
                 .into_iter()
                 .flatten()

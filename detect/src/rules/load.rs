@@ -1,0 +1,424 @@
+//! Rule files read and checked: every mistake is reported at load time with the file and line.
+
+use regex::Regex;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::condition::{Condition, Literal, Operator};
+use super::fields::field_named;
+use super::template::Template;
+use super::{Rule, Source};
+
+/// The built-in declarative rules, compiled into every binary.
+pub const BUILTIN_RULES: &str = include_str!("../../rules/builtin.toml");
+pub const BUILTIN_RULES_NAME: &str = "builtin.toml";
+/// The built-in runtime rules, compiled into every binary.
+pub const RUNTIME_RULES: &str = include_str!("../../rules/runtime.toml");
+pub const RUNTIME_RULES_NAME: &str = "runtime.toml";
+
+/// A rule file that does not load: where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct RuleError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFile {
+    #[serde(default)]
+    rule: Vec<Spanned<RawRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    id: Spanned<String>,
+    #[serde(rename = "type")]
+    finding_type: Spanned<String>,
+    severity: Spanned<toml::Value>,
+    title: Spanned<String>,
+    description: Spanned<String>,
+    #[serde(default)]
+    doc: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    key: Option<Spanned<Vec<String>>>,
+    /// `audit` (the default) or `runtime`.
+    #[serde(default)]
+    source: Option<Spanned<String>>,
+    #[serde(default)]
+    context: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    #[serde(default)]
+    when: Vec<Spanned<RawCondition>>,
+    #[serde(default)]
+    any: Vec<Spanned<RawCondition>>,
+    #[serde(default)]
+    unless: Vec<Spanned<RawCondition>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCondition {
+    field: String,
+    eq: Option<toml::Value>,
+    neq: Option<toml::Value>,
+    #[serde(rename = "in")]
+    in_list: Option<Vec<toml::Value>>,
+    not_in: Option<Vec<toml::Value>>,
+    prefix: Option<OneOrMany>,
+    suffix: Option<OneOrMany>,
+    contains: Option<OneOrMany>,
+    matches: Option<String>,
+    exists: Option<bool>,
+    gt: Option<f64>,
+    lt: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub(super) fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
+}
+
+pub(super) fn literal(value: toml::Value) -> Result<Literal, String> {
+    match value {
+        toml::Value::String(text) => Ok(Literal::Str(text)),
+        toml::Value::Boolean(flag) => Ok(Literal::Bool(flag)),
+        toml::Value::Integer(number) => Ok(Literal::Int(number)),
+        other => Err(format!(
+            "compare with a string, a boolean or an integer, not {}",
+            other.type_str()
+        )),
+    }
+}
+
+pub(super) fn condition(raw: RawCondition) -> Result<Condition, String> {
+    let field = field_named(&raw.field).ok_or_else(|| {
+        format!(
+            "unknown field {:?} (`vigil rules fields` lists them)",
+            raw.field
+        )
+    })?;
+    let mut operators = Vec::new();
+    if let Some(value) = raw.eq {
+        operators.push(Operator::Eq(literal(value)?));
+    }
+    if let Some(value) = raw.neq {
+        operators.push(Operator::Neq(literal(value)?));
+    }
+    if let Some(values) = raw.in_list {
+        operators.push(Operator::In(
+            values.into_iter().map(literal).collect::<Result<_, _>>()?,
+        ));
+    }
+    if let Some(values) = raw.not_in {
+        operators.push(Operator::NotIn(
+            values.into_iter().map(literal).collect::<Result<_, _>>()?,
+        ));
+    }
+    if let Some(values) = raw.prefix {
+        operators.push(Operator::Prefix(values.into_vec()));
+    }
+    if let Some(values) = raw.suffix {
+        operators.push(Operator::Suffix(values.into_vec()));
+    }
+    if let Some(values) = raw.contains {
+        operators.push(Operator::Contains(values.into_vec()));
+    }
+    if let Some(pattern) = raw.matches {
+        let compiled =
+            Regex::new(&pattern).map_err(|error| format!("bad pattern {pattern:?}: {error}"))?;
+        operators.push(Operator::Matches(compiled));
+    }
+    if let Some(flag) = raw.exists {
+        operators.push(Operator::Exists(flag));
+    }
+    if let Some(limit) = raw.gt {
+        operators.push(Operator::Gt(limit));
+    }
+    if let Some(limit) = raw.lt {
+        operators.push(Operator::Lt(limit));
+    }
+    match operators.len() {
+        1 => Ok(Condition {
+            field,
+            operator: operators.remove(0),
+        }),
+        0 => Err(format!(
+            "condition on {:?} has no operator (eq, neq, in, not_in, prefix, suffix, contains, matches, exists, gt, lt)",
+            raw.field
+        )),
+        _ => Err(format!(
+            "condition on {:?} has several operators; write one condition each",
+            raw.field
+        )),
+    }
+}
+
+/// Severity words as GuardDuty's numbers; a number is taken as written.
+pub fn parse_severity(value: &toml::Value) -> Result<f64, String> {
+    let number = match value {
+        toml::Value::String(word) => match word.to_ascii_lowercase().as_str() {
+            "low" => crate::detection::severity::LOW,
+            "medium" => crate::detection::severity::MEDIUM,
+            "high" => crate::detection::severity::HIGH,
+            "critical" => 9.0,
+            _ => {
+                return Err(format!(
+                    "severity {word:?}: write Low, Medium, High or Critical"
+                ));
+            }
+        },
+        toml::Value::Float(number) => *number,
+        #[allow(clippy::cast_precision_loss)]
+        toml::Value::Integer(number) => *number as f64,
+        other => {
+            return Err(format!(
+                "severity is a word or a number, not {}",
+                other.type_str()
+            ));
+        }
+    };
+    if (1.0..=10.0).contains(&number) {
+        Ok(number)
+    } else {
+        Err(format!("severity {number} is outside 1.0-10.0"))
+    }
+}
+
+pub(super) fn valid_type(finding_type: &str) -> bool {
+    let Some((purpose, rest)) = finding_type.split_once(':') else {
+        return false;
+    };
+    let Some((resource, name)) = rest.split_once('/') else {
+        return false;
+    };
+    let word = |text: &str| !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric());
+    word(purpose)
+        && word(resource)
+        && !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '!' | '_' | '&'))
+}
+
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |before| before.matches('\n').count() + 1)
+}
+
+/// Loads the rules of one file. `file` names it in errors.
+pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
+    let error = |offset: usize, message: String| RuleError {
+        file: file.to_owned(),
+        line: line_of(text, offset),
+        message,
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|parse| {
+        let offset = parse.span().map_or(0, |span| span.start);
+        error(offset, parse.message().to_owned())
+    })?;
+    let mut rules = Vec::new();
+    for spanned in raw.rule {
+        let rule_start = spanned.span().start;
+        let raw = spanned.into_inner();
+        let id = raw.id.get_ref();
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(error(
+                raw.id.span().start,
+                format!("rule id {id:?}: use lowercase letters, digits and '_'"),
+            ));
+        }
+        if rules.iter().any(|rule: &Rule| rule.id == id) {
+            return Err(error(
+                raw.id.span().start,
+                format!("rule id {id:?} is used twice"),
+            ));
+        }
+        if !valid_type(raw.finding_type.get_ref()) {
+            return Err(error(
+                raw.finding_type.span().start,
+                format!(
+                    "finding type {:?}: write ThreatPurpose:Resource/Name, such as Execution:Kubernetes/ExecInPod",
+                    raw.finding_type.get_ref()
+                ),
+            ));
+        }
+        let severity = parse_severity(raw.severity.get_ref())
+            .map_err(|message| error(raw.severity.span().start, message))?;
+        let title = Template::parse(raw.title.get_ref())
+            .map_err(|message| error(raw.title.span().start, message))?;
+        let description = Template::parse(raw.description.get_ref())
+            .map_err(|message| error(raw.description.span().start, message))?;
+        let source = match &raw.source {
+            None => Source::Audit,
+            Some(source) => match source.get_ref().as_str() {
+                "audit" => Source::Audit,
+                "runtime" => Source::Runtime,
+                other => {
+                    return Err(error(
+                        source.span().start,
+                        format!("source {other:?}: write \"audit\" or \"runtime\""),
+                    ));
+                }
+            },
+        };
+        let context = match raw.context {
+            None => Vec::new(),
+            Some(context) => {
+                let start = context.span().start;
+                if source != Source::Runtime {
+                    return Err(error(
+                        start,
+                        "`context` is for runtime rules (source = \"runtime\")".into(),
+                    ));
+                }
+                context
+                    .into_inner()
+                    .into_iter()
+                    .map(|(key, text)| {
+                        Template::parse(&text)
+                            .map(|template| (key, template))
+                            .map_err(|message| error(start, message))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        let key = match raw.key {
+            Some(key) => {
+                let start = key.span().start;
+                key.into_inner()
+                    .iter()
+                    .map(|name| {
+                        field_named(name)
+                            .ok_or_else(|| error(start, format!("unknown key field {name:?}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            None => match source {
+                Source::Audit => ["user.username", "object"].as_slice(),
+                Source::Runtime => ["runtime.resource", "process.binary"].as_slice(),
+            }
+            .iter()
+            .filter_map(|name| field_named(name))
+            .collect(),
+        };
+        if raw.when.is_empty() {
+            return Err(error(
+                rule_start,
+                format!("rule {id:?} has no `when` condition: it would fire on every event"),
+            ));
+        }
+        let compile = |conditions: Vec<Spanned<RawCondition>>| {
+            conditions
+                .into_iter()
+                .map(|spanned| {
+                    let start = spanned.span().start;
+                    condition(spanned.into_inner()).map_err(|message| error(start, message))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let when = compile(raw.when)?;
+        let any = compile(raw.any)?;
+        let unless = compile(raw.unless)?;
+        rules.push(Rule {
+            id: Box::leak(raw.id.into_inner().into_boxed_str()),
+            finding_type: raw.finding_type.into_inner(),
+            severity,
+            enabled: raw.enabled.unwrap_or(true),
+            origin: format!("{file}:{}", line_of(text, rule_start)),
+            doc: raw.doc,
+            source,
+            title,
+            description,
+            key,
+            context,
+            when,
+            any,
+            unless,
+        });
+    }
+    Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_schemas::{AuditEvent, EnrichedEvent, UserInfo};
+
+    use super::*;
+
+    #[test]
+    fn builtin_rules_load() {
+        let rules = parse_rules(BUILTIN_RULES_NAME, BUILTIN_RULES).unwrap();
+        assert!(rules.len() >= 10, "{}", rules.len());
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let text = "[[rule]]\nid = \"x\"\ntype = \"Execution:Kubernetes/X\"\nseverity = \"Low\"\ntitle = \"t\"\ndescription = \"d\"\nwhen = [\n  { field = \"verb\", eq = \"get\" },\n  { field = \"nope\", eq = \"get\" },\n]\n";
+        let error = parse_rules("mine.toml", text).unwrap_err();
+        assert_eq!(error.line, 9, "{error}");
+        assert!(error.message.contains("unknown field \"nope\""), "{error}");
+        assert!(error.to_string().starts_with("mine.toml:9: "), "{error}");
+
+        let bad_severity = text.replace("\"Low\"", "\"Severe\"");
+        let error = parse_rules("mine.toml", &bad_severity).unwrap_err();
+        assert_eq!(error.line, 4, "{error}");
+
+        let two_operators = text.replace(
+            "eq = \"get\" },\n  { field = \"nope\", eq = \"get\" }",
+            "eq = \"get\", neq = \"list\" }",
+        );
+        let error = parse_rules("mine.toml", &two_operators).unwrap_err();
+        assert!(error.message.contains("several operators"), "{error}");
+
+        let syntax = "[[rule]]\nid = \"x\nseverity = 1\n";
+        let error = parse_rules("mine.toml", syntax).unwrap_err();
+        assert_eq!(error.line, 2, "{error}");
+
+        let unknown_key = text.replace("title = \"t\"", "titel = \"t\"");
+        let error = parse_rules("mine.toml", &unknown_key).unwrap_err();
+        assert!(error.message.contains("titel"), "{error}");
+
+        let bad_placeholder = text.replace("title = \"t\"", "title = \"{user.nam}\"");
+        let error = parse_rules("mine.toml", &bad_placeholder).unwrap_err();
+        assert_eq!(error.line, 5, "{error}");
+    }
+
+    #[test]
+    fn templates_render_fields_and_escapes() {
+        let template = Template::parse("{{literal}} {verb} by {user.username}").unwrap();
+        let event = EnrichedEvent {
+            audit: Some(AuditEvent {
+                verb: "get".into(),
+                user: UserInfo {
+                    username: "alice".into(),
+                    ..UserInfo::default()
+                },
+                ..AuditEvent::default()
+            }),
+            ..EnrichedEvent::default()
+        };
+        assert_eq!(template.render(&event), "{literal} get by alice");
+        assert!(Template::parse("{verb").is_err());
+        assert!(Template::parse("a } b").is_err());
+    }
+}

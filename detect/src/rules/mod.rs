@@ -1,0 +1,133 @@
+//! Declarative rules: detections written as data (TOML) instead of code. The simple built-in rules
+//! ship in this form (`rules/builtin.toml`), and users add their own files the same way.
+//!
+//! ```toml
+//! [[rule]]
+//! id = "exec_in_pod"                        # snake_case, unique across all rule files
+//! type = "Execution:Kubernetes/ExecInPod"   # ThreatPurpose:Resource/Name, as GuardDuty names types
+//! severity = "Low"                          # Low, Medium, High, Critical, or a number 1.0-10.0
+//! title = "Command executed in pod {object}."
+//! description = "{user.username} ran a command in pod {object} of cluster {cluster.name}."
+//! key = ["user.username", "object"]         # aggregation key (this is the default)
+//! enabled = true                            # false: shipped off, switched on in the config file
+//! when = [                                  # every condition must hold
+//!   { field = "object_ref.subresource", eq = "exec" },
+//!   { field = "succeeded", eq = true },
+//! ]
+//! any = [ ... ]                             # optional: at least one must hold
+//! unless = [                                # no condition may hold
+//!   { field = "object_ref.namespace", eq = "kube-system" },
+//! ]
+//! ```
+//!
+//! A condition names one field ([`FIELDS`]) and one operator: `eq`, `neq`, `in`, `not_in`, `prefix`,
+//! `suffix`, `contains` (each takes one string or a list, any may match), `matches` (a regular
+//! expression), `exists` (true or false), `gt`, `lt` (numbers). Fields can hold several values (a
+//! user's groups, a pod's images): a positive operator holds when any value satisfies it, `neq` and
+//! `not_in` when no value equals. A missing field satisfies only `neq`, `not_in` and `exists = false`.
+//! Titles and descriptions take `{field}` placeholders. Every mistake is reported at load time with
+//! the file and line.
+
+mod condition;
+mod fields;
+mod load;
+mod template;
+
+pub use fields::{FIELDS, FieldDef, FieldValue};
+pub use load::{
+    BUILTIN_RULES, BUILTIN_RULES_NAME, RUNTIME_RULES, RUNTIME_RULES_NAME, RuleError, parse_rules,
+    parse_severity,
+};
+
+use vigil_schemas::{Detection, EnrichedEvent, KeyValue};
+
+use crate::Detector;
+use crate::detection::{Verdict, detection, runtime_detection};
+
+use self::condition::Condition;
+use self::template::{Template, render_field};
+
+/// A loaded declarative rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Leaked once at load: rule names live as long as the process, like the built-in detectors'.
+    pub id: &'static str,
+    pub finding_type: String,
+    pub severity: f64,
+    pub enabled: bool,
+    /// Where it was written: `file:line`.
+    pub origin: String,
+    pub doc: Option<String>,
+    /// Which events the rule looks at.
+    pub source: Source,
+    title: Template,
+    description: Template,
+    key: Vec<&'static FieldDef>,
+    /// Runtime rules: `service.runtimeDetails.context` entries, GuardDuty's names to templates.
+    context: Vec<(String, Template)>,
+    when: Vec<Condition>,
+    any: Vec<Condition>,
+    unless: Vec<Condition>,
+}
+
+/// The events a rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Audit,
+    Runtime,
+}
+
+impl Rule {
+    /// The conditions hold for this event.
+    pub fn matches(&self, event: &EnrichedEvent) -> bool {
+        let applies = match self.source {
+            Source::Audit => event.audit.is_some(),
+            Source::Runtime => event.runtime.is_some(),
+        };
+        if !applies {
+            return false;
+        }
+        self.when.iter().all(|condition| condition.holds(event))
+            && (self.any.is_empty() || self.any.iter().any(|condition| condition.holds(event)))
+            && !self.unless.iter().any(|condition| condition.holds(event))
+    }
+}
+
+impl Detector for Rule {
+    fn name(&self) -> &'static str {
+        self.id
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        if !self.matches(enriched) {
+            return;
+        }
+        let verdict = Verdict {
+            finding_type: self.finding_type.clone(),
+            severity: self.severity,
+            title: self.title.render(enriched),
+            description: self.description.render(enriched),
+            aggregation_key: self
+                .key
+                .iter()
+                .map(|field| render_field(field, enriched))
+                .collect(),
+        };
+        if let Some(event) = enriched.audit.as_ref() {
+            out.push(detection(enriched, event, self.id, verdict));
+        } else if let Some(event) = enriched.runtime.as_ref() {
+            let context = self
+                .context
+                .iter()
+                .filter_map(|(key, template)| {
+                    template.render_present(enriched).map(|value| KeyValue {
+                        key: key.clone(),
+                        value,
+                    })
+                })
+                .collect();
+            out.push(runtime_detection(
+                enriched, event, self.id, verdict, context,
+            ));
+        }
+    }
+}
