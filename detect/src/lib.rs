@@ -2,17 +2,14 @@
 //! over [`EnrichedEvent`]s, free of I/O, so the same code runs in `vigil scan`, the Kafka stage, the
 //! tests and the benchmarks.
 
-pub mod anomaly;
 pub mod audit;
-pub mod baseline;
-pub mod caps;
+pub mod baselines;
 pub mod detection;
 pub mod eval;
 pub mod facts;
 pub mod registry;
 pub mod rules;
 pub mod runtime;
-pub mod volume;
 
 use std::collections::BTreeMap;
 
@@ -89,7 +86,7 @@ pub struct DetectConfig {
     /// The user's declarative rule files.
     pub rule_files: Vec<RuleSource>,
     /// How the baselines learn (event time), and how many entities they profile.
-    pub baselines: baseline::BaselineConfig,
+    pub baselines: baselines::BaselineConfig,
     pub baseline_caps: BaselineCaps,
 }
 
@@ -125,7 +122,7 @@ impl Default for DetectConfig {
             enable: Vec::new(),
             disable: Vec::new(),
             rule_files: Vec::new(),
-            baselines: baseline::BaselineConfig::default(),
+            baselines: baselines::BaselineConfig::default(),
             baseline_caps: BaselineCaps::default(),
         }
     }

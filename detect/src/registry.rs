@@ -3,7 +3,7 @@
 //! (`rules/*.toml`) say the same of themselves in their files. Adding a Rust detector is its module,
 //! its entry here and its tests; a test holds each entry's name to the detector it builds.
 
-use crate::{DetectConfig, Detector, anomaly, audit, runtime, volume};
+use crate::{DetectConfig, Detector, audit, baselines, runtime};
 
 /// One Rust detector: what `vigil rules list` shows of it, and its constructor.
 #[derive(Debug, Clone, Copy)]
@@ -161,7 +161,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         finding_types: "Execution:Kubernetes/AnomalousBehavior.ExecInPod, CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated, Discovery:Kubernetes/AnomalousBehavior.PermissionChecked, Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer, Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount",
         severity: "Low to High by call (see detect/src/anomaly.rs)",
         build: |config| {
-            Box::new(anomaly::PrincipalBaselines::new(
+            Box::new(baselines::PrincipalBaselines::new(
                 config.baselines.clone(),
                 config.sensitive_host_paths.clone(),
                 config.baseline_caps.principals,
@@ -174,7 +174,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         finding_types: "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessedBurst, Discovery:Kubernetes/AnomalousBehavior.PermissionCheckedBurst, Discovery:Kubernetes/AnomalousBehavior.DeniedRequestsBurst",
         severity: "Medium (secrets, denied), Low (permission checks)",
         build: |config| {
-            Box::new(volume::VolumeBaselines::new(
+            Box::new(baselines::VolumeBaselines::new(
                 config.baselines.clone(),
                 config.baseline_caps.principals,
                 config.baseline_caps.principals_per_cluster,
@@ -186,7 +186,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         finding_types: "Execution:Runtime/AnomalousBehavior.NewBinaryInImage, Execution:Runtime/AnomalousBehavior.NewLibraryInImage, UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
         severity: "Medium (new binary, new library), Low (new destination)",
         build: |config| {
-            Box::new(anomaly::ImageBaselines::new(
+            Box::new(baselines::ImageBaselines::new(
                 config.baselines.clone(),
                 config.baseline_caps.images,
                 config.baseline_caps.images_per_cluster,

@@ -308,7 +308,7 @@ fn a_restarted_engine_keeps_its_baselines_and_flags_what_the_first_would() {
     assert_eq!(out.len(), 1);
     // A profile of another version is relearned, not misread, and said to be dropped (the stage
     // counts and logs it); a tombstone is not a drop.
-    let mut detector = vigil_detect::anomaly::PrincipalBaselines::default();
+    let mut detector = vigil_detect::baselines::PrincipalBaselines::default();
     assert!(!detector.restore("prod/alice", b"{\"version\":99}"));
     assert_eq!(detector.principals(), 0);
     assert!(detector.restore("prod/alice", b""));

@@ -124,7 +124,7 @@ impl BaselinesSection {
     /// zero, forgetting before learning is over) is refused with its name.
     fn apply(
         self,
-        config: &mut vigil_detect::baseline::BaselineConfig,
+        config: &mut vigil_detect::baselines::BaselineConfig,
         caps: &mut vigil_detect::BaselineCaps,
     ) -> Result<(), String> {
         fn positive<T: PartialOrd + Default + Copy>(

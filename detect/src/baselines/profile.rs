@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-const DAY_MICROS: i64 = 86_400_000_000;
+pub(super) const DAY_MICROS: i64 = 86_400_000_000;
 
 /// The checkpoint format's version: a profile of another version is not restored (it is relearned).
 pub const PROFILE_VERSION: u32 = 1;
@@ -562,71 +562,6 @@ impl Profile {
     }
 }
 
-/// `kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819` → `kubectl/1`; `python-requests/2.31.0` →
-/// `python-requests/2`: a client's product and major version, so that upgrades do not look new but a
-/// different client does.
-pub fn user_agent_family(agent: &str) -> String {
-    let product = agent.split_whitespace().next().unwrap_or_default();
-    let (name, version) = product.split_once('/').unwrap_or((product, ""));
-    let major = version
-        .trim_start_matches('v')
-        .split(['.', '-', '+'])
-        .next()
-        .unwrap_or_default();
-    if major.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{name}/{major}")
-    }
-}
-
-/// Where a call came from. Public addresses by /24 (IPv6 /48): a new network is a new place. Private
-/// ones (in-cluster, VPC) by /16: pods move between nodes and their subnets daily, which is not news.
-pub fn network_origin(ip: &str, scope: &str) -> String {
-    match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(v4)) => {
-            let [a, b, c, _] = v4.octets();
-            if scope == "public" {
-                format!("{scope} {a}.{b}.{c}.0/24")
-            } else {
-                format!("{scope} {a}.{b}.0.0/16")
-            }
-        }
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let [a, b, c, ..] = v6.segments();
-            format!("{scope} {a:x}:{b:x}:{c:x}::/48")
-        }
-        Err(_) => format!("{scope} {ip}"),
-    }
-}
-
-/// Where a caller came from: a public address by its autonomous system when the user's ASN database
-/// names one (`public AS16509 AMAZON-02`: a person's home ISP hands out new /24s, not new ASNs); a
-/// private one as `in-cluster` (any pod: pods move between nodes and subnets all the time) or `vpc
-/// 10.0.0.0/16` when the cluster's ranges are configured; otherwise as [`network_origin`] says.
-pub fn caller_origin(ip: &vigil_schemas::IpIntel) -> String {
-    match (ip.scope.as_str(), ip.asn, ip.network.as_deref()) {
-        ("public", Some(asn), _) => match ip.as_organization.as_deref() {
-            Some(organization) => format!("public AS{asn} {organization}"),
-            None => format!("public AS{asn}"),
-        },
-        ("private", _, Some("in-cluster")) => "in-cluster".to_owned(),
-        ("private", _, Some(network)) => network_origin(&ip.ip, network),
-        _ => network_origin(&ip.ip, &ip.scope),
-    }
-}
-
-/// Six-hour blocks of the week, weekdays and weekends apart: `weekday 06-12`, `weekend 18-24`.
-pub fn time_of_week(micros: i64) -> String {
-    let days = micros.div_euclid(DAY_MICROS);
-    // 1970-01-01 was a Thursday (day 3 of a week starting Monday).
-    let weekday = (days + 3).rem_euclid(7);
-    let hour = micros.rem_euclid(DAY_MICROS) / 3_600_000_000;
-    let block = hour / 6 * 6;
-    let part = if weekday >= 5 { "weekend" } else { "weekday" };
-    format!("{part} {block:02}-{:02}", block + 6)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -822,64 +757,5 @@ mod tests {
             .replace("\"version\":1", "\"version\":99");
         assert_eq!(Profile::decode(other.as_bytes()), None);
         assert_eq!(Profile::decode(b"not json"), None);
-    }
-
-    #[test]
-    fn dimension_values() {
-        assert_eq!(
-            user_agent_family("kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819"),
-            "kubectl/1"
-        );
-        assert_eq!(
-            user_agent_family("python-requests/2.31.0"),
-            "python-requests/2"
-        );
-        assert_eq!(user_agent_family("curl"), "curl");
-        assert_eq!(
-            network_origin("10.0.3.17", "private"),
-            "private 10.0.0.0/16"
-        );
-        assert_eq!(
-            network_origin("203.0.113.9", "public"),
-            "public 203.0.113.0/24"
-        );
-        assert_eq!(
-            network_origin("2001:db8:1:2::5", "public"),
-            "public 2001:db8:1::/48"
-        );
-        let caller = |ip: &str, scope: &str, asn: Option<i64>, network: Option<&str>| {
-            caller_origin(&vigil_schemas::IpIntel {
-                ip: ip.into(),
-                scope: scope.into(),
-                asn,
-                as_organization: asn.map(|_| "Example".to_owned()),
-                network: network.map(str::to_owned),
-                ..vigil_schemas::IpIntel::default()
-            })
-        };
-        assert_eq!(
-            caller("203.0.113.9", "public", Some(64500), None),
-            "public AS64500 Example"
-        );
-        assert_eq!(
-            caller("203.0.113.9", "public", None, None),
-            "public 203.0.113.0/24"
-        );
-        assert_eq!(
-            caller("100.64.7.3", "private", None, Some("in-cluster")),
-            "in-cluster"
-        );
-        assert_eq!(
-            caller("10.0.9.14", "private", None, Some("vpc")),
-            "vpc 10.0.0.0/16"
-        );
-        assert_eq!(
-            caller("10.0.9.14", "private", None, None),
-            "private 10.0.0.0/16"
-        );
-        // 2024-03-12 (a Tuesday) 14:00 UTC.
-        assert_eq!(time_of_week(1_710_252_000_000_000), "weekday 12-18");
-        // 2024-03-16, a Saturday, 03:00.
-        assert_eq!(time_of_week(1_710_558_000_000_000), "weekend 00-06");
     }
 }

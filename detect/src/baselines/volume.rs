@@ -33,8 +33,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use vigil_schemas::{AnomalyObservation, AuditEvent, Detection, EnrichedEvent};
 
-use crate::baseline::BaselineConfig;
-use crate::caps::EntityCaps;
+use crate::baselines::BaselineConfig;
+use crate::baselines::caps::EntityCaps;
 use crate::detection::{Verdict, detection, severity};
 use crate::facts::effective_user;
 use crate::facts::is_anonymous;
