@@ -11,7 +11,7 @@
 )]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use vigil_detect::eval::{EvalOptions, evaluate};
+use vigil_sim::{EvalOptions, evaluate};
 use vigil_detect::{DetectConfig, Engine, StateEntry};
 use vigil_schemas::{ClusterDetails, EnrichedEvent, ProcessInfo, RuntimeEvent};
 

@@ -5,7 +5,6 @@
 pub mod audit;
 pub mod baselines;
 pub mod detection;
-pub mod eval;
 pub mod facts;
 pub mod registry;
 pub mod rules;

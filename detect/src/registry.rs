@@ -159,7 +159,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     RustDetector {
         name: "principal_baselines",
         finding_types: "Execution:Kubernetes/AnomalousBehavior.ExecInPod, CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated, Discovery:Kubernetes/AnomalousBehavior.PermissionChecked, Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer, Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount",
-        severity: "Low to High by call (see detect/src/anomaly.rs)",
+        severity: "Low to High by call (see detect/src/baselines/principal.rs)",
         build: |config| {
             Box::new(baselines::PrincipalBaselines::new(
                 config.baselines.clone(),

@@ -916,7 +916,7 @@ mod tests {
 
     #[test]
     fn events_an_upstream_replay_writes_again_change_nothing_in_detect() {
-        use vigil_detect::eval::{EvalOptions, stream};
+        use vigil_sim::{EvalOptions, stream};
         let options = EvalOptions {
             seed: 5,
             principals: 20,

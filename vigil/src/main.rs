@@ -373,7 +373,7 @@ fn main() -> ExitCode {
             principals,
             days,
             learn_days,
-        } => vigil_detect::eval::evaluate(&vigil_detect::eval::EvalOptions {
+        } => vigil_sim::evaluate(&vigil_sim::EvalOptions {
             seed,
             principals,
             days,
@@ -382,7 +382,7 @@ fn main() -> ExitCode {
         .map(|report| {
             #[allow(clippy::print_stdout)]
             {
-                print!("{}", vigil_detect::eval::render(&report));
+                print!("{}", vigil_sim::render(&report));
             }
         })
         .map_err(Into::into),

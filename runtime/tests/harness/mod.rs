@@ -723,7 +723,7 @@ pub fn example_lines_in_clusters(clusters: usize) -> (Records, FindingCounts) {
 /// cluster learning its own), interleaved in time, each event in a CloudWatch Logs record of its
 /// cluster's log group, keyed by cluster; and `vigil scan`'s findings over the same records.
 pub fn baseline_stream_in_clusters(clusters: &[&str]) -> (Records, FindingCounts) {
-    use vigil_detect::eval::{audit_json, stream};
+    use vigil_sim::{audit_json, stream};
     let events = stream(&baseline_stream_options());
     let mut records: Records = Vec::with_capacity(events.len() * clusters.len());
     for event in &events {
@@ -809,9 +809,9 @@ pub type Records = Vec<(Option<Vec<u8>>, Vec<u8>)>;
 pub type FindingCounts = BTreeMap<String, (String, i64)>;
 
 /// Three weeks of seeded cluster behaviour with anomalies injected after ten days of learning
-/// (vigil_detect::eval), one audit event a message, and what `vigil scan` finds in it.
+/// (vigil_sim), one audit event a message, and what `vigil scan` finds in it.
 pub fn baseline_stream() -> (Records, FindingCounts) {
-    use vigil_detect::eval::{audit_json, stream};
+    use vigil_sim::{audit_json, stream};
     // One key, as a shipper forwarding one cluster's audit log writes it: one partition, the file's
     // order, which the pipeline keeps (a cluster's events share a partition from ingest on).
     let records: Records = stream(&baseline_stream_options())
@@ -828,8 +828,8 @@ pub fn baseline_stream() -> (Records, FindingCounts) {
 }
 
 /// Twenty principals over three weeks, ten days of learning: the baseline tests' stream.
-fn baseline_stream_options() -> vigil_detect::eval::EvalOptions {
-    vigil_detect::eval::EvalOptions {
+fn baseline_stream_options() -> vigil_sim::EvalOptions {
+    vigil_sim::EvalOptions {
         seed: 11,
         principals: 20,
         days: 21,

@@ -1,4 +1,4 @@
-//! The baselines' evaluation (`vigil eval-baselines`), free of I/O like the rest of detect: weeks of generated, seeded cluster behaviour (people with working hours,
+//! The baselines' evaluation (`vigil eval-baselines`), free of I/O like detect itself: weeks of generated, seeded cluster behaviour (people with working hours,
 //! applications' service accounts around the clock, CI deployers with a new preview namespace every
 //! day, churn), anomalies of each kind injected after the learning period, and per kind whether the
 //! baselines found them, with the false findings per day on the ordinary traffic. Runtime behaviour
@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use crate::{DetectConfig, Engine, StateEntry};
+use vigil_detect::{DetectConfig, Engine, StateEntry};
 use vigil_schemas::{
     AuditEvent, ClusterDetails, ContainerSpec, EnrichedEvent, IpIntel, ObjectRef, ProcessInfo,
     RuntimeEvent, UserInfo, Volume, WorkloadSpec,
