@@ -11,9 +11,9 @@
 )]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use vigil_sim::{EvalOptions, evaluate};
 use vigil_detect::{DetectConfig, Engine, StateEntry};
 use vigil_schemas::{ClusterDetails, EnrichedEvent, ProcessInfo, RuntimeEvent};
+use vigil_sim::{EvalOptions, evaluate};
 
 const DAY: i64 = 86_400_000_000;
 const START: i64 = 1_709_510_400_000_000;

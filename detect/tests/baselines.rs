@@ -317,9 +317,9 @@ fn a_restarted_engine_keeps_its_baselines_and_flags_what_the_first_would() {
 
 #[test]
 fn the_evaluation_stream_written_as_audit_json_reads_back_to_the_same_anomalies() {
-    use vigil_sim::{EvalOptions, audit_json, stream};
     use vigil_enrich::Enricher;
     use vigil_ingest::{Ingested, Ingestor};
+    use vigil_sim::{EvalOptions, audit_json, stream};
     let options = EvalOptions {
         seed: 3,
         principals: 30,
@@ -1004,9 +1004,9 @@ fn a_permission_never_asked_about_is_flagged_and_the_usual_question_is_not() {
 /// checkpoints) must never change a judgement.
 #[test]
 fn a_restart_at_any_point_changes_no_finding() {
-    use vigil_sim::{EvalOptions, audit_json, stream};
     use vigil_enrich::Enricher;
     use vigil_ingest::{Ingested, Ingestor};
+    use vigil_sim::{EvalOptions, audit_json, stream};
     let options = EvalOptions {
         seed: 11,
         principals: 20,
