@@ -47,6 +47,76 @@ impl fmt::Debug for FieldDef {
     }
 }
 
+/// Which events a field is read from: a rule may only test the fields of its own source (an audit
+/// rule testing `process.binary` would load and never fire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldSource {
+    Audit,
+    Runtime,
+    /// The cluster and the targeted pod: known for both.
+    Both,
+}
+
+impl FieldSource {
+    /// The cluster and the targeted pod are known for both; a field documented `runtime: ...` is
+    /// read from runtime events; the rest from audit events.
+    pub fn of(field: &FieldDef) -> Self {
+        if field.name.starts_with("cluster.") || field.name.starts_with("target.") {
+            Self::Both
+        } else if field.doc.starts_with("runtime") {
+            Self::Runtime
+        } else {
+            Self::Audit
+        }
+    }
+
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Audit => "audit",
+            Self::Runtime => "runtime",
+            Self::Both => "audit and runtime",
+        }
+    }
+}
+
+/// The Kubernetes API verbs the API server logs (RBAC's special verbs included).
+const VERBS: &[&str] = &[
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "impersonate",
+    "bind",
+    "escalate",
+    "use",
+    "approve",
+    "sign",
+    "proxy",
+    "connect",
+];
+
+/// The values a field can hold where they are a closed set: a rule comparing it with anything else
+/// (`runtime.kind = "proces_exec"`) is refused at load time instead of never firing.
+pub fn domain_of(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "runtime.kind" => vigil_schemas::RUNTIME_KINDS,
+        "verb" => VERBS,
+        "service.type" => &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"],
+        "threat_purpose" => &[
+            "CredentialAccess",
+            "Discovery",
+            "DefenseEvasion",
+            "Persistence",
+            "Impact",
+        ],
+        _ => return None,
+    })
+}
+
 pub(super) fn audit(event: &EnrichedEvent) -> Option<&AuditEvent> {
     event.audit.as_ref()
 }

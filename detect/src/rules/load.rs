@@ -5,7 +5,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::condition::{Condition, Literal, Operator};
-use super::fields::field_named;
+use super::fields::{FieldDef, FieldSource, domain_of, field_named};
 use super::template::Template;
 use super::{Rule, Source};
 
@@ -169,6 +169,87 @@ pub(super) fn condition(raw: RawCondition) -> Result<Condition, String> {
     }
 }
 
+/// A field the rule's source has: an audit rule cannot read a process, nor a runtime rule a verb.
+fn of_source(field: &'static FieldDef, source: Source) -> Result<&'static FieldDef, String> {
+    let rule_source = match source {
+        Source::Audit => FieldSource::Audit,
+        Source::Runtime => FieldSource::Runtime,
+    };
+    match FieldSource::of(field) {
+        FieldSource::Both => Ok(field),
+        own if own == rule_source => Ok(field),
+        own => Err(format!(
+            "field {:?} is read from {} events, and this rule's source is {}{}",
+            field.name,
+            own.label(),
+            rule_source.label(),
+            if own == FieldSource::Runtime {
+                " (write source = \"runtime\")"
+            } else {
+                ""
+            }
+        )),
+    }
+}
+
+/// A condition whose field belongs to the rule's source and whose literals are values the field
+/// can hold, where its values are a closed set.
+fn checked(condition: Condition, source: Source) -> Result<Condition, String> {
+    of_source(condition.field, source)?;
+    let Some(domain) = domain_of(condition.field.name) else {
+        return Ok(condition);
+    };
+    let literals: &[Literal] = match &condition.operator {
+        Operator::Eq(literal) | Operator::Neq(literal) => std::slice::from_ref(literal),
+        Operator::In(literals) | Operator::NotIn(literals) => literals,
+        _ => &[],
+    };
+    for literal in literals {
+        let Literal::Str(value) = literal else {
+            continue;
+        };
+        if !domain.contains(&value.as_str()) {
+            let nearest = domain
+                .iter()
+                .map(|known| (edit_distance(known, value), *known))
+                .min()
+                .filter(|(distance, _)| *distance <= 3)
+                .map(|(_, known)| format!(" (did you mean {known:?}?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "{:?} is not a value of {}{nearest}; it holds one of: {}",
+                value,
+                condition.field.name,
+                domain.join(", ")
+            ));
+        }
+    }
+    Ok(condition)
+}
+
+/// Levenshtein distance, for suggesting the value a typo meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row.first().copied().unwrap_or(i);
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let above = row.get(j + 1).copied().unwrap_or(usize::MAX);
+            let left = row.get(j).copied().unwrap_or(usize::MAX);
+            let cost = usize::from(ca != *cb);
+            let value = (diagonal + cost).min(above + 1).min(left + 1);
+            diagonal = above;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = value;
+            }
+        }
+    }
+    row.last().copied().unwrap_or(0)
+}
+
 /// Severity words as GuardDuty's numbers; a number is taken as written.
 pub fn parse_severity(value: &toml::Value) -> Result<f64, String> {
     let number = match value {
@@ -308,8 +389,9 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
                 key.into_inner()
                     .iter()
                     .map(|name| {
-                        field_named(name)
-                            .ok_or_else(|| error(start, format!("unknown key field {name:?}")))
+                        let field = field_named(name)
+                            .ok_or_else(|| error(start, format!("unknown key field {name:?}")))?;
+                        of_source(field, source).map_err(|message| error(start, message))
                     })
                     .collect::<Result<Vec<_>, _>>()?
             }
@@ -332,7 +414,9 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
                 .into_iter()
                 .map(|spanned| {
                     let start = spanned.span().start;
-                    condition(spanned.into_inner()).map_err(|message| error(start, message))
+                    condition(spanned.into_inner())
+                        .and_then(|condition| checked(condition, source))
+                        .map_err(|message| error(start, message))
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
@@ -401,6 +485,83 @@ mod tests {
         let bad_placeholder = text.replace("title = \"t\"", "title = \"{user.nam}\"");
         let error = parse_rules("mine.toml", &bad_placeholder).unwrap_err();
         assert_eq!(error.line, 5, "{error}");
+    }
+
+    fn rule(source: &str, conditions: &str, key: &str) -> String {
+        format!(
+            "[[rule]]\nid = \"x\"\ntype = \"Execution:Runtime/X\"\nseverity = \"Low\"\n{source}title = \"t\"\ndescription = \"d\"\n{key}when = [\n{conditions}\n]\n"
+        )
+    }
+
+    /// A rule that would load and never fire is refused, with the line and what to write instead.
+    #[test]
+    fn a_field_of_the_other_source_or_a_value_outside_a_fields_domain_is_refused() {
+        let runtime = "source = \"runtime\"\n";
+        let typo = rule(
+            runtime,
+            "  { field = \"runtime.kind\", eq = \"proces_exec\" },",
+            "",
+        );
+        let error = parse_rules("mine.toml", &typo).unwrap_err();
+        assert_eq!(error.line, 9, "{error}");
+        assert!(
+            error.message.contains("did you mean \"process_exec\""),
+            "{error}"
+        );
+        let in_list = rule(
+            runtime,
+            "  { field = \"runtime.kind\", in = [\"process_exec\", \"file_wrote\"] },",
+            "",
+        );
+        assert!(parse_rules("mine.toml", &in_list).is_err());
+        let audit_reads_process = rule(
+            "",
+            "  { field = \"process.binary\", eq = \"/bin/sh\" },",
+            "",
+        );
+        let error = parse_rules("mine.toml", &audit_reads_process).unwrap_err();
+        assert!(
+            error.message.contains("read from runtime events")
+                && error.message.contains("source = \"runtime\""),
+            "{error}"
+        );
+        let runtime_reads_verb = rule(runtime, "  { field = \"verb\", eq = \"get\" },", "");
+        assert!(parse_rules("mine.toml", &runtime_reads_verb).is_err());
+        let audit_keyed_on_process = rule(
+            "",
+            "  { field = \"verb\", eq = \"get\" },",
+            "key = [\"process.binary\"]\n",
+        );
+        assert!(parse_rules("mine.toml", &audit_keyed_on_process).is_err());
+        let bad_verb = rule("", "  { field = \"verb\", in = [\"get\", \"lsit\"] },", "");
+        let error = parse_rules("mine.toml", &bad_verb).unwrap_err();
+        assert!(error.message.contains("did you mean \"list\""), "{error}");
+    }
+
+    #[test]
+    fn fields_of_the_rules_source_and_values_in_domain_load() {
+        let runtime = "source = \"runtime\"\n";
+        for (source, conditions) in [
+            (
+                runtime,
+                "  { field = \"runtime.kind\", in = [\"process_exec\", \"file_write\"] },\n  { field = \"cluster.name\", eq = \"prod\" },",
+            ),
+            (
+                runtime,
+                "  { field = \"runtime.kind\", prefix = \"file_\" },",
+            ),
+            (
+                "",
+                "  { field = \"verb\", neq = \"escalate\" },\n  { field = \"service.type\", eq = \"NodePort\" },",
+            ),
+            (
+                "",
+                "  { field = \"threat_purpose\", eq = \"Impact\" },\n  { field = \"target.images\", contains = \"nginx\" },",
+            ),
+        ] {
+            let text = rule(source, conditions, "");
+            assert!(parse_rules("mine.toml", &text).is_ok(), "{text}");
+        }
     }
 
     #[test]
