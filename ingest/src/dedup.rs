@@ -14,9 +14,7 @@ pub struct Dedup {
 
 /// FNV-1a: stable across runs and processes, unlike the std hasher's random keys.
 fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    vigil_schemas::hash::fnv1a_64(text.as_bytes())
 }
 
 impl Dedup {

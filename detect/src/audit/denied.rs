@@ -104,19 +104,8 @@ impl Default for DeniedRequestsBurst {
 
 fn combination_hash(event: &AuditEvent) -> u64 {
     use std::hash::{Hash, Hasher};
-    // Stable across processes and versions (checkpointed): FNV-1a over the parts.
-    struct Fnv(u64);
-    impl Hasher for Fnv {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for byte in bytes {
-                self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-    }
-    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
+    // Stable across processes and versions: the windows are checkpointed.
+    let mut hasher = vigil_schemas::hash::StableHasher::default();
     let object = event.object_ref.as_ref();
     event.verb.hash(&mut hasher);
     resource_of(event).hash(&mut hasher);

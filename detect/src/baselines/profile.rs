@@ -175,12 +175,9 @@ impl GivenWay {
 
     /// The bit positions of a value: double hashing over FNV-1a.
     fn positions(value: &str) -> impl Iterator<Item = usize> {
-        let fnv = |seed: u64| {
-            value.bytes().fold(seed, |hash, byte| {
-                (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-            })
-        };
-        let (first, second) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142) | 1);
+        use vigil_schemas::hash::{FNV64_OFFSET, fnv1a_64_seeded};
+        let fnv = |seed: u64| fnv1a_64_seeded(seed, value.as_bytes());
+        let (first, second) = (fnv(FNV64_OFFSET), fnv(0x6c62_272e_07bb_0142) | 1);
         (0..SKETCH_HASHES).map(move |index| {
             let bit = first.wrapping_add(index.wrapping_mul(second)) % SKETCH_BITS as u64;
             usize::try_from(bit).unwrap_or(0)

@@ -263,9 +263,7 @@ impl VolumeProfile {
 /// FNV-1a: stable across processes, for the replay guard's ids (32 bits: collisions among a few
 /// dozen recent ids are negligible, and the checkpoint stays small).
 fn stable_hash(text: &str) -> u32 {
-    text.bytes().fold(0x811c_9dc5, |hash, byte| {
-        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    })
+    vigil_schemas::hash::fnv1a_32(text.as_bytes())
 }
 
 #[derive(Debug)]
