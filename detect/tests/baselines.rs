@@ -959,21 +959,25 @@ fn a_library_never_loaded_in_a_stable_image_is_flagged_and_a_new_version_is_not(
     assert!(library.baseline.contains(&"/usr/lib/libssl.so".to_owned()));
 }
 
+/// `kubectl auth can-i` by `who`: a self-subject access review asking `asked`.
+fn can_i_by(who: &'static str, asked: &str, at: i64) -> EnrichedEvent {
+    let call = Call {
+        who,
+        namespace: None,
+        name: None,
+        ..alice("create", "selfsubjectaccessreviews", "shop")
+    };
+    let mut enriched = event(&call, at);
+    let audit = enriched.audit.as_mut().unwrap();
+    audit.status_code = Some(201);
+    audit.permission_checked = Some(asked.into());
+    enriched
+}
+
 #[test]
 fn a_permission_never_asked_about_is_flagged_and_the_usual_question_is_not() {
     let mut engine = engine();
-    let can_i = |asked: &str, at: i64| {
-        let call = Call {
-            namespace: None,
-            name: None,
-            ..alice("create", "selfsubjectaccessreviews", "shop")
-        };
-        let mut enriched = event(&call, at);
-        let audit = enriched.audit.as_mut().unwrap();
-        audit.status_code = Some(201);
-        audit.permission_checked = Some(asked.into());
-        enriched
-    };
+    let can_i = |asked: &str, at: i64| can_i_by("alice", asked, at);
     let mut out = Vec::new();
     for day in 0..10 {
         out.extend(routine(&mut engine, MONDAY + day * DAY, 1));
@@ -1148,19 +1152,7 @@ fn a_principal_known_only_by_refused_calls_is_judged_on_its_first_successful_wri
 /// ordinary question) is not.
 #[test]
 fn a_newcomers_escalating_question_the_cluster_never_heard_is_flagged() {
-    let can_i = |who: &'static str, asked: &str, at: i64| {
-        let call = Call {
-            who,
-            namespace: None,
-            name: None,
-            ..alice("create", "selfsubjectaccessreviews", "shop")
-        };
-        let mut enriched = event(&call, at);
-        let audit = enriched.audit.as_mut().unwrap();
-        audit.status_code = Some(201);
-        audit.permission_checked = Some(asked.into());
-        enriched
-    };
+    let can_i = can_i_by;
     let mut engine = engine();
     let mut out = Vec::new();
     // Ten days in which alice and bob ask their usual questions, one of them escalating.

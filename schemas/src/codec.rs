@@ -219,24 +219,10 @@ impl Codec {
                 expected: T::FULL_NAME,
                 found: "no such schema",
             })?;
-        if known.name != T::FULL_NAME {
-            return Err(CodecError::WrongRecord {
-                expected: T::FULL_NAME,
-                found: known.name,
-            });
-        }
-        let datum_error = |source| CodecError::Datum {
-            name: known.name,
-            source: Box::new(source),
-        };
+        expect_record::<T>(known.name)?;
         let value = apache_avro::from_avro_datum(&earlier.writer, &mut datum, Some(reader))
-            .map_err(datum_error)?;
-        if !datum.is_empty() {
-            return Err(CodecError::NotSingleObject(
-                "trailing bytes after the datum",
-            ));
-        }
-        from_value::<T>(&value).map_err(datum_error)
+            .map_err(datum_error(known.name))?;
+        into_record(&value, datum, known.name)
     }
 
     fn known<T: Record>(&self) -> Result<&KnownSchema, CodecError> {
@@ -297,27 +283,46 @@ impl Codec {
                 None => Err(CodecError::UnknownSchema(fingerprint)),
             };
         };
-        if known.name != T::FULL_NAME {
-            return Err(CodecError::WrongRecord {
-                expected: T::FULL_NAME,
-                found: known.name,
-            });
-        }
-        let datum_error = |source| CodecError::Datum {
-            name: known.name,
-            source: Box::new(source),
-        };
+        expect_record::<T>(known.name)?;
         // The reader checks the same header again, then decodes with the names resolved at start.
         let mut remaining = bytes;
         let value = known
             .reader
             .read_value(&mut remaining)
-            .map_err(datum_error)?;
-        if !remaining.is_empty() {
-            return Err(CodecError::NotSingleObject(
-                "trailing bytes after the datum",
-            ));
-        }
-        from_value::<T>(&value).map_err(datum_error)
+            .map_err(datum_error(known.name))?;
+        into_record(&value, remaining, known.name)
     }
+}
+
+/// Refuses a record of another type than the one asked for.
+fn expect_record<T: Record>(found: &'static str) -> Result<(), CodecError> {
+    if found == T::FULL_NAME {
+        Ok(())
+    } else {
+        Err(CodecError::WrongRecord {
+            expected: T::FULL_NAME,
+            found,
+        })
+    }
+}
+
+fn datum_error(name: &'static str) -> impl Fn(apache_avro::Error) -> CodecError {
+    move |source| CodecError::Datum {
+        name,
+        source: Box::new(source),
+    }
+}
+
+/// The decoded value as the record, refusing bytes left after the datum.
+fn into_record<T: Record>(
+    value: &apache_avro::types::Value,
+    remaining: &[u8],
+    name: &'static str,
+) -> Result<T, CodecError> {
+    if !remaining.is_empty() {
+        return Err(CodecError::NotSingleObject(
+            "trailing bytes after the datum",
+        ));
+    }
+    from_value::<T>(value).map_err(datum_error(name))
 }
