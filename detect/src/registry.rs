@@ -3,6 +3,7 @@
 //! (`rules/*.toml`) say the same of themselves in their files. Adding a Rust detector is its module,
 //! its entry here and its tests; a test holds each entry's name to the detector it builds.
 
+use crate::audit::WorkloadDetector;
 use crate::{DetectConfig, Detector, audit, baselines, runtime};
 
 /// One Rust detector: what `vigil rules list` shows of it, and its constructor.
@@ -92,33 +93,43 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         name: "privileged_container",
         finding_types: "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
         severity: "Medium",
-        build: |config| Box::new(audit::PrivilegedContainer::new(trusted(config))),
+        build: |config| {
+            Box::new(WorkloadDetector::new(audit::PrivilegedContainer {
+                trusted_images: trusted(config),
+            }))
+        },
     },
     RustDetector {
         name: "container_with_sensitive_mount",
         finding_types: "Persistence:Kubernetes/ContainerWithSensitiveMount",
         severity: "Medium",
         build: |config| {
-            Box::new(audit::ContainerWithSensitiveMount::new(
-                trusted(config),
-                config.sensitive_host_paths.clone(),
-            ))
+            Box::new(WorkloadDetector::new(audit::ContainerWithSensitiveMount {
+                trusted_images: trusted(config),
+                sensitive_paths: config.sensitive_host_paths.clone(),
+            }))
         },
     },
     RustDetector {
         name: "host_namespace_container",
         finding_types: "PrivilegeEscalation:Kubernetes/HostNamespaceContainer",
         severity: "Medium",
-        build: |config| Box::new(audit::HostNamespaceContainer::new(trusted(config))),
+        build: |config| {
+            Box::new(WorkloadDetector::new(audit::HostNamespaceContainer {
+                trusted_images: trusted(config),
+            }))
+        },
     },
     RustDetector {
         name: "container_with_dangerous_capabilities",
         finding_types: "PrivilegeEscalation:Kubernetes/ContainerWithDangerousCapabilities",
         severity: "Medium",
         build: |config| {
-            Box::new(audit::ContainerWithDangerousCapabilities::new(trusted(
-                config,
-            )))
+            Box::new(WorkloadDetector::new(
+                audit::ContainerWithDangerousCapabilities {
+                    trusted_images: trusted(config),
+                },
+            ))
         },
     },
     RustDetector {
@@ -126,10 +137,11 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         finding_types: "Persistence:Kubernetes/WorkloadInSystemNamespace",
         severity: "Medium",
         build: |config| {
-            Box::new(audit::WorkloadInSystemNamespace::new(
-                trusted(config),
-                config.system_namespace_images.clone(),
-            ))
+            let mut expected_images = trusted(config);
+            expected_images.extend(config.system_namespace_images.iter().cloned());
+            Box::new(WorkloadDetector::new(audit::WorkloadInSystemNamespace {
+                expected_images,
+            }))
         },
     },
     RustDetector {

@@ -21,6 +21,7 @@ pub use rbac::{AdminAccessToDefaultServiceAccount, PrivilegedRoleBinding};
 pub use threat_intel::{MaliciousIpCaller, TorIpCaller};
 pub use workloads::{
     ContainerWithDangerousCapabilities, ContainerWithSensitiveMount, DANGEROUS_CAPABILITIES,
-    HostNamespaceContainer, PrivilegedContainer, SYSTEM_NAMESPACES, WorkloadInSystemNamespace,
-    default_system_namespace_images, default_trusted_system_images,
+    HostNamespaceContainer, PrivilegedContainer, SYSTEM_NAMESPACES, WorkloadCheck,
+    WorkloadDetector, WorkloadFinding, WorkloadInSystemNamespace, default_system_namespace_images,
+    default_trusted_system_images,
 };

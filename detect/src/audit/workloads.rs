@@ -2,7 +2,7 @@
 //! host paths, the node's namespaces, dangerous capabilities, and workloads in system namespaces. A
 //! top-level workload is reported once; the pods its controllers make are attributed to it.
 
-use vigil_schemas::{Detection, EnrichedEvent, WorkloadSpec};
+use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, WorkloadSpec};
 
 use super::remembered::RememberedKeys;
 use crate::detection::{Verdict, detection, severity};
@@ -10,14 +10,15 @@ use crate::facts::{is_controller, is_sensitive, is_write, succeeded, workload_id
 use crate::{Detector, StateEntry};
 
 /// What a workload detector found in a pod spec, in words for the finding.
-struct WorkloadFinding {
-    finding_type: &'static str,
+#[derive(Debug, Clone)]
+pub struct WorkloadFinding {
+    pub finding_type: &'static str,
     /// "Privileged container launched": the title's start, completed with the workload.
-    headline: &'static str,
+    pub headline: &'static str,
     /// "with privileged container(s) app (nginx)": what the spec holds, after the workload's name.
-    details: String,
+    pub details: String,
     /// Why it matters, the description's last sentence.
-    risk: &'static str,
+    pub risk: &'static str,
 }
 
 /// Reports a workload finding, unless it is a controller creating pods or ReplicaSets for a workload
@@ -59,6 +60,69 @@ fn report_workload(
     Some(detection(enriched, event, detector, verdict))
 }
 
+/// What differs between the workload detectors: their name and what they look for in a workload
+/// written. The rest (a workload reported once, the pods its controllers make attributed to it,
+/// the finding's words and key, the checkpoints) is [`WorkloadDetector`]'s.
+pub trait WorkloadCheck: Send + std::fmt::Debug {
+    const NAME: &'static str;
+    fn examine(&self, event: &AuditEvent, workload: &WorkloadSpec) -> Option<WorkloadFinding>;
+}
+
+/// A workload detector: one [`WorkloadCheck`] over every workload written.
+#[derive(Debug)]
+pub struct WorkloadDetector<C> {
+    check: C,
+    reported: RememberedKeys,
+}
+
+impl<C: WorkloadCheck> WorkloadDetector<C> {
+    pub fn new(check: C) -> Self {
+        Self {
+            check,
+            reported: RememberedKeys::new(100_000),
+        }
+    }
+}
+
+impl<C: WorkloadCheck> Detector for WorkloadDetector<C> {
+    fn name(&self) -> &'static str {
+        C::NAME
+    }
+    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
+        self.reported.drain(out);
+    }
+    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
+        self.reported.restore(key, value);
+        true
+    }
+    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
+        let Some(event) = enriched.audit.as_ref() else {
+            return;
+        };
+        let Some(found) = event
+            .workload
+            .as_ref()
+            .and_then(|workload| self.check.examine(event, workload))
+        else {
+            return;
+        };
+        out.extend(report_workload(
+            enriched,
+            &mut self.reported,
+            C::NAME,
+            found,
+        ));
+    }
+}
+
+fn all_trusted(workload: &WorkloadSpec, trusted_images: &[String]) -> bool {
+    !workload.containers.is_empty()
+        && workload
+            .containers
+            .iter()
+            .all(|container| image_trusted(&container.image, trusted_images))
+}
+
 fn image_trusted(image: &str, trusted_prefixes: &[String]) -> bool {
     trusted_prefixes
         .iter()
@@ -90,65 +154,26 @@ pub fn default_trusted_system_images() -> Vec<String> {
 /// Key: principal, top-level workload.
 #[derive(Debug)]
 pub struct PrivilegedContainer {
-    trusted_images: Vec<String>,
-    reported: RememberedKeys,
+    pub trusted_images: Vec<String>,
 }
 
-impl PrivilegedContainer {
-    pub fn new(trusted_images: Vec<String>) -> Self {
-        Self {
-            trusted_images,
-            reported: RememberedKeys::new(100_000),
-        }
-    }
-}
-
-impl Detector for PrivilegedContainer {
-    fn name(&self) -> &'static str {
-        "privileged_container"
-    }
-    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
-        self.reported.drain(out);
-    }
-    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
-        self.reported.restore(key, value);
-        true
-    }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let privileged = |workload: &WorkloadSpec| -> Vec<String> {
-            workload
-                .containers
-                .iter()
-                .filter(|container| {
-                    container.privileged && !image_trusted(&container.image, &self.trusted_images)
-                })
-                .map(|container| format!("{} ({})", container.name, container.image))
-                .collect()
-        };
-        let Some(workload) = enriched
-            .audit
-            .as_ref()
-            .and_then(|event| event.workload.as_ref())
-        else {
-            return;
-        };
-        let containers = privileged(workload);
-        if containers.is_empty() {
-            return;
-        }
-        let found = WorkloadFinding {
+impl WorkloadCheck for PrivilegedContainer {
+    const NAME: &'static str = "privileged_container";
+    fn examine(&self, _event: &AuditEvent, workload: &WorkloadSpec) -> Option<WorkloadFinding> {
+        let containers: Vec<String> = workload
+            .containers
+            .iter()
+            .filter(|container| {
+                container.privileged && !image_trusted(&container.image, &self.trusted_images)
+            })
+            .map(|container| format!("{} ({})", container.name, container.image))
+            .collect();
+        (!containers.is_empty()).then(|| WorkloadFinding {
             finding_type: "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
             headline: "Privileged container launched",
             details: format!("with privileged container(s) {}", containers.join(", ")),
             risk: "A privileged container has root access to its node.",
-        };
-        let detector = self.name();
-        out.extend(report_workload(
-            enriched,
-            &mut self.reported,
-            detector,
-            found,
-        ));
+        })
     }
 }
 
@@ -160,40 +185,13 @@ impl Detector for PrivilegedContainer {
 /// Key: principal, top-level workload.
 #[derive(Debug)]
 pub struct ContainerWithSensitiveMount {
-    trusted_images: Vec<String>,
-    sensitive_paths: Vec<String>,
-    reported: RememberedKeys,
+    pub trusted_images: Vec<String>,
+    pub sensitive_paths: Vec<String>,
 }
 
-impl ContainerWithSensitiveMount {
-    pub fn new(trusted_images: Vec<String>, sensitive_paths: Vec<String>) -> Self {
-        Self {
-            trusted_images,
-            sensitive_paths,
-            reported: RememberedKeys::new(100_000),
-        }
-    }
-}
-
-impl Detector for ContainerWithSensitiveMount {
-    fn name(&self) -> &'static str {
-        "container_with_sensitive_mount"
-    }
-    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
-        self.reported.drain(out);
-    }
-    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
-        self.reported.restore(key, value);
-        true
-    }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(workload) = enriched
-            .audit
-            .as_ref()
-            .and_then(|event| event.workload.as_ref())
-        else {
-            return;
-        };
+impl WorkloadCheck for ContainerWithSensitiveMount {
+    const NAME: &'static str = "container_with_sensitive_mount";
+    fn examine(&self, _event: &AuditEvent, workload: &WorkloadSpec) -> Option<WorkloadFinding> {
         let mut mounts = Vec::new();
         let mut mounted_by_any: Vec<&str> = Vec::new();
         for container in &workload.containers {
@@ -230,12 +228,7 @@ impl Detector for ContainerWithSensitiveMount {
         // A sensitive host path declared as a volume that no container mounts (yet: an ephemeral
         // container or a later patch can) is the same grant, as Falco judges pod volumes; unless
         // every container runs a trusted image.
-        let all_trusted = !workload.containers.is_empty()
-            && workload
-                .containers
-                .iter()
-                .all(|container| image_trusted(&container.image, &self.trusted_images));
-        if !all_trusted {
+        if !all_trusted(workload, &self.trusted_images) {
             for volume in &workload.volumes {
                 if let Some(path) = volume
                     .host_path
@@ -250,22 +243,12 @@ impl Detector for ContainerWithSensitiveMount {
                 }
             }
         }
-        if mounts.is_empty() {
-            return;
-        }
-        let found = WorkloadFinding {
+        (!mounts.is_empty()).then(|| WorkloadFinding {
             finding_type: "Persistence:Kubernetes/ContainerWithSensitiveMount",
             headline: "Container with a sensitive host path mounted",
             details: format!("mounting host path {}", mounts.join("; ")),
             risk: "Such a mount lets the container read or change its node.",
-        };
-        let detector = self.name();
-        out.extend(report_workload(
-            enriched,
-            &mut self.reported,
-            detector,
-            found,
-        ));
+        })
     }
 }
 
@@ -298,38 +281,12 @@ fn dangerous_capability(capability: &str) -> bool {
 /// Key: principal, top-level workload.
 #[derive(Debug)]
 pub struct HostNamespaceContainer {
-    trusted_images: Vec<String>,
-    reported: RememberedKeys,
+    pub trusted_images: Vec<String>,
 }
 
-impl HostNamespaceContainer {
-    pub fn new(trusted_images: Vec<String>) -> Self {
-        Self {
-            trusted_images,
-            reported: RememberedKeys::new(100_000),
-        }
-    }
-}
-
-impl Detector for HostNamespaceContainer {
-    fn name(&self) -> &'static str {
-        "host_namespace_container"
-    }
-    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
-        self.reported.drain(out);
-    }
-    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
-        self.reported.restore(key, value);
-        true
-    }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(workload) = enriched
-            .audit
-            .as_ref()
-            .and_then(|event| event.workload.as_ref())
-        else {
-            return;
-        };
+impl WorkloadCheck for HostNamespaceContainer {
+    const NAME: &'static str = "host_namespace_container";
+    fn examine(&self, _event: &AuditEvent, workload: &WorkloadSpec) -> Option<WorkloadFinding> {
         let shared: Vec<&str> = [
             (workload.host_network, "network"),
             (workload.host_pid, "process (PID)"),
@@ -339,20 +296,15 @@ impl Detector for HostNamespaceContainer {
         .filter(|(on, _)| *on)
         .map(|(_, what)| *what)
         .collect();
-        let all_trusted = !workload.containers.is_empty()
-            && workload
-                .containers
-                .iter()
-                .all(|container| image_trusted(&container.image, &self.trusted_images));
-        if shared.is_empty() || all_trusted {
-            return;
+        if shared.is_empty() || all_trusted(workload, &self.trusted_images) {
+            return None;
         }
         let images: Vec<&str> = workload
             .containers
             .iter()
             .map(|container| container.image.as_str())
             .collect();
-        let found = WorkloadFinding {
+        Some(WorkloadFinding {
             finding_type: "PrivilegeEscalation:Kubernetes/HostNamespaceContainer",
             headline: "Pod sharing its node's namespaces launched",
             details: format!(
@@ -361,14 +313,7 @@ impl Detector for HostNamespaceContainer {
                 images.join(", ")
             ),
             risk: "Such a pod sees the node's network traffic, processes or shared memory.",
-        };
-        let detector = self.name();
-        out.extend(report_workload(
-            enriched,
-            &mut self.reported,
-            detector,
-            found,
-        ));
+        })
     }
 }
 
@@ -379,38 +324,12 @@ impl Detector for HostNamespaceContainer {
 /// Key: principal, top-level workload.
 #[derive(Debug)]
 pub struct ContainerWithDangerousCapabilities {
-    trusted_images: Vec<String>,
-    reported: RememberedKeys,
+    pub trusted_images: Vec<String>,
 }
 
-impl ContainerWithDangerousCapabilities {
-    pub fn new(trusted_images: Vec<String>) -> Self {
-        Self {
-            trusted_images,
-            reported: RememberedKeys::new(100_000),
-        }
-    }
-}
-
-impl Detector for ContainerWithDangerousCapabilities {
-    fn name(&self) -> &'static str {
-        "container_with_dangerous_capabilities"
-    }
-    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
-        self.reported.drain(out);
-    }
-    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
-        self.reported.restore(key, value);
-        true
-    }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(workload) = enriched
-            .audit
-            .as_ref()
-            .and_then(|event| event.workload.as_ref())
-        else {
-            return;
-        };
+impl WorkloadCheck for ContainerWithDangerousCapabilities {
+    const NAME: &'static str = "container_with_dangerous_capabilities";
+    fn examine(&self, _event: &AuditEvent, workload: &WorkloadSpec) -> Option<WorkloadFinding> {
         let containers: Vec<String> = workload
             .containers
             .iter()
@@ -434,22 +353,12 @@ impl Detector for ContainerWithDangerousCapabilities {
                 })
             })
             .collect();
-        if containers.is_empty() {
-            return;
-        }
-        let found = WorkloadFinding {
+        (!containers.is_empty()).then(|| WorkloadFinding {
             finding_type: "PrivilegeEscalation:Kubernetes/ContainerWithDangerousCapabilities",
             headline: "Container with dangerous capabilities launched",
             details: format!("with container(s) {}", containers.join("; ")),
             risk: "These capabilities are enough to break out of the container onto its node.",
-        };
-        let detector = self.name();
-        out.extend(report_workload(
-            enriched,
-            &mut self.reported,
-            detector,
-            found,
-        ));
+        })
     }
 }
 
@@ -479,46 +388,20 @@ pub fn default_system_namespace_images() -> Vec<String> {
 /// Key: principal, top-level workload.
 #[derive(Debug)]
 pub struct WorkloadInSystemNamespace {
-    expected_images: Vec<String>,
-    reported: RememberedKeys,
+    /// The trusted system images and the images expected in system namespaces.
+    pub expected_images: Vec<String>,
 }
 
-impl WorkloadInSystemNamespace {
-    pub fn new(trusted_images: Vec<String>, system_namespace_images: Vec<String>) -> Self {
-        let mut expected_images = trusted_images;
-        expected_images.extend(system_namespace_images);
-        Self {
-            expected_images,
-            reported: RememberedKeys::new(100_000),
-        }
-    }
-}
-
-impl Detector for WorkloadInSystemNamespace {
-    fn name(&self) -> &'static str {
-        "workload_in_system_namespace"
-    }
-    fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
-        self.reported.drain(out);
-    }
-    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
-        self.reported.restore(key, value);
-        true
-    }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
-        let Some(workload) = event.workload.as_ref() else {
-            return;
-        };
+impl WorkloadCheck for WorkloadInSystemNamespace {
+    const NAME: &'static str = "workload_in_system_namespace";
+    fn examine(&self, event: &AuditEvent, workload: &WorkloadSpec) -> Option<WorkloadFinding> {
         let namespace = workload
             .namespace
             .as_deref()
             .or_else(|| event.object_ref.as_ref()?.namespace.as_deref())
             .unwrap_or_default();
         if event.verb != "create" || !SYSTEM_NAMESPACES.contains(&namespace) {
-            return;
+            return None;
         }
         let unexpected: Vec<&str> = workload
             .containers
@@ -526,10 +409,7 @@ impl Detector for WorkloadInSystemNamespace {
             .map(|container| container.image.as_str())
             .filter(|image| !image_trusted(image, &self.expected_images))
             .collect();
-        if unexpected.is_empty() {
-            return;
-        }
-        let found = WorkloadFinding {
+        (!unexpected.is_empty()).then(|| WorkloadFinding {
             finding_type: "Persistence:Kubernetes/WorkloadInSystemNamespace",
             headline: "Workload launched in a system namespace",
             details: format!(
@@ -537,14 +417,7 @@ impl Detector for WorkloadInSystemNamespace {
                 unexpected.join(", ")
             ),
             risk: "System namespaces hold the cluster's own components; a workload there blends in and often runs with their privileges.",
-        };
-        let detector = self.name();
-        out.extend(report_workload(
-            enriched,
-            &mut self.reported,
-            detector,
-            found,
-        ));
+        })
     }
 }
 
