@@ -92,6 +92,11 @@ enum RulesCommand {
         /// Rule files to test.
         #[arg(long = "rules", required = true, value_name = "FILE")]
         rule_files: Vec<PathBuf>,
+        /// The settings file whose clusters (names, account, provider and address ranges) and
+        /// threat, Tor, trusted and provider lists enrich the events, as in the services; its own
+        /// rules are not run, only those under test.
+        #[arg(long, env = "VIGIL_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Audit events (any shape vigil scan reads).
         #[arg(required = true)]
         events: Vec<PathBuf>,
@@ -316,18 +321,27 @@ fn rules(command: RulesCommand) -> Result<ExitCode, Box<dyn std::error::Error>> 
         }
         RulesCommand::Test {
             rule_files,
+            config,
             events,
             expect_fire,
             expect_quiet,
         } => {
             let settings = Settings::load(&vigil_runtime::SettingsArgs {
-                rule_files,
+                config,
+                rule_files: rule_files.clone(),
                 ..vigil_runtime::SettingsArgs::default()
             })?;
+            let mut notes = settings.notes.clone();
+            let intel = settings.threat_intel(&mut notes)?;
+            let under_test: Vec<String> = rule_files
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect();
             let theirs: Vec<String> = settings
                 .detect
                 .rule_files
                 .iter()
+                .filter(|source| under_test.contains(&source.name))
                 .map(|source| vigil_detect::rules::parse_rules(&source.name, &source.text))
                 .collect::<Result<Vec<_>, _>>()?
                 .into_iter()
@@ -346,7 +360,7 @@ fn rules(command: RulesCommand) -> Result<ExitCode, Box<dyn std::error::Error>> 
             };
             let mut engine = Engine::build(&detect)?;
             engine.retain(|name| theirs.iter().any(|rule| rule == name));
-            let results = rules_test::run(&events, engine)?;
+            let results = rules_test::run(&events, engine, settings.clusters, intel)?;
             let verdict =
                 rules_test::report(&mut out, &theirs, &results, &expect_fire, &expect_quiet)?;
             return Ok(if verdict {

@@ -24,15 +24,17 @@ pub struct Results {
     pub hits: Vec<Hit>,
 }
 
-/// Runs the engine over every event of the files.
-pub fn run(paths: &[PathBuf], mut engine: Engine) -> Result<Results, String> {
+/// Runs the engine over every event of the files, enriched with the settings' clusters and lists
+/// as the services enrich them.
+pub fn run(
+    paths: &[PathBuf],
+    mut engine: Engine,
+    clusters: ClusterConfig,
+    intel: ThreatIntel,
+) -> Result<Results, String> {
     let sources = crate::scan::expand_paths(paths).map_err(|error| error.to_string())?;
     let mut ingestor = Ingestor::default();
-    let mut enricher = Enricher::new(
-        ClusterConfig::default(),
-        ThreatIntel::default(),
-        Inventory::default(),
-    );
+    let mut enricher = Enricher::new(clusters, intel, Inventory::default());
     let mut results = Results::default();
     let mut detections = Vec::new();
     for source in sources {

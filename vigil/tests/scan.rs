@@ -464,7 +464,7 @@ type = "Impact:Kubernetes/Never"
 severity = "Low"
 title = "t"
 description = "d"
-when = [{ field = "verb", eq = "no-such-verb" }]
+when = [{ field = "object_ref.resource", eq = "no-such-resource" }]
 "#,
     )
     .unwrap();
@@ -509,6 +509,52 @@ when = [{ field = "verb", eq = "no-such-verb" }]
         .find(|line| line.starts_with("load_balancer_service_created "))
         .unwrap();
     assert!(line.contains(" off "), "{line}");
+}
+
+/// `vigil rules test --config` enriches the events with the settings' clusters and lists as the
+/// services do: a rule on Tor callers fires with the example's Tor list and not without it.
+#[test]
+fn rules_test_enriches_with_the_settings_clusters_and_lists() {
+    let dir = scratch("rules-config");
+    let rules = dir.join("tor.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[[rule]]
+id = "tor_caller_in_shop_prod"
+type = "UnauthorizedAccess:Kubernetes/TorCallerInShopProd"
+severity = "High"
+title = "{user.username} called from Tor."
+description = "{user.username} called {cluster.name} from {source_ip.ip}."
+when = [
+  { field = "source_ip.tor_exit", eq = true },
+  { field = "cluster.name", eq = "shop-prod" },
+]
+"#,
+    )
+    .unwrap();
+    let test = |config: &[&str]| {
+        let mut args = vec!["rules", "test", "--rules", rules.to_str().unwrap()];
+        args.extend_from_slice(config);
+        args.extend_from_slice(&["--expect-fire", "tor_caller_in_shop_prod", "examples/audit"]);
+        vigil(&args)
+    };
+    let with_settings = test(&["--config", "examples/vigil.toml"]);
+    let stdout = String::from_utf8_lossy(&with_settings.stdout);
+    assert!(with_settings.status.success(), "{stdout}");
+    assert!(stdout.contains("called from Tor"), "{stdout}");
+    // The example settings' own rule (shop.toml) is not under test: it is not run.
+    assert!(
+        !stdout.contains("secrets_read_from_public_address"),
+        "{stdout}"
+    );
+    let without = test(&[]);
+    assert_eq!(
+        without.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&without.stdout)
+    );
 }
 
 #[test]
