@@ -3,6 +3,8 @@
 //! `resource.kubernetesDetails.kubernetesUserDetails.username`, ...) and a condition on each. A finding
 //! that every criterion of a rule matches is published archived (`service.archived = true`), not
 //! dropped, as GuardDuty's suppression rules auto-archive; it stays archived when it is updated.
+//! Rules are judged on the finding's GuardDuty view whatever format the findings are written in
+//! ([`crate::format`]): one set of paths, the one GuardDuty's users already write filters in.
 //!
 //! ```toml
 //! [[suppression]]

@@ -1,0 +1,39 @@
+//! How findings are written out: the seam between the aggregated [`Finding`] record and the documents
+//! SIEMs read. GuardDuty's JSON today; a format is a module here with a `render` and a variant below.
+//! Suppression rules are judged on the GuardDuty view whatever the output format (they are GuardDuty
+//! filter criteria over its JSON paths: `crate::suppress`).
+
+pub mod guardduty;
+
+use serde_json::Value;
+use vigil_schemas::Finding;
+
+/// An output format, chosen once from the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// GuardDuty's finding JSON, schema version 2.0.
+    #[default]
+    GuardDuty,
+}
+
+impl Format {
+    /// Every format, for `--help` and the settings' checks.
+    pub const ALL: [Self; 1] = [Self::GuardDuty];
+
+    /// The name the settings and flags use: `guardduty`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::GuardDuty => "guardduty",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|format| format.name() == name)
+    }
+
+    pub fn render(self, finding: &Finding) -> Value {
+        match self {
+            Self::GuardDuty => guardduty::render(finding),
+        }
+    }
+}
