@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use vigil_schemas::time::format_rfc3339_millis;
 use vigil_schemas::{Detection, Finding, ProcessInfo, RuntimeDetails, UserInfo, WorkloadSpec};
 
-/// The finding as GuardDuty's JSON.
+/// The finding as GuardDuty exports it to EventBridge and S3 (the `Finding` API shape).
 pub fn render(finding: &Finding) -> Value {
     without_nulls(with_nulls(finding))
 }
@@ -128,8 +128,6 @@ fn without_nulls(value: Value) -> Value {
         other => other,
     }
 }
-
-/// The finding as GuardDuty exports it to EventBridge and S3 (the `Finding` API shape).
 
 fn with_nulls(finding: &Finding) -> Value {
     let detection = &finding.detection;
