@@ -33,7 +33,7 @@
 //! Aggregation key: principal, type's object (the pod, the namespace's secrets, the role, the
 //! permission asked about...).
 
-use vigil_schemas::{AuditEvent, Detection, EnrichedEvent};
+use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, WorkloadSpec};
 
 use crate::detection::{Verdict, detection, severity};
 use crate::facts::{
@@ -45,7 +45,7 @@ use super::dimensions::{
     caller_origin, image_registry, image_repository, time_of_week, user_agent_family,
 };
 use super::explain::{Unusual, anomaly_of, described, unusual_by_scope};
-use super::profile::{BaselineConfig, Familiarity};
+use super::profile::{BaselineConfig, Familiarity, Phase};
 use super::store::{ProfileStore, Seen, observe};
 
 /// Checkpoint key prefixes of the scopes beyond the principal (whose keys are `cluster/user`, as
@@ -541,85 +541,34 @@ impl Detector for PrincipalBaselines {
         if is_anonymous(event) || crate::facts::is_system_username(&user.username) {
             return;
         }
-        let mut values = habits(enriched, event, api_call(event));
-        let object = event.object_ref.as_ref();
-        let namespace = object.and_then(|object| object.namespace.as_deref());
-        if let Some(asked) = &event.permission_checked {
-            values.push(("permissionChecked", asked.clone()));
-        }
-        // What a peer group learns of its members: the habits above, and who they are.
-        let shared = values.len();
-        values.push(("timeOfWeek", time_of_week(event.event_time_micros)));
         let deployed = event
             .workload
             .as_ref()
             .filter(|_| matches!(event.verb.as_str(), "create" | "update" | "patch"));
-        if let Some(workload) = deployed {
-            for container in &workload.containers {
-                values.push(("image", image_repository(&container.image).to_owned()));
-            }
-        }
-
-        let now = event.event_time_micros;
-        let cluster = enriched.cluster.name.as_str();
-        let username = user.username.as_str();
-        let key = format!("{cluster}/{username}");
+        let (values, shared) = principal_values(enriched, event, deployed);
+        let who = Who {
+            cluster: enriched.cluster.name.as_str(),
+            username: user.username.as_str(),
+            now: event.event_time_micros,
+        };
+        let key = format!("{}/{}", who.cluster, who.username);
         let principal_view = observe(
             &mut self.store,
-            ("principal", username),
+            ("principal", who.username),
             &key,
-            now,
+            who.now,
             &values,
             &self.config,
         );
-        let peer_view = peer_group(username, &user.groups).and_then(|group| {
-            let mut peer_values: Vec<(&str, String)> = values
-                .iter()
-                .take(shared)
-                .map(|(dimension, value)| match *dimension {
-                    // A team asks about its members' own namespaces: the question, not where.
-                    "permissionChecked" => (
-                        *dimension,
-                        value
-                            .split_once(" in ")
-                            .map_or(value.as_str(), |(question, _)| question)
-                            .to_owned(),
-                    ),
-                    _ => (*dimension, value.clone()),
-                })
-                .collect();
-            peer_values.push(("member", username.to_owned()));
-            let key = format!("{PEERS_PREFIX}{cluster}/{group}");
-            observe(
-                &mut self.peers,
-                ("peerGroup", &group),
-                &key,
-                now,
-                &peer_values,
-                &self.config,
-            )
+        let peer_view = peer_group(who.username, &user.groups).and_then(|group| {
+            self.observe_peers(&who, &group, values.get(..shared).unwrap_or_default())
         });
-        let namespace_view = namespace.and_then(|namespace| {
-            let mut namespace_values = vec![("principal", username.to_owned())];
-            if let Some(workload) = deployed {
-                for container in &workload.containers {
-                    namespace_values.push((
-                        "registry",
-                        image_registry(image_repository(&container.image)).to_owned(),
-                    ));
-                }
-            }
-            let key = format!("{NAMESPACE_PREFIX}{cluster}/{namespace}");
-            observe(
-                &mut self.namespaces,
-                ("namespace", namespace),
-                &key,
-                now,
-                &namespace_values,
-                &self.config,
-            )
-        });
-
+        let namespace = event
+            .object_ref
+            .as_ref()
+            .and_then(|object| object.namespace.as_deref());
+        let namespace_view =
+            namespace.and_then(|namespace| self.observe_namespace(&who, namespace, deployed));
         let questions_view = event
             .permission_checked
             .as_deref()
@@ -633,10 +582,7 @@ impl Detector for PrincipalBaselines {
         };
         // Peers judge a principal too young to judge itself (not an unstable one: novelty is its
         // normal), and temper an older one's judgement; only when they are a group.
-        let young = matches!(
-            principal_view.phase,
-            crate::baselines::Phase::WarmUp | crate::baselines::Phase::Learning
-        );
+        let young = matches!(principal_view.phase, Phase::WarmUp | Phase::Learning);
         let peer_view = peer_view.filter(|peers| peers.members >= MIN_PEERS);
         let (judging_peers, tempering_peers) = match peer_view {
             Some(peers) if young => (Some(peers), None),
@@ -656,34 +602,123 @@ impl Detector for PrincipalBaselines {
         if weight < ANOMALY_WEIGHT {
             return;
         }
-        let explained = described(&unusual);
-        let baseline = if principal_view.judged.is_empty() {
-            format!(
-                "{username} is new ({} observations over {} days)",
-                principal_view.observations, principal_view.days
-            )
-        } else {
-            format!(
-                "{username} made a call its baseline of {} observations over {} days does not hold",
-                principal_view.observations, principal_view.days
-            )
-        };
+        let call = values.first().map_or("", |(_, call)| call.as_str());
         let verdict = Verdict {
             finding_type: finding_type.to_owned(),
             severity,
-            title: format!("Unusual {} by {username} on {target}.", event.verb),
+            title: format!("Unusual {} by {} on {target}.", event.verb, who.username),
             description: format!(
-                "{baseline}: {}. Unusual: {}.",
-                values
-                    .first()
-                    .map_or(String::new(), |(_, call)| call.clone()),
-                explained.join("; ")
+                "{}: {call}. Unusual: {}.",
+                baseline_in_words(who.username, &principal_view),
+                described(&unusual).join("; ")
             ),
-            aggregation_key: vec![username.to_owned(), target],
+            aggregation_key: vec![who.username.to_owned(), target],
         };
         let mut found = detection(enriched, event, self.name(), verdict);
         found.anomaly = anomaly_of(&unusual);
         out.push(found);
+    }
+}
+
+/// Whose call a principal's views judge, and when.
+struct Who<'a> {
+    cluster: &'a str,
+    username: &'a str,
+    now: i64,
+}
+
+impl PrincipalBaselines {
+    /// The peer group's view: the habits its members share (`shared`: the call, namespace, client,
+    /// network and question), and who its members are.
+    fn observe_peers(
+        &mut self,
+        who: &Who<'_>,
+        group: &str,
+        shared: &[(&str, String)],
+    ) -> Option<Seen> {
+        let mut peer_values: Vec<(&str, String)> = shared
+            .iter()
+            .map(|(dimension, value)| match *dimension {
+                // A team asks about its members' own namespaces: the question, not where.
+                "permissionChecked" => (
+                    *dimension,
+                    value
+                        .split_once(" in ")
+                        .map_or(value.as_str(), |(question, _)| question)
+                        .to_owned(),
+                ),
+                _ => (*dimension, value.clone()),
+            })
+            .collect();
+        peer_values.push(("member", who.username.to_owned()));
+        let key = format!("{PEERS_PREFIX}{}/{group}", who.cluster);
+        observe(
+            &mut self.peers,
+            ("peerGroup", group),
+            &key,
+            who.now,
+            &peer_values,
+            &self.config,
+        )
+    }
+
+    /// The namespace's view: who acts in it, and the registries of the workloads written to it.
+    fn observe_namespace(
+        &mut self,
+        who: &Who<'_>,
+        namespace: &str,
+        deployed: Option<&WorkloadSpec>,
+    ) -> Option<Seen> {
+        let mut namespace_values = vec![("principal", who.username.to_owned())];
+        for container in deployed.iter().flat_map(|workload| &workload.containers) {
+            namespace_values.push((
+                "registry",
+                image_registry(image_repository(&container.image)).to_owned(),
+            ));
+        }
+        let key = format!("{NAMESPACE_PREFIX}{}/{namespace}", who.cluster);
+        observe(
+            &mut self.namespaces,
+            ("namespace", namespace),
+            &key,
+            who.now,
+            &namespace_values,
+            &self.config,
+        )
+    }
+}
+
+/// A principal's values for one successful call: its habits and the question it asked (the part a
+/// peer group shares, its length returned), then the time of week and the images it deployed.
+fn principal_values(
+    enriched: &EnrichedEvent,
+    event: &AuditEvent,
+    deployed: Option<&WorkloadSpec>,
+) -> (Vec<(&'static str, String)>, usize) {
+    let mut values = habits(enriched, event, api_call(event));
+    if let Some(asked) = &event.permission_checked {
+        values.push(("permissionChecked", asked.clone()));
+    }
+    let shared = values.len();
+    values.push(("timeOfWeek", time_of_week(event.event_time_micros)));
+    for container in deployed.iter().flat_map(|workload| &workload.containers) {
+        values.push(("image", image_repository(&container.image).to_owned()));
+    }
+    (values, shared)
+}
+
+/// How much the principal's judgement rests on, for a finding's description.
+fn baseline_in_words(username: &str, view: &Seen) -> String {
+    if view.judged.is_empty() {
+        format!(
+            "{username} is new ({} observations over {} days)",
+            view.observations, view.days
+        )
+    } else {
+        format!(
+            "{username} made a call its baseline of {} observations over {} days does not hold",
+            view.observations, view.days
+        )
     }
 }
 
