@@ -8,9 +8,10 @@ use vigil_schemas::{
 
 /// GuardDuty's default severities as numbers.
 pub mod severity {
-    pub const LOW: f64 = 2.0;
-    pub const MEDIUM: f64 = 5.0;
-    pub const HIGH: f64 = 8.0;
+    use vigil_schemas::Severity;
+    pub const LOW: f64 = Severity::Low.score();
+    pub const MEDIUM: f64 = Severity::Medium.score();
+    pub const HIGH: f64 = Severity::High.score();
 }
 
 /// The tactic a Kubernetes API call serves, as GuardDuty prefixes its finding types.

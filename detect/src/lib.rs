@@ -155,13 +155,10 @@ pub struct DetectorInfo {
 }
 
 fn severity_word(severity: f64) -> String {
-    let word = match severity {
-        s if s >= 9.0 => "Critical",
-        s if s >= 7.0 => "High",
-        s if s >= 4.0 => "Medium",
-        _ => "Low",
-    };
-    format!("{word} ({severity})")
+    format!(
+        "{} ({severity})",
+        vigil_schemas::Severity::of(severity).label()
+    )
 }
 
 /// Every detector and rule the configuration names, in order, and whether it is on.

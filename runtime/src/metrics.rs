@@ -280,12 +280,7 @@ impl Metrics {
 
 /// GuardDuty's severity bands.
 pub fn severity_label(severity: f64) -> &'static str {
-    match severity {
-        s if s >= 9.0 => "Critical",
-        s if s >= 7.0 => "High",
-        s if s >= 4.0 => "Medium",
-        _ => "Low",
-    }
+    vigil_schemas::Severity::of(severity).label()
 }
 
 #[cfg(test)]

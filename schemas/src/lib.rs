@@ -5,7 +5,9 @@
 pub mod codec;
 pub mod hash;
 pub mod model;
+pub mod severity;
 pub mod time;
 
 pub use codec::{Codec, CodecError, Record};
 pub use model::*;
+pub use severity::Severity;

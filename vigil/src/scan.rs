@@ -369,12 +369,7 @@ pub fn write_findings(
 }
 
 fn severity_name(severity: f64) -> &'static str {
-    match severity {
-        s if s >= 9.0 => "Critical",
-        s if s >= 7.0 => "High",
-        s if s >= 4.0 => "Medium",
-        _ => "Low",
-    }
+    vigil_schemas::Severity::of(severity).label()
 }
 
 /// The summary printed on stderr.

@@ -253,12 +253,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// Severity words as GuardDuty's numbers; a number is taken as written.
 pub fn parse_severity(value: &toml::Value) -> Result<f64, String> {
     let number = match value {
-        toml::Value::String(word) => match word.to_ascii_lowercase().as_str() {
-            "low" => crate::detection::severity::LOW,
-            "medium" => crate::detection::severity::MEDIUM,
-            "high" => crate::detection::severity::HIGH,
-            "critical" => 9.0,
-            _ => {
+        toml::Value::String(word) => match vigil_schemas::Severity::from_name(word) {
+            Some(band) => band.score(),
+            None => {
                 return Err(format!(
                     "severity {word:?}: write Low, Medium, High or Critical"
                 ));
