@@ -52,6 +52,13 @@ pub(super) struct RawRule {
     source: Option<Spanned<String>>,
     #[serde(default)]
     context: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    /// MITRE ATT&CK technique and tactic ids (`T1609`, `T1552.007`, `TA0006`; Sigma's
+    /// `attack.t1609` too), carried into the findings.
+    #[serde(default)]
+    tags: Vec<Spanned<String>>,
+    /// Where the behaviour is described (advisories, write-ups), carried into the findings.
+    #[serde(default)]
+    references: Vec<String>,
     #[serde(default)]
     when: Vec<Spanned<RawCondition>>,
     #[serde(default)]
@@ -227,6 +234,30 @@ fn checked(condition: Condition, source: Source) -> Result<Condition, String> {
     Ok(condition)
 }
 
+/// A MITRE ATT&CK technique (`T1609`, `T1552.007`) or tactic (`TA0006`) id, upper-cased; Sigma's
+/// `attack.t1609` form is read too.
+fn attack_id(tag: &str) -> Option<String> {
+    let tag = tag.trim();
+    let id = tag
+        .get(..7)
+        .filter(|prefix| prefix.eq_ignore_ascii_case("attack."))
+        .map_or(tag, |_| tag.get(7..).unwrap_or_default())
+        .to_ascii_uppercase();
+    let digits = |text: &str, count: usize| {
+        text.len() == count && text.bytes().all(|byte| byte.is_ascii_digit())
+    };
+    let valid = match id.strip_prefix("TA") {
+        Some(tactic) => digits(tactic, 4),
+        None => id
+            .strip_prefix('T')
+            .is_some_and(|technique| match technique.split_once('.') {
+                Some((base, sub)) => digits(base, 4) && digits(sub, 3),
+                None => digits(technique, 4),
+            }),
+    };
+    valid.then_some(id)
+}
+
 /// Levenshtein distance, for suggesting the value a typo meant.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -400,6 +431,19 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
             .filter_map(|name| field_named(name))
             .collect(),
         };
+        let tags = raw
+            .tags
+            .iter()
+            .map(|tag| attack_id(tag.get_ref()).ok_or_else(|| {
+                error(
+                    tag.span().start,
+                    format!(
+                        "tag {:?}: write a MITRE ATT&CK id (T1609, T1552.007, TA0006) or Sigma's attack.t1609",
+                        tag.get_ref()
+                    ),
+                )
+            }))
+            .collect::<Result<Vec<_>, _>>()?;
         if raw.when.is_empty() {
             return Err(error(
                 rule_start,
@@ -432,6 +476,8 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
             description,
             key,
             context,
+            tags,
+            references: raw.references,
             when,
             any,
             unless,
@@ -533,6 +579,61 @@ mod tests {
         let bad_verb = rule("", "  { field = \"verb\", in = [\"get\", \"lsit\"] },", "");
         let error = parse_rules("mine.toml", &bad_verb).unwrap_err();
         assert!(error.message.contains("did you mean \"list\""), "{error}");
+    }
+
+    /// A rule's ATT&CK ids (in either spelling) and references reach its findings' additionalInfo;
+    /// a tag that is no ATT&CK id is refused at load time.
+    #[test]
+    fn tags_and_references_are_carried_into_findings() {
+        use crate::Detector;
+        let text = rule(
+            "tags = [\"T1609\", \"attack.t1552.007\", \"TA0006\"]\nreferences = [\"https://attack.mitre.org/techniques/T1609/\"]\n",
+            "  { field = \"verb\", eq = \"get\" },",
+            "",
+        );
+        let mut rules = parse_rules("mine.toml", &text).unwrap();
+        assert_eq!(rules[0].tags, ["T1609", "T1552.007", "TA0006"]);
+        let event = EnrichedEvent {
+            audit: Some(AuditEvent {
+                verb: "get".into(),
+                user: UserInfo {
+                    username: "bob".into(),
+                    ..UserInfo::default()
+                },
+                ..AuditEvent::default()
+            }),
+            ..EnrichedEvent::default()
+        };
+        let mut out = Vec::new();
+        rules[0].inspect(&event, &mut out);
+        let info: Vec<(&str, &str)> = out[0]
+            .additional_info
+            .iter()
+            .map(|pair| (pair.key.as_str(), pair.value.as_str()))
+            .collect();
+        assert!(
+            info.contains(&("mitreAttack", "T1609, T1552.007, TA0006")),
+            "{info:?}"
+        );
+        assert!(
+            info.contains(&("references", "https://attack.mitre.org/techniques/T1609/")),
+            "{info:?}"
+        );
+        for bad in [
+            "execution",
+            "T160",
+            "T1609.1",
+            "attack.execution",
+            "TA00061",
+        ] {
+            let text = rule(
+                &format!("tags = [\"{bad}\"]\n"),
+                "  { field = \"verb\", eq = \"get\" },",
+                "",
+            );
+            let error = parse_rules("mine.toml", &text).unwrap_err();
+            assert!(error.message.contains("MITRE ATT&CK id"), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! description = "{user.username} ran a command in pod {object} of cluster {cluster.name}."
 //! key = ["user.username", "object"]         # aggregation key (this is the default)
 //! enabled = true                            # false: shipped off, switched on in the config file
+//! tags = ["T1609"]                          # MITRE ATT&CK ids, into the findings' additionalInfo
+//! references = ["https://attack.mitre.org/techniques/T1609/"]
 //! when = [                                  # every condition must hold
 //!   { field = "object_ref.subresource", eq = "exec" },
 //!   { field = "succeeded", eq = true },
@@ -65,6 +67,9 @@ pub struct Rule {
     key: Vec<&'static FieldDef>,
     /// Runtime rules: `service.runtimeDetails.context` entries, GuardDuty's names to templates.
     context: Vec<(String, Template)>,
+    /// MITRE ATT&CK ids, upper-cased (`T1609`, `TA0006`).
+    pub tags: Vec<String>,
+    pub references: Vec<String>,
     when: Vec<Condition>,
     any: Vec<Condition>,
     unless: Vec<Condition>,
@@ -112,6 +117,7 @@ impl Detector for Rule {
                 .map(|field| render_field(field, enriched))
                 .collect(),
         };
+        let start = out.len();
         if let Some(event) = enriched.audit.as_ref() {
             out.push(detection(enriched, event, self.id, verdict));
         } else if let Some(event) = enriched.runtime.as_ref() {
@@ -128,6 +134,20 @@ impl Detector for Rule {
             out.push(runtime_detection(
                 enriched, event, self.id, verdict, context,
             ));
+        }
+        // The rule's ATT&CK ids and references, in the finding's additionalInfo.
+        for found in out.iter_mut().skip(start) {
+            for (key, values) in [
+                ("mitreAttack", &self.tags),
+                ("references", &self.references),
+            ] {
+                if !values.is_empty() {
+                    found.additional_info.push(KeyValue {
+                        key: key.into(),
+                        value: values.join(", "),
+                    });
+                }
+            }
         }
     }
 }
