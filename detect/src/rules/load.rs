@@ -15,6 +15,9 @@ pub const BUILTIN_RULES_NAME: &str = "builtin.toml";
 /// The built-in runtime rules, compiled into every binary.
 pub const RUNTIME_RULES: &str = include_str!("../../rules/runtime.toml");
 pub const RUNTIME_RULES_NAME: &str = "runtime.toml";
+/// The built-in named lists, available to every rule file.
+pub const BUILTIN_LISTS: &str = include_str!("../../rules/lists.toml");
+pub const LISTS_NAME: &str = "lists.toml";
 
 /// A rule file that does not load: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,8 +32,22 @@ pub struct RuleError {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFile {
     #[serde(default)]
+    list: Vec<Spanned<RawList>>,
+    #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
 }
+
+/// A named list of values (`[[list]] name = "shell_binaries"`), used in conditions as
+/// `in = "@shell_binaries"` (or as one element of a list: `in = ["@shell_binaries", "busybox"]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawList {
+    name: String,
+    items: Vec<String>,
+}
+
+/// Named lists by name.
+type Lists = std::collections::HashMap<String, Vec<String>>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,8 +91,8 @@ pub(super) struct RawCondition {
     eq: Option<toml::Value>,
     neq: Option<toml::Value>,
     #[serde(rename = "in")]
-    in_list: Option<Vec<toml::Value>>,
-    not_in: Option<Vec<toml::Value>>,
+    in_list: Option<toml::Value>,
+    not_in: Option<toml::Value>,
     prefix: Option<OneOrMany>,
     suffix: Option<OneOrMany>,
     contains: Option<OneOrMany>,
@@ -113,7 +130,46 @@ pub(super) fn literal(value: toml::Value) -> Result<Literal, String> {
     }
 }
 
-pub(super) fn condition(raw: RawCondition) -> Result<Condition, String> {
+/// Values of a list operator, with `@name` entries replaced by the named list's items.
+fn expanded(values: Vec<toml::Value>, lists: &Lists) -> Result<Vec<toml::Value>, String> {
+    let mut out = Vec::with_capacity(values.len());
+    for value in values {
+        match value.as_str().and_then(|text| text.strip_prefix('@')) {
+            Some(name) => {
+                let items = lists.get(name).ok_or_else(|| {
+                    format!("no list named {name:?} (define it with [[list]] name = {name:?})")
+                })?;
+                out.extend(items.iter().cloned().map(toml::Value::String));
+            }
+            None => out.push(value),
+        }
+    }
+    Ok(out)
+}
+
+/// A list operator's values: an array, or one value (`in = "@shell_binaries"`).
+fn values_of(value: toml::Value, lists: &Lists) -> Result<Vec<toml::Value>, String> {
+    let values = match value {
+        toml::Value::Array(values) => values,
+        one => vec![one],
+    };
+    expanded(values, lists)
+}
+
+/// A string operator's values (`prefix`, `suffix`, `contains`), lists expanded.
+fn strings_of(values: OneOrMany, lists: &Lists) -> Result<Vec<String>, String> {
+    let values = values
+        .into_vec()
+        .into_iter()
+        .map(toml::Value::String)
+        .collect();
+    Ok(expanded(values, lists)?
+        .into_iter()
+        .filter_map(|value| value.as_str().map(str::to_owned))
+        .collect())
+}
+
+pub(super) fn condition(raw: RawCondition, lists: &Lists) -> Result<Condition, String> {
     let field = field_named(&raw.field).ok_or_else(|| {
         format!(
             "unknown field {:?} (`vigil rules fields` lists them)",
@@ -129,22 +185,28 @@ pub(super) fn condition(raw: RawCondition) -> Result<Condition, String> {
     }
     if let Some(values) = raw.in_list {
         operators.push(Operator::In(
-            values.into_iter().map(literal).collect::<Result<_, _>>()?,
+            values_of(values, lists)?
+                .into_iter()
+                .map(literal)
+                .collect::<Result<_, _>>()?,
         ));
     }
     if let Some(values) = raw.not_in {
         operators.push(Operator::NotIn(
-            values.into_iter().map(literal).collect::<Result<_, _>>()?,
+            values_of(values, lists)?
+                .into_iter()
+                .map(literal)
+                .collect::<Result<_, _>>()?,
         ));
     }
     if let Some(values) = raw.prefix {
-        operators.push(Operator::Prefix(values.into_vec()));
+        operators.push(Operator::Prefix(strings_of(values, lists)?));
     }
     if let Some(values) = raw.suffix {
-        operators.push(Operator::Suffix(values.into_vec()));
+        operators.push(Operator::Suffix(strings_of(values, lists)?));
     }
     if let Some(values) = raw.contains {
-        operators.push(Operator::Contains(values.into_vec()));
+        operators.push(Operator::Contains(strings_of(values, lists)?));
     }
     if let Some(pattern) = raw.matches {
         let compiled =
@@ -281,6 +343,23 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row.last().copied().unwrap_or(0)
 }
 
+/// The built-in named lists (`rules/lists.toml`), which every rule file may use. The file is compiled
+/// in and loaded by a test, so a list that does not parse is an error of this build; it yields no
+/// lists rather than a panic.
+fn builtin_lists() -> Lists {
+    toml::from_str::<RawFile>(BUILTIN_LISTS)
+        .map(|raw| {
+            raw.list
+                .into_iter()
+                .map(|list| {
+                    let list = list.into_inner();
+                    (list.name, list.items)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Severity words as GuardDuty's numbers; a number is taken as written.
 pub fn parse_severity(value: &toml::Value) -> Result<f64, String> {
     let number = match value {
@@ -341,6 +420,47 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
         let offset = parse.span().map_or(0, |span| span.start);
         error(offset, parse.message().to_owned())
     })?;
+    // The built-in lists file starts from nothing; every other file from the built-in lists.
+    let mut lists = if file == LISTS_NAME {
+        Lists::new()
+    } else {
+        builtin_lists()
+    };
+    for spanned in &raw.list {
+        let list = spanned.get_ref();
+        let good_name = !list.name.is_empty()
+            && list
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !good_name {
+            return Err(error(
+                spanned.span().start,
+                format!(
+                    "list name {:?}: use lowercase letters, digits and '_'",
+                    list.name
+                ),
+            ));
+        }
+        if file != LISTS_NAME && builtin_lists().contains_key(&list.name) {
+            return Err(error(
+                spanned.span().start,
+                format!(
+                    "list {:?} is a built-in list; name yours differently",
+                    list.name
+                ),
+            ));
+        }
+        if lists
+            .insert(list.name.clone(), list.items.clone())
+            .is_some()
+        {
+            return Err(error(
+                spanned.span().start,
+                format!("list {:?} is defined twice", list.name),
+            ));
+        }
+    }
     let mut rules = Vec::new();
     for spanned in raw.rule {
         let rule_start = spanned.span().start;
@@ -455,7 +575,7 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
                 .into_iter()
                 .map(|spanned| {
                     let start = spanned.span().start;
-                    condition(spanned.into_inner())
+                    condition(spanned.into_inner(), &lists)
                         .and_then(|condition| checked(condition, source))
                         .map_err(|message| error(start, message))
                 })
@@ -634,6 +754,65 @@ mod tests {
             let error = parse_rules("mine.toml", &text).unwrap_err();
             assert!(error.message.contains("MITRE ATT&CK id"), "{bad}: {error}");
         }
+    }
+
+    /// Named lists: the built-in ones in every file, a file's own beside them, `@name` alone or
+    /// inside a list; an unknown list and one shadowing a built-in are refused.
+    #[test]
+    fn named_lists_expand_where_they_are_used() {
+        assert!(parse_rules(LISTS_NAME, BUILTIN_LISTS).is_ok_and(|rules| rules.is_empty()));
+        assert!(
+            builtin_lists()
+                .get("shell_binaries")
+                .is_some_and(|items| items.contains(&"bash".to_owned()))
+        );
+        let runtime = "source = \"runtime\"\n";
+        let own = format!(
+            "[[list]]\nname = \"our_tools\"\nitems = [\"kubectl\", \"helm\"]\n\n{}",
+            rule(
+                runtime,
+                "  { field = \"process.name\", in = [\"@shell_binaries\", \"@our_tools\", \"busybox\"] },",
+                "",
+            )
+        );
+        let rules = parse_rules("mine.toml", &own).unwrap();
+        let matches = |name: &str| {
+            let event = EnrichedEvent {
+                runtime: Some(vigil_schemas::RuntimeEvent {
+                    kind: "process_exec".into(),
+                    process: vigil_schemas::ProcessInfo {
+                        binary: format!("/usr/bin/{name}"),
+                        ..vigil_schemas::ProcessInfo::default()
+                    },
+                    ..vigil_schemas::RuntimeEvent::default()
+                }),
+                ..EnrichedEvent::default()
+            };
+            rules[0].matches(&event)
+        };
+        assert!(matches("fish") && matches("helm") && matches("busybox"));
+        assert!(!matches("curl"));
+
+        let unknown = rule(
+            runtime,
+            "  { field = \"process.name\", in = \"@shells\" },",
+            "",
+        );
+        let error = parse_rules("mine.toml", &unknown).unwrap_err();
+        assert!(
+            error.message.contains("no list named \"shells\""),
+            "{error}"
+        );
+        let shadowing = format!(
+            "[[list]]\nname = \"shell_binaries\"\nitems = [\"sh\"]\n\n{}",
+            rule(
+                runtime,
+                "  { field = \"process.name\", in = \"@shell_binaries\" },",
+                ""
+            )
+        );
+        let error = parse_rules("mine.toml", &shadowing).unwrap_err();
+        assert!(error.message.contains("built-in list"), "{error}");
     }
 
     #[test]
