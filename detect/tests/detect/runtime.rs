@@ -1,12 +1,6 @@
 //! Runtime detectors: for each, realistic events that must fire it and near misses that must not.
 //! Each case runs only the detector it is about, so another detector's finding on the same event
 //! cannot hide a miss.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use vigil_detect::{DetectConfig, Engine};
 use vigil_schemas::{

@@ -1,12 +1,6 @@
 //! Vigil's own audit finding types (beyond GuardDuty's) and the declarative rule engine: for each
 //! detector, events that must fire it and events that must not. Each test runs the one detector it
 //! is about, so another detector's finding on the same event cannot hide a miss.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use vigil_detect::{BuildError, DetectConfig, Engine, RuleSource};
 use vigil_schemas::{

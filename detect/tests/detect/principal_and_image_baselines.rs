@@ -1,11 +1,5 @@
 //! Behaviour baselines of principals: anomalies fire only when a stable profile meets a
 //! security-relevant call it has not seen, explain themselves, and survive a restart.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use vigil_detect::{DetectConfig, Detector, Engine, StateEntry};
 use vigil_schemas::{

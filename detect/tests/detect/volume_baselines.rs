@@ -1,12 +1,6 @@
 //! Volume baselines: a burst of secret reads, permission checks or denied requests far above a
 //! principal's own learned hourly habit is an explained anomaly; the habit itself, a burst while
 //! learning and a busy principal's busy hour are not; a replay after a crash is not counted twice.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use vigil_detect::{DetectConfig, Engine, StateEntry};
 use vigil_schemas::{

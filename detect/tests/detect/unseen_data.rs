@@ -3,12 +3,6 @@
 //! Ingresses without TLS, and the precision mends (managed identities from their provider's
 //! addresses, anonymous calls from loopback, a wildcard only in apiGroups). Each detector runs
 //! alone, with an event that must fire it and one that must not.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use vigil_detect::{DetectConfig, Engine};
 use vigil_schemas::{

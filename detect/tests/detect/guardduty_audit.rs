@@ -1,10 +1,4 @@
 //! Every built-in detector: an event that must fire it and one that must not.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use vigil_detect::Engine;
 use vigil_schemas::{
@@ -79,7 +73,7 @@ fn enriched(event: AuditEvent) -> EnrichedEvent {
     }
 }
 
-/// The detectors this file tests; the others have their own tests (tests/more_rules.rs) and would
+/// The detectors this file tests; the others have their own tests (vigil_audit_and_rule_language.rs) and would
 /// add their findings for the same events.
 const UNDER_TEST: [&str; 10] = [
     "successful_anonymous_access",
