@@ -8,38 +8,78 @@ use crate::StateEntry;
 use super::caps::EntityCaps;
 use super::profile::{BaselineConfig, Judged, Profile};
 
-/// Observations between checkpoints of a profile whose judgement state did not change: only the
-/// counts and last sightings of learned values lag, by at most this many observations per entity.
-pub(super) const CHECKPOINT_EVERY: u32 = 32;
-
-#[derive(Debug)]
-pub(super) struct Tracked {
-    pub(super) profile: Profile,
-    pub(super) unsaved: u32,
-    pub(super) saved: super::profile::JudgementState,
+/// A profile a [`ProfileStore`] keeps: made at a time, evicted by when it was last seen, written as
+/// bytes whenever what decides its judgements changes and every [`Stored::CHECKPOINT_EVERY`]
+/// observations otherwise.
+pub(super) trait Stored: Sized {
+    /// What decides the profile's judgements: a change is checkpointed at once.
+    type State: Copy + PartialEq + std::fmt::Debug;
+    /// Observations between checkpoints of a profile whose state did not change: only what does
+    /// not decide a judgement (counts, last sightings) lags, by at most this many per entity.
+    const CHECKPOINT_EVERY: u32;
+    /// The phases `/metrics` counts profiles by, in order.
+    const PHASES: &'static [&'static str];
+    fn started(now: i64) -> Self;
+    fn encode(&self) -> Vec<u8>;
+    /// A checkpoint of this version, or nothing (another version is relearned, not misread).
+    fn decode(bytes: &[u8]) -> Option<Self>;
+    fn last_seen(&self) -> i64;
+    fn state(&self) -> Self::State;
+    fn phase_label(&self) -> &'static str;
 }
 
-impl Tracked {
-    pub(super) fn new(profile: Profile) -> Self {
+impl Stored for Profile {
+    type State = super::profile::JudgementState;
+    const CHECKPOINT_EVERY: u32 = 32;
+    const PHASES: &'static [&'static str] = &["warm-up", "learning", "stable", "unstable"];
+    fn started(now: i64) -> Self {
+        Self::new(now)
+    }
+    fn encode(&self) -> Vec<u8> {
+        Profile::encode(self)
+    }
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        Profile::decode(bytes)
+    }
+    fn last_seen(&self) -> i64 {
+        Profile::last_seen(self)
+    }
+    fn state(&self) -> Self::State {
+        self.judgement_state()
+    }
+    fn phase_label(&self) -> &'static str {
+        self.phase().label()
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Tracked<P: Stored> {
+    pub(super) profile: P,
+    pub(super) unsaved: u32,
+    pub(super) saved: P::State,
+}
+
+impl<P: Stored> Tracked<P> {
+    pub(super) fn new(profile: P) -> Self {
         Self {
-            saved: profile.judgement_state(),
+            saved: profile.state(),
             profile,
             unsaved: 0,
         }
     }
 }
 
-/// Profiles by entity, bounded ([`crate::caps`]), with the checkpoint entries their changes call
-/// for: one store serves every scope (principals, peer groups, namespaces, clusters, images,
-/// workloads).
+/// Profiles by entity, bounded ([`crate::baselines::caps`]), with the checkpoint entries their
+/// changes call for: one store serves every baseline (principals, peer groups, namespaces,
+/// clusters, images, workloads, volumes).
 #[derive(Debug)]
-pub(super) struct ProfileStore {
-    pub(super) profiles: HashMap<String, Tracked>,
+pub(super) struct ProfileStore<P: Stored = Profile> {
+    pub(super) profiles: HashMap<String, Tracked<P>>,
     pub(super) caps: EntityCaps,
     pub(super) changes: Vec<StateEntry>,
 }
 
-impl ProfileStore {
+impl<P: Stored> ProfileStore<P> {
     pub(super) fn new(max_entities: usize, max_per_cluster: usize) -> Self {
         Self {
             profiles: HashMap::new(),
@@ -48,7 +88,7 @@ impl ProfileStore {
         }
     }
 
-    pub(super) fn insert(&mut self, key: &str, tracked: Tracked) {
+    pub(super) fn insert(&mut self, key: &str, tracked: Tracked<P>) {
         if self.profiles.insert(key.to_owned(), tracked).is_none() {
             self.caps.added(key);
         }
@@ -63,27 +103,20 @@ impl ProfileStore {
     }
 
     pub(super) fn counts(&self, scope: &'static str) -> crate::ProfileCounts {
-        use crate::baselines::Phase;
-        let mut by_phase = [
-            (Phase::WarmUp, 0usize),
-            (Phase::Learning, 0),
-            (Phase::Stable, 0),
-            (Phase::Unstable, 0),
-        ];
-        for tracked in self.profiles.values() {
-            if let Some(slot) = by_phase
-                .iter_mut()
-                .find(|(phase, _)| *phase == tracked.profile.phase())
-            {
-                slot.1 += 1;
-            }
-        }
+        let by_phase = P::PHASES
+            .iter()
+            .map(|phase| {
+                let count = self
+                    .profiles
+                    .values()
+                    .filter(|tracked| tracked.profile.phase_label() == *phase)
+                    .count();
+                (*phase, count)
+            })
+            .collect();
         crate::ProfileCounts {
             scope,
-            by_phase: by_phase
-                .iter()
-                .map(|(phase, count)| (phase.label(), *count))
-                .collect(),
+            by_phase,
             capacity: self.caps.capacity(),
             capacity_per_cluster: self.caps.capacity_per_cluster(),
             largest_cluster: self.caps.largest_cluster(),
@@ -94,7 +127,7 @@ impl ProfileStore {
     /// The entity's profile, made (room first: the entities seen least recently, a tenth of the cap
     /// at a time, so eviction is rare; of its own cluster when that cluster is at its cap) when it
     /// is new.
-    pub(super) fn entry(&mut self, key: &str, now: i64) -> Option<&mut Tracked> {
+    pub(super) fn entry(&mut self, key: &str, now: i64) -> Option<&mut Tracked<P>> {
         if !self.profiles.contains_key(key) {
             if let Some(eviction) = self.caps.room_for(key, self.profiles.len()) {
                 let victims = EntityCaps::victims(
@@ -113,34 +146,41 @@ impl ProfileStore {
                     }
                 }
             }
-            self.insert(key, Tracked::new(Profile::new(now)));
+            self.insert(key, Tracked::new(P::started(now)));
         }
         // Looked up by `&str`: a known entity (nearly every event) costs no key allocation.
         self.profiles.get_mut(key)
     }
 
-    /// Writes the profile whenever what decides its judgements changed (a value learned, pending,
-    /// seen again while pending or forgotten, a phase left, a day begun, warm-up progress), and
-    /// every [`CHECKPOINT_EVERY`] observations otherwise.
+    /// Writes the profile whenever what decides its judgements changed, and every
+    /// [`Stored::CHECKPOINT_EVERY`] observations otherwise.
     pub(super) fn checkpoint(&mut self, key: &str) {
         let Some(tracked) = self.profiles.get_mut(key) else {
             return;
         };
         tracked.unsaved += 1;
-        let state = tracked.profile.judgement_state();
-        if tracked.unsaved >= CHECKPOINT_EVERY || state != tracked.saved {
-            tracked.unsaved = 0;
-            tracked.saved = state;
-            self.changes.push(StateEntry {
-                key: key.to_owned(),
-                value: tracked.profile.encode(),
-            });
+        let state = tracked.profile.state();
+        if tracked.unsaved >= P::CHECKPOINT_EVERY || state != tracked.saved {
+            self.save(key);
         }
+    }
+
+    /// Writes the profile now.
+    pub(super) fn save(&mut self, key: &str) {
+        let Some(tracked) = self.profiles.get_mut(key) else {
+            return;
+        };
+        tracked.unsaved = 0;
+        tracked.saved = tracked.profile.state();
+        self.changes.push(StateEntry {
+            key: key.to_owned(),
+            value: tracked.profile.encode(),
+        });
     }
 
     /// False when a value (not a tombstone) no longer decodes: the profile is dropped.
     pub(super) fn restore(&mut self, key: &str, value: &[u8]) -> bool {
-        match Profile::decode(value) {
+        match P::decode(value) {
             Some(profile) => {
                 self.insert(key, Tracked::new(profile));
                 true
@@ -213,7 +253,7 @@ mod tests {
 
     #[test]
     fn a_cluster_at_its_cap_gives_way_within_itself_and_leaves_the_others_alone() {
-        let mut store = ProfileStore::new(10, 4);
+        let mut store: ProfileStore = ProfileStore::new(10, 4);
         for (index, name) in ["b/1", "b/2", "b/3"].iter().enumerate() {
             store.entry(name, i64::try_from(index).unwrap_or(0));
         }

@@ -28,13 +28,11 @@
 //!
 //! Aggregation key: principal (one finding per principal and type, its count the bursts).
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use vigil_schemas::{AnomalyObservation, AuditEvent, Detection, EnrichedEvent};
 
+use super::store::{ProfileStore, Stored};
 use crate::baselines::BaselineConfig;
-use crate::baselines::caps::EntityCaps;
 use crate::detection::{Verdict, detection, severity};
 use crate::facts::effective_user;
 use crate::facts::is_anonymous;
@@ -266,59 +264,49 @@ fn stable_hash(text: &str) -> u32 {
     vigil_schemas::hash::fnv1a_32(text.as_bytes())
 }
 
-#[derive(Debug)]
-struct Tracked {
-    profile: VolumeProfile,
-    unsaved: u32,
+/// Volume profiles live in the store every baseline uses; their "time" is the hour counted, and
+/// every counted event is checkpointed.
+impl Stored for VolumeProfile {
+    type State = ();
+    const CHECKPOINT_EVERY: u32 = CHECKPOINT_EVERY;
+    const PHASES: &'static [&'static str] = &["tracked"];
+    fn started(hour: i64) -> Self {
+        Self::new(hour)
+    }
+    fn encode(&self) -> Vec<u8> {
+        VolumeProfile::encode(self)
+    }
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        VolumeProfile::decode(bytes)
+    }
+    fn last_seen(&self) -> i64 {
+        self.hour
+    }
+    fn state(&self) -> Self::State {}
+    fn phase_label(&self) -> &'static str {
+        "tracked"
+    }
 }
 
 /// Hourly volume profiles per principal, and the burst findings they give.
 #[derive(Debug)]
 pub struct VolumeBaselines {
     config: BaselineConfig,
-    profiles: HashMap<String, Tracked>,
-    /// The principals' caps, in all and per cluster, as the principal baselines have them.
-    caps: EntityCaps,
-    changes: Vec<StateEntry>,
+    /// The principals' profiles, capped in all and per cluster as the principal baselines are.
+    store: ProfileStore<VolumeProfile>,
 }
 
 impl VolumeBaselines {
     pub fn new(config: BaselineConfig, max_principals: usize, max_per_cluster: usize) -> Self {
         Self {
             config,
-            profiles: HashMap::new(),
-            caps: EntityCaps::new(max_principals, max_per_cluster),
-            changes: Vec::new(),
+            store: ProfileStore::new(max_principals, max_per_cluster),
         }
     }
 
     /// Principals profiled now.
     pub fn principals(&self) -> usize {
-        self.profiles.len()
-    }
-
-    /// Room for a new principal `key`: at a cap, the tenth seen least recently goes (of its own
-    /// cluster when that cluster is at its cap).
-    fn make_room(&mut self, key: &str) {
-        let Some(eviction) = self.caps.room_for(key, self.profiles.len()) else {
-            return;
-        };
-        let victims = EntityCaps::victims(
-            &eviction,
-            self.profiles
-                .iter()
-                .map(|(key, tracked)| (key, tracked.profile.hour)),
-        );
-        for key in victims {
-            if self.profiles.remove(&key).is_some() {
-                self.caps.removed(&key);
-                self.caps.evicted += 1;
-                self.changes.push(StateEntry {
-                    key,
-                    value: Vec::new(),
-                });
-            }
-        }
+        self.store.len()
     }
 }
 
@@ -339,39 +327,15 @@ impl Detector for VolumeBaselines {
     }
 
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
-        out.append(&mut self.changes);
+        self.store.drain(out);
     }
 
     fn profiles(&self) -> Vec<crate::ProfileCounts> {
-        vec![crate::ProfileCounts {
-            scope: "principal",
-            by_phase: vec![("tracked", self.profiles.len())],
-            capacity: self.caps.capacity(),
-            capacity_per_cluster: self.caps.capacity_per_cluster(),
-            largest_cluster: self.caps.largest_cluster(),
-            evicted: self.caps.evicted,
-        }]
+        vec![self.store.counts("principal")]
     }
 
     fn restore(&mut self, key: &str, value: &[u8]) -> bool {
-        match VolumeProfile::decode(value) {
-            Some(profile) => {
-                let tracked = Tracked {
-                    profile,
-                    unsaved: 0,
-                };
-                if self.profiles.insert(key.to_owned(), tracked).is_none() {
-                    self.caps.added(key);
-                }
-                true
-            }
-            None => {
-                if self.profiles.remove(key).is_some() {
-                    self.caps.removed(key);
-                }
-                value.is_empty()
-            }
-        }
+        self.store.restore(key, value)
     }
 
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
@@ -391,26 +355,13 @@ impl Detector for VolumeBaselines {
         let key = format!("{}/{}", enriched.cluster.name, user.username);
         // Any call starts the principal's learning period, so that a first-ever burst of refusals
         // from a principal known for weeks is judged; other calls are not counted.
-        if !self.profiles.contains_key(&key) {
-            self.make_room(&key);
-            self.caps.added(&key);
-            let profile = VolumeProfile::new(hour);
-            self.changes.push(StateEntry {
-                key: key.clone(),
-                value: profile.encode(),
-            });
-            self.profiles.insert(
-                key.clone(),
-                Tracked {
-                    profile,
-                    unsaved: 0,
-                },
-            );
+        if !self.store.profiles.contains_key(&key) && self.store.entry(&key, hour).is_some() {
+            self.store.save(&key);
         }
         let Some(category) = category else {
             return;
         };
-        let Some(tracked) = self.profiles.get_mut(&key) else {
+        let Some(tracked) = self.store.profiles.get_mut(&key) else {
             return;
         };
         let profile = &mut tracked.profile;
@@ -475,13 +426,10 @@ impl Detector for VolumeBaselines {
             }];
             out.push(found);
         }
-        tracked.unsaved += 1;
-        if save || tracked.unsaved >= CHECKPOINT_EVERY {
-            tracked.unsaved = 0;
-            self.changes.push(StateEntry {
-                key,
-                value: tracked.profile.encode(),
-            });
+        if save {
+            self.store.save(&key);
+        } else {
+            self.store.checkpoint(&key);
         }
     }
 }
@@ -534,10 +482,13 @@ mod tests {
         let counts = volume.profiles();
         assert_eq!(counts[0].largest_cluster, 4);
         assert_eq!(counts[0].capacity_per_cluster, 4);
-        assert!(volume.profiles.contains_key("b/b1") && volume.profiles.contains_key("a/a7"));
-        assert!(!volume.profiles.contains_key("a/a0"));
+        assert!(
+            volume.store.profiles.contains_key("b/b1")
+                && volume.store.profiles.contains_key("a/a7")
+        );
+        assert!(!volume.store.profiles.contains_key("a/a0"));
         assert_eq!(volume.principals(), 7);
-        assert_eq!(volume.caps.counted(), volume.principals());
+        assert_eq!(volume.store.caps.counted(), volume.principals());
         let mut state = Vec::new();
         volume.drain_state(&mut state);
         let dropped: Vec<&str> = state
