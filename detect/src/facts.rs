@@ -52,6 +52,25 @@ pub fn is_controller_name(user: &str) -> bool {
             .is_some_and(|account| account.ends_with("-controller"))
 }
 
+/// The resource a request acted on, with its subresource (`pods/exec`), or its path for a
+/// non-resource request (`/version`).
+pub fn resource_of(event: &AuditEvent) -> String {
+    let object = event.object_ref.as_ref();
+    match (
+        object.and_then(|o| o.resource.as_deref()),
+        object.and_then(|o| o.subresource.as_deref()),
+    ) {
+        (Some(resource), Some(sub)) => format!("{resource}/{sub}"),
+        (Some(resource), None) => resource.to_owned(),
+        _ => event
+            .request_uri
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
 /// `namespace/name` of the object a request acted on, for aggregation keys and descriptions.
 pub fn object_name(event: &AuditEvent) -> String {
     let object = event.object_ref.as_ref();

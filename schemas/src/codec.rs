@@ -113,6 +113,8 @@ pub enum CodecError {
 struct KnownSchema {
     name: &'static str,
     fingerprint: u64,
+    /// The parsed schema, the reader an earlier writer's records are resolved to.
+    schema: Schema,
     reader: GenericSingleObjectReader,
     /// The writer keeps a scratch buffer, hence the lock (never contended: a stage encodes on one task).
     writer: std::sync::Mutex<GenericSingleObjectWriter>,
@@ -128,8 +130,6 @@ struct EarlierSchema {
 pub struct Codec {
     by_fingerprint: HashMap<u64, usize>,
     schemas: Vec<KnownSchema>,
-    /// This build's schemas, parsed, for resolving earlier writers' records (same order as `schemas`).
-    readers: Vec<Schema>,
     earlier: HashMap<u64, EarlierSchema>,
 }
 
@@ -154,7 +154,6 @@ pub fn fingerprint(schema: &Schema) -> u64 {
 impl Codec {
     pub fn new() -> Result<Self, CodecError> {
         let mut schemas = Vec::with_capacity(ALL_SCHEMAS.len());
-        let mut readers = Vec::with_capacity(ALL_SCHEMAS.len());
         let mut by_fingerprint = HashMap::new();
         for (name, avsc) in ALL_SCHEMAS {
             let schema = Schema::parse_str(avsc).map_err(|source| CodecError::BadSchema {
@@ -170,10 +169,10 @@ impl Codec {
                 GenericSingleObjectWriter::new_with_capacity(&schema, 1024).map_err(bad)?;
             let reader = GenericSingleObjectReader::new(schema.clone()).map_err(bad)?;
             by_fingerprint.insert(fingerprint, schemas.len());
-            readers.push(schema);
             schemas.push(KnownSchema {
                 name,
                 fingerprint,
+                schema,
                 reader,
                 writer: std::sync::Mutex::new(writer),
             });
@@ -195,7 +194,6 @@ impl Codec {
         Ok(Self {
             by_fingerprint,
             schemas,
-            readers,
             earlier,
         })
     }
@@ -211,16 +209,15 @@ impl Codec {
         earlier: &EarlierSchema,
         mut datum: &[u8],
     ) -> Result<T, CodecError> {
-        let (known, reader) = self
+        let known = self
             .schemas
             .get(earlier.current)
-            .zip(self.readers.get(earlier.current))
             .ok_or(CodecError::WrongRecord {
                 expected: T::FULL_NAME,
                 found: "no such schema",
             })?;
         expect_record::<T>(known.name)?;
-        let value = apache_avro::from_avro_datum(&earlier.writer, &mut datum, Some(reader))
+        let value = apache_avro::from_avro_datum(&earlier.writer, &mut datum, Some(&known.schema))
             .map_err(datum_error(known.name))?;
         into_record(&value, datum, known.name)
     }

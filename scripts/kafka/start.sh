@@ -10,21 +10,8 @@ libs=${VIGIL_KAFKA_LIBS:-$(scripts/kafka/fetch.sh)}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 controller=$(free_port)
-cat > "$dir/server.properties" <<PROPERTIES
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$controller
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$dir/kafka-logs
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=5
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-PROPERTIES
+sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$controller|g" -e "s|@LOG_DIRS@|$dir/kafka-logs|g" \
+  scripts/kafka/server.properties > "$dir/server.properties"
 java_opts=(-Xms256m -Xmx1g "-Dlog4j2.configurationFile=$PWD/scripts/kafka/log4j2.yaml" -cp "$libs/*")
 java "${java_opts[@]}" kafka.tools.StorageTool format --cluster-id dmlnaWwtYmVuY2gtYnJva2U \
   --config "$dir/server.properties" > "$dir/format.log" 2>&1

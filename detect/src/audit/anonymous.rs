@@ -7,25 +7,8 @@ use crate::Detector;
 use crate::detection::{ThreatPurpose, Verdict, detection, severity};
 use crate::facts::{
     ANONYMOUS_USER, UNAUTHENTICATED_GROUP, is_anonymous, is_health_endpoint, is_write, object_name,
-    succeeded,
+    resource_of, succeeded,
 };
-
-pub(super) fn resource_of(event: &AuditEvent) -> String {
-    let object = event.object_ref.as_ref();
-    match (
-        object.and_then(|o| o.resource.as_deref()),
-        object.and_then(|o| o.subresource.as_deref()),
-    ) {
-        (Some(resource), Some(sub)) => format!("{resource}/{sub}"),
-        (Some(resource), None) => resource.to_owned(),
-        _ => event
-            .request_uri
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
-    }
-}
 
 /// Every address the request came through is the API server's own host: the node's and the control
 /// plane's health checks, which run unauthenticated on many distributions.

@@ -4,10 +4,8 @@
 use vigil_schemas::{AuditEvent, Detection, EnrichedEvent};
 
 use crate::detection::{Verdict, detection, severity};
-use crate::facts::{effective_user, is_anonymous, is_system_username};
+use crate::facts::{effective_user, is_anonymous, is_system_username, resource_of};
 use crate::{Detector, StateEntry};
-
-use super::anonymous::resource_of;
 
 /// A principal's denied requests in the current window.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -421,11 +421,12 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
         error(offset, parse.message().to_owned())
     })?;
     // The built-in lists file starts from nothing; every other file from the built-in lists.
-    let mut lists = if file == LISTS_NAME {
+    let builtin = if file == LISTS_NAME {
         Lists::new()
     } else {
         builtin_lists()
     };
+    let mut lists = builtin.clone();
     for spanned in &raw.list {
         let list = spanned.get_ref();
         let good_name = !list.name.is_empty()
@@ -442,7 +443,7 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
                 ),
             ));
         }
-        if file != LISTS_NAME && builtin_lists().contains_key(&list.name) {
+        if builtin.contains_key(&list.name) {
             return Err(error(
                 spanned.span().start,
                 format!(

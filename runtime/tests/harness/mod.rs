@@ -70,20 +70,22 @@ pub struct Broker {
     child: Option<Child>,
     pub port: u16,
     controller_port: u16,
+    /// The broker's jars, found once.
+    libs: PathBuf,
     dir: PathBuf,
 }
 
 impl Broker {
     pub fn start(name: &str) -> Self {
         let dir = scratch(name);
-        let broker = Self {
+        let mut broker = Self {
             child: None,
             port: free_port(),
             controller_port: free_port(),
+            libs: kafka_libs(),
             dir,
         };
         broker.format();
-        let mut broker = broker;
         broker.launch();
         broker
     }
@@ -102,36 +104,21 @@ impl Broker {
                 repo().join("scripts/kafka/log4j2.yaml").display()
             ))
             .arg("-cp")
-            .arg(format!("{}/*", kafka_libs().display()))
+            .arg(format!("{}/*", self.libs.display()))
             .current_dir(&self.dir);
         command
     }
 
     /// Writes the server properties and formats the KRaft log directory, once per broker.
     fn format(&self) {
-        let properties = format!(
-            "process.roles=broker,controller\n\
-             node.id=1\n\
-             controller.quorum.voters=1@127.0.0.1:{controller}\n\
-             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
-             controller.listener.names=CONTROLLER\n\
-             inter.broker.listener.name=PLAINTEXT\n\
-             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
-             log.dirs={logs}\n\
-             num.partitions=1\n\
-             offsets.topic.replication.factor=1\n\
-             offsets.topic.num.partitions=5\n\
-             transaction.state.log.replication.factor=1\n\
-             transaction.state.log.min.isr=1\n\
-             transaction.state.log.num.partitions=5\n\
-             share.coordinator.state.topic.replication.factor=1\n\
-             share.coordinator.state.topic.min.isr=1\n\
-             group.initial.rebalance.delay.ms=0\n",
-            port = self.port,
-            controller = self.controller_port,
-            logs = self.dir.join("kafka-logs").display(),
-        );
+        let properties = std::fs::read_to_string(repo().join("scripts/kafka/server.properties"))
+            .expect("scripts/kafka/server.properties")
+            .replace("@PORT@", &self.port.to_string())
+            .replace("@CONTROLLER_PORT@", &self.controller_port.to_string())
+            .replace(
+                "@LOG_DIRS@",
+                &self.dir.join("kafka-logs").display().to_string(),
+            );
         std::fs::write(self.dir.join("server.properties"), properties).expect("server.properties");
         let output = self
             .java()
