@@ -2,7 +2,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p vigil -p vigil-runtime --bins
+RUN cargo build --release --locked -p vigil -p vigil-kafka --bins
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 vigil

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 events=${1:-100000}
 rate=${2:-5000}
 
-cargo build --release --locked -p vigil-runtime --bin vigil-bench
+cargo build --release --locked -p vigil-kafka --bin vigil-bench
 scratch=$(mktemp -d)
 trap 'kill "$(cat "$scratch/kafka.pid" 2>/dev/null)" 2>/dev/null; rm -rf "$scratch"' EXIT
 brokers=$(scripts/kafka/start.sh "$scratch")

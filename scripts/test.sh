@@ -12,9 +12,9 @@ export VIGIL_KAFKA_LIBS
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked --exclude vigil-runtime
+cargo test --workspace --locked --exclude vigil-kafka
 # The real-broker tests each start a broker and four to eight stage processes: one at a time, and
 # with the release binaries (as they ship), so that two cores do not turn group heartbeats and
 # rebalances into timeouts.
-cargo build --release --locked -p vigil-runtime --bin vigil-ingest --bin vigil-enrich --bin vigil-detect --bin vigil-publish
-VIGIL_STAGE_BIN_DIR="$PWD/target/release" cargo test -p vigil-runtime --locked -- --test-threads=1
+cargo build --release --locked -p vigil-kafka --bin vigil-ingest --bin vigil-enrich --bin vigil-detect --bin vigil-publish
+VIGIL_STAGE_BIN_DIR="$PWD/target/release" cargo test -p vigil-kafka --locked -- --test-threads=1

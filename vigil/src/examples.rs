@@ -45,10 +45,15 @@ const FILES: [(&str, &str); 5] = [
 ];
 
 /// Reads a file the example settings name from the compiled-in copy.
-pub fn read(path: &std::path::Path) -> Result<String, String> {
+pub fn read(path: &std::path::Path) -> std::io::Result<String> {
     FILES
         .iter()
         .find(|(name, _)| std::path::Path::new(name) == path)
         .map(|(_, text)| (*text).to_owned())
-        .ok_or_else(|| format!("{}: not part of the bundled example", path.display()))
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not part of the bundled example",
+            )
+        })
 }

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vigil_detect::Engine;
-use vigil_runtime::Settings;
+use vigil_settings::{Settings, SettingsArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +35,7 @@ enum Command {
     /// With no PATH, scans the bundled example: a day of ordinary cluster traffic with an attack in it,
     /// with the example settings (examples/vigil.toml) unless --config is given.
     Scan(ScanArgs),
+    #[cfg(feature = "kafka")]
     /// Run all four stages as Kafka services in this process, for small installs: the same stages as
     /// the vigil-ingest, vigil-enrich, vigil-detect and vigil-publish binaries, each in a consumer
     /// group of its own (`<group>-<stage>`), one /metrics endpoint for all.
@@ -75,7 +76,7 @@ enum RulesCommand {
     /// settings leave them.
     List {
         #[command(flatten)]
-        settings: vigil_runtime::SettingsArgs,
+        settings: SettingsArgs,
     },
     /// The fields rules can test.
     Fields,
@@ -109,24 +110,24 @@ enum RulesCommand {
     },
 }
 
+#[cfg(feature = "kafka")]
 #[derive(Debug, clap::Args)]
 struct RunArgs {
     #[command(flatten)]
-    common: vigil_runtime::CommonArgs,
+    common: vigil_kafka::CommonArgs,
     #[command(flatten)]
-    settings: vigil_runtime::SettingsArgs,
+    settings: SettingsArgs,
     /// Largest event or line ingest accepts; a Kafka message may be up to four times this.
     #[arg(long, env = "VIGIL_MAX_EVENT_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_event_bytes: usize,
 }
 
+#[cfg(feature = "kafka")]
 fn run(args: &RunArgs) -> ExitCode {
-    use vigil_runtime::stages::{
-        DetectStage, EnrichStage, IngestStage, PublishStage, load_settings,
-    };
-    vigil_runtime::service_main(&args.common, true, |service| {
+    use vigil_kafka::stages::{DetectStage, EnrichStage, IngestStage, PublishStage, load_settings};
+    vigil_kafka::service_main(&args.common, true, |service| {
         let (settings, intel) = load_settings(&args.settings)?;
-        let engine = Engine::build(&settings.detect).map_err(|error| error.to_string())?;
+        let engine = Engine::build(&settings.detect)?;
         let topics = args.common.topics.clone();
         let metrics = service.metrics().clone();
         let limits = vigil_ingest::Limits {
@@ -154,7 +155,7 @@ struct ScanArgs {
     paths: Vec<PathBuf>,
     /// The same settings the Kafka stages take.
     #[command(flatten)]
-    settings: vigil_runtime::SettingsArgs,
+    settings: SettingsArgs,
     /// Write findings to FILE instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -176,9 +177,9 @@ fn note(text: &str) {
 /// The settings of a scan: the files and flags given, or for the bundled example with no --config,
 /// the example settings read from the copy compiled in.
 fn scan_settings(
-    args: &vigil_runtime::SettingsArgs,
+    args: &SettingsArgs,
     embedded: bool,
-) -> Result<(Settings, vigil_enrich::ThreatIntel, Vec<String>), String> {
+) -> Result<(Settings, vigil_enrich::ThreatIntel, Vec<String>), vigil_settings::SettingsError> {
     let settings = if embedded && args.config.is_none() {
         Settings::from_text(
             examples::SETTINGS_NAME,
@@ -326,10 +327,10 @@ fn rules(command: RulesCommand) -> Result<ExitCode, Box<dyn std::error::Error>> 
             expect_fire,
             expect_quiet,
         } => {
-            let settings = Settings::load(&vigil_runtime::SettingsArgs {
+            let settings = Settings::load(&SettingsArgs {
                 config,
                 rule_files: rule_files.clone(),
-                ..vigil_runtime::SettingsArgs::default()
+                ..SettingsArgs::default()
             })?;
             let mut notes = settings.notes.clone();
             let intel = settings.threat_intel(&mut notes)?;
@@ -377,6 +378,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => scan(args),
+        #[cfg(feature = "kafka")]
         Command::Run(args) => return run(&args),
         Command::Rules { command } => match rules(command) {
             Ok(code) => return code,

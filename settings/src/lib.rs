@@ -31,14 +31,23 @@
 //! "type" = { eq = ["Execution:Kubernetes/ExecInPod"] }
 //! ```
 
+mod error;
+mod lists;
+
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use serde::Deserialize;
 use vigil_detect::{DetectConfig, RuleSource};
-use vigil_enrich::cluster::ClusterEntry;
-use vigil_enrich::{ClusterConfig, ListFormat, NamedList, ThreatIntel};
+use vigil_enrich::ThreatIntel;
+use vigil_enrich::cluster::{ClusterConfig, ClusterEntry};
 use vigil_publish::suppress::{Suppression, SuppressionRule};
+
+pub use error::{ReadFile, SettingsError};
+pub use lists::{
+    ListCategory, ListRole, ListSource, ListWatcher, list_notes, load_lists, read_list,
+};
+use lists::{ListEntry, read, read_with, resolve, source};
 
 /// Settings flags shared by every binary and `vigil scan`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -204,63 +213,6 @@ struct IntelSection {
     reload_secs: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum ListEntry {
-    Path(PathBuf),
-    Detailed(ListDetails),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListDetails {
-    path: PathBuf,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    format: ListFormat,
-    /// What the entries are: decides the runtime finding types a match raises.
-    #[serde(default)]
-    category: Option<ListCategory>,
-}
-
-/// What a threat list's entries are (`category = "c2"` in the settings file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ListCategory {
-    /// Command-and-control servers: `Backdoor:Runtime/C&CActivity.B[!DNS]`.
-    C2,
-    /// Mining pools: `CryptoCurrency:Runtime/BitcoinTool.B[!DNS]`.
-    Mining,
-    /// Where malware drops stolen data: `Trojan:Runtime/DropPoint[!DNS]`.
-    DropPoint,
-    /// Sinkholes: `Trojan:Runtime/BlackholeTraffic[!DNS]`.
-    Blackhole,
-    /// `Trojan:Runtime/PhishingDomainRequest!DNS`.
-    Phishing,
-    /// Generated domains: `Trojan:Runtime/DGADomainRequest.C!DNS`.
-    Dga,
-    /// Drive-by download hosts: `Trojan:Runtime/DriveBySourceTraffic!DNS`.
-    DriveBy,
-    /// Anything else malicious: `...MaliciousIPCaller.Custom`, `Impact:Runtime/MaliciousDomainRequest.Reputation`.
-    Malware,
-}
-
-impl ListCategory {
-    pub const fn label(self) -> &'static str {
-        match self {
-            Self::C2 => "c2",
-            Self::Mining => "mining",
-            Self::DropPoint => "drop_point",
-            Self::Blackhole => "blackhole",
-            Self::Phishing => "phishing",
-            Self::Dga => "dga",
-            Self::DriveBy => "drive_by",
-            Self::Malware => "malware",
-        }
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesSection {
@@ -283,42 +235,6 @@ struct RulesSection {
     denied_burst_threshold: Option<usize>,
     #[serde(default)]
     denied_burst_window_secs: Option<i64>,
-}
-
-/// What a list is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListRole {
-    Threat,
-    Curated,
-    TorExits,
-    Trusted,
-    /// Not a list: the ASN database, watched and reloaded like one.
-    Asn,
-    /// Not a list: a cloud provider's published ranges, watched and reloaded like one.
-    Provider,
-}
-
-impl ListRole {
-    pub const fn label(self) -> &'static str {
-        match self {
-            Self::Threat => "threat",
-            Self::Curated => "curated",
-            Self::TorExits => "tor_exits",
-            Self::Trusted => "trusted",
-            Self::Asn => "asn",
-            Self::Provider => "provider",
-        }
-    }
-}
-
-/// A list file and how to read it.
-#[derive(Debug, Clone)]
-pub struct ListSource {
-    pub path: PathBuf,
-    pub name: String,
-    pub format: ListFormat,
-    pub role: ListRole,
-    pub category: Option<ListCategory>,
 }
 
 /// Everything the settings say, read and checked.
@@ -348,125 +264,12 @@ impl Default for Settings {
     }
 }
 
-fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))
-}
-
-fn resolve(base: Option<&Path>, path: &Path) -> PathBuf {
-    match base {
-        Some(base) if path.is_relative() => base.join(path),
-        _ => path.to_owned(),
-    }
-}
-
-fn list_name(path: &Path) -> String {
-    path.file_stem()
-        .and_then(|stem| stem.to_str())
-        .unwrap_or("list")
-        .to_owned()
-}
-
-fn source(base: Option<&Path>, entry: ListEntry, role: ListRole) -> ListSource {
-    let (path, name, format, category) = match entry {
-        ListEntry::Path(path) => (path, None, ListFormat::Auto, None),
-        ListEntry::Detailed(details) => {
-            (details.path, details.name, details.format, details.category)
-        }
-    };
-    let path = resolve(base, &path);
-    ListSource {
-        name: name.unwrap_or_else(|| list_name(&path)),
-        path,
-        format,
-        role,
-        category,
-    }
-}
-
-/// Reads one list file.
-pub fn read_list(
-    source: &ListSource,
-    read_file: &dyn Fn(&Path) -> Result<String, String>,
-) -> Result<NamedList, String> {
-    let text = read_file(&source.path)?;
-    Ok(NamedList::parse_as(&source.name, &text, source.format)
-        .curated(source.role == ListRole::Curated)
-        .category(source.category.map(|category| category.label().to_owned())))
-}
-
-/// What is wrong in a list, for the operator.
-pub fn list_notes(list: &NamedList, out: &mut Vec<String>) {
-    for (line, text) in list.bad_lines.iter().take(5) {
-        out.push(format!(
-            "list {}: entry {line} is not an IP, CIDR or domain, ignored: {text:?}",
-            list.name
-        ));
-    }
-    if list.bad_lines.len() > 5 {
-        out.push(format!(
-            "list {}: {} more entries ignored",
-            list.name,
-            list.bad_lines.len() - 5
-        ));
-    }
-}
-
-/// Builds the threat intelligence from list files.
-pub fn load_lists(
-    sources: &[ListSource],
-    notes: &mut Vec<String>,
-    read_file: &dyn Fn(&Path) -> Result<String, String>,
-) -> Result<ThreatIntel, String> {
-    let mut intel = ThreatIntel::default();
-    for source in sources {
-        if source.role == ListRole::Asn {
-            let database = vigil_enrich::AsnDatabase::parse(&read_file(&source.path)?);
-            for (line, text) in database.bad_lines.iter().take(5) {
-                notes.push(format!(
-                    "ASN database {}: line {line} is neither GeoLite2-ASN CSV nor iptoasn TSV, ignored: {text:?}",
-                    source.path.display()
-                ));
-            }
-            if database.is_empty() {
-                return Err(format!(
-                    "{}: no announced range read: not a GeoLite2-ASN CSV or iptoasn TSV file",
-                    source.path.display()
-                ));
-            }
-            intel.asn = Some(std::sync::Arc::new(database));
-            continue;
-        }
-        if source.role == ListRole::Provider {
-            let ranges = vigil_enrich::ProviderRanges::parse(&read_file(&source.path)?)
-                .map_err(|error| format!("{}: {error}", source.path.display()))?;
-            if ranges.bad_prefixes > 0 {
-                notes.push(format!(
-                    "provider ranges {}: {} prefixes are not IP ranges, ignored",
-                    source.path.display(),
-                    ranges.bad_prefixes
-                ));
-            }
-            intel.providers.push(std::sync::Arc::new(ranges));
-            continue;
-        }
-        let list = read_list(source, read_file)?;
-        list_notes(&list, notes);
-        match source.role {
-            ListRole::Threat | ListRole::Curated => intel.threat_lists.push(list),
-            ListRole::TorExits => intel.tor_exits = Some(list),
-            ListRole::Trusted => intel.trusted.push(list),
-            ListRole::Asn | ListRole::Provider => {}
-        }
-    }
-    Ok(intel)
-}
-
 impl Settings {
     /// Reads the settings file (if any) and the flags. Errors name the file and what is wrong.
-    pub fn load(args: &SettingsArgs) -> Result<Self, String> {
+    pub fn load(args: &SettingsArgs) -> Result<Self, SettingsError> {
         match &args.config {
             Some(path) => {
-                let text = read(path)?;
+                let text = read_with(&read, path)?;
                 Self::from_text(
                     &path.display().to_string(),
                     &text,
@@ -486,23 +289,27 @@ impl Settings {
         text: &str,
         base: Option<&Path>,
         args: &SettingsArgs,
-        read_file: &dyn Fn(&Path) -> Result<String, String>,
-    ) -> Result<Self, String> {
+        read_file: ReadFile<'_>,
+    ) -> Result<Self, SettingsError> {
         let file: SettingsFile = toml::from_str(text).map_err(|error| {
             let line = error
                 .span()
                 .and_then(|span| text.get(..span.start))
                 .map_or(1, |before| before.matches('\n').count() + 1);
-            format!("{name}:{line}: {}", error.message())
+            SettingsError::Syntax {
+                file: name.to_owned(),
+                line,
+                message: error.message().to_owned(),
+            }
         })?;
         let config_name = name.to_owned();
 
         let clusters = match &args.cluster_config {
-            Some(path) => ClusterConfig::parse(&read(path)?)
-                .map_err(|error| format!("{}: {error}", path.display()))?,
+            Some(path) => ClusterConfig::parse(&read_with(&read, path)?)
+                .map_err(|error| SettingsError::invalid(&path.display().to_string(), error))?,
             None => ClusterConfig::new(file.default_cluster, file.clusters)
                 .validated()
-                .map_err(|error| format!("{config_name}: {error}"))?,
+                .map_err(|error| SettingsError::invalid(&config_name, error))?,
         };
 
         let intel = file.threat_intel;
@@ -589,7 +396,7 @@ impl Settings {
         {
             rule_files.push(RuleSource {
                 name: path.display().to_string(),
-                text: read_file(&path)?,
+                text: read_with(read_file, &path)?,
             });
         }
         let mut detect = DetectConfig {
@@ -617,12 +424,12 @@ impl Settings {
         }
         file.baselines
             .apply(&mut detect.baselines, &mut detect.baseline_caps)
-            .map_err(|error| format!("{config_name}: {error}"))?;
+            .map_err(|error| SettingsError::invalid(&config_name, error))?;
         // Build once here so that a bad rule file or switch stops start-up with its reason.
-        vigil_detect::Engine::build(&detect).map_err(|error| error.to_string())?;
+        vigil_detect::Engine::build(&detect)?;
 
         let suppression = Suppression::new(file.suppression)
-            .map_err(|error| format!("{config_name}: {error}"))?;
+            .map_err(|error| SettingsError::invalid(&config_name, error))?;
 
         Ok(Self {
             clusters,
@@ -635,7 +442,7 @@ impl Settings {
     }
 
     /// Reads the lists now.
-    pub fn threat_intel(&self, notes: &mut Vec<String>) -> Result<ThreatIntel, String> {
+    pub fn threat_intel(&self, notes: &mut Vec<String>) -> Result<ThreatIntel, SettingsError> {
         load_lists(&self.lists, notes, &read)
     }
 
@@ -643,72 +450,9 @@ impl Settings {
     pub fn threat_intel_with(
         &self,
         notes: &mut Vec<String>,
-        read_file: &dyn Fn(&Path) -> Result<String, String>,
-    ) -> Result<ThreatIntel, String> {
+        read_file: ReadFile<'_>,
+    ) -> Result<ThreatIntel, SettingsError> {
         load_lists(&self.lists, notes, read_file)
-    }
-}
-
-/// Reloads the threat lists when one of their files changes, at most once per interval, so enrich
-/// picks up a new feed without a restart. A file that fails to read keeps the lists as they were.
-#[derive(Debug)]
-pub struct ListWatcher {
-    sources: Vec<ListSource>,
-    stamps: Vec<Option<(SystemTime, u64)>>,
-    every: Duration,
-    last_check: Instant,
-}
-
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let metadata = std::fs::metadata(path).ok()?;
-    Some((metadata.modified().ok()?, metadata.len()))
-}
-
-impl ListWatcher {
-    pub fn new(sources: Vec<ListSource>, every: Duration) -> Self {
-        let stamps = sources.iter().map(|source| stamp(&source.path)).collect();
-        Self {
-            sources,
-            stamps,
-            every,
-            last_check: Instant::now(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sources.is_empty()
-    }
-
-    /// New threat intelligence if a file changed since the last look (and the interval passed);
-    /// an error if it changed but does not read.
-    pub fn poll(&mut self) -> Option<Result<(ThreatIntel, Vec<String>), String>> {
-        if self.sources.is_empty() || self.last_check.elapsed() < self.every {
-            return None;
-        }
-        self.last_check = Instant::now();
-        self.check()
-    }
-
-    /// Looks now, whatever the interval.
-    pub fn check(&mut self) -> Option<Result<(ThreatIntel, Vec<String>), String>> {
-        let stamps: Vec<_> = self
-            .sources
-            .iter()
-            .map(|source| stamp(&source.path))
-            .collect();
-        if stamps == self.stamps {
-            return None;
-        }
-        let mut notes = Vec::new();
-        let loaded = load_lists(&self.sources, &mut notes, &read);
-        if loaded.is_ok() {
-            self.stamps = stamps;
-        }
-        Some(loaded.map(|intel| (intel, notes)))
-    }
-
-    pub fn sources(&self) -> &[ListSource] {
-        &self.sources
     }
 }
 
@@ -822,7 +566,7 @@ name = "alice"
             ..SettingsArgs::default()
         })
         .unwrap_err();
-        assert!(error.contains("vigil.toml:3"), "{error}");
+        assert!(error.to_string().contains("vigil.toml:3"), "{error}");
 
         std::fs::write(
             dir.join("vigil.toml"),
@@ -834,7 +578,7 @@ name = "alice"
             ..SettingsArgs::default()
         })
         .unwrap_err();
-        assert!(error.contains("no_such_rule"), "{error}");
+        assert!(error.to_string().contains("no_such_rule"), "{error}");
 
         std::fs::write(
             dir.join("vigil.toml"),
@@ -846,7 +590,7 @@ name = "alice"
             ..SettingsArgs::default()
         })
         .unwrap_err();
-        assert!(error.contains("no criterion"), "{error}");
+        assert!(error.to_string().contains("no criterion"), "{error}");
 
         std::fs::write(
             dir.join("vigil.toml"),
@@ -858,7 +602,7 @@ name = "alice"
             ..SettingsArgs::default()
         })
         .unwrap_err();
-        assert!(error.contains("vigil.toml:2"), "{error}");
+        assert!(error.to_string().contains("vigil.toml:2"), "{error}");
 
         let error = Settings::load(&SettingsArgs {
             threat_list: vec![dir.join("missing.txt")],
@@ -866,7 +610,7 @@ name = "alice"
         })
         .and_then(|settings| settings.threat_intel(&mut Vec::new()).map(|_| ()))
         .unwrap_err();
-        assert!(error.contains("missing.txt"), "{error}");
+        assert!(error.to_string().contains("missing.txt"), "{error}");
     }
 
     #[test]
@@ -894,13 +638,16 @@ name = "alice"
 
         std::fs::write(&path, "[baselines]\nmax_images = 0\n").unwrap();
         let error = load().unwrap_err();
-        assert!(error.contains("max_images must be above zero"), "{error}");
+        assert!(
+            error.to_string().contains("max_images must be above zero"),
+            "{error}"
+        );
         std::fs::write(&path, "[baselines]\nlearning_days = 40\n").unwrap();
         let error = load().unwrap_err();
-        assert!(error.contains("forget_days (30)"), "{error}");
+        assert!(error.to_string().contains("forget_days (30)"), "{error}");
         std::fs::write(&path, "[baselines]\nlerning_days = 4\n").unwrap();
         let error = load().unwrap_err();
-        assert!(error.contains("vigil.toml:2"), "{error}");
+        assert!(error.to_string().contains("vigil.toml:2"), "{error}");
     }
 
     #[test]
@@ -918,7 +665,7 @@ name = "alice"
         let source = ListSource {
             path: path.clone(),
             name: "list".into(),
-            format: ListFormat::Auto,
+            format: vigil_enrich::ListFormat::Auto,
             role: ListRole::Threat,
             category: None,
         };
@@ -978,6 +725,6 @@ name = "alice"
         // A file that is no ASN database at all is refused, not silently empty.
         std::fs::write(&database, "this is not a database\n").unwrap();
         let error = watcher.check().unwrap().unwrap_err();
-        assert!(error.contains("no announced range"), "{error}");
+        assert!(error.to_string().contains("no announced range"), "{error}");
     }
 }

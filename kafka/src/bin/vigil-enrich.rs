@@ -1,8 +1,8 @@
 //! `vigil-enrich`: joins cluster metadata, the workload inventory and threat intelligence.
 
 use clap::Parser;
-use vigil_runtime::stages::{EnrichStage, load_settings};
-use vigil_runtime::{CommonArgs, SettingsArgs, service_main};
+use vigil_kafka::stages::{EnrichStage, load_settings};
+use vigil_kafka::{CommonArgs, SettingsArgs, service_main};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

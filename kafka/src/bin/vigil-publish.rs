@@ -1,8 +1,8 @@
 //! `vigil-publish`: aggregates detections into GuardDuty-shaped findings.
 
 use clap::Parser;
-use vigil_runtime::stages::PublishStage;
-use vigil_runtime::{CommonArgs, Settings, SettingsArgs, service_main};
+use vigil_kafka::stages::PublishStage;
+use vigil_kafka::{CommonArgs, Settings, SettingsArgs, service_main};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

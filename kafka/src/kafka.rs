@@ -42,7 +42,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::CommonArgs;
+use crate::args::CommonArgs;
 use crate::http::Health;
 use crate::metrics::Metrics;
 

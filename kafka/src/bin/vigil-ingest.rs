@@ -1,8 +1,8 @@
 //! `vigil-ingest`: raw audit JSON from Kafka → normalized Avro events; bad input → dead letters.
 
 use clap::Parser;
-use vigil_runtime::stages::IngestStage;
-use vigil_runtime::{CommonArgs, service_main};
+use vigil_kafka::stages::IngestStage;
+use vigil_kafka::{CommonArgs, service_main};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -475,20 +475,20 @@ struct BusyOnFirstAssignment {
     was_busy: bool,
 }
 
-impl vigil_runtime::Processor for BusyOnFirstAssignment {
+impl vigil_kafka::Processor for BusyOnFirstAssignment {
     fn stage(&self) -> &'static str {
         "busy"
     }
     fn input_topics(&self) -> Vec<String> {
         vec!["busy.in".to_owned()]
     }
-    fn output_topics(&self) -> Vec<vigil_runtime::TopicSpec> {
+    fn output_topics(&self) -> Vec<vigil_kafka::TopicSpec> {
         vec![
-            vigil_runtime::TopicSpec {
+            vigil_kafka::TopicSpec {
                 name: "busy.out".to_owned(),
                 compacted: false,
             },
-            vigil_runtime::TopicSpec {
+            vigil_kafka::TopicSpec {
                 name: "busy.state".to_owned(),
                 compacted: true,
             },
@@ -507,12 +507,8 @@ impl vigil_runtime::Processor for BusyOnFirstAssignment {
             std::thread::sleep(self.busy_for);
         }
     }
-    fn process(
-        &mut self,
-        input: &vigil_runtime::Incoming<'_>,
-        out: &mut Vec<vigil_runtime::Outgoing>,
-    ) {
-        out.push(vigil_runtime::Outgoing::new(
+    fn process(&mut self, input: &vigil_kafka::Incoming<'_>, out: &mut Vec<vigil_kafka::Outgoing>) {
+        out.push(vigil_kafka::Outgoing::new(
             "busy.out",
             input.key.unwrap_or_default(),
             input.payload.to_vec(),
@@ -523,7 +519,7 @@ impl vigil_runtime::Processor for BusyOnFirstAssignment {
 #[derive(clap::Parser)]
 struct CommonOnly {
     #[command(flatten)]
-    common: vigil_runtime::CommonArgs,
+    common: vigil_kafka::CommonArgs,
 }
 
 #[test]
@@ -555,7 +551,7 @@ fn a_stage_loop_busy_for_longer_than_the_poll_interval_keeps_its_partitions() {
         "3".to_owned(),
     ])
     .common;
-    let metrics = vigil_runtime::Metrics::new().unwrap();
+    let metrics = vigil_kafka::Metrics::new().unwrap();
     let processor = BusyOnFirstAssignment {
         busy_for: max_poll_interval * 2,
         was_busy: false,
@@ -566,11 +562,11 @@ fn a_stage_loop_busy_for_longer_than_the_poll_interval_keeps_its_partitions() {
         .build()
         .unwrap();
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-    let stage = runtime.spawn(vigil_runtime::run_stage(
+    let stage = runtime.spawn(vigil_kafka::run_stage(
         processor,
         common,
         metrics.clone(),
-        vigil_runtime::Health::new(),
+        vigil_kafka::Health::new(),
         shutdown_rx,
     ));
     let echoed = consume_until(&broker, "busy.out", FINDINGS_TIMEOUT, &mut |records| {

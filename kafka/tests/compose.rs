@@ -90,7 +90,7 @@ fn every_vigil_service_runs_a_binary_the_image_contains() {
         let source = if binary == "vigil" {
             repo().join("vigil/src/main.rs")
         } else {
-            repo().join(format!("runtime/src/bin/{binary}.rs"))
+            repo().join(format!("kafka/src/bin/{binary}.rs"))
         };
         assert!(
             source.exists(),
@@ -189,7 +189,7 @@ fn the_topic_setup_creates_every_default_topic_and_compacts_the_state_topics() {
     #[derive(Parser)]
     struct Defaults {
         #[command(flatten)]
-        common: vigil_runtime::CommonArgs,
+        common: vigil_kafka::CommonArgs,
     }
     let topics = Defaults::parse_from(["test"]).common.topics;
     let compose = compose();
@@ -226,7 +226,7 @@ fn the_topic_setup_creates_every_default_topic_and_compacts_the_state_topics() {
 fn the_grafana_dashboard_queries_metrics_vigil_exports() {
     let dashboard: serde_json::Value =
         serde_json::from_str(&read("deploy/grafana/dashboards/vigil.json")).unwrap();
-    let defined = read("runtime/src/metrics.rs");
+    let defined = read("kafka/src/metrics.rs");
     let mut queried = 0;
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {

@@ -16,8 +16,8 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use vigil_detect::Engine;
 use vigil_enrich::{Enricher, Inventory};
 use vigil_ingest::{Ingested, Ingestor};
+use vigil_kafka::{Settings, SettingsArgs};
 use vigil_publish::Aggregator;
-use vigil_runtime::{Settings, SettingsArgs};
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -250,7 +250,7 @@ pub fn stage_binary(name: &str) -> PathBuf {
         let binary = PathBuf::from(dir).join(format!("vigil-{name}"));
         assert!(
             binary.is_file(),
-            "VIGIL_STAGE_BIN_DIR has no {}: build it (cargo build --release -p vigil-runtime --bins) \
+            "VIGIL_STAGE_BIN_DIR has no {}: build it (cargo build --release -p vigil-kafka --bins) \
              or unset VIGIL_STAGE_BIN_DIR to test this build's binaries",
             binary.display()
         );

@@ -1,13 +1,12 @@
-//! vigil-runtime: runs Vigil's stages as Kafka services. The stage libraries stay free of Kafka;
+//! vigil-kafka: runs Vigil's stages as Kafka services. The stage libraries stay free of Kafka;
 //! this crate owns the consumer, the producer, the offsets, dead letters, state topics, metrics,
 //! health and shutdown, and ships the `vigil-ingest`, `vigil-enrich`, `vigil-detect` and
 //! `vigil-publish` binaries. `vigil run` runs all four in one process.
 
-pub mod config;
+pub mod args;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
-pub mod settings;
 pub mod stages;
 
 use std::sync::Arc;
@@ -15,11 +14,24 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{CommonArgs, LogFormat, Topics};
+pub use args::{CommonArgs, LogFormat, Topics};
 pub use http::Health;
 pub use kafka::{Incoming, Outgoing, Processor, RuntimeError, TopicSpec, run_stage};
 pub use metrics::Metrics;
-pub use settings::{Settings, SettingsArgs};
+pub use vigil_settings::{Settings, SettingsArgs};
+
+/// Why a service did not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Settings(#[from] vigil_settings::SettingsError),
+    #[error(transparent)]
+    Rules(#[from] vigil_detect::BuildError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] metrics::MetricsError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
 
 /// One process's stages, its HTTP endpoints and its shutdown.
 pub struct Service {
@@ -144,9 +156,9 @@ impl Service {
 pub fn service_main(
     common: &CommonArgs,
     shared_process: bool,
-    build: impl FnOnce(&mut Service) -> Result<(), String>,
+    build: impl FnOnce(&mut Service) -> Result<(), StartError>,
 ) -> std::process::ExitCode {
-    config::init_logging(common.log_format);
+    args::init_logging(common.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -158,10 +170,10 @@ pub fn service_main(
         }
     };
     let result = runtime.block_on(async {
-        let metrics = Metrics::new().map_err(|error| error.to_string())?;
+        let metrics = Metrics::new()?;
         let mut service = Service::new(common.clone(), metrics, shared_process);
         build(&mut service)?;
-        service.run().await.map_err(|error| error.to_string())
+        service.run().await.map_err(StartError::from)
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

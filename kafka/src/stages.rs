@@ -11,10 +11,10 @@ use vigil_schemas::{
     AuditEvent, Codec, CodecError, Detection, EnrichedEvent, Finding, Record, RuntimeEvent,
 };
 
-use crate::config::Topics;
+use crate::args::Topics;
 use crate::kafka::{Incoming, Outgoing, Processor, TopicSpec, dead_letter};
 use crate::metrics::{Metrics, severity_label};
-use crate::settings::{ListSource, ListWatcher, Settings, SettingsArgs};
+use vigil_settings::{ListRole, ListSource, ListWatcher, Settings, SettingsArgs, SettingsError};
 
 fn codec() -> Codec {
     // The schemas are compiled in and tested; failing to parse them is a build defect, not input.
@@ -272,7 +272,7 @@ impl Processor for IngestStage {
 
 /// Reads the settings and the lists they name, and tells the operator, once, what they should know
 /// (no threat list, lines that are not addresses).
-pub fn load_settings(args: &SettingsArgs) -> Result<(Settings, ThreatIntel), String> {
+pub fn load_settings(args: &SettingsArgs) -> Result<(Settings, ThreatIntel), SettingsError> {
     let settings = Settings::load(args)?;
     let mut notes = settings.notes.clone();
     let intel = settings.threat_intel(&mut notes)?;
@@ -285,9 +285,7 @@ pub fn load_settings(args: &SettingsArgs) -> Result<(Settings, ThreatIntel), Str
 fn record_lists(metrics: &Metrics, sources: &[ListSource], intel: &ThreatIntel) {
     if let (Some(database), Some(source)) = (
         &intel.asn,
-        sources
-            .iter()
-            .find(|source| source.role == crate::settings::ListRole::Asn),
+        sources.iter().find(|source| source.role == ListRole::Asn),
     ) {
         // Announced ranges, under the list gauge: one more file enrich reads and reloads.
         metrics

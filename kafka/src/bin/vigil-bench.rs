@@ -16,8 +16,8 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
-use vigil_runtime::stages::{DetectStage, EnrichStage, IngestStage, PublishStage};
-use vigil_runtime::{CommonArgs, Health, Metrics, Topics, kafka};
+use vigil_kafka::stages::{DetectStage, EnrichStage, IngestStage, PublishStage};
+use vigil_kafka::{CommonArgs, Health, Metrics, Topics, kafka};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -216,7 +216,7 @@ async fn start_pipeline(
         EnrichStage::new(
             common.topics.clone(),
             metrics.clone(),
-            &vigil_runtime::Settings::default(),
+            &vigil_kafka::Settings::default(),
             Default::default(),
         ),
         stage_common.clone(),
@@ -459,7 +459,7 @@ async fn run(args: Args) -> Result<(), String> {
 #[allow(clippy::print_stderr)]
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    vigil_runtime::config::init_logging(vigil_runtime::LogFormat::Text);
+    vigil_kafka::args::init_logging(vigil_kafka::LogFormat::Text);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,8 +1,8 @@
 //! `vigil-detect`: the detectors over enriched events, with their state checkpointed.
 
 use clap::Parser;
-use vigil_runtime::stages::DetectStage;
-use vigil_runtime::{CommonArgs, Settings, SettingsArgs, service_main};
+use vigil_kafka::stages::DetectStage;
+use vigil_kafka::{CommonArgs, Settings, SettingsArgs, service_main};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -24,8 +24,7 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     service_main(&args.common, false, |service| {
         let settings = Settings::load(&args.settings)?;
-        let engine =
-            vigil_detect::Engine::build(&settings.detect).map_err(|error| error.to_string())?;
+        let engine = vigil_detect::Engine::build(&settings.detect)?;
         tracing::info!(
             detectors = engine.detector_names().len(),
             "detectors and rules loaded"
