@@ -4,15 +4,16 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vigil_detect::Engine;
 use vigil_enrich::Enricher;
-use vigil_ingest::{Ingested, Ingestor};
+use vigil_ingest::Ingestor;
 use vigil_schemas::EnrichedEvent;
+use vigil_schemas::Event;
 
 const EXAMPLE: &str = include_str!("../../examples/audit/day-of-traffic.jsonl");
 
 fn detect_per_event(c: &mut Criterion) {
     let mut events = Vec::new();
     Ingestor::default().ingest_payload(EXAMPLE.as_bytes(), &mut |item| {
-        if let Ingested::Event(event) = item {
+        if let Ok(Event::Audit(event)) = item {
             events.push(*event);
         }
     });

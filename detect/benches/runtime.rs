@@ -7,7 +7,8 @@ use std::io::Read;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vigil_detect::Engine;
 use vigil_enrich::Enricher;
-use vigil_ingest::{Ingested, Ingestor};
+use vigil_ingest::Ingestor;
+use vigil_schemas::Event;
 use vigil_schemas::{EnrichedEvent, RuntimeEvent};
 
 const TETRAGON: &[u8] = include_bytes!("../../examples/runtime/tetragon.jsonl.gz");
@@ -24,7 +25,7 @@ fn input() -> String {
 fn normalize(text: &str) -> Vec<RuntimeEvent> {
     let mut events = Vec::new();
     Ingestor::default().ingest_payload(text.as_bytes(), &mut |item| {
-        if let Ingested::Runtime(event) = item {
+        if let Ok(Event::Runtime(event)) = item {
             events.push(*event);
         }
     });
@@ -70,7 +71,7 @@ fn runtime_pipeline(c: &mut Criterion) {
             |(mut enricher, mut engine)| {
                 let mut detections = Vec::new();
                 Ingestor::default().ingest_payload(text.as_bytes(), &mut |item| {
-                    if let Ingested::Runtime(event) = item {
+                    if let Ok(Event::Runtime(event)) = item {
                         engine.process(&enricher.enrich_runtime(*event), &mut detections);
                     }
                 });

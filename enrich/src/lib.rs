@@ -15,14 +15,7 @@ pub use intel::{IpSet, ListFormat, NamedList, ThreatIntel};
 pub use inventory::Inventory;
 pub use process::ProcessTable;
 pub use providers::ProviderRanges;
-use vigil_schemas::{AuditEvent, EnrichedEvent, RuntimeEvent};
-
-/// A normalized event of either source.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Normalized {
-    Audit(Box<AuditEvent>),
-    Runtime(Box<RuntimeEvent>),
-}
+use vigil_schemas::{AuditEvent, EnrichedEvent, Event, RuntimeEvent};
 
 /// The enrich stage's state.
 #[derive(Debug, Default)]
@@ -85,10 +78,10 @@ impl Enricher {
     }
 
     /// An event of either source.
-    pub fn enrich(&mut self, event: Normalized) -> EnrichedEvent {
+    pub fn enrich(&mut self, event: Event) -> EnrichedEvent {
         match event {
-            Normalized::Audit(event) => self.enrich_audit(*event),
-            Normalized::Runtime(event) => self.enrich_runtime(*event),
+            Event::Audit(event) => self.enrich_audit(*event),
+            Event::Runtime(event) => self.enrich_runtime(*event),
         }
     }
 

@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use vigil_ingest::{Ingested, Ingestor, Limits};
+use vigil_ingest::{Ingestor, Limits};
+use vigil_schemas::Event;
 
 const EXAMPLE: &str = include_str!("../../examples/audit/day-of-traffic.jsonl");
 
@@ -20,7 +21,7 @@ fn parse_and_normalize(c: &mut Criterion) {
             });
             let mut events = 0u64;
             ingestor.ingest_payload(EXAMPLE.as_bytes(), &mut |item| {
-                if let Ingested::Event(_) = item {
+                if let Ok(Event::Audit(_)) = item {
                     events += 1;
                 }
             });

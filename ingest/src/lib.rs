@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 pub use dedup::Dedup;
 
 use reader::read_stream;
+pub use vigil_schemas::Event;
 use vigil_schemas::{AuditEvent, RuntimeEvent};
 
 /// Why an input was refused. The label is a bounded set, used in metrics and dead-letter headers.
@@ -196,12 +197,7 @@ impl IngestStats {
 }
 
 /// One result of ingesting: an event to pass on, or a rejection to dead-letter or report.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Ingested {
-    Event(Box<AuditEvent>),
-    Runtime(Box<RuntimeEvent>),
-    Rejected(Rejection),
-}
+pub type Ingested = Result<Event, Rejection>;
 
 /// The ingest stage's state: limits, the dedup window, counters.
 #[derive(Debug)]
@@ -274,7 +270,7 @@ impl Ingestor {
 
     pub(crate) fn reject(&mut self, rejection: Rejection, out: &mut dyn FnMut(Ingested)) {
         *self.stats.rejected.entry(rejection.reason).or_default() += 1;
-        out(Ingested::Rejected(rejection));
+        out(Err(rejection));
     }
 
     pub(crate) fn skip(&mut self, reason: SkipReason) {
@@ -292,7 +288,7 @@ impl Ingestor {
             return;
         }
         self.stats.events += 1;
-        out(Ingested::Event(Box::new(event)));
+        out(Ok(Event::Audit(Box::new(event))));
     }
 }
 
@@ -314,7 +310,7 @@ impl Ingestor {
                     return;
                 }
                 self.stats.events += 1;
-                out(Ingested::Runtime(Box::new(event)));
+                out(Ok(Event::Runtime(Box::new(event))));
             }
             Err(rejection) => self.reject(rejection, out),
         }

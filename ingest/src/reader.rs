@@ -366,9 +366,9 @@ fn handle_top_level(
 /// Passes items on, giving rejections that have no line of their own the line they came from.
 fn located(out: &mut dyn FnMut(Ingested), line: u64) -> impl FnMut(Ingested) + '_ {
     move |item| match item {
-        Ingested::Rejected(mut rejection) => {
+        Err(mut rejection) => {
             rejection.line.get_or_insert(line);
-            out(Ingested::Rejected(rejection));
+            out(Err(rejection));
         }
         event => out(event),
     }

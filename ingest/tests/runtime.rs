@@ -8,7 +8,8 @@
 )]
 
 use proptest::prelude::*;
-use vigil_ingest::{Ingested, Ingestor, RejectReason, Rejection};
+use vigil_ingest::{Ingestor, RejectReason, Rejection};
+use vigil_schemas::Event;
 use vigil_schemas::RuntimeEvent;
 
 fn ingest(input: &str) -> (Vec<RuntimeEvent>, Vec<Rejection>) {
@@ -16,9 +17,9 @@ fn ingest(input: &str) -> (Vec<RuntimeEvent>, Vec<Rejection>) {
     let mut events = Vec::new();
     let mut rejections = Vec::new();
     ingestor.ingest_payload(input.as_bytes(), &mut |item| match item {
-        Ingested::Runtime(event) => events.push(*event),
-        Ingested::Rejected(rejection) => rejections.push(rejection),
-        Ingested::Event(event) => panic!("runtime input read as audit: {event:?}"),
+        Ok(Event::Runtime(event)) => events.push(*event),
+        Err(rejection) => rejections.push(rejection),
+        Ok(Event::Audit(event)) => panic!("runtime input read as audit: {event:?}"),
     });
     (events, rejections)
 }

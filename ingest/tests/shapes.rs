@@ -12,8 +12,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use vigil_ingest::{Ingested, Ingestor, Limits, RejectReason, SkipReason};
+use vigil_ingest::{Ingestor, Limits, RejectReason, SkipReason};
 use vigil_schemas::AuditEvent;
+use vigil_schemas::Event;
 
 fn event(id: &str) -> Value {
     json!({
@@ -39,9 +40,9 @@ fn run_with(input: &[u8], limits: Limits) -> Run {
     let mut events = Vec::new();
     let mut rejections = Vec::new();
     ingestor.ingest_payload(input, &mut |item| match item {
-        Ingested::Event(event) => events.push(*event),
-        Ingested::Rejected(rejection) => rejections.push(rejection),
-        Ingested::Runtime(event) => panic!("an audit input read as runtime: {event:?}"),
+        Ok(Event::Audit(event)) => events.push(*event),
+        Err(rejection) => rejections.push(rejection),
+        Ok(Event::Runtime(event)) => panic!("an audit input read as runtime: {event:?}"),
     });
     Run {
         events,

@@ -10,8 +10,9 @@
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use vigil_ingest::{Ingested, Ingestor, RejectReason, SkipReason, Tolerance};
+use vigil_ingest::{Ingestor, RejectReason, SkipReason, Tolerance};
 use vigil_schemas::AuditEvent;
+use vigil_schemas::Event;
 
 struct Run {
     events: Vec<AuditEvent>,
@@ -24,9 +25,9 @@ fn run_at(input: &[u8], transport_time: Option<i64>) -> Run {
     let mut events = Vec::new();
     let mut rejections = Vec::new();
     ingestor.ingest_payload_at(input, transport_time, &mut |item| match item {
-        Ingested::Event(event) => events.push(*event),
-        Ingested::Rejected(rejection) => rejections.push(rejection),
-        Ingested::Runtime(event) => panic!("an audit input read as runtime: {event:?}"),
+        Ok(Event::Audit(event)) => events.push(*event),
+        Err(rejection) => rejections.push(rejection),
+        Ok(Event::Runtime(event)) => panic!("an audit input read as runtime: {event:?}"),
     });
     Run {
         events,

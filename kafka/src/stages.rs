@@ -2,9 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use vigil_schemas::Event;
+
 use vigil_detect::{Engine, StateEntry};
-use vigil_enrich::{Enricher, Inventory, Normalized, ThreatIntel};
-use vigil_ingest::{IngestStats, Ingested, Ingestor, Limits};
+use vigil_enrich::{Enricher, Inventory, ThreatIntel};
+use vigil_ingest::{IngestStats, Ingestor, Limits};
 use vigil_publish::suppress::Suppression;
 use vigil_publish::{Added, Aggregator, finding_id, to_guardduty_json};
 use vigil_schemas::{
@@ -89,15 +91,15 @@ fn decode_normalized(
     metrics: &Metrics,
     input: &Incoming<'_>,
     out: &mut Vec<Outgoing>,
-) -> Option<Normalized> {
+) -> Option<Event> {
     match codec.decode::<AuditEvent>(input.payload) {
-        Ok(event) => Some(Normalized::Audit(Box::new(event))),
+        Ok(event) => Some(Event::Audit(Box::new(event))),
         Err(CodecError::WrongRecord { found, .. }) if found == RuntimeEvent::FULL_NAME => {
             decode::<RuntimeEvent>(codec, stage, deadletter, metrics, input, out)
-                .map(|event| Normalized::Runtime(Box::new(event)))
+                .map(|event| Event::Runtime(Box::new(event)))
         }
         Err(_) => decode::<AuditEvent>(codec, stage, deadletter, metrics, input, out)
-            .map(|event| Normalized::Audit(Box::new(event))),
+            .map(|event| Event::Audit(Box::new(event))),
     }
 }
 
@@ -208,7 +210,7 @@ impl Processor for IngestStage {
             .and_then(|millis| millis.checked_mul(1000));
         self.ingestor
             .ingest_payload_at(input.payload, transport_time, &mut |item| match item {
-                Ingested::Event(event) => {
+                Ok(Event::Audit(event)) => {
                     encoded.push(codec.encode(event.as_ref()).map(|bytes| {
                         (
                             partition_key(event.cluster_hint.as_deref()).to_owned(),
@@ -216,7 +218,7 @@ impl Processor for IngestStage {
                         )
                     }));
                 }
-                Ingested::Runtime(event) => {
+                Ok(Event::Runtime(event)) => {
                     encoded.push(codec.encode(event.as_ref()).map(|bytes| {
                         (
                             partition_key(event.cluster_hint.as_deref()).to_owned(),
@@ -224,7 +226,7 @@ impl Processor for IngestStage {
                         )
                     }));
                 }
-                Ingested::Rejected(rejection) => rejections.push(rejection),
+                Err(rejection) => rejections.push(rejection),
             });
         for result in encoded {
             match result {

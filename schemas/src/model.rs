@@ -556,3 +556,23 @@ pub struct Finding {
     /// and not counted twice.
     pub recent_event_ids: Vec<String>,
 }
+
+/// A normalized event of either source: what ingest emits and enrich takes. Each source keeps its own
+/// record (and topic); this is how code that handles both says so in its type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A Kubernetes API request, from the audit log.
+    Audit(Box<AuditEvent>),
+    /// A process, file, network, DNS or mount event from a node sensor.
+    Runtime(Box<RuntimeEvent>),
+}
+
+impl Event {
+    /// The source's name, as used in metric labels and rule files.
+    pub const fn source(&self) -> &'static str {
+        match self {
+            Self::Audit(_) => "audit",
+            Self::Runtime(_) => "runtime",
+        }
+    }
+}

@@ -241,10 +241,7 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
     let output = args.output.clone();
     let report = scan::run(scan::ScanOptions {
         sources,
-        clusters: settings.clusters,
-        intel,
-        engine,
-        suppression: settings.suppression,
+        pipeline: vigil_pipeline::Pipeline::with_engine(&settings, intel, engine),
         output: output.clone(),
         progress: scan::wants_progress(),
     })?;
@@ -357,11 +354,12 @@ fn rules(command: RulesCommand) -> Result<ExitCode, Box<dyn std::error::Error>> 
             // Rules under test run even where they ship off.
             let detect = vigil_detect::DetectConfig {
                 enable: theirs.clone(),
-                ..settings.detect
+                ..settings.detect.clone()
             };
             let mut engine = Engine::build(&detect)?;
             engine.retain(|name| theirs.iter().any(|rule| rule == name));
-            let results = rules_test::run(&events, engine, settings.clusters, intel)?;
+            let pipeline = vigil_pipeline::Pipeline::with_engine(&settings, intel, engine);
+            let results = rules_test::run(&events, pipeline)?;
             let verdict =
                 rules_test::report(&mut out, &theirs, &results, &expect_fire, &expect_quiet)?;
             return Ok(if verdict {

@@ -3,9 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use vigil_detect::Engine;
-use vigil_enrich::{ClusterConfig, Enricher, Inventory, Normalized, ThreatIntel};
-use vigil_ingest::{Ingested, Ingestor};
+use vigil_pipeline::{Pipeline, Step};
 
 /// One rule firing on one event.
 #[derive(Debug, Clone)]
@@ -15,6 +13,8 @@ pub struct Hit {
     pub rule: String,
     pub finding_type: String,
     pub title: String,
+    /// The finding it folds into is archived by one of the settings' suppression rules.
+    pub archived: bool,
 }
 
 #[derive(Debug, Default)]
@@ -24,46 +24,32 @@ pub struct Results {
     pub hits: Vec<Hit>,
 }
 
-/// Runs the engine over every event of the files, enriched with the settings' clusters and lists
-/// as the services enrich them.
-pub fn run(
-    paths: &[PathBuf],
-    mut engine: Engine,
-    clusters: ClusterConfig,
-    intel: ThreatIntel,
-) -> Result<Results, String> {
-    let sources = crate::scan::expand_paths(paths).map_err(|error| error.to_string())?;
-    let mut ingestor = Ingestor::default();
-    let mut enricher = Enricher::new(clusters, intel, Inventory::default());
+/// Runs the pipeline over every event of the files: enriched with the settings' clusters and
+/// lists, and published through their suppression rules, as the services do.
+pub fn run(paths: &[PathBuf], mut pipeline: Pipeline) -> Result<Results, crate::scan::ScanError> {
+    let sources = crate::scan::expand_paths(paths)?;
     let mut results = Results::default();
-    let mut detections = Vec::new();
     for source in sources {
         let label = source.label();
-        let reader = source.open().map_err(|error| error.to_string())?;
+        let reader = source.open()?;
         let mut ordinal = 0usize;
-        ingestor.ingest_reader(reader, &mut |item| {
-            let event = match item {
-                Ingested::Event(event) => Normalized::Audit(event),
-                Ingested::Runtime(event) => Normalized::Runtime(event),
-                Ingested::Rejected(_) => {
-                    results.rejected += 1;
-                    return;
-                }
-            };
-            {
+        pipeline.read(reader, &mut |step| match step {
+            Step::Rejected(_) => results.rejected += 1,
+            Step::Event(_) => {
                 ordinal += 1;
                 results.events += 1;
-                detections.clear();
-                engine.process(&enricher.enrich(event), &mut detections);
-                for detection in detections.drain(..) {
-                    results.hits.push(Hit {
-                        place: format!("{label} event {ordinal}"),
-                        rule: detection.detector,
-                        finding_type: detection.finding_type,
-                        title: detection.title,
-                    });
-                }
             }
+            Step::Detected {
+                detection,
+                archived,
+                ..
+            } => results.hits.push(Hit {
+                place: format!("{label} event {ordinal}"),
+                rule: detection.detector.clone(),
+                finding_type: detection.finding_type.clone(),
+                title: detection.title.clone(),
+                archived,
+            }),
         });
     }
     Ok(results)
@@ -80,8 +66,16 @@ pub fn report(
     for hit in &results.hits {
         writeln!(
             out,
-            "{}: {} -> {}: {}",
-            hit.place, hit.rule, hit.finding_type, hit.title
+            "{}: {} -> {}: {}{}",
+            hit.place,
+            hit.rule,
+            hit.finding_type,
+            hit.title,
+            if hit.archived {
+                " (archived by a suppression rule)"
+            } else {
+                ""
+            }
         )?;
     }
     writeln!(

@@ -12,11 +12,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use vigil_detect::Engine;
-use vigil_enrich::{ClusterConfig, Enricher, Inventory, Normalized, ThreatIntel};
-use vigil_ingest::{IngestStats, Ingested, Ingestor, Rejection};
-use vigil_publish::suppress::Suppression;
-use vigil_publish::{Aggregator, to_guardduty_json};
-use vigil_schemas::{Detection, EnrichedEvent};
+use vigil_enrich::Enricher;
+use vigil_ingest::{IngestStats, Ingestor, Rejection};
+use vigil_pipeline::{Pipeline, Stages};
+use vigil_publish::to_guardduty_json;
+use vigil_schemas::{Detection, EnrichedEvent, Event};
 
 use crate::examples;
 
@@ -60,10 +60,8 @@ impl Source {
 #[derive(Debug, Default)]
 pub struct ScanOptions {
     pub sources: Vec<Source>,
-    pub clusters: ClusterConfig,
-    pub intel: ThreatIntel,
-    pub engine: Engine,
-    pub suppression: Suppression,
+    /// The stages, built from the settings (and the detectors' restored state).
+    pub pipeline: Pipeline,
     pub output: Option<PathBuf>,
     pub progress: bool,
 }
@@ -137,21 +135,20 @@ pub struct ScanReport {
 }
 
 fn ingest_thread(
+    mut ingestor: Ingestor,
     sources: Vec<Source>,
-    to_enrich: SyncSender<Vec<Normalized>>,
+    to_enrich: SyncSender<Vec<Event>>,
     read: Arc<AtomicU64>,
 ) -> Result<(IngestStats, Vec<(String, Rejection)>), ScanError> {
-    let mut ingestor = Ingestor::default();
     let mut rejections = Vec::new();
     let mut batch = Vec::with_capacity(BATCH);
     for source in sources {
         let label = source.label();
         let reader = source.open()?;
-        let mut handle = |item: Ingested| {
+        let mut handle = |item: Result<Event, Rejection>| {
             let event = match item {
-                Ingested::Event(event) => Normalized::Audit(event),
-                Ingested::Runtime(event) => Normalized::Runtime(event),
-                Ingested::Rejected(rejection) => {
+                Ok(event) => event,
+                Err(rejection) => {
                     rejections.push((label.clone(), rejection));
                     return;
                 }
@@ -173,7 +170,7 @@ fn ingest_thread(
 
 fn enrich_thread(
     mut enricher: Enricher,
-    from_ingest: Receiver<Vec<Normalized>>,
+    from_ingest: Receiver<Vec<Event>>,
     to_detect: SyncSender<Vec<EnrichedEvent>>,
 ) {
     for batch in from_ingest {
@@ -205,8 +202,15 @@ fn detect_thread(
     engine
 }
 
-/// Runs the pipeline to the end of its input and returns the findings with the statistics.
+/// Runs the pipeline's stages, each on its own thread, to the end of the input and returns the
+/// findings with the statistics.
 pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
+    let Stages {
+        ingestor,
+        enricher,
+        engine,
+        mut aggregator,
+    } = options.pipeline.into_stages();
     let started = Instant::now();
     let sources = options.sources.len();
     let (to_enrich, enrich_input) = sync_channel(CHANNEL_BATCHES);
@@ -219,22 +223,19 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
         let sources = options.sources;
         thread::Builder::new()
             .name("ingest".into())
-            .spawn(move || ingest_thread(sources, to_enrich, read))
+            .spawn(move || ingest_thread(ingestor, sources, to_enrich, read))
             .map_err(|_| ScanError::Thread("ingest"))?
     };
-    let enricher = Enricher::new(options.clusters, options.intel, Inventory::default());
     let enrich = thread::Builder::new()
         .name("enrich".into())
         .spawn(move || enrich_thread(enricher, enrich_input, to_detect))
         .map_err(|_| ScanError::Thread("enrich"))?;
-    let engine = options.engine;
     let detect = thread::Builder::new()
         .name("detect".into())
         .spawn(move || detect_thread(engine, detect_input, to_publish))
         .map_err(|_| ScanError::Thread("detect"))?;
 
     // publish runs here, with the progress line.
-    let mut aggregator = Aggregator::with_suppression(options.suppression);
     let mut detections = 0u64;
     let mut last_progress = Instant::now();
     loop {

@@ -557,6 +557,58 @@ when = [
     );
 }
 
+/// `vigil rules test --config` publishes through the settings' suppression rules: a hit whose
+/// finding a suppression rule archives says so; without the settings it does not.
+#[test]
+fn rules_test_shows_which_hits_the_settings_suppression_archives() {
+    let dir = scratch("rules-suppression");
+    let rules = dir.join("secrets.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[[rule]]
+id = "secret_read_by_test"
+type = "CredentialAccess:Kubernetes/SecretReadByTest"
+severity = "Low"
+title = "{user.username} read a secret."
+description = "{user.username} read {object_ref.name}."
+when = [
+  { field = "verb", eq = "get" },
+  { field = "object_ref.resource", eq = "secrets" },
+]
+"#,
+    )
+    .unwrap();
+    let config = dir.join("vigil.toml");
+    std::fs::write(
+        &config,
+        "[[suppression]]\nname = \"reads-are-fine\"\n[suppression.criterion]\n\"type\" = { eq = [\"CredentialAccess:Kubernetes/SecretReadByTest\"] }\n",
+    )
+    .unwrap();
+    let test = |extra: &[&str]| {
+        let mut args = vec!["rules", "test", "--rules", rules.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push("examples/audit");
+        let output = vigil(&args);
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let suppressed = test(&["--config", config.to_str().unwrap()]);
+    let hits: Vec<&str> = suppressed
+        .lines()
+        .filter(|line| line.contains("secret_read_by_test ->"))
+        .collect();
+    assert!(!hits.is_empty(), "{suppressed}");
+    assert!(
+        hits.iter()
+            .all(|line| line.ends_with("(archived by a suppression rule)")),
+        "{suppressed}"
+    );
+    let plain = test(&[]);
+    assert!(plain.contains("secret_read_by_test ->"), "{plain}");
+    assert!(!plain.contains("archived"), "{plain}");
+}
+
 #[test]
 fn the_baseline_evaluation_finds_every_injected_anomaly_without_false_findings() {
     let output = vigil(&[

@@ -1,6 +1,8 @@
 //! Behaviour baselines of principals: anomalies fire only when a stable profile meets a
 //! security-relevant call it has not seen, explain themselves, and survive a restart.
 
+use vigil_schemas::Event;
+
 use vigil_detect::{DetectConfig, Detector, Engine, StateEntry};
 use vigil_schemas::{
     AuditEvent, ClusterDetails, ContainerSpec, Detection, EnrichedEvent, IpIntel, ObjectRef,
@@ -311,8 +313,7 @@ fn a_restarted_engine_keeps_its_baselines_and_flags_what_the_first_would() {
 
 #[test]
 fn the_evaluation_stream_written_as_audit_json_reads_back_to_the_same_anomalies() {
-    use vigil_enrich::Enricher;
-    use vigil_ingest::{Ingested, Ingestor};
+    use vigil_pipeline::{Pipeline, Stages, Step};
     use vigil_sim::{EvalOptions, audit_json, stream};
     let options = EvalOptions {
         seed: 3,
@@ -338,15 +339,18 @@ fn the_evaluation_stream_written_as_audit_json_reads_back_to_the_same_anomalies(
         .iter()
         .map(|event| audit_json(event) + "\n")
         .collect();
-    let mut ingestor = Ingestor::default();
-    let mut enricher = Enricher::default();
     let mut engine = Engine::build(&DetectConfig::default()).unwrap();
     engine.retain(|name| name == "principal_baselines" || name == "volume_baselines");
+    let mut pipeline = Pipeline::from_stages(Stages {
+        engine,
+        ..Stages::default()
+    });
     let mut out = Vec::new();
     let mut rejected = 0;
-    ingestor.ingest_payload(text.as_bytes(), &mut |item| match item {
-        Ingested::Event(event) => engine.process(&enricher.enrich_audit(*event), &mut out),
-        _ => rejected += 1,
+    pipeline.read_payload(text.as_bytes(), &mut |step| match step {
+        Step::Detected { detection, .. } => out.push(detection.clone()),
+        Step::Rejected(_) => rejected += 1,
+        Step::Event(_) => {}
     });
     assert_eq!(rejected, 0);
     let found: std::collections::BTreeSet<String> = out
@@ -1003,7 +1007,7 @@ fn a_permission_never_asked_about_is_flagged_and_the_usual_question_is_not() {
 #[test]
 fn a_restart_at_any_point_changes_no_finding() {
     use vigil_enrich::Enricher;
-    use vigil_ingest::{Ingested, Ingestor};
+    use vigil_ingest::Ingestor;
     use vigil_sim::{EvalOptions, audit_json, stream};
     let options = EvalOptions {
         seed: 11,
@@ -1018,7 +1022,7 @@ fn a_restart_at_any_point_changes_no_finding() {
     let mut enricher = Enricher::default();
     let mut events = Vec::new();
     Ingestor::default().ingest_payload(text.as_bytes(), &mut |item| {
-        if let Ingested::Event(event) = item {
+        if let Ok(Event::Audit(event)) = item {
             events.push(enricher.enrich_audit(*event));
         }
     });

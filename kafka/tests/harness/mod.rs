@@ -13,11 +13,8 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use vigil_detect::Engine;
-use vigil_enrich::{Enricher, Inventory};
-use vigil_ingest::{Ingested, Ingestor};
 use vigil_kafka::{Settings, SettingsArgs};
-use vigil_publish::Aggregator;
+use vigil_pipeline::Pipeline;
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -620,29 +617,14 @@ pub fn latest_findings(records: &[Record]) -> BTreeMap<String, (String, i64)> {
 /// What `vigil scan` finds in the same input with the same settings, computed with the same stage
 /// libraries in-process.
 pub fn expected_findings(inputs: &[&[u8]], settings: &Settings) -> BTreeMap<String, (String, i64)> {
-    let mut ingestor = Ingestor::default();
     let intel = settings
         .threat_intel(&mut Vec::new())
         .expect("threat lists");
-    let mut enricher = Enricher::new(settings.clusters.clone(), intel, Inventory::default());
-    let mut engine = Engine::build(&settings.detect).expect("detectors");
-    let mut aggregator = Aggregator::with_suppression(settings.suppression.clone());
-    let mut detections = Vec::new();
+    let mut pipeline = Pipeline::new(settings, intel).expect("detectors");
     for input in inputs {
-        ingestor.ingest_payload(input, &mut |item| match item {
-            Ingested::Event(event) => {
-                engine.process(&enricher.enrich_audit(*event), &mut detections);
-            }
-            Ingested::Runtime(event) => {
-                engine.process(&enricher.enrich_runtime(*event), &mut detections);
-            }
-            Ingested::Rejected(_) => {}
-        });
+        pipeline.read_payload(input, &mut |_| {});
     }
-    for detection in detections {
-        aggregator.add(detection);
-    }
-    aggregator
+    pipeline
         .findings()
         .into_iter()
         .map(|finding| {
