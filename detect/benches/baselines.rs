@@ -89,7 +89,7 @@ fn state_bytes(engine: &mut Engine) -> ((usize, usize), (usize, usize)) {
     engine.drain_state(&mut state);
     let mut latest = std::collections::BTreeMap::new();
     for entry in state {
-        latest.insert(entry.key, entry.value.len());
+        latest.insert(entry.key, entry.value.map_or(0, |value| value.len()));
     }
     let scope = |workloads: bool| {
         let sizes: Vec<usize> = latest

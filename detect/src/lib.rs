@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod baselines;
+pub mod checkpoint;
 pub mod detection;
 pub mod facts;
 pub mod registry;
@@ -20,14 +21,14 @@ pub trait Detector: Send + std::fmt::Debug {
     /// Stable, snake_case: used in metrics labels and in `Detection.detector`.
     fn name(&self) -> &'static str;
     fn inspect(&mut self, event: &EnrichedEvent, out: &mut Vec<Detection>);
-    /// State changed since the last call, as key/value pairs to checkpoint (an empty value deletes
+    /// State changed since the last call, as key/value pairs to checkpoint (a `None` value deletes
     /// the key). A restarted stage gives them back through [`Detector::restore`], so it neither
     /// forgets nor relearns. Stateless detectors keep the default.
     fn drain_state(&mut self, _out: &mut Vec<StateEntry>) {}
-    /// Puts back one checkpointed entry (an empty value is a tombstone: the entry is forgotten).
-    /// False when the value no longer decodes (written by an incompatible version): the entry is
-    /// dropped and relearned, and the caller counts and logs it.
-    fn restore(&mut self, _key: &str, _value: &[u8]) -> bool {
+    /// Puts back one checkpointed entry (`None` is a tombstone: the entry is forgotten). False when
+    /// the value no longer decodes ([`checkpoint::decode`] refuses it): the entry is dropped and
+    /// relearned, and the caller counts and logs it.
+    fn restore(&mut self, _key: &str, _value: Option<&[u8]>) -> bool {
         true
     }
     /// Baseline detectors: per scope, the entities profiled by phase, and how many were evicted at
@@ -50,14 +51,38 @@ pub struct ProfileCounts {
     pub capacity_per_cluster: usize,
     pub largest_cluster: usize,
     pub evicted: u64,
+    /// Checkpoints that failed to encode since start (their profiles stay unsaved and are tried
+    /// again); a non-zero value is a bug to report.
+    pub unencodable: u64,
 }
 
 /// One checkpointed piece of detector state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateEntry {
     pub key: String,
-    /// Empty: the key is deleted.
-    pub value: Vec<u8>,
+    /// The [`checkpoint`] bytes; `None` deletes the key (a tombstone on a state topic).
+    pub value: Option<Vec<u8>>,
+}
+
+impl StateEntry {
+    /// The key now holds `state`; a state that does not encode is an error the caller counts.
+    pub fn put<C: checkpoint::Checkpoint>(
+        key: impl Into<String>,
+        state: &C,
+    ) -> Result<Self, checkpoint::CheckpointError> {
+        Ok(Self {
+            key: key.into(),
+            value: Some(checkpoint::encode(state)?),
+        })
+    }
+
+    /// The key is deleted.
+    pub fn delete(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            value: None,
+        }
+    }
 }
 
 /// A rule file's name (for error messages) and text.
@@ -308,7 +333,7 @@ impl Engine {
     /// Routes a checkpointed entry back to its detector. Returns false for a key no detector owns
     /// (state of a detector since removed) and for a value its detector can no longer decode,
     /// which the caller counts and skips.
-    pub fn restore(&mut self, key: &str, value: &[u8]) -> bool {
+    pub fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
         let Some((name, rest)) = key.split_once('/') else {
             return false;
         };

@@ -489,6 +489,14 @@ impl DetectStage {
                 .baseline_largest_cluster
                 .with_label_values(&[detector, counts.scope])
                 .set(i64::try_from(counts.largest_cluster).unwrap_or(i64::MAX));
+            if counts.unencodable > 0 {
+                tracing::error!(
+                    detector,
+                    scope = counts.scope,
+                    unencodable = counts.unencodable,
+                    "baseline profiles failed to encode as checkpoints (kept unsaved, retried)"
+                );
+            }
             let reported = self
                 .evictions_reported
                 .entry((detector, counts.scope))
@@ -553,9 +561,8 @@ impl Processor for DetectStage {
         let Ok(key) = std::str::from_utf8(key) else {
             return false;
         };
-        let value = value.unwrap_or_default();
         let restored = self.engine.restore(key, value);
-        if restored && !value.is_empty() {
+        if restored && value.is_some() {
             self.state.insert(key.to_owned(), partition);
         } else {
             self.state.remove(key);
@@ -570,8 +577,8 @@ impl Processor for DetectStage {
             .map(|(key, _)| key.clone())
             .collect();
         for key in stale {
-            // An empty value is a tombstone: the detector forgets the entry.
-            self.engine.restore(&key, &[]);
+            // As a tombstone would: the detector forgets the entry.
+            self.engine.restore(&key, None);
             self.state.remove(&key);
         }
         self.recent.retain_partitions(assigned);
@@ -646,7 +653,7 @@ impl Processor for DetectStage {
         self.changes.clear();
         self.engine.drain_state(&mut self.changes);
         for change in self.changes.drain(..) {
-            let payload = (!change.value.is_empty()).then_some(change.value);
+            let payload = change.value;
             if payload.is_some() {
                 self.state.insert(change.key.clone(), input.partition);
             } else {

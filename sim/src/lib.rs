@@ -1349,7 +1349,7 @@ pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, String> {
     engine.drain_state(&mut state);
     let mut latest = std::collections::BTreeMap::new();
     for entry in state {
-        latest.insert(entry.key, entry.value.len());
+        latest.insert(entry.key, entry.value.map_or(0, |value| value.len()));
     }
     let runtime_state = |workloads: bool| -> Vec<usize> {
         latest

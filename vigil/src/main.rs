@@ -221,7 +221,7 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
         let total = entries.len();
         let unknown = entries
             .iter()
-            .filter(|(key, value)| !engine.restore(key, value))
+            .filter(|(key, value)| !engine.restore(key, Some(value)))
             .count();
         state.extend(entries);
         note(&format!(
@@ -251,11 +251,10 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(path) = &args.state {
         // What was restored, with what this scan changed on top.
         for change in &report.state_changes {
-            if change.value.is_empty() {
-                state.remove(&change.key);
-            } else {
-                state.insert(change.key.clone(), change.value.clone());
-            }
+            match &change.value {
+                Some(value) => state.insert(change.key.clone(), value.clone()),
+                None => state.remove(&change.key),
+            };
         }
         std::fs::write(path, scan::write_state(&state))
             .map_err(|error| format!("{}: {error}", path.display()))?;

@@ -3,12 +3,13 @@
 
 use vigil_schemas::{AuditEvent, Detection, EnrichedEvent};
 
+use crate::checkpoint::{self, Checkpoint};
 use crate::detection::{Verdict, detection, severity};
 use crate::facts::{effective_user, is_anonymous, is_system_username, resource_of};
 use crate::{Detector, StateEntry};
 
 /// A principal's denied requests in the current window.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct DeniedWindow {
     start_micros: i64,
     fired: bool,
@@ -16,19 +17,11 @@ struct DeniedWindow {
     distinct: Vec<u64>,
 }
 
-impl DeniedWindow {
-    fn encode(&self) -> Vec<u8> {
-        let hashes: Vec<String> = self.distinct.iter().map(u64::to_string).collect();
-        format!(
-            "{}|{}|{}",
-            self.start_micros,
-            u8::from(self.fired),
-            hashes.join(",")
-        )
-        .into_bytes()
-    }
-
-    fn decode(value: &[u8]) -> Option<Self> {
+impl Checkpoint for DeniedWindow {
+    const KIND: &'static str = "denied_window";
+    const VERSION: u32 = 1;
+    /// Before the envelope: `start|fired|hash,hash,...`.
+    fn legacy(value: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(value).ok()?;
         let mut parts = text.splitn(3, '|');
         let start_micros = parts.next()?.parse().ok()?;
@@ -86,10 +79,7 @@ impl DeniedRequestsBurst {
             .collect();
         for key in expired {
             self.windows.remove(&key);
-            self.changes.push(StateEntry {
-                key,
-                value: Vec::new(),
-            });
+            self.changes.push(StateEntry::delete(key));
         }
     }
 }
@@ -121,15 +111,19 @@ impl Detector for DeniedRequestsBurst {
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
         out.append(&mut self.changes);
     }
-    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
-        match DeniedWindow::decode(value) {
-            Some(window) if !value.is_empty() => {
+    fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
+        match value.map(checkpoint::decode::<DeniedWindow>) {
+            Some(Ok(window)) => {
                 self.windows.insert(key.to_owned(), window);
                 true
             }
-            _ => {
+            None => {
                 self.windows.remove(key);
-                value.is_empty()
+                true
+            }
+            Some(Err(_)) => {
+                self.windows.remove(key);
+                false
             }
         }
     }
@@ -171,10 +165,11 @@ impl Detector for DeniedRequestsBurst {
             // The distinct set is no longer needed once the window has fired.
             state.distinct.truncate(self.threshold);
         }
-        self.changes.push(StateEntry {
-            key,
-            value: state.encode(),
-        });
+        // A window that fails to encode stays in memory only: a restart would lose its count,
+        // never a finding already raised.
+        if let Ok(entry) = StateEntry::put(key, &*state) {
+            self.changes.push(entry);
+        }
         if !crossed {
             return;
         }

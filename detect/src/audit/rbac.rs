@@ -234,9 +234,8 @@ impl Detector for PrivilegedRoleBinding {
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
         self.escalating_roles.drain(out);
     }
-    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
-        self.escalating_roles.restore(key, value);
-        true
+    fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
+        self.escalating_roles.restore(key, value)
     }
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         let Some(event) = enriched.audit.as_ref() else {

@@ -4,6 +4,20 @@
 use std::collections::{HashSet, VecDeque};
 
 use crate::StateEntry;
+use crate::checkpoint::{self, Checkpoint};
+
+/// What a remembered key's checkpoint holds: nothing but that it is remembered.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Remembered {}
+
+impl Checkpoint for Remembered {
+    const KIND: &'static str = "remembered_key";
+    const VERSION: u32 = 1;
+    /// Before the envelope a remembered key was the single byte 1.
+    fn legacy(bytes: &[u8]) -> Option<Self> {
+        (bytes == [1]).then_some(Self {})
+    }
+}
 
 /// A bounded, checkpointed set of keys (the oldest give way at the capacity). The workload detectors
 /// remember which top-level workloads they reported, so that the pods and ReplicaSets their
@@ -36,21 +50,17 @@ impl RememberedKeys {
 
     pub(crate) fn remember(&mut self, key: String, checkpoint: bool) {
         if self.seen.insert(key.clone()) {
-            if checkpoint {
-                self.changes.push(StateEntry {
-                    key: key.clone(),
-                    value: vec![1],
-                });
+            // An empty struct always encodes; were it ever to fail, the key is only remembered
+            // in memory, as an unchecked key would be.
+            if checkpoint && let Ok(entry) = StateEntry::put(key.clone(), &Remembered {}) {
+                self.changes.push(entry);
             }
             self.order.push_back(key);
             if self.order.len() > self.capacity
                 && let Some(oldest) = self.order.pop_front()
             {
                 self.seen.remove(&oldest);
-                self.changes.push(StateEntry {
-                    key: oldest,
-                    value: Vec::new(),
-                });
+                self.changes.push(StateEntry::delete(oldest));
             }
         }
     }
@@ -59,10 +69,7 @@ impl RememberedKeys {
     pub(crate) fn forget(&mut self, key: &str) {
         if self.seen.remove(key) {
             self.order.retain(|kept| kept != key);
-            self.changes.push(StateEntry {
-                key: key.to_owned(),
-                value: Vec::new(),
-            });
+            self.changes.push(StateEntry::delete(key));
         }
     }
 
@@ -70,11 +77,21 @@ impl RememberedKeys {
         out.append(&mut self.changes);
     }
 
-    pub(crate) fn restore(&mut self, key: &str, value: &[u8]) {
-        if value.is_empty() {
-            self.seen.remove(key);
-        } else {
-            self.remember(key.to_owned(), false);
+    /// False when the value no longer decodes: the key is forgotten (and relearned).
+    pub(crate) fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
+        match value.map(checkpoint::decode::<Remembered>) {
+            Some(Ok(_)) => {
+                self.remember(key.to_owned(), false);
+                true
+            }
+            None => {
+                self.seen.remove(key);
+                true
+            }
+            Some(Err(_)) => {
+                self.seen.remove(key);
+                false
+            }
         }
     }
 }

@@ -91,9 +91,8 @@ impl<C: WorkloadCheck> Detector for WorkloadDetector<C> {
     fn drain_state(&mut self, out: &mut Vec<StateEntry>) {
         self.reported.drain(out);
     }
-    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
-        self.reported.restore(key, value);
-        true
+    fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
+        self.reported.restore(key, value)
     }
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         let Some(event) = enriched.audit.as_ref() else {

@@ -122,7 +122,7 @@ impl Detector for ImageBaselines {
         self.workloads.drain(out);
     }
 
-    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
+    fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
         if key.starts_with(WORKLOAD_PREFIX) {
             self.workloads.restore(key, value)
         } else {

@@ -512,7 +512,7 @@ impl Detector for PrincipalBaselines {
         }
     }
 
-    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
+    fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
         self.store_of(key).restore(key, value)
     }
 

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 pub(super) const DAY_MICROS: i64 = 86_400_000_000;
 
-/// The checkpoint format's version: a profile of another version is not restored (it is relearned).
-pub const PROFILE_VERSION: u32 = 1;
+/// The form profiles were checkpointed in before the envelope (`{"version": 1, ...}`), still read.
+const LEGACY_VERSION: u32 = 1;
 
 /// How profiles learn. Durations are event time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,7 +339,6 @@ pub struct Judged {
 /// One entity's profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
-    version: u32,
     phase: Phase,
     first_seen: i64,
     last_seen: i64,
@@ -353,7 +352,6 @@ pub struct Profile {
 impl Profile {
     pub fn new(now: i64) -> Self {
         Self {
-            version: PROFILE_VERSION,
             phase: Phase::WarmUp,
             first_seen: now,
             last_seen: now,
@@ -545,23 +543,33 @@ impl Profile {
         self.dimensions
             .retain(|_, dimension| !dimension.learned.is_empty() || !dimension.pending.is_empty());
     }
+}
 
-    /// The checkpoint form: versioned JSON.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+impl crate::checkpoint::Checkpoint for Profile {
+    const KIND: &'static str = "baseline_profile";
+    const VERSION: u32 = 1;
+    fn legacy(bytes: &[u8]) -> Option<Self> {
+        legacy_json(bytes, LEGACY_VERSION)
     }
+}
 
-    /// A checkpointed profile, or `None` when it does not decode or is of another version.
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice::<Self>(bytes)
-            .ok()
-            .filter(|profile| profile.version == PROFILE_VERSION)
+/// A profile checkpointed before the envelope: its JSON with a `version` of its own.
+pub(super) fn legacy_json<T: serde::de::DeserializeOwned>(bytes: &[u8], version: u32) -> Option<T> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        version: u32,
     }
+    let versioned: Versioned = serde_json::from_slice(bytes).ok()?;
+    if versioned.version != version {
+        return None;
+    }
+    serde_json::from_slice(bytes).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint;
 
     const HOUR: i64 = 3_600_000_000;
 
@@ -728,9 +736,10 @@ mod tests {
             Familiarity::Unseen
         );
         // The sketch survives a checkpoint, and bounds the profile.
-        let restored = Profile::decode(&profile.encode()).unwrap();
+        let restored: Profile = checkpoint::decode(&checkpoint::encode(&profile).unwrap()).unwrap();
         assert_eq!(restored, profile);
-        assert!(profile.encode().len() < 4_000, "{}", profile.encode().len());
+        let size = checkpoint::encode(&profile).unwrap().len();
+        assert!(size < 4_000, "{size}");
         // Forgotten as learned values are: two periods on, the tail is gone.
         let mut later = profile.clone();
         for step in 1..=3 {
@@ -744,15 +753,25 @@ mod tests {
     }
 
     #[test]
-    fn checkpoints_round_trip_and_refuse_other_versions() {
+    fn checkpoints_round_trip_read_the_form_before_the_envelope_and_refuse_other_versions() {
         let mut profile = Profile::new(0);
         routine(&mut profile, 0, 10);
-        let bytes = profile.encode();
-        assert_eq!(Profile::decode(&bytes), Some(profile.clone()));
-        let other = String::from_utf8(bytes)
-            .unwrap()
-            .replace("\"version\":1", "\"version\":99");
-        assert_eq!(Profile::decode(other.as_bytes()), None);
-        assert_eq!(Profile::decode(b"not json"), None);
+        let bytes = checkpoint::encode(&profile).unwrap();
+        assert_eq!(checkpoint::decode::<Profile>(&bytes).unwrap(), profile);
+        let other = String::from_utf8(bytes).unwrap().replacen(
+            "\"version\":1",
+            "\"version\":99",
+            1,
+        );
+        assert!(checkpoint::decode::<Profile>(other.as_bytes()).is_err());
+        assert!(checkpoint::decode::<Profile>(b"not json").is_err());
+        // What an earlier release wrote: the profile's JSON with a version of its own.
+        let mut legacy = serde_json::to_value(&profile).unwrap();
+        legacy["version"] = 1.into();
+        let legacy = serde_json::to_vec(&legacy).unwrap();
+        assert_eq!(checkpoint::decode::<Profile>(&legacy).unwrap(), profile);
+        let mut future = serde_json::to_value(&profile).unwrap();
+        future["version"] = 2.into();
+        assert!(checkpoint::decode::<Profile>(&serde_json::to_vec(&future).unwrap()).is_err());
     }
 }

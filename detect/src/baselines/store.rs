@@ -11,7 +11,7 @@ use super::profile::{BaselineConfig, Judged, Profile};
 /// A profile a [`ProfileStore`] keeps: made at a time, evicted by when it was last seen, written as
 /// bytes whenever what decides its judgements changes and every [`Stored::CHECKPOINT_EVERY`]
 /// observations otherwise.
-pub(super) trait Stored: Sized {
+pub(super) trait Stored: crate::checkpoint::Checkpoint {
     /// What decides the profile's judgements: a change is checkpointed at once.
     type State: Copy + PartialEq + std::fmt::Debug;
     /// Observations between checkpoints of a profile whose state did not change: only what does
@@ -20,9 +20,6 @@ pub(super) trait Stored: Sized {
     /// The phases `/metrics` counts profiles by, in order.
     const PHASES: &'static [&'static str];
     fn started(now: i64) -> Self;
-    fn encode(&self) -> Vec<u8>;
-    /// A checkpoint of this version, or nothing (another version is relearned, not misread).
-    fn decode(bytes: &[u8]) -> Option<Self>;
     fn last_seen(&self) -> i64;
     fn state(&self) -> Self::State;
     fn phase_label(&self) -> &'static str;
@@ -34,12 +31,6 @@ impl Stored for Profile {
     const PHASES: &'static [&'static str] = &["warm-up", "learning", "stable", "unstable"];
     fn started(now: i64) -> Self {
         Self::new(now)
-    }
-    fn encode(&self) -> Vec<u8> {
-        Profile::encode(self)
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        Profile::decode(bytes)
     }
     fn last_seen(&self) -> i64 {
         Profile::last_seen(self)
@@ -77,6 +68,8 @@ pub(super) struct ProfileStore<P: Stored = Profile> {
     pub(super) profiles: HashMap<String, Tracked<P>>,
     pub(super) caps: EntityCaps,
     pub(super) changes: Vec<StateEntry>,
+    /// Checkpoints that failed to encode (kept unsaved and tried again); never expected.
+    pub(super) unencodable: u64,
 }
 
 impl<P: Stored> ProfileStore<P> {
@@ -85,6 +78,7 @@ impl<P: Stored> ProfileStore<P> {
             profiles: HashMap::new(),
             caps: EntityCaps::new(max_entities, max_per_cluster),
             changes: Vec::new(),
+            unencodable: 0,
         }
     }
 
@@ -121,6 +115,7 @@ impl<P: Stored> ProfileStore<P> {
             capacity_per_cluster: self.caps.capacity_per_cluster(),
             largest_cluster: self.caps.largest_cluster(),
             evicted: self.caps.evicted,
+            unencodable: self.unencodable,
         }
     }
 
@@ -139,10 +134,7 @@ impl<P: Stored> ProfileStore<P> {
                 for old in victims {
                     if self.remove(&old) {
                         self.caps.evicted += 1;
-                        self.changes.push(StateEntry {
-                            key: old,
-                            value: Vec::new(),
-                        });
+                        self.changes.push(StateEntry::delete(old));
                     }
                 }
             }
@@ -170,24 +162,31 @@ impl<P: Stored> ProfileStore<P> {
         let Some(tracked) = self.profiles.get_mut(key) else {
             return;
         };
-        tracked.unsaved = 0;
-        tracked.saved = tracked.profile.state();
-        self.changes.push(StateEntry {
-            key: key.to_owned(),
-            value: tracked.profile.encode(),
-        });
+        match StateEntry::put(key, &tracked.profile) {
+            Ok(entry) => {
+                tracked.unsaved = 0;
+                tracked.saved = tracked.profile.state();
+                self.changes.push(entry);
+            }
+            // Kept unsaved, so the next observation tries again; counted for /metrics.
+            Err(_) => self.unencodable += 1,
+        }
     }
 
     /// False when a value (not a tombstone) no longer decodes: the profile is dropped.
-    pub(super) fn restore(&mut self, key: &str, value: &[u8]) -> bool {
-        match P::decode(value) {
-            Some(profile) => {
+    pub(super) fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
+        let Some(bytes) = value else {
+            self.remove(key);
+            return true;
+        };
+        match crate::checkpoint::decode::<P>(bytes) {
+            Ok(profile) => {
                 self.insert(key, Tracked::new(profile));
                 true
             }
-            None => {
+            Err(_) => {
                 self.remove(key);
-                value.is_empty()
+                false
             }
         }
     }
@@ -268,7 +267,7 @@ mod tests {
         let dropped: Vec<&str> = store
             .changes
             .iter()
-            .filter(|change| change.value.is_empty())
+            .filter(|change| change.value.is_none())
             .map(|change| change.key.as_str())
             .collect();
         assert_eq!(dropped, ["a/0", "a/1", "a/2", "a/3"]);

@@ -46,7 +46,8 @@ pub const PERIOD_HOURS: i64 = 15 * 24;
 /// Counted events between checkpoints: every one, since the count is the judgement (a count lost
 /// to a crash would delay a burst's finding). Counted events are a small part of the traffic.
 pub const CHECKPOINT_EVERY: u32 = 1;
-const STATE_VERSION: u32 = 1;
+/// The form volume profiles were checkpointed in before the envelope, still read.
+const LEGACY_VERSION: u32 = 1;
 /// Ids remembered against replays: a checkpoint can hold events whose input offsets were not yet
 /// committed when the stage died; they come again and are recognised (a principal with more
 /// counted events than this in the input a crash replays is over-counted by the difference).
@@ -175,7 +176,6 @@ impl CategoryVolume {
 /// One principal's hourly volumes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct VolumeProfile {
-    version: u32,
     /// Hour (event time, hours since the epoch) the principal was first seen.
     first_hour: i64,
     /// The hour being counted.
@@ -192,7 +192,6 @@ pub struct VolumeProfile {
 impl VolumeProfile {
     fn new(hour: i64) -> Self {
         Self {
-            version: STATE_VERSION,
             first_hour: hour,
             hour,
             period: hour.div_euclid(PERIOD_HOURS),
@@ -245,16 +244,13 @@ impl VolumeProfile {
         }
         self.recent_ids.push(id);
     }
+}
 
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    /// A checkpoint of this version, or nothing (an unknown version relearns rather than misreads).
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice::<Self>(bytes)
-            .ok()
-            .filter(|profile| profile.version == STATE_VERSION)
+impl crate::checkpoint::Checkpoint for VolumeProfile {
+    const KIND: &'static str = "volume_profile";
+    const VERSION: u32 = 1;
+    fn legacy(bytes: &[u8]) -> Option<Self> {
+        super::profile::legacy_json(bytes, LEGACY_VERSION)
     }
 }
 
@@ -272,12 +268,6 @@ impl Stored for VolumeProfile {
     const PHASES: &'static [&'static str] = &["tracked"];
     fn started(hour: i64) -> Self {
         Self::new(hour)
-    }
-    fn encode(&self) -> Vec<u8> {
-        VolumeProfile::encode(self)
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        VolumeProfile::decode(bytes)
     }
     fn last_seen(&self) -> i64 {
         self.hour
@@ -334,7 +324,7 @@ impl Detector for VolumeBaselines {
         vec![self.store.counts("principal")]
     }
 
-    fn restore(&mut self, key: &str, value: &[u8]) -> bool {
+    fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
         self.store.restore(key, value)
     }
 
@@ -493,7 +483,7 @@ mod tests {
         volume.drain_state(&mut state);
         let dropped: Vec<&str> = state
             .iter()
-            .filter(|entry| entry.value.is_empty())
+            .filter(|entry| entry.value.is_none())
             .map(|entry| entry.key.as_str())
             .collect();
         assert_eq!(dropped, ["a/a0", "a/a1", "a/a2", "a/a3"]);
@@ -522,13 +512,31 @@ mod tests {
 
     #[test]
     fn a_profile_round_trips_and_an_unknown_version_is_refused() {
+        use crate::checkpoint;
         let mut profile = VolumeProfile::new(10);
         profile.secret_reads.count = 3;
         profile.denied_requests.count = 1;
-        let bytes = profile.encode();
-        assert_eq!(VolumeProfile::decode(&bytes), Some(profile.clone()));
-        profile.version = 99;
-        assert_eq!(VolumeProfile::decode(&profile.encode()), None);
+        let bytes = checkpoint::encode(&profile).unwrap();
+        assert_eq!(
+            checkpoint::decode::<VolumeProfile>(&bytes).unwrap(),
+            profile
+        );
+        let mut legacy = serde_json::to_value(&profile).unwrap();
+        legacy["version"] = 1.into();
+        let legacy = serde_json::to_vec(&legacy).unwrap();
+        assert_eq!(
+            checkpoint::decode::<VolumeProfile>(&legacy).unwrap(),
+            profile
+        );
+        let other =
+            String::from_utf8(bytes)
+                .unwrap()
+                .replacen("\"version\":1", "\"version\":99", 1);
+        assert!(checkpoint::decode::<VolumeProfile>(other.as_bytes()).is_err());
+        assert!(
+            checkpoint::decode::<crate::baselines::Profile>(&legacy).is_err(),
+            "another kind"
+        );
     }
 
     #[test]

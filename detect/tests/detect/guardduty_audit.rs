@@ -643,9 +643,9 @@ fn a_restarted_engine_restored_from_its_checkpoint_still_attributes_controller_p
 
     let mut restarted = engine();
     for entry in &state {
-        assert!(restarted.restore(&entry.key, &entry.value));
+        assert!(restarted.restore(&entry.key, entry.value.as_deref()));
     }
-    assert!(!restarted.restore("retired_detector/x", b"1"));
+    assert!(!restarted.restore("retired_detector/x", Some(b"1")));
     let mut pod = enriched(workload_event(
         controller,
         "Pod",

@@ -288,7 +288,7 @@ fn a_restarted_engine_keeps_its_baselines_and_flags_what_the_first_would() {
     }
     let mut second = engine();
     for (key, value) in &latest {
-        assert!(second.restore(key, value), "{key}");
+        assert!(second.restore(key, value.as_deref()), "{key}");
     }
     let at = MONDAY + 10 * DAY + 10 * HOUR;
     let mut out = Vec::new();
@@ -305,10 +305,10 @@ fn a_restarted_engine_keeps_its_baselines_and_flags_what_the_first_would() {
     // A profile of another version is relearned, not misread, and said to be dropped (the stage
     // counts and logs it); a tombstone is not a drop.
     let mut detector = vigil_detect::baselines::PrincipalBaselines::default();
-    assert!(!detector.restore("prod/alice", b"{\"version\":99}"));
+    assert!(!detector.restore("prod/alice", Some(b"{\"version\":99}")));
     assert_eq!(detector.principals(), 0);
-    assert!(detector.restore("prod/alice", b""));
-    assert!(!second.restore("principal_baselines/prod/alice", b"not a profile"));
+    assert!(detector.restore("prod/alice", None));
+    assert!(!second.restore("principal_baselines/prod/alice", Some(b"not a profile")));
 }
 
 #[test]
@@ -779,7 +779,7 @@ fn every_scope_is_checkpointed_and_restored() {
     }
     let mut second = engine();
     for (key, value) in &latest {
-        assert!(second.restore(key, value), "{key}");
+        assert!(second.restore(key, value.as_deref()), "{key}");
     }
     let counts: Vec<(&str, usize)> = second
         .profile_counts()
@@ -1057,8 +1057,8 @@ fn a_restart_at_any_point_changes_no_finding() {
         }
         let mut second = baselines();
         for (key, value) in &latest {
-            if !value.is_empty() {
-                second.restore(key, value);
+            if value.is_some() {
+                second.restore(key, value.as_deref());
             }
         }
         for event in &events[kill..] {

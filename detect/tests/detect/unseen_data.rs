@@ -219,7 +219,7 @@ fn a_role_seen_granting_escalation_makes_its_bindings_privileged_until_it_no_lon
     engine.drain_state(&mut state);
     let mut restarted = self::engine("privileged_role_binding");
     for entry in &state {
-        assert!(restarted.restore(&entry.key, &entry.value));
+        assert!(restarted.restore(&entry.key, entry.value.as_deref()));
     }
     assert_eq!(
         fired(&mut restarted, bind()),

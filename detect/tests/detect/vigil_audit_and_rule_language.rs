@@ -816,7 +816,7 @@ fn a_restored_burst_window_goes_on_counting() {
     first.drain_state(&mut state);
     let mut restarted = only("denied_requests_burst", &DetectConfig::default());
     for entry in &state {
-        assert!(restarted.restore(&entry.key, &entry.value));
+        assert!(restarted.restore(&entry.key, entry.value.as_deref()));
     }
     for (index, resource) in RESOURCES.iter().enumerate().skip(6) {
         restarted.process(

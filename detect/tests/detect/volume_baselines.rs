@@ -199,7 +199,7 @@ fn a_replay_after_a_restart_is_not_counted_twice() {
     }
     let mut second = engine();
     for (key, value) in &latest {
-        assert!(second.restore(key, value), "{key}");
+        assert!(second.restore(key, value.as_deref()), "{key}");
     }
     // The input after the last committed offset comes again, from the 21st read on: the thirteen
     // the checkpoint holds are not counted again (counted, they would make a burst now), the six
