@@ -7,6 +7,7 @@ pub mod baselines;
 pub mod checkpoint;
 pub mod detection;
 pub mod facts;
+pub mod recent;
 pub mod registry;
 pub mod rules;
 pub mod runtime;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use vigil_schemas::Event;
 
+use vigil_detect::recent::{DUPLICATE_WINDOW, RecentEvents};
 use vigil_detect::{Engine, StateEntry};
 use vigil_enrich::{Enricher, Inventory, ThreatIntel};
 use vigil_ingest::{IngestStats, Ingestor, Limits};
@@ -668,82 +669,6 @@ impl Processor for DetectStage {
     }
 }
 
-/// Events remembered per input partition by detect's duplicate guard. An upstream stage killed
-/// and restarted writes again what it wrote since its last commit (a second or two of its input,
-/// plus what was in flight); the window is far beyond that at the rates one partition carries.
-pub const DUPLICATE_WINDOW: usize = 50_000;
-
-/// The events of the last [`DUPLICATE_WINDOW`] inputs of each partition, by a hash of their
-/// identity (an audit event's `auditID` and stage, a runtime event's id). Ingest and enrich are
-/// at-least-once: after a crash they write again the events since their last commit, and the
-/// baselines must not count those twice. A cluster's events share one partition from ingest on,
-/// so a duplicate lands on the partition of its original, a little after it. Rebuilt after an
-/// assignment from the inputs before the resume point ([`Processor::recall`]).
-#[derive(Debug)]
-pub struct RecentEvents {
-    window: usize,
-    partitions: std::collections::HashMap<i32, RecentIds>,
-}
-
-#[derive(Debug, Default)]
-struct RecentIds {
-    order: std::collections::VecDeque<u64>,
-    ids: std::collections::HashSet<u64>,
-}
-
-impl RecentEvents {
-    pub fn new(window: usize) -> Self {
-        Self {
-            window,
-            partitions: std::collections::HashMap::new(),
-        }
-    }
-
-    pub fn window(&self) -> usize {
-        self.window
-    }
-
-    /// Remembers the event; false when it is among the partition's recent ones already.
-    pub fn first_time(&mut self, partition: i32, event: &EnrichedEvent) -> bool {
-        let Some(id) = event_identity(event) else {
-            return true;
-        };
-        let recent = self.partitions.entry(partition).or_default();
-        if !recent.ids.insert(id) {
-            return false;
-        }
-        recent.order.push_back(id);
-        if recent.order.len() > self.window
-            && let Some(oldest) = recent.order.pop_front()
-        {
-            recent.ids.remove(&oldest);
-        }
-        true
-    }
-
-    pub fn retain_partitions(&mut self, assigned: &[i32]) {
-        self.partitions
-            .retain(|partition, _| assigned.contains(partition));
-    }
-}
-
-/// A hash of what makes an event itself (`None` for a record carrying neither kind).
-fn event_identity(event: &EnrichedEvent) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    // SipHash with fixed keys: the same event hashes alike in every process and after a restart.
-    let mut hasher = std::hash::DefaultHasher::new();
-    // Clusters share partitions: one cluster's id says nothing of another's.
-    event.cluster.name.hash(&mut hasher);
-    if let Some(audit) = &event.audit {
-        ("audit", &audit.audit_id, &audit.stage).hash(&mut hasher);
-    } else if let Some(runtime) = &event.runtime {
-        ("runtime", &runtime.event_id).hash(&mut hasher);
-    } else {
-        return None;
-    }
-    Some(hasher.finish())
-}
-
 /// publish: `Detection`s → GuardDuty finding JSON keyed by id, and the aggregated `Finding` to the
 /// compacted state topic, so a restarted publish neither loses nor re-counts occurrences.
 #[derive(Debug)]
@@ -868,45 +793,13 @@ impl Processor for PublishStage {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::expect_used, clippy::indexing_slicing)]
-    use vigil_schemas::RuntimeEvent;
-
     use super::*;
-
-    fn audit(id: &str, stage: &str) -> EnrichedEvent {
-        EnrichedEvent {
-            audit: Some(AuditEvent {
-                audit_id: id.into(),
-                stage: stage.into(),
-                ..AuditEvent::default()
-            }),
-            ..EnrichedEvent::default()
-        }
-    }
 
     #[test]
     fn events_without_a_cluster_hint_share_a_key_that_is_not_empty() {
         assert_eq!(partition_key(Some("prod")), "prod");
         assert_eq!(partition_key(None), partition_key(Some("")));
         assert!(!partition_key(None).is_empty());
-    }
-
-    #[test]
-    fn an_event_written_again_is_recognised_and_a_new_one_is_not() {
-        let mut recent = RecentEvents::new(3);
-        assert!(recent.first_time(0, &audit("a", "ResponseComplete")));
-        assert!(!recent.first_time(0, &audit("a", "ResponseComplete")));
-        // The two stages of one exec request are two events; another partition has its own memory.
-        assert!(recent.first_time(0, &audit("a", "ResponseStarted")));
-        assert!(recent.first_time(1, &audit("a", "ResponseComplete")));
-        let runtime = EnrichedEvent {
-            runtime: Some(RuntimeEvent {
-                event_id: "a".into(),
-                ..RuntimeEvent::default()
-            }),
-            ..EnrichedEvent::default()
-        };
-        assert!(recent.first_time(0, &runtime));
-        assert!(!recent.first_time(0, &runtime));
     }
 
     /// detect as a plain processor, with the default topics and detectors.
@@ -983,18 +876,5 @@ mod tests {
             .with_label_values(&["detect", "duplicate_event"])
             .get();
         assert_eq!(skipped, 2_000);
-    }
-
-    #[test]
-    fn the_window_forgets_the_oldest_and_an_unassigned_partition_is_forgotten() {
-        let mut recent = RecentEvents::new(2);
-        for id in ["a", "b", "c"] {
-            assert!(recent.first_time(0, &audit(id, "ResponseComplete")));
-        }
-        // "a" fell out of a window of two; "c" is still remembered.
-        assert!(recent.first_time(0, &audit("a", "ResponseComplete")));
-        assert!(!recent.first_time(0, &audit("c", "ResponseComplete")));
-        recent.retain_partitions(&[1]);
-        assert!(recent.first_time(0, &audit("c", "ResponseComplete")));
     }
 }

@@ -758,11 +758,10 @@ mod tests {
         routine(&mut profile, 0, 10);
         let bytes = checkpoint::encode(&profile).unwrap();
         assert_eq!(checkpoint::decode::<Profile>(&bytes).unwrap(), profile);
-        let other = String::from_utf8(bytes).unwrap().replacen(
-            "\"version\":1",
-            "\"version\":99",
-            1,
-        );
+        let other =
+            String::from_utf8(bytes)
+                .unwrap()
+                .replacen("\"version\":1", "\"version\":99", 1);
         assert!(checkpoint::decode::<Profile>(other.as_bytes()).is_err());
         assert!(checkpoint::decode::<Profile>(b"not json").is_err());
         // What an earlier release wrote: the profile's JSON with a version of its own.

@@ -1,0 +1,129 @@
+//! detect's guard against upstream replays: events an at-least-once stage wrote twice are seen
+//! once.
+
+use vigil_schemas::EnrichedEvent;
+
+/// Events remembered per input partition by detect's duplicate guard. An upstream stage killed
+/// and restarted writes again what it wrote since its last commit (a second or two of its input,
+/// plus what was in flight); the window is far beyond that at the rates one partition carries.
+pub const DUPLICATE_WINDOW: usize = 50_000;
+
+/// The events of the last [`DUPLICATE_WINDOW`] inputs of each partition, by a hash of their
+/// identity (an audit event's `auditID` and stage, a runtime event's id). Ingest and enrich are
+/// at-least-once: after a crash they write again the events since their last commit, and the
+/// baselines must not count those twice. A cluster's events share one partition from ingest on,
+/// so a duplicate lands on the partition of its original, a little after it. Rebuilt after an
+/// assignment from the inputs before the resume point (the Kafka runtime's recall).
+#[derive(Debug)]
+pub struct RecentEvents {
+    window: usize,
+    partitions: std::collections::HashMap<i32, RecentIds>,
+}
+
+#[derive(Debug, Default)]
+struct RecentIds {
+    order: std::collections::VecDeque<u64>,
+    ids: std::collections::HashSet<u64>,
+}
+
+impl RecentEvents {
+    pub fn new(window: usize) -> Self {
+        Self {
+            window,
+            partitions: std::collections::HashMap::new(),
+        }
+    }
+
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Remembers the event; false when it is among the partition's recent ones already.
+    pub fn first_time(&mut self, partition: i32, event: &EnrichedEvent) -> bool {
+        let Some(id) = event_identity(event) else {
+            return true;
+        };
+        let recent = self.partitions.entry(partition).or_default();
+        if !recent.ids.insert(id) {
+            return false;
+        }
+        recent.order.push_back(id);
+        if recent.order.len() > self.window
+            && let Some(oldest) = recent.order.pop_front()
+        {
+            recent.ids.remove(&oldest);
+        }
+        true
+    }
+
+    pub fn retain_partitions(&mut self, assigned: &[i32]) {
+        self.partitions
+            .retain(|partition, _| assigned.contains(partition));
+    }
+}
+
+/// A hash of what makes an event itself (`None` for a record carrying neither kind).
+fn event_identity(event: &EnrichedEvent) -> Option<u64> {
+    // Clusters share partitions: one cluster's id says nothing of another's. Parts are separated
+    // by a byte no name holds, so ("ab", "c") and ("a", "bc") differ.
+    let identity = if let Some(audit) = &event.audit {
+        format!(
+            "{}\0audit\0{}\0{}",
+            event.cluster.name, audit.audit_id, audit.stage
+        )
+    } else if let Some(runtime) = &event.runtime {
+        format!("{}\0runtime\0{}", event.cluster.name, runtime.event_id)
+    } else {
+        return None;
+    };
+    Some(vigil_schemas::hash::fnv1a_64(identity.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_schemas::{AuditEvent, RuntimeEvent};
+
+    fn audit(id: &str, stage: &str) -> EnrichedEvent {
+        EnrichedEvent {
+            audit: Some(AuditEvent {
+                audit_id: id.into(),
+                stage: stage.into(),
+                ..AuditEvent::default()
+            }),
+            ..EnrichedEvent::default()
+        }
+    }
+
+    #[test]
+    fn an_event_written_again_is_recognised_and_a_new_one_is_not() {
+        let mut recent = RecentEvents::new(3);
+        assert!(recent.first_time(0, &audit("a", "ResponseComplete")));
+        assert!(!recent.first_time(0, &audit("a", "ResponseComplete")));
+        // The two stages of one exec request are two events; another partition has its own memory.
+        assert!(recent.first_time(0, &audit("a", "ResponseStarted")));
+        assert!(recent.first_time(1, &audit("a", "ResponseComplete")));
+        let runtime = EnrichedEvent {
+            runtime: Some(RuntimeEvent {
+                event_id: "a".into(),
+                ..RuntimeEvent::default()
+            }),
+            ..EnrichedEvent::default()
+        };
+        assert!(recent.first_time(0, &runtime));
+        assert!(!recent.first_time(0, &runtime));
+    }
+
+    #[test]
+    fn the_window_forgets_the_oldest_and_an_unassigned_partition_is_forgotten() {
+        let mut recent = RecentEvents::new(2);
+        for id in ["a", "b", "c"] {
+            assert!(recent.first_time(0, &audit(id, "ResponseComplete")));
+        }
+        // "a" fell out of a window of two; "c" is still remembered.
+        assert!(recent.first_time(0, &audit("a", "ResponseComplete")));
+        assert!(!recent.first_time(0, &audit("c", "ResponseComplete")));
+        recent.retain_partitions(&[1]);
+        assert!(recent.first_time(0, &audit("c", "ResponseComplete")));
+    }
+}
