@@ -104,37 +104,7 @@ const TOP_LEVEL: [&str; 14] = [
     "updatedAt",
 ];
 
-/// `*` any run of characters, `?` one character; everything else literal.
-pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    // Greedy matching with one backtrack point, linear in practice.
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some('*') => {
-                star = Some((p, t));
-                p += 1;
-            }
-            Some(&c) if c == '?' || Some(&c) == text.get(t) => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((star_p, star_t)) => {
-                    p = star_p + 1;
-                    t = star_t + 1;
-                    star = Some((star_p, star_t + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern
-        .get(p..)
-        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
-}
+pub use vigil_schemas::wildcard::wildcard_match;
 
 /// Every value at a dotted path, lists flattened at each step.
 fn values_at<'a>(json: &'a Value, path: &str) -> Vec<&'a Value> {

@@ -7,6 +7,7 @@ pub mod hash;
 pub mod model;
 pub mod severity;
 pub mod time;
+pub mod wildcard;
 
 pub use codec::{Codec, CodecError, Record};
 pub use model::*;

@@ -47,8 +47,9 @@ enum Command {
     /// placeholders), optional `key` (aggregation key fields; default user.username and object),
     /// `enabled`, `doc`, and conditions: `when` (all must hold), `any` (one must), `unless` (none may).
     /// A condition is `{ field = "...", <op> = value }` with op one of eq, neq, in, not_in, prefix,
-    /// suffix, contains, matches (regex), exists, gt, lt. Fields: `vigil rules fields`. The built-in
-    /// rules are written the same way (detect/rules/builtin.toml).
+    /// suffix, contains, matches (wildcards * and ?, as in suppression rules), regex, exists, gt,
+    /// lt. Fields: `vigil rules fields` (Sigma's, Falco's and the audit JSON's names work too). The
+    /// built-in rules are written the same way (detect/rules/builtin.toml).
     Rules {
         #[command(subcommand)]
         command: RulesCommand,

@@ -34,7 +34,9 @@ pub(super) enum Operator {
     Prefix(Vec<String>),
     Suffix(Vec<String>),
     Contains(Vec<String>),
-    Matches(Regex),
+    /// Wildcard patterns (`*`, `?`), the whole value: the meaning `matches` has in suppression.
+    Matches(Vec<String>),
+    Regex(Regex),
     Exists(bool),
     Gt(f64),
     Lt(f64),
@@ -75,7 +77,10 @@ impl Condition {
             Operator::Contains(options) => {
                 self.any_text(event, options, |text, option| text.contains(option))
             }
-            Operator::Matches(pattern) => self.any(event, |value| match value {
+            Operator::Matches(patterns) => self.any_text(event, patterns, |text, pattern| {
+                vigil_schemas::wildcard::wildcard_match(pattern, text)
+            }),
+            Operator::Regex(pattern) => self.any(event, |value| match value {
                 FieldValue::Str(text) => pattern.is_match(text),
                 _ => false,
             }),

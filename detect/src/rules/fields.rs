@@ -909,6 +909,66 @@ pub(super) fn runtime(event: &EnrichedEvent) -> Option<&RuntimeEvent> {
     event.runtime.as_ref()
 }
 
+/// A field by its name or by another spelling of it ([`FIELD_ALIASES`]).
 pub(super) fn field_named(name: &str) -> Option<&'static FieldDef> {
+    let name = FIELD_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, field)| field);
     FIELDS.iter().find(|field| field.name == name)
 }
+
+/// Other spellings of fields, as rules ported from elsewhere write them: the Kubernetes audit
+/// event's own JSON names (Sigma's Kubernetes rules use them), Sigma's process, file, DNS and
+/// network fields, and Falco's `ka.*` and `proc.*` fields. A test holds every target to a field.
+pub const FIELD_ALIASES: &[(&str, &str)] = &[
+    // Kubernetes audit JSON (and Sigma's `kubernetes`/`audit` log source).
+    ("requestURI", "request_uri"),
+    ("sourceIPs", "source_ips"),
+    ("userAgent", "user_agent"),
+    ("responseStatus.code", "status_code"),
+    ("impersonatedUser.username", "impersonated_user.username"),
+    ("objectRef.resource", "object_ref.resource"),
+    ("objectRef.subresource", "object_ref.subresource"),
+    ("objectRef.namespace", "object_ref.namespace"),
+    ("objectRef.name", "object_ref.name"),
+    ("objectRef.apiGroup", "object_ref.api_group"),
+    (
+        "annotations.authorization.k8s.io/decision",
+        "authz_decision",
+    ),
+    // Sigma: process_creation, file_event, dns_query, network_connection.
+    ("Image", "process.binary"),
+    ("CommandLine", "process.command_line"),
+    ("CurrentDirectory", "process.cwd"),
+    ("ProcessId", "process.pid"),
+    ("ParentImage", "parent.binary"),
+    ("TargetFilename", "file.path"),
+    ("QueryName", "dns.query"),
+    ("DestinationIp", "network.destination_ip"),
+    ("DestinationPort", "network.destination_port"),
+    // Falco: k8s_audit fields.
+    ("ka.verb", "verb"),
+    ("ka.uri", "request_uri"),
+    ("ka.user.name", "user.username"),
+    ("ka.user.groups", "user.groups"),
+    ("ka.impuser.name", "impersonated_user.username"),
+    ("ka.sourceips", "source_ips"),
+    ("ka.useragent", "user_agent"),
+    ("ka.response.code", "status_code"),
+    ("ka.target.resource", "object_ref.resource"),
+    ("ka.target.subresource", "object_ref.subresource"),
+    ("ka.target.namespace", "object_ref.namespace"),
+    ("ka.target.name", "object_ref.name"),
+    // Falco: syscall fields.
+    ("proc.exepath", "process.binary"),
+    ("proc.name", "process.name"),
+    ("proc.cmdline", "process.command_line"),
+    ("proc.args", "process.arguments"),
+    ("proc.cwd", "process.cwd"),
+    ("proc.pid", "process.pid"),
+    ("proc.pname", "parent.name"),
+    ("fd.name", "file.path"),
+    ("k8s.ns.name", "pod.namespace"),
+    ("k8s.pod.name", "pod.name"),
+];

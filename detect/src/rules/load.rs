@@ -93,10 +93,15 @@ pub(super) struct RawCondition {
     #[serde(rename = "in")]
     in_list: Option<toml::Value>,
     not_in: Option<toml::Value>,
+    /// Sigma's modifiers are accepted under their own names (`startswith`, `endswith`, `re`).
+    #[serde(alias = "startswith")]
     prefix: Option<OneOrMany>,
+    #[serde(alias = "endswith")]
     suffix: Option<OneOrMany>,
     contains: Option<OneOrMany>,
-    matches: Option<String>,
+    matches: Option<OneOrMany>,
+    #[serde(alias = "re")]
+    regex: Option<String>,
     exists: Option<bool>,
     gt: Option<f64>,
     lt: Option<f64>,
@@ -169,6 +174,13 @@ fn strings_of(values: OneOrMany, lists: &Lists) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// Syntax only a regular expression has: a `matches` written with it was meant as `regex`, and
+/// would silently never match as a wildcard.
+fn looks_like_a_regex(pattern: &str) -> bool {
+    pattern.contains(['^', '$', '\\', '(', ')', '[', ']', '{', '}', '|', '+'])
+        || pattern.contains(".*")
+}
+
 pub(super) fn condition(raw: RawCondition, lists: &Lists) -> Result<Condition, String> {
     let field = field_named(&raw.field).ok_or_else(|| {
         format!(
@@ -208,10 +220,19 @@ pub(super) fn condition(raw: RawCondition, lists: &Lists) -> Result<Condition, S
     if let Some(values) = raw.contains {
         operators.push(Operator::Contains(strings_of(values, lists)?));
     }
-    if let Some(pattern) = raw.matches {
+    if let Some(values) = raw.matches {
+        let patterns = strings_of(values, lists)?;
+        if let Some(pattern) = patterns.iter().find(|pattern| looks_like_a_regex(pattern)) {
+            return Err(format!(
+                "matches = {pattern:?}: `matches` is a wildcard pattern over the whole value (`*` any run of characters, `?` one), as in suppression rules; for a regular expression write regex = {pattern:?}"
+            ));
+        }
+        operators.push(Operator::Matches(patterns));
+    }
+    if let Some(pattern) = raw.regex {
         let compiled =
             Regex::new(&pattern).map_err(|error| format!("bad pattern {pattern:?}: {error}"))?;
-        operators.push(Operator::Matches(compiled));
+        operators.push(Operator::Regex(compiled));
     }
     if let Some(flag) = raw.exists {
         operators.push(Operator::Exists(flag));
@@ -228,7 +249,7 @@ pub(super) fn condition(raw: RawCondition, lists: &Lists) -> Result<Condition, S
             operator: operators.remove(0),
         }),
         0 => Err(format!(
-            "condition on {:?} has no operator (eq, neq, in, not_in, prefix, suffix, contains, matches, exists, gt, lt)",
+            "condition on {:?} has no operator (eq, neq, in, not_in, prefix, suffix, contains, matches, regex, exists, gt, lt)",
             raw.field
         )),
         _ => Err(format!(

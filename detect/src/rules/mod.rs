@@ -23,8 +23,11 @@
 //! ```
 //!
 //! A condition names one field ([`FIELDS`]) and one operator: `eq`, `neq`, `in`, `not_in`, `prefix`,
-//! `suffix`, `contains` (each takes one string or a list, any may match), `matches` (a regular
-//! expression), `exists` (true or false), `gt`, `lt` (numbers). Fields can hold several values (a
+//! `suffix`, `contains`, `matches` (each takes one string or a list, any may match; `matches` is a
+//! wildcard pattern over the whole value, `*` and `?`, as in suppression rules), `regex` (a regular
+//! expression, found anywhere unless anchored), `exists` (true or false), `gt`, `lt` (numbers).
+//! Sigma's spellings `startswith`, `endswith` and `re` are accepted, and fields may be named as the
+//! audit JSON, Sigma or Falco name them ([`FIELD_ALIASES`]). Fields can hold several values (a
 //! user's groups, a pod's images): a positive operator holds when any value satisfies it, `neq` and
 //! `not_in` when no value equals. A missing field satisfies only `neq`, `not_in` and `exists = false`.
 //! Titles and descriptions take `{field}` placeholders. Every mistake is reported at load time with
@@ -35,7 +38,7 @@ mod fields;
 mod load;
 mod template;
 
-pub use fields::{FIELDS, FieldDef, FieldValue};
+pub use fields::{FIELD_ALIASES, FIELDS, FieldDef, FieldValue};
 pub use load::{
     BUILTIN_RULES, BUILTIN_RULES_NAME, RUNTIME_RULES, RUNTIME_RULES_NAME, RuleError, parse_rules,
     parse_severity,

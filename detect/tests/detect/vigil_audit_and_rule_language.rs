@@ -993,6 +993,113 @@ fn bad_configurations_are_refused_with_a_reason() {
     );
 }
 
+/// A one-rule file whose `when` is `conditions`, as a config with it on.
+fn rule_with(conditions: &str) -> DetectConfig {
+    DetectConfig {
+        rule_files: vec![RuleSource {
+            name: "ported.toml".into(),
+            text: format!(
+                "[[rule]]\nid = \"ported\"\ntype = \"Discovery:Kubernetes/Ported\"\nseverity = \"Low\"\ntitle = \"t\"\ndescription = \"d\"\nwhen = [{conditions}]\n"
+            ),
+        }],
+        ..DetectConfig::default()
+    }
+}
+
+/// Which of the events the one-rule file fires on, by the secret's name.
+fn fired_on(conditions: &str, names: &[&str]) -> Vec<String> {
+    let mut engine = only("ported", &rule_with(conditions));
+    let mut fired = Vec::new();
+    for name in names {
+        let mut out = Vec::new();
+        engine.process(
+            &enriched(request(
+                "carol",
+                "get",
+                "secrets",
+                Some("prod"),
+                Some(name),
+                200,
+            )),
+            &mut out,
+        );
+        if !out.is_empty() {
+            fired.push((*name).to_owned());
+        }
+    }
+    fired
+}
+
+#[test]
+fn matches_is_a_wildcard_over_the_whole_value_as_in_suppression_and_regex_is_a_regex() {
+    let names = ["db-password", "db-passwords-old", "web-password", "db"];
+    assert_eq!(
+        fired_on(
+            r#"{ field = "object_ref.name", matches = "db-*word" }"#,
+            &names
+        ),
+        ["db-password"]
+    );
+    assert_eq!(
+        fired_on(
+            r#"{ field = "object_ref.name", matches = ["d?", "web-*"] }"#,
+            &names
+        ),
+        ["web-password", "db"]
+    );
+    // A regular expression is found anywhere unless anchored.
+    assert_eq!(
+        fired_on(
+            r#"{ field = "object_ref.name", regex = "pass(word)?s?$" }"#,
+            &names
+        ),
+        ["db-password", "web-password"]
+    );
+}
+
+#[test]
+fn a_regular_expression_written_as_matches_is_refused_with_the_operator_to_use() {
+    let error = Engine::build(&rule_with(
+        r#"{ field = "object_ref.name", matches = "^db-(password|token)$" }"#,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(error.starts_with("ported.toml:7: "), "{error}");
+    assert!(error.contains("regex = "), "{error}");
+}
+
+#[test]
+fn rules_ported_from_sigma_or_falco_keep_their_field_names_and_modifiers() {
+    let names = ["db-password", "web-token"];
+    for conditions in [
+        r#"{ field = "objectRef.name", startswith = "db-" }"#,
+        r#"{ field = "ka.target.name", prefix = "db-" }"#,
+        r#"{ field = "objectRef.name", re = "^db-" }"#,
+        r#"{ field = "object_ref.name", endswith = "password" }"#,
+    ] {
+        assert_eq!(
+            fired_on(conditions, &names),
+            ["db-password"],
+            "{conditions}"
+        );
+    }
+    // An alias names the field of its source: a runtime field stays refused in an audit rule.
+    let error = Engine::build(&rule_with(
+        r#"{ field = "verb", eq = "get" }, { field = "CommandLine", contains = "curl" }"#,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("ported.toml"), "{error}");
+    for (alias, field) in vigil_detect::rules::FIELD_ALIASES {
+        assert!(
+            vigil_detect::rules::FIELDS
+                .iter()
+                .any(|known| known.name == *field),
+            "{alias} -> {field}"
+        );
+    }
+}
+
 // ---- rule files are user input: no text may panic the loader
 
 mod loading_never_panics {
@@ -1011,7 +1118,7 @@ mod loading_never_panics {
             severity in "(\"Low\"|\"High\"|\"x\"|[0-9]{1,2}(\\.[0-9])?)",
             title in "[a-z {}.]{0,20}",
             field in "[a-z_.]{0,20}",
-            operator in "(eq|neq|in|prefix|matches|exists|gt|bogus)",
+            operator in "(eq|neq|in|prefix|matches|regex|startswith|exists|gt|bogus)",
             value in "(\"[a-z(*\\[]{0,6}\"|true|3|\\[\"a\"\\])",
         ) {
             let text = format!(
