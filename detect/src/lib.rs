@@ -15,13 +15,41 @@ pub mod runtime;
 use std::collections::BTreeMap;
 
 pub use rules::{Rule, RuleError};
-use vigil_schemas::{Detection, EnrichedEvent};
+use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, RuntimeEvent};
 
-/// One detector: looks at each event and pushes zero or more detections.
+/// Which events a detector (or rule) looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Kubernetes API requests.
+    Audit,
+    /// Process, file, network, DNS and mount events from node sensors.
+    Runtime,
+}
+
+/// One detector: looks at each event of its source and pushes zero or more detections. The engine
+/// routes each event to the detectors of its source only, so a detector implements the one
+/// `inspect_*` of its [`Source`] and never checks what kind of event it was given.
 pub trait Detector: Send + std::fmt::Debug {
     /// Stable, snake_case: used in metrics labels and in `Detection.detector`.
     fn name(&self) -> &'static str;
-    fn inspect(&mut self, event: &EnrichedEvent, out: &mut Vec<Detection>);
+    /// The events it is given.
+    fn source(&self) -> Source;
+    /// An audit event, to a detector of [`Source::Audit`]; `enriched` is the whole event.
+    fn inspect_audit(
+        &mut self,
+        _event: &AuditEvent,
+        _enriched: &EnrichedEvent,
+        _out: &mut Vec<Detection>,
+    ) {
+    }
+    /// A runtime event, to a detector of [`Source::Runtime`]; `enriched` is the whole event.
+    fn inspect_runtime(
+        &mut self,
+        _event: &RuntimeEvent,
+        _enriched: &EnrichedEvent,
+        _out: &mut Vec<Detection>,
+    ) {
+    }
     /// State changed since the last call, as key/value pairs to checkpoint (a `None` value deletes
     /// the key). A restarted stage gives them back through [`Detector::restore`], so it neither
     /// forgets nor relearns. Stateless detectors keep the default.
@@ -248,10 +276,23 @@ fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, B
     Ok(all)
 }
 
-/// Runs every detector over every event and counts what fired.
+/// One event through one detector, routed as the engine routes it: nothing when the event is not
+/// of the detector's source. For tests and tools that hold a single detector.
+pub fn inspect(detector: &mut dyn Detector, event: &EnrichedEvent, out: &mut Vec<Detection>) {
+    match (detector.source(), &event.audit, &event.runtime) {
+        (Source::Audit, Some(audit), _) => detector.inspect_audit(audit, event, out),
+        (Source::Runtime, None, Some(runtime)) => detector.inspect_runtime(runtime, event, out),
+        _ => {}
+    }
+}
+
+/// Runs every detector over every event of its source and counts what fired.
 #[derive(Debug)]
 pub struct Engine {
     detectors: Vec<Box<dyn Detector>>,
+    /// Indexes into `detectors` of each source's detectors, in order: the routing table.
+    audit: Vec<usize>,
+    runtime: Vec<usize>,
     fired: BTreeMap<&'static str, u64>,
     events: u64,
 }
@@ -267,11 +308,28 @@ impl Default for Engine {
 
 impl Engine {
     pub fn new(detectors: Vec<Box<dyn Detector>>) -> Self {
-        Self {
+        let mut engine = Self {
             detectors,
+            audit: Vec::new(),
+            runtime: Vec::new(),
             fired: BTreeMap::new(),
             events: 0,
-        }
+        };
+        engine.route();
+        engine
+    }
+
+    fn route(&mut self) {
+        let of = |source| {
+            self.detectors
+                .iter()
+                .enumerate()
+                .filter(|(_, detector)| detector.source() == source)
+                .map(|(index, _)| index)
+                .collect()
+        };
+        self.audit = of(Source::Audit);
+        self.runtime = of(Source::Runtime);
     }
 
     /// The enabled built-in detectors and rules, then the user's rules.
@@ -298,6 +356,7 @@ impl Engine {
     /// Keeps only the detectors `keep` accepts: tests and `vigil rules test` look at a few at a time.
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
         self.detectors.retain(|detector| keep(detector.name()));
+        self.route();
     }
 
     pub fn detector_names(&self) -> Vec<&'static str> {
@@ -307,12 +366,25 @@ impl Engine {
             .collect()
     }
 
-    /// Detections of one event, appended to `out`.
+    /// Detections of one event, appended to `out`: the event goes to the detectors of its source.
     pub fn process(&mut self, event: &EnrichedEvent, out: &mut Vec<Detection>) {
         self.events += 1;
-        for detector in &mut self.detectors {
+        let (routed, audit, runtime) = match (&event.audit, &event.runtime) {
+            (Some(audit), _) => (&self.audit, Some(audit), None),
+            (None, Some(runtime)) => (&self.runtime, None, Some(runtime)),
+            // An enriched record carries one or the other; one with neither has nothing to judge.
+            (None, None) => return,
+        };
+        for &index in routed {
+            let Some(detector) = self.detectors.get_mut(index) else {
+                continue;
+            };
             let before = out.len();
-            detector.inspect(event, out);
+            if let Some(audit) = audit {
+                detector.inspect_audit(audit, event, out);
+            } else if let Some(runtime) = runtime {
+                detector.inspect_runtime(runtime, event, out);
+            }
             let fired = out.len() - before;
             if fired > 0 {
                 *self.fired.entry(detector.name()).or_default() += fired as u64;
@@ -368,5 +440,80 @@ impl Engine {
     /// Detections per detector so far.
     pub fn fired(&self) -> &BTreeMap<&'static str, u64> {
         &self.fired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts the events it is given, by source.
+    #[derive(Debug)]
+    struct Counting {
+        source: Source,
+        audit: usize,
+        runtime: usize,
+    }
+
+    impl Detector for Counting {
+        fn name(&self) -> &'static str {
+            match self.source {
+                Source::Audit => "counting_audit",
+                Source::Runtime => "counting_runtime",
+            }
+        }
+        fn source(&self) -> Source {
+            self.source
+        }
+        fn inspect_audit(&mut self, _: &AuditEvent, _: &EnrichedEvent, _: &mut Vec<Detection>) {
+            self.audit += 1;
+        }
+        fn inspect_runtime(&mut self, _: &RuntimeEvent, _: &EnrichedEvent, _: &mut Vec<Detection>) {
+            self.runtime += 1;
+        }
+    }
+
+    #[test]
+    fn each_event_reaches_only_the_detectors_of_its_source() {
+        let counting = |source| Counting {
+            source,
+            audit: 0,
+            runtime: 0,
+        };
+        let mut engine = Engine::new(vec![
+            Box::new(counting(Source::Audit)),
+            Box::new(counting(Source::Runtime)),
+        ]);
+        let audit = EnrichedEvent {
+            audit: Some(AuditEvent::default()),
+            ..EnrichedEvent::default()
+        };
+        let runtime = EnrichedEvent {
+            runtime: Some(RuntimeEvent::default()),
+            ..EnrichedEvent::default()
+        };
+        let mut out = Vec::new();
+        for event in [&audit, &audit, &runtime, &EnrichedEvent::default()] {
+            engine.process(event, &mut out);
+        }
+        let seen: Vec<String> = engine
+            .detectors
+            .iter()
+            .map(|detector| format!("{detector:?}"))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                "Counting { source: Audit, audit: 2, runtime: 0 }",
+                "Counting { source: Runtime, audit: 0, runtime: 1 }"
+            ]
+        );
+        // After a retain the routing table follows.
+        engine.retain(|name| name == "counting_runtime");
+        engine.process(&runtime, &mut out);
+        assert_eq!(
+            format!("{:?}", engine.detectors),
+            "[Counting { source: Runtime, audit: 0, runtime: 2 }]"
+        );
     }
 }

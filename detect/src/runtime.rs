@@ -108,10 +108,15 @@ impl Detector for RuntimeThreatIntel {
         "runtime_threat_intel"
     }
 
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.runtime.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Runtime
+    }
+    fn inspect_runtime(
+        &mut self,
+        event: &RuntimeEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         let connects = event.kind == "network_connect";
         if connects && let Some(remote) = enriched.destination_ip.as_ref().filter(|ip| !ip.trusted)
         {
@@ -208,14 +213,19 @@ impl Detector for SensorAlert {
         "sensor_alert"
     }
 
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched
-            .runtime
-            .as_ref()
-            .filter(|e| e.kind == "sensor_alert")
-        else {
+    fn source(&self) -> crate::Source {
+        crate::Source::Runtime
+    }
+
+    fn inspect_runtime(
+        &mut self,
+        event: &RuntimeEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
+        if event.kind != "sensor_alert" {
             return;
-        };
+        }
         let rule = event
             .sensor_rule
             .clone()
@@ -348,10 +358,15 @@ impl Detector for GeneratedDomainRequest {
         "generated_domain_request"
     }
 
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.runtime.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Runtime
+    }
+    fn inspect_runtime(
+        &mut self,
+        event: &RuntimeEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         let Some(domain) = event.dns_query.as_deref() else {
             return;
         };

@@ -32,10 +32,15 @@ impl Detector for SuccessfulAnonymousAccess {
     fn name(&self) -> &'static str {
         "successful_anonymous_access"
     }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         if !is_anonymous(event)
             || !succeeded(event)
             || is_health_endpoint(&event.request_uri)
@@ -90,10 +95,15 @@ impl Detector for AnonymousAccessGranted {
     fn name(&self) -> &'static str {
         "anonymous_access_granted"
     }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         if !is_write(event) || !succeeded(event) || !grants_anonymous(event) {
             return;
         }

@@ -30,10 +30,15 @@ impl Detector for ExposedDashboard {
     fn name(&self) -> &'static str {
         "exposed_dashboard"
     }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &vigil_schemas::AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         let Some(service) = event.service.as_ref() else {
             return;
         };

@@ -127,10 +127,15 @@ impl Detector for DeniedRequestsBurst {
             }
         }
     }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         if event.status_code != Some(403) || is_anonymous(event) {
             return;
         }

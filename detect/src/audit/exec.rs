@@ -20,10 +20,15 @@ impl Detector for ExecInKubeSystemPod {
     fn name(&self) -> &'static str {
         "exec_in_kube_system_pod"
     }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         let Some(object) = event.object_ref.as_ref() else {
             return;
         };
@@ -297,10 +302,15 @@ impl Detector for CredentialsReadThroughExec {
     fn name(&self) -> &'static str {
         "credentials_read_through_exec"
     }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         if !exec_target(event) {
             return;
         }
@@ -341,10 +351,15 @@ impl Detector for FilesCopiedFromPod {
     fn name(&self) -> &'static str {
         "files_copied_from_pod"
     }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         if !exec_target(event) || !copies_files_out(&event.exec_command) {
             return;
         }

@@ -25,10 +25,15 @@ impl Detector for AdminAccessToDefaultServiceAccount {
     fn name(&self) -> &'static str {
         "admin_access_to_default_service_account"
     }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         let Some(binding) = event.role_binding.as_ref() else {
             return;
         };
@@ -237,10 +242,15 @@ impl Detector for PrivilegedRoleBinding {
     fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
         self.escalating_roles.restore(key, value)
     }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         let cluster = enriched.cluster.name.as_str();
         self.learn_role(cluster, event, event.role.as_ref());
         let Some(binding) = event.role_binding.as_ref() else {

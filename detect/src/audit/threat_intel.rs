@@ -25,10 +25,15 @@ impl Detector for TorIpCaller {
     fn name(&self) -> &'static str {
         "tor_ip_caller"
     }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &vigil_schemas::AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         let Some(ip) = enriched.source_ip.as_ref() else {
             return;
         };
@@ -83,10 +88,15 @@ impl Detector for MaliciousIpCaller {
             "malicious_ip_caller_custom"
         }
     }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &vigil_schemas::AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         let Some(ip) = enriched.source_ip.as_ref() else {
             return;
         };

@@ -94,10 +94,15 @@ impl<C: WorkloadCheck> Detector for WorkloadDetector<C> {
     fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
         self.reported.restore(key, value)
     }
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         let Some(found) = event
             .workload
             .as_ref()

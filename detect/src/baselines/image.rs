@@ -137,10 +137,15 @@ impl Detector for ImageBaselines {
         ]
     }
 
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.runtime.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Runtime
+    }
+    fn inspect_runtime(
+        &mut self,
+        event: &vigil_schemas::RuntimeEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         let Some(image) = event
             .image
             .as_deref()

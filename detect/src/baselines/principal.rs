@@ -525,10 +525,15 @@ impl Detector for PrincipalBaselines {
         ]
     }
 
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         if is_health_endpoint(&event.request_uri) {
             return;
         }

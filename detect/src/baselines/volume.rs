@@ -328,10 +328,15 @@ impl Detector for VolumeBaselines {
         self.store.restore(key, value)
     }
 
-    fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
-        let Some(event) = enriched.audit.as_ref() else {
-            return;
-        };
+    fn source(&self) -> crate::Source {
+        crate::Source::Audit
+    }
+    fn inspect_audit(
+        &mut self,
+        event: &AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
         let category = Category::of(event);
         let user = effective_user(event);
         if is_anonymous(event)
@@ -458,13 +463,15 @@ mod tests {
         let mut volume = VolumeBaselines::new(BaselineConfig::default(), 10, 4);
         let mut out = Vec::new();
         for (index, user) in ["b1", "b2", "b3"].iter().enumerate() {
-            volume.inspect(
+            crate::inspect(
+                &mut volume,
                 &call_in("b", user, i64::try_from(index).unwrap_or(0) * HOUR_MICROS),
                 &mut out,
             );
         }
         for index in 0..8i64 {
-            volume.inspect(
+            crate::inspect(
+                &mut volume,
                 &call_in("a", &format!("a{index}"), (10 + index) * HOUR_MICROS),
                 &mut out,
             );

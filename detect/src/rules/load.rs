@@ -727,7 +727,6 @@ mod tests {
     /// a tag that is no ATT&CK id is refused at load time.
     #[test]
     fn tags_and_references_are_carried_into_findings() {
-        use crate::Detector;
         let text = rule(
             "tags = [\"T1609\", \"attack.t1552.007\", \"TA0006\"]\nreferences = [\"https://attack.mitre.org/techniques/T1609/\"]\n",
             "  { field = \"verb\", eq = \"get\" },",

@@ -78,23 +78,11 @@ pub struct Rule {
     unless: Vec<Condition>,
 }
 
-/// The events a rule looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Audit,
-    Runtime,
-}
+pub use crate::Source;
 
 impl Rule {
-    /// The conditions hold for this event.
+    /// The conditions hold for this event (of the rule's source: the engine gives it no other).
     pub fn matches(&self, event: &EnrichedEvent) -> bool {
-        let applies = match self.source {
-            Source::Audit => event.audit.is_some(),
-            Source::Runtime => event.runtime.is_some(),
-        };
-        if !applies {
-            return false;
-        }
         self.when.iter().all(|condition| condition.holds(event))
             && (self.any.is_empty() || self.any.iter().any(|condition| condition.holds(event)))
             && !self.unless.iter().any(|condition| condition.holds(event))
@@ -105,6 +93,29 @@ impl Detector for Rule {
     fn name(&self) -> &'static str {
         self.id
     }
+    fn source(&self) -> Source {
+        self.source
+    }
+    fn inspect_audit(
+        &mut self,
+        _event: &vigil_schemas::AuditEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
+        self.inspect(enriched, out);
+    }
+    fn inspect_runtime(
+        &mut self,
+        _event: &vigil_schemas::RuntimeEvent,
+        enriched: &EnrichedEvent,
+        out: &mut Vec<Detection>,
+    ) {
+        self.inspect(enriched, out);
+    }
+}
+
+impl Rule {
+    /// A rule reads its fields from the whole enriched event, whichever its source.
     fn inspect(&mut self, enriched: &EnrichedEvent, out: &mut Vec<Detection>) {
         if !self.matches(enriched) {
             return;
