@@ -206,6 +206,11 @@ pub struct DetectorInfo {
     /// The finding type (a `<Purpose>` prefix for types that follow the call's threat purpose).
     pub finding_type: String,
     pub severity: String,
+    pub source: Source,
+    /// What makes it fire (Markdown): a Rust detector's registry entry, a rule's `doc`.
+    pub trigger: String,
+    /// What, beyond type and cluster, makes two detections one finding.
+    pub key: String,
 }
 
 fn severity_word(severity: f64) -> String {
@@ -227,6 +232,9 @@ fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, B
                     enabled: true,
                     finding_type: detector.finding_types.into(),
                     severity: detector.severity.into(),
+                    source: (detector.build)(config).source(),
+                    trigger: detector.trigger.into(),
+                    key: detector.key.into(),
                 },
                 None,
             )
@@ -255,6 +263,9 @@ fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, B
                 enabled: rule.enabled,
                 finding_type: rule.finding_type.clone(),
                 severity: severity_word(rule.severity),
+                source: rule.source,
+                trigger: rule.doc.clone().unwrap_or_default(),
+                key: rule.key_fields().join(", "),
             },
             Some(rule),
         ));

@@ -14,6 +14,10 @@ pub struct RustDetector {
     /// The finding type(s) it raises (`<Purpose>` for types that follow the call's threat purpose).
     pub finding_types: &'static str,
     pub severity: &'static str,
+    /// What makes it fire, for `vigil rules list` and docs/detectors.md (Markdown).
+    pub trigger: &'static str,
+    /// What, beyond type and cluster, makes two detections one finding.
+    pub key: &'static str,
     pub build: fn(&DetectConfig) -> Box<dyn Detector>,
 }
 
@@ -27,72 +31,96 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         name: "successful_anonymous_access",
         finding_types: "<Purpose>:Kubernetes/SuccessfulAnonymousAccess",
         severity: "High (Discovery: Medium)",
+        trigger: "a request by `system:anonymous` / `system:unauthenticated` that succeeded, health and version endpoints aside",
+        key: "principal, resource, source IP",
         build: |_| Box::new(audit::SuccessfulAnonymousAccess),
     },
     RustDetector {
         name: "anonymous_access_granted",
         finding_types: "Policy:Kubernetes/AnonymousAccessGranted",
         severity: "High",
+        trigger: "a (Cluster)RoleBinding created or changed with an anonymous subject",
+        key: "principal, binding",
         build: |_| Box::new(audit::AnonymousAccessGranted),
     },
     RustDetector {
         name: "exec_in_kube_system_pod",
         finding_types: "Execution:Kubernetes/ExecInKubeSystemPod",
         severity: "Medium",
+        trigger: "`pods/exec` allowed in `kube-system`",
+        key: "principal, pod",
         build: |_| Box::new(audit::ExecInKubeSystemPod),
     },
     RustDetector {
         name: "credentials_read_through_exec",
         finding_types: "CredentialAccess:Kubernetes/CredentialsReadThroughExec",
         severity: "Medium (kube-system: High)",
+        trigger: "an exec whose command reads a service-account, IRSA, Pod Identity or Azure workload token, a cloud credential file, a kubeconfig or node keys, asks a metadata endpoint, or dumps the environment (`env`, `printenv`, `/proc/*/environ`); the command from the URI (`command=`, repeated) or an older API server's body; a shell's `-c` script read command by command",
+        key: "principal, pod",
         build: |_| Box::new(audit::CredentialsReadThroughExec),
     },
     RustDetector {
         name: "files_copied_from_pod",
         finding_types: "Exfiltration:Kubernetes/FilesCopiedFromPod",
         severity: "Low (kube-system: Medium)",
+        trigger: "an exec of `tar` creating an archive on its output (what `kubectl cp POD:PATH .` runs)",
+        key: "principal, pod",
         build: |_| Box::new(audit::FilesCopiedFromPod),
     },
     RustDetector {
         name: "privileged_role_binding",
         finding_types: "PrivilegeEscalation:Kubernetes/PrivilegedRoleBinding",
         severity: "High (ClusterRoleBinding or a group of everyone), Medium (RoleBinding)",
+        trigger: "a binding, not by a system principal, of `admin`, `edit`, a control-plane role (`system:controller:*`, `system:kube-controller-manager`, `system:kube-scheduler`, `system:node`), an `eks:*` role, a role seen written with `escalate`, `bind`, `impersonate` or `*` (remembered per cluster, checkpointed), or of any role but the discovery ones to `system:authenticated`, `system:serviceaccounts`, `system:nodes` or `system:masters`; `cluster-admin` is ClusterAdminBinding's, anonymous subjects AnonymousAccessGranted's",
+        key: "principal, binding",
         build: |_| Box::new(audit::PrivilegedRoleBinding::default()),
     },
     RustDetector {
         name: "admin_access_to_default_service_account",
         finding_types: "Policy:Kubernetes/AdminAccessToDefaultServiceAccount",
         severity: "High",
+        trigger: "a binding of `cluster-admin` or `admin` to a `default` ServiceAccount",
+        key: "principal, binding",
         build: |_| Box::new(audit::AdminAccessToDefaultServiceAccount),
     },
     RustDetector {
         name: "exposed_dashboard",
         finding_types: "Policy:Kubernetes/ExposedDashboard, Policy:Kubernetes/KubeflowDashboardExposed",
         severity: "Medium",
+        trigger: "a `LoadBalancer` Service for the Kubernetes (or Kubeflow) dashboard",
+        key: "principal, service",
         build: |_| Box::new(audit::ExposedDashboard),
     },
     RustDetector {
         name: "tor_ip_caller",
         finding_types: "<Purpose>:Kubernetes/TorIPCaller",
         severity: "High (Discovery, Persistence: Medium)",
+        trigger: "an authenticated request from a Tor exit",
+        key: "principal, source IP",
         build: |_| Box::new(audit::TorIpCaller),
     },
     RustDetector {
         name: "malicious_ip_caller",
         finding_types: "<Purpose>:Kubernetes/MaliciousIPCaller",
         severity: "High (Discovery, Persistence: Medium)",
+        trigger: "an authenticated request from an address on a curated feed",
+        key: "principal, source IP",
         build: |_| Box::new(audit::MaliciousIpCaller::curated()),
     },
     RustDetector {
         name: "malicious_ip_caller_custom",
         finding_types: "<Purpose>:Kubernetes/MaliciousIPCaller.Custom",
         severity: "High (Discovery, Persistence: Medium)",
+        trigger: "an authenticated request from an address on your threat list",
+        key: "principal, source IP",
         build: |_| Box::new(audit::MaliciousIpCaller::custom()),
     },
     RustDetector {
         name: "privileged_container",
         finding_types: "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
         severity: "Medium",
+        trigger: "a pod or pod template with a privileged container, trusted system images aside",
+        key: "principal, top-level workload",
         build: |config| {
             Box::new(WorkloadDetector::new(audit::PrivilegedContainer {
                 trusted_images: trusted(config),
@@ -103,6 +131,8 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         name: "container_with_sensitive_mount",
         finding_types: "Persistence:Kubernetes/ContainerWithSensitiveMount",
         severity: "Medium",
+        trigger: "a container mounting a sensitive `hostPath` (`/`, `/etc`, `/proc`, runtime sockets, kubelet state...), trusted system images aside",
+        key: "principal, top-level workload",
         build: |config| {
             Box::new(WorkloadDetector::new(audit::ContainerWithSensitiveMount {
                 trusted_images: trusted(config),
@@ -114,6 +144,8 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         name: "host_namespace_container",
         finding_types: "PrivilegeEscalation:Kubernetes/HostNamespaceContainer",
         severity: "Medium",
+        trigger: "a pod sharing the node's network, PID or IPC namespace, trusted system images aside",
+        key: "principal, top-level workload",
         build: |config| {
             Box::new(WorkloadDetector::new(audit::HostNamespaceContainer {
                 trusted_images: trusted(config),
@@ -124,6 +156,8 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         name: "container_with_dangerous_capabilities",
         finding_types: "PrivilegeEscalation:Kubernetes/ContainerWithDangerousCapabilities",
         severity: "Medium",
+        trigger: "a non-privileged container adding SYS_ADMIN, SYS_PTRACE, SYS_MODULE, DAC_READ_SEARCH, NET_ADMIN, SYS_RAWIO, BPF, PERFMON or ALL",
+        key: "principal, top-level workload",
         build: |config| {
             Box::new(WorkloadDetector::new(
                 audit::ContainerWithDangerousCapabilities {
@@ -136,6 +170,8 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         name: "workload_in_system_namespace",
         finding_types: "Persistence:Kubernetes/WorkloadInSystemNamespace",
         severity: "Medium",
+        trigger: "a workload created in kube-system, kube-public or kube-node-lease with an image that is neither a trusted system image nor an expected one (registry.k8s.io, EKS and Karpenter repositories)",
+        key: "principal, top-level workload",
         build: |config| {
             let mut expected_images = trusted(config);
             expected_images.extend(config.system_namespace_images.iter().cloned());
@@ -148,6 +184,8 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         name: "denied_requests_burst",
         finding_types: "Discovery:Kubernetes/DeniedRequestsBurst",
         severity: "Medium",
+        trigger: "one principal refused (403) on 10 different verb/resource/namespace combinations within 10 minutes of event time (anonymous scanners and repeats of one call aside); state checkpointed",
+        key: "principal",
         build: |config| {
             Box::new(audit::DeniedRequestsBurst::new(
                 config.denied_burst_threshold,
@@ -160,18 +198,24 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         name: "runtime_threat_intel",
         finding_types: "Backdoor:Runtime/C&CActivity.B[!DNS], CryptoCurrency:Runtime/BitcoinTool.B[!DNS], Trojan:Runtime/DropPoint[!DNS], Trojan:Runtime/BlackholeTraffic[!DNS], Trojan:Runtime/{Phishing,DGA,DriveBySource}...!DNS, UnauthorizedAccess:Runtime/TorClient, UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom, Impact:Runtime/MaliciousDomainRequest.Reputation",
         severity: "by list category (High: C&C, mining, phishing, DGA, drive-by, Tor; Medium: others)",
+        trigger: "a connection to, or DNS query for, an entry of a threat list, by the list's category (`c2`, `mining`, `drop_point`, `blackhole`, `phishing`, `dga`, `drive_by`; none or `malware`: MaliciousIPCaller.Custom, MaliciousDomainRequest.Reputation), or a connection to a Tor exit",
+        key: "workload, list entry",
         build: |_| Box::new(runtime::RuntimeThreatIntel),
     },
     RustDetector {
         name: "sensor_alert",
         finding_types: "<Purpose>:Runtime/SensorAlert",
         severity: "by the sensor's priority",
+        trigger: "a Falco alert; the purpose from its MITRE tags",
+        key: "rule, workload, executable",
         build: |_| Box::new(runtime::SensorAlert),
     },
     RustDetector {
         name: "principal_baselines",
         finding_types: "Execution:Kubernetes/AnomalousBehavior.ExecInPod, CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated, Discovery:Kubernetes/AnomalousBehavior.PermissionChecked, Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer, Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount",
         severity: "Low to High by call (see detect/src/baselines/principal.rs)",
+        trigger: "a stable principal (and its peer group, namespace and cluster) doing what its profile never held: exec, secret reads, roles and bindings, permission checks and workloads of a kind, namespace, client or network origin it has not used ([baselines](baselines.md))",
+        key: "principal, object",
         build: |config| {
             Box::new(baselines::PrincipalBaselines::new(
                 config.baselines.clone(),
@@ -185,6 +229,8 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         name: "volume_baselines",
         finding_types: "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessedBurst, Discovery:Kubernetes/AnomalousBehavior.PermissionCheckedBurst, Discovery:Kubernetes/AnomalousBehavior.DeniedRequestsBurst",
         severity: "Medium (secrets, denied), Low (permission checks)",
+        trigger: "a principal reading secrets, checking permissions or being refused far more in an hour than its busiest learned hour ([baselines](baselines.md))",
+        key: "principal",
         build: |config| {
             Box::new(baselines::VolumeBaselines::new(
                 config.baselines.clone(),
@@ -197,6 +243,8 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         name: "image_baselines",
         finding_types: "Execution:Runtime/AnomalousBehavior.NewBinaryInImage, Execution:Runtime/AnomalousBehavior.NewLibraryInImage, UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
         severity: "Medium (new binary, new library), Low (new destination)",
+        trigger: "a stable image (and workload) running an executable, loading a library or reaching a destination its profile never held ([baselines](baselines.md))",
+        key: "workload, executable or destination",
         build: |config| {
             Box::new(baselines::ImageBaselines::new(
                 config.baselines.clone(),
@@ -209,6 +257,8 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         name: "generated_domain_request",
         finding_types: "Impact:Runtime/SuspiciousDomainRequest.Reputation",
         severity: "Low",
+        trigger: "a DNS query for a generated-looking name (a long, high-entropy, vowel-poor label; cloud, cluster and CDN names aside)",
+        key: "workload, registrable domain",
         build: |_| Box::new(runtime::GeneratedDomainRequest),
     },
 ];

@@ -1,5 +1,6 @@
 //! The `vigil` command.
 
+mod catalogue;
 mod examples;
 mod rules_test;
 mod scan;
@@ -78,6 +79,10 @@ enum RulesCommand {
     List {
         #[command(flatten)]
         settings: SettingsArgs,
+        /// Print Markdown tables, audit then runtime, with each one's trigger and aggregation key:
+        /// the tables of docs/detectors.md, which a test holds to this output.
+        #[arg(long)]
+        markdown: bool,
     },
     /// The fields rules can test.
     Fields,
@@ -274,8 +279,16 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
 fn rules(command: RulesCommand) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut out = std::io::stdout().lock();
     match command {
-        RulesCommand::List { settings } => {
+        RulesCommand::List { settings, markdown } => {
             let settings = Settings::load(&settings)?;
+            if markdown {
+                write!(
+                    out,
+                    "{}",
+                    catalogue::markdown(&Engine::catalogue(&settings.detect)?)
+                )?;
+                return Ok(ExitCode::SUCCESS);
+            }
             writeln!(
                 out,
                 "{:<40} {:<3} {:<28} {:<68} origin",

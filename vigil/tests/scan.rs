@@ -794,3 +794,32 @@ fn a_state_file_carries_what_last_month_taught_into_todays_scan() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("another version"));
 }
+
+/// docs/detectors.md's tables are `vigil rules list --markdown`: one source for the code and the
+/// manual. `VIGIL_WRITE_DOCS=1` rewrites the section instead of failing.
+#[test]
+fn the_detector_tables_in_the_manual_are_what_rules_list_prints() {
+    const BEGIN: &str = "<!-- BEGIN vigil rules list --markdown -->\n";
+    const END: &str = "<!-- END vigil rules list --markdown -->";
+    let output = vigil(&["rules", "list", "--markdown"]);
+    assert!(output.status.success(), "{output:?}");
+    let generated = String::from_utf8(output.stdout).unwrap();
+    let path = repo().join("docs/detectors.md");
+    let manual = std::fs::read_to_string(&path).unwrap();
+    let start = manual.find(BEGIN).expect("the BEGIN marker") + BEGIN.len();
+    let end = manual.find(END).expect("the END marker");
+    let documented = &manual[start..end];
+    let wanted = format!("{}\n", generated.trim_end());
+    if documented != wanted && std::env::var_os("VIGIL_WRITE_DOCS").is_some() {
+        std::fs::write(
+            &path,
+            format!("{}{wanted}{}", &manual[..start], &manual[end..]),
+        )
+        .unwrap();
+        return;
+    }
+    assert!(
+        documented == wanted,
+        "docs/detectors.md differs from `vigil rules list --markdown`; rewrite it with VIGIL_WRITE_DOCS=1 cargo test -p vigil --test scan"
+    );
+}

@@ -81,6 +81,11 @@ pub struct Rule {
 pub use crate::Source;
 
 impl Rule {
+    /// The fields of its aggregation key, by name.
+    pub fn key_fields(&self) -> Vec<&'static str> {
+        self.key.iter().map(|field| field.name).collect()
+    }
+
     /// The conditions hold for this event (of the rule's source: the engine gives it no other).
     pub fn matches(&self, event: &EnrichedEvent) -> bool {
         self.when.iter().all(|condition| condition.holds(event))
