@@ -1,5 +1,5 @@
 //! The records that cross a stage boundary. Each type mirrors one `schemas/*.avsc` file field for field;
-//! `tests/schema_drift.rs` fails when they part. Plain data only: no I/O, no behaviour beyond accessors.
+//! `tests/schemas/schema_drift.rs` fails when they part. Plain data only: no I/O, no behaviour beyond accessors.
 //!
 //! Times are event times in microseconds since the Unix epoch (UTC), taken from the input, never from
 //! the wall clock, so that replays are deterministic.

@@ -2,7 +2,7 @@
 # Starts a one-node Apache Kafka (KRaft: broker and controller in one process) in DIR on free
 # loopback ports, for benchmarks and trying the stages by hand; prints the bootstrap address once
 # the port is open and leaves the broker's pid in DIR/kafka.pid. Usage: scripts/kafka/start.sh DIR
-# (the tests start theirs from kafka/tests/harness).
+# (the tests start theirs from kafka/tests/kafka/harness).
 set -euo pipefail
 dir=$(mkdir -p "$1" && cd "$1" && pwd)
 cd "$(dirname "$0")/../.."

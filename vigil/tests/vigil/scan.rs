@@ -820,6 +820,6 @@ fn the_detector_tables_in_the_manual_are_what_rules_list_prints() {
     }
     assert!(
         documented == wanted,
-        "docs/detectors.md differs from `vigil rules list --markdown`; rewrite it with VIGIL_WRITE_DOCS=1 cargo test -p vigil --test scan"
+        "docs/detectors.md differs from `vigil rules list --markdown`; rewrite it with VIGIL_WRITE_DOCS=1 cargo test -p vigil --test vigil"
     );
 }

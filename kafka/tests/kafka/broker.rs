@@ -7,11 +7,10 @@
     clippy::panic
 )]
 
-mod harness;
 
 use std::time::Duration;
 
-use harness::*;
+use crate::harness::*;
 
 const FINDINGS_TIMEOUT: Duration = Duration::from_secs(120);
 

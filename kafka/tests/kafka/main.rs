@@ -1,0 +1,12 @@
+//! vigil-kafka's integration tests, one binary: the stages on a real Apache Kafka broker (the harness
+//! starts it), and the compose file.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod broker;
+mod compose;
+mod harness;
