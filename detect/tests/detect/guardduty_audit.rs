@@ -2,26 +2,10 @@
 
 use vigil_detect::Engine;
 use vigil_schemas::{
-    AuditEvent, ClusterDetails, ContainerSpec, Detection, EnrichedEvent, IpIntel, ObjectRef,
-    RoleBindingSpec, ServiceSpec, Subject, ThreatMatch, UserInfo, Volume, VolumeMount,
-    WorkloadSpec,
+    AuditEvent, ContainerSpec, Detection, EnrichedEvent, IpIntel, ObjectRef, RoleBindingSpec,
+    ServiceSpec, Subject, ThreatMatch, UserInfo, Volume, VolumeMount, WorkloadSpec,
 };
-
-fn user(name: &str) -> UserInfo {
-    UserInfo {
-        username: name.into(),
-        groups: vec!["system:authenticated".into()],
-        ..UserInfo::default()
-    }
-}
-
-fn anonymous() -> UserInfo {
-    UserInfo {
-        username: "system:anonymous".into(),
-        groups: vec!["system:unauthenticated".into()],
-        ..UserInfo::default()
-    }
-}
+use vigil_testkit::{T0, anonymous, enriched, user};
 
 fn call(
     who: UserInfo,
@@ -37,7 +21,7 @@ fn call(
     AuditEvent {
         audit_id: format!("id-{verb}-{resource}"),
         stage: "ResponseComplete".into(),
-        event_time_micros: 1_700_000_000_000_000,
+        event_time_micros: T0,
         verb: verb.into(),
         request_uri: uri,
         user: who,
@@ -49,27 +33,6 @@ fn call(
         }),
         status_code: Some(code),
         ..AuditEvent::default()
-    }
-}
-
-fn enriched(event: AuditEvent) -> EnrichedEvent {
-    EnrichedEvent {
-        source_ip: event.source_ips.first().map(|ip| IpIntel {
-            ip: ip.clone(),
-            scope: if ip.starts_with("10.") {
-                "private".into()
-            } else {
-                "public".into()
-            },
-            ..IpIntel::default()
-        }),
-        audit: Some(event),
-        cluster: ClusterDetails {
-            name: "test".into(),
-            partition: "aws".into(),
-            ..ClusterDetails::default()
-        },
-        ..EnrichedEvent::default()
     }
 }
 

@@ -4,9 +4,9 @@
 
 use vigil_detect::{DetectConfig, Engine};
 use vigil_schemas::{
-    ClusterDetails, Detection, EnrichedEvent, IpIntel, NetworkInfo, ProcessInfo, RuntimeEvent,
-    ThreatMatch,
+    Detection, EnrichedEvent, IpIntel, NetworkInfo, ProcessInfo, RuntimeEvent, ThreatMatch,
 };
+use vigil_testkit::enriched_runtime as enriched;
 
 /// A process in container `web` of pod `shop/web-6f7d9c8b5-x7k2p` (Deployment `web`), started by `parent`.
 fn process_event(kind: &str, binary: &str, arguments: &str, parent: &str) -> RuntimeEvent {
@@ -57,33 +57,8 @@ fn on_host(mut event: RuntimeEvent) -> RuntimeEvent {
     event
 }
 
-fn enriched(event: RuntimeEvent) -> EnrichedEvent {
-    let in_pod = event.pod_name.is_some();
-    EnrichedEvent {
-        runtime: Some(event),
-        cluster: ClusterDetails {
-            name: "test".into(),
-            partition: "aws".into(),
-            ..ClusterDetails::default()
-        },
-        workload_owner_kind: in_pod.then(|| "Deployment".to_owned()),
-        workload_owner_name: in_pod.then(|| "web".to_owned()),
-        ..EnrichedEvent::default()
-    }
-}
-
 fn run(detector: &str, event: EnrichedEvent) -> Vec<Detection> {
-    let mut config = DetectConfig::default();
-    if detector == "ptrace_anti_debugging" {
-        config.enable.push(detector.into());
-    }
-    let mut engine = Engine::build(&config).unwrap();
-    engine.retain(|name| name == detector);
-    assert_eq!(
-        engine.detector_names(),
-        [detector],
-        "no detector {detector}"
-    );
+    let mut engine = vigil_testkit::only(detector, &DetectConfig::default());
     let mut out = Vec::new();
     engine.process(&event, &mut out);
     out

@@ -6,10 +6,12 @@
 
 use vigil_detect::{DetectConfig, Engine};
 use vigil_schemas::{
-    AuditEvent, ClusterDetails, EnrichedEvent, IngressSpec, IpIntel, ObjectRef, PolicyRule,
-    RoleBindingSpec, RoleSpec, Subject, UserInfo,
+    AuditEvent, ClusterDetails, EnrichedEvent, IngressSpec, IpIntel, PolicyRule, RoleBindingSpec,
+    RoleSpec, Subject,
 };
 
+/// A request as [`vigil_testkit::request`] builds it, answered as such a request is (201 for a
+/// create, 200 otherwise).
 fn request(
     who: &str,
     verb: &str,
@@ -17,32 +19,8 @@ fn request(
     namespace: Option<&str>,
     name: Option<&str>,
 ) -> AuditEvent {
-    let (resource, subresource) = match resource.split_once('/') {
-        Some((resource, sub)) => (resource, Some(sub.to_owned())),
-        None => (resource, None),
-    };
-    AuditEvent {
-        audit_id: format!("{who}-{verb}-{resource}-{}", name.unwrap_or("")),
-        stage: "ResponseComplete".into(),
-        event_time_micros: 1_700_000_000_000_000,
-        verb: verb.into(),
-        request_uri: format!("/api/v1/{resource}"),
-        user: UserInfo {
-            username: who.into(),
-            groups: vec!["system:authenticated".into()],
-            ..UserInfo::default()
-        },
-        source_ips: vec!["10.0.0.7".into()],
-        object_ref: Some(ObjectRef {
-            resource: Some(resource.into()),
-            subresource,
-            namespace: namespace.map(str::to_owned),
-            name: name.map(str::to_owned),
-            ..ObjectRef::default()
-        }),
-        status_code: Some(if verb == "create" { 201 } else { 200 }),
-        ..AuditEvent::default()
-    }
+    let code = if verb == "create" { 201 } else { 200 };
+    vigil_testkit::request(who, verb, resource, namespace, name, code)
 }
 
 fn enriched(event: AuditEvent, scope: &str, network: Option<&str>) -> EnrichedEvent {
@@ -64,18 +42,7 @@ fn enriched(event: AuditEvent, scope: &str, network: Option<&str>) -> EnrichedEv
 }
 
 fn engine(detector: &str) -> Engine {
-    let mut config = DetectConfig::default();
-    if detector == "ingress_without_tls" {
-        config.enable.push(detector.into());
-    }
-    let mut engine = Engine::build(&config).unwrap();
-    engine.retain(|name| name == detector);
-    assert_eq!(
-        engine.detector_names(),
-        [detector],
-        "{detector} is not an enabled detector"
-    );
-    engine
+    vigil_testkit::only(detector, &DetectConfig::default())
 }
 
 fn fired(engine: &mut Engine, event: EnrichedEvent) -> Vec<(String, f64)> {

@@ -4,84 +4,10 @@
 
 use vigil_detect::{BuildError, DetectConfig, Engine, RuleSource};
 use vigil_schemas::{
-    AuditEvent, ClusterDetails, ContainerSpec, Detection, EnrichedEvent, IpIntel, ObjectRef,
-    PolicyRule, RoleBindingSpec, RoleSpec, ServiceSpec, Subject, ThreatMatch, UserInfo,
-    WorkloadSpec,
+    AuditEvent, ContainerSpec, Detection, EnrichedEvent, PolicyRule, RoleBindingSpec, RoleSpec,
+    ServiceSpec, Subject, ThreatMatch, WorkloadSpec,
 };
-
-fn user(name: &str) -> UserInfo {
-    UserInfo {
-        username: name.into(),
-        groups: vec!["system:authenticated".into()],
-        ..UserInfo::default()
-    }
-}
-
-/// A request by `who`: `verb` on `resource[/subresource]` in `namespace`, named `name`.
-fn request(
-    who: &str,
-    verb: &str,
-    resource: &str,
-    namespace: Option<&str>,
-    name: Option<&str>,
-    code: i32,
-) -> AuditEvent {
-    let (resource, subresource) = match resource.split_once('/') {
-        Some((resource, sub)) => (resource, Some(sub.to_owned())),
-        None => (resource, None),
-    };
-    AuditEvent {
-        audit_id: format!("{who}-{verb}-{resource}-{}", name.unwrap_or("")),
-        stage: "ResponseComplete".into(),
-        event_time_micros: 1_700_000_000_000_000,
-        verb: verb.into(),
-        request_uri: format!("/api/v1/{resource}"),
-        user: user(who),
-        source_ips: vec!["10.0.0.7".into()],
-        object_ref: Some(ObjectRef {
-            resource: Some(resource.into()),
-            subresource,
-            namespace: namespace.map(str::to_owned),
-            name: name.map(str::to_owned),
-            ..ObjectRef::default()
-        }),
-        status_code: Some(code),
-        ..AuditEvent::default()
-    }
-}
-
-fn enriched(event: AuditEvent) -> EnrichedEvent {
-    let ip = event.source_ips.first().cloned().unwrap_or_default();
-    EnrichedEvent {
-        source_ip: Some(IpIntel {
-            scope: if ip.starts_with("10.") {
-                "private".into()
-            } else {
-                "public".into()
-            },
-            ip,
-            ..IpIntel::default()
-        }),
-        audit: Some(event),
-        cluster: ClusterDetails {
-            name: "test".into(),
-            partition: "aws".into(),
-            ..ClusterDetails::default()
-        },
-        ..EnrichedEvent::default()
-    }
-}
-
-fn only(detector: &str, config: &DetectConfig) -> Engine {
-    let mut engine = Engine::build(config).unwrap();
-    engine.retain(|name| name == detector);
-    assert_eq!(
-        engine.detector_names(),
-        [detector],
-        "{detector} is not an enabled detector"
-    );
-    engine
-}
+use vigil_testkit::{enriched, only, request};
 
 /// The finding types `detector` raises for `event`.
 fn run(detector: &str, event: AuditEvent) -> Vec<String> {

@@ -7,7 +7,6 @@
     clippy::panic
 )]
 
-
 use std::time::Duration;
 
 use crate::harness::*;
