@@ -432,80 +432,93 @@ pub(super) fn line_of(text: &str, offset: usize) -> usize {
 
 /// Loads the rules of one file. `file` names it in errors.
 pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
-    let error = |offset: usize, message: String| RuleError {
-        file: file.to_owned(),
-        line: line_of(text, offset),
-        message,
-    };
+    let loader = Loader { file, text };
     let raw: RawFile = toml::from_str(text).map_err(|parse| {
         let offset = parse.span().map_or(0, |span| span.start);
-        error(offset, parse.message().to_owned())
+        loader.error(offset, parse.message().to_owned())
     })?;
-    // The built-in lists file starts from nothing; every other file from the built-in lists.
-    let builtin = if file == LISTS_NAME {
-        Lists::new()
-    } else {
-        builtin_lists()
-    };
-    let mut lists = builtin.clone();
-    for spanned in &raw.list {
-        let list = spanned.get_ref();
-        let good_name = !list.name.is_empty()
-            && list
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !good_name {
-            return Err(error(
-                spanned.span().start,
-                format!(
-                    "list name {:?}: use lowercase letters, digits and '_'",
-                    list.name
-                ),
+    let lists = loader.lists(&raw.list)?;
+    let mut rules: Vec<Rule> = Vec::new();
+    for spanned in raw.rule {
+        let id = &spanned.get_ref().id;
+        if rules.iter().any(|earlier| earlier.id == id.get_ref()) {
+            return Err(loader.error(
+                id.span().start,
+                format!("rule id {:?} is used twice", id.get_ref()),
             ));
         }
-        if builtin.contains_key(&list.name) {
-            return Err(error(
-                spanned.span().start,
-                format!(
-                    "list {:?} is a built-in list; name yours differently",
-                    list.name
-                ),
-            ));
-        }
-        if lists
-            .insert(list.name.clone(), list.items.clone())
-            .is_some()
-        {
-            return Err(error(
-                spanned.span().start,
-                format!("list {:?} is defined twice", list.name),
-            ));
+        rules.push(loader.rule(spanned, &lists)?);
+    }
+    Ok(rules)
+}
+
+fn good_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// One rule file being loaded: every error names the file and the line.
+struct Loader<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Loader<'_> {
+    fn error(&self, offset: usize, message: String) -> RuleError {
+        RuleError {
+            file: self.file.to_owned(),
+            line: line_of(self.text, offset),
+            message,
         }
     }
-    let mut rules = Vec::new();
-    for spanned in raw.rule {
+
+    /// The built-in lists and the file's own. The built-in lists file starts from nothing; every
+    /// other file from the built-in lists, whose names it may not take.
+    fn lists(&self, raw: &[Spanned<RawList>]) -> Result<Lists, RuleError> {
+        let builtin = if self.file == LISTS_NAME {
+            Lists::new()
+        } else {
+            builtin_lists()
+        };
+        let mut lists = builtin.clone();
+        for spanned in raw {
+            let list = spanned.get_ref();
+            let problem = if !good_name(&list.name) {
+                Some("use lowercase letters, digits and '_'")
+            } else if builtin.contains_key(&list.name) {
+                Some("is a built-in list; name yours differently")
+            } else if lists
+                .insert(list.name.clone(), list.items.clone())
+                .is_some()
+            {
+                Some("is defined twice")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(self.error(
+                    spanned.span().start,
+                    format!("list {:?}: {problem}", list.name),
+                ));
+            }
+        }
+        Ok(lists)
+    }
+
+    fn rule(&self, spanned: Spanned<RawRule>, lists: &Lists) -> Result<Rule, RuleError> {
         let rule_start = spanned.span().start;
         let raw = spanned.into_inner();
         let id = raw.id.get_ref();
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            return Err(error(
+        if !good_name(id) {
+            return Err(self.error(
                 raw.id.span().start,
                 format!("rule id {id:?}: use lowercase letters, digits and '_'"),
             ));
         }
-        if rules.iter().any(|rule: &Rule| rule.id == id) {
-            return Err(error(
-                raw.id.span().start,
-                format!("rule id {id:?} is used twice"),
-            ));
-        }
         if !valid_type(raw.finding_type.get_ref()) {
-            return Err(error(
+            return Err(self.error(
                 raw.finding_type.span().start,
                 format!(
                     "finding type {:?}: write ThreatPurpose:Resource/Name, such as Execution:Kubernetes/ExecInPod",
@@ -513,119 +526,136 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
                 ),
             ));
         }
-        let severity = parse_severity(raw.severity.get_ref())
-            .map_err(|message| error(raw.severity.span().start, message))?;
-        let title = Template::parse(raw.title.get_ref())
-            .map_err(|message| error(raw.title.span().start, message))?;
-        let description = Template::parse(raw.description.get_ref())
-            .map_err(|message| error(raw.description.span().start, message))?;
-        let source = match &raw.source {
-            None => Source::Audit,
-            Some(source) => match source.get_ref().as_str() {
-                "audit" => Source::Audit,
-                "runtime" => Source::Runtime,
-                other => {
-                    return Err(error(
-                        source.span().start,
-                        format!("source {other:?}: write \"audit\" or \"runtime\""),
-                    ));
-                }
-            },
-        };
-        let context = match raw.context {
-            None => Vec::new(),
-            Some(context) => {
-                let start = context.span().start;
-                if source != Source::Runtime {
-                    return Err(error(
-                        start,
-                        "`context` is for runtime rules (source = \"runtime\")".into(),
-                    ));
-                }
-                context
-                    .into_inner()
-                    .into_iter()
-                    .map(|(key, text)| {
-                        Template::parse(&text)
-                            .map(|template| (key, template))
-                            .map_err(|message| error(start, message))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-        };
-        let key = match raw.key {
-            Some(key) => {
-                let start = key.span().start;
-                key.into_inner()
-                    .iter()
-                    .map(|name| {
-                        let field = field_named(name)
-                            .ok_or_else(|| error(start, format!("unknown key field {name:?}")))?;
-                        of_source(field, source).map_err(|message| error(start, message))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-            None => match source {
-                Source::Audit => ["user.username", "object"].as_slice(),
-                Source::Runtime => ["runtime.resource", "process.binary"].as_slice(),
-            }
-            .iter()
-            .filter_map(|name| field_named(name))
-            .collect(),
-        };
-        let tags = raw
-            .tags
-            .iter()
-            .map(|tag| attack_id(tag.get_ref()).ok_or_else(|| {
-                error(
-                    tag.span().start,
-                    format!(
-                        "tag {:?}: write a MITRE ATT&CK id (T1609, T1552.007, TA0006) or Sigma's attack.t1609",
-                        tag.get_ref()
-                    ),
-                )
-            }))
-            .collect::<Result<Vec<_>, _>>()?;
         if raw.when.is_empty() {
-            return Err(error(
+            return Err(self.error(
                 rule_start,
                 format!("rule {id:?} has no `when` condition: it would fire on every event"),
             ));
         }
-        let compile = |conditions: Vec<Spanned<RawCondition>>| {
-            conditions
-                .into_iter()
-                .map(|spanned| {
-                    let start = spanned.span().start;
-                    condition(spanned.into_inner(), &lists)
-                        .and_then(|condition| checked(condition, source))
-                        .map_err(|message| error(start, message))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        };
-        let when = compile(raw.when)?;
-        let any = compile(raw.any)?;
-        let unless = compile(raw.unless)?;
-        rules.push(Rule {
-            id: Box::leak(raw.id.into_inner().into_boxed_str()),
+        let at = |spanned_start: usize| move |message: String| self.error(spanned_start, message);
+        let severity =
+            parse_severity(raw.severity.get_ref()).map_err(at(raw.severity.span().start))?;
+        let title = Template::parse(raw.title.get_ref()).map_err(at(raw.title.span().start))?;
+        let description =
+            Template::parse(raw.description.get_ref()).map_err(at(raw.description.span().start))?;
+        let source = self.source(raw.source.as_ref())?;
+        Ok(Rule {
             finding_type: raw.finding_type.into_inner(),
             severity,
             enabled: raw.enabled.unwrap_or(true),
-            origin: format!("{file}:{}", line_of(text, rule_start)),
+            origin: format!("{}:{}", self.file, line_of(self.text, rule_start)),
             doc: raw.doc,
             source,
             title,
             description,
-            key,
-            context,
-            tags,
+            key: self.key(raw.key, source)?,
+            context: self.context(raw.context, source)?,
+            tags: self.tags(&raw.tags)?,
             references: raw.references,
-            when,
-            any,
-            unless,
-        });
+            when: self.conditions(raw.when, lists, source)?,
+            any: self.conditions(raw.any, lists, source)?,
+            unless: self.conditions(raw.unless, lists, source)?,
+            id: Box::leak(raw.id.into_inner().into_boxed_str()),
+        })
     }
-    Ok(rules)
+
+    fn source(&self, raw: Option<&Spanned<String>>) -> Result<Source, RuleError> {
+        match raw.map(|source| (source.span().start, source.get_ref().as_str())) {
+            None | Some((_, "audit")) => Ok(Source::Audit),
+            Some((_, "runtime")) => Ok(Source::Runtime),
+            Some((start, other)) => Err(self.error(
+                start,
+                format!("source {other:?}: write \"audit\" or \"runtime\""),
+            )),
+        }
+    }
+
+    /// Runtime rules' `service.runtimeDetails.context` entries.
+    fn context(
+        &self,
+        raw: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+        source: Source,
+    ) -> Result<Vec<(String, Template)>, RuleError> {
+        let Some(context) = raw else {
+            return Ok(Vec::new());
+        };
+        let start = context.span().start;
+        if source != Source::Runtime {
+            return Err(self.error(
+                start,
+                "`context` is for runtime rules (source = \"runtime\")".into(),
+            ));
+        }
+        context
+            .into_inner()
+            .into_iter()
+            .map(|(key, text)| {
+                Template::parse(&text)
+                    .map(|template| (key, template))
+                    .map_err(|message| self.error(start, message))
+            })
+            .collect()
+    }
+
+    /// The aggregation key's fields, or the source's default (principal and object; workload and
+    /// executable).
+    fn key(
+        &self,
+        raw: Option<Spanned<Vec<String>>>,
+        source: Source,
+    ) -> Result<Vec<&'static FieldDef>, RuleError> {
+        let Some(key) = raw else {
+            let default = match source {
+                Source::Audit => ["user.username", "object"],
+                Source::Runtime => ["runtime.resource", "process.binary"],
+            };
+            return Ok(default
+                .iter()
+                .filter_map(|name| field_named(name))
+                .collect());
+        };
+        let start = key.span().start;
+        key.into_inner()
+            .iter()
+            .map(|name| {
+                let field = field_named(name)
+                    .ok_or_else(|| self.error(start, format!("unknown key field {name:?}")))?;
+                of_source(field, source).map_err(|message| self.error(start, message))
+            })
+            .collect()
+    }
+
+    fn tags(&self, raw: &[Spanned<String>]) -> Result<Vec<String>, RuleError> {
+        raw.iter()
+            .map(|tag| {
+                attack_id(tag.get_ref()).ok_or_else(|| {
+                    self.error(
+                        tag.span().start,
+                        format!(
+                            "tag {:?}: write a MITRE ATT&CK id (T1609, T1552.007, TA0006) or Sigma's attack.t1609",
+                            tag.get_ref()
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn conditions(
+        &self,
+        raw: Vec<Spanned<RawCondition>>,
+        lists: &Lists,
+        source: Source,
+    ) -> Result<Vec<Condition>, RuleError> {
+        raw.into_iter()
+            .map(|spanned| {
+                let start = spanned.span().start;
+                condition(spanned.into_inner(), lists)
+                    .and_then(|condition| checked(condition, source))
+                    .map_err(|message| self.error(start, message))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
