@@ -1,7 +1,7 @@
 //! Behaviour baselines at runtime: per image and per workload, the programs run, the libraries
 //! loaded and the destinations reached.
 
-use vigil_schemas::{Detection, EnrichedEvent};
+use vigil_schemas::{Detection, EnrichedEvent, RuntimeEvent};
 
 use crate::detection::{Verdict, severity};
 use crate::{Detector, StateEntry};
@@ -142,7 +142,7 @@ impl Detector for ImageBaselines {
     }
     fn inspect_runtime(
         &mut self,
-        event: &vigil_schemas::RuntimeEvent,
+        event: &RuntimeEvent,
         enriched: &EnrichedEvent,
         out: &mut Vec<Detection>,
     ) {
@@ -153,43 +153,8 @@ impl Detector for ImageBaselines {
         else {
             return;
         };
-        let values: Vec<(&str, String)> = match event.kind.as_str() {
-            "process_exec" => {
-                let mut values = vec![("executable", event.process.binary.clone())];
-                if let Some(parent) = &event.parent {
-                    values.push((
-                        "processTree",
-                        format!(
-                            "{}>{}",
-                            crate::facts::base_name(&parent.binary),
-                            crate::facts::base_name(&event.process.binary)
-                        ),
-                    ));
-                }
-                values
-            }
-            "library_load" => match event.file_path.as_deref() {
-                Some(path) => vec![("library", library_family(path).to_owned())],
-                None => return,
-            },
-            "network_connect" | "dns_query" => {
-                let public = enriched
-                    .destination_ip
-                    .as_ref()
-                    .filter(|ip| ip.scope == "public");
-                let domain = event.dns_query.clone().or_else(|| {
-                    event
-                        .network
-                        .as_ref()
-                        .and_then(|network| network.destination_domain.clone())
-                });
-                match (domain, public) {
-                    (Some(domain), _) => vec![("destination", domain.to_ascii_lowercase())],
-                    (None, Some(ip)) => vec![("destination", network_origin(&ip.ip, &ip.scope))],
-                    _ => return,
-                }
-            }
-            _ => return,
+        let Some(values) = observed_values(event, enriched) else {
+            return;
         };
         let now = event.event_time_micros;
         let cluster = enriched.cluster.name.as_str();
@@ -229,36 +194,104 @@ impl Detector for ImageBaselines {
         else {
             return;
         };
-        let subject = new.observed.clone();
-        let title = format!("Image {repository} {what} {subject} for the first time.");
-        let (finding_type, severity) = (*finding_type, *severity);
-        let unusual = unusual_by_scope(&views);
-        let described = described(&unusual);
-        let baselines: Vec<String> = views
-            .iter()
-            .filter(|seen| !seen.judged.is_empty())
-            .map(|seen| {
-                format!(
-                    "{} {}'s baseline of {} observations over {} days",
-                    seen.scope, seen.entity, seen.observations, seen.days
-                )
-            })
-            .collect();
-        let verdict = Verdict {
-            finding_type: finding_type.to_owned(),
-            severity,
-            title,
-            description: format!(
-                "In {resource}, `{}` did what {} does not hold. Unusual: {}.",
-                crate::facts::command_line(&event.process),
-                baselines.join(" and "),
-                described.join("; ")
-            ),
-            aggregation_key: vec![repository.to_owned(), subject],
-        };
-        let mut found =
-            crate::detection::runtime_detection(enriched, event, self.name(), verdict, Vec::new());
-        found.anomaly = anomaly_of(&unusual);
-        out.push(found);
+        out.push(novelty_detection(
+            self.name(),
+            enriched,
+            event,
+            repository,
+            (new, *finding_type, *severity, what),
+            &views,
+        ));
     }
+}
+
+/// What a runtime event says about its image's behaviour, by dimension: the executable and the
+/// process tree of an exec, a loaded library's family, an outbound destination; `None` for what
+/// the baselines do not profile.
+fn observed_values(
+    event: &RuntimeEvent,
+    enriched: &EnrichedEvent,
+) -> Option<Vec<(&'static str, String)>> {
+    let values = match event.kind.as_str() {
+        "process_exec" => {
+            let mut values = vec![("executable", event.process.binary.clone())];
+            if let Some(parent) = &event.parent {
+                values.push((
+                    "processTree",
+                    format!(
+                        "{}>{}",
+                        crate::facts::base_name(&parent.binary),
+                        crate::facts::base_name(&event.process.binary)
+                    ),
+                ));
+            }
+            values
+        }
+        "library_load" => match event.file_path.as_deref() {
+            Some(path) => vec![("library", library_family(path).to_owned())],
+            None => return None,
+        },
+        "network_connect" | "dns_query" => {
+            let public = enriched
+                .destination_ip
+                .as_ref()
+                .filter(|ip| ip.scope == "public");
+            let domain = event.dns_query.clone().or_else(|| {
+                event
+                    .network
+                    .as_ref()
+                    .and_then(|network| network.destination_domain.clone())
+            });
+            match (domain, public) {
+                (Some(domain), _) => vec![("destination", domain.to_ascii_lowercase())],
+                (None, Some(ip)) => vec![("destination", network_origin(&ip.ip, &ip.scope))],
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some(values)
+}
+
+/// The finding for the first dimension every judging scope found new, explained scope by scope.
+fn novelty_detection(
+    detector: &'static str,
+    enriched: &EnrichedEvent,
+    event: &RuntimeEvent,
+    repository: &str,
+    (new, finding_type, severity, what): (&Judged, &'static str, f64, &str),
+    views: &[&Seen],
+) -> Detection {
+    let resource = crate::facts::runtime_resource(enriched);
+    let subject = new.observed.clone();
+    let title = format!("Image {repository} {what} {subject} for the first time.");
+    let unusual = unusual_by_scope(views);
+    let described = described(&unusual);
+    let baselines: Vec<String> = views
+        .iter()
+        .filter(|seen| !seen.judged.is_empty())
+        .map(|seen| {
+            format!(
+                "{} {}'s baseline of {} observations over {} days",
+                seen.scope, seen.entity, seen.observations, seen.days
+            )
+        })
+        .collect();
+    let verdict = Verdict {
+        finding_type: finding_type.to_owned(),
+        severity,
+        title,
+        description: format!(
+            "In {resource}, `{}` did what {} does not hold. Unusual: {}.",
+            crate::facts::command_line(&event.process),
+            baselines.join(" and "),
+            described.join("; ")
+        ),
+        aggregation_key: vec![repository.to_owned(), subject],
+    };
+    let mut found =
+        crate::detection::runtime_detection(enriched, event, detector, verdict, Vec::new());
+    found.anomaly = anomaly_of(&unusual);
+    found.anomaly = anomaly_of(&unusual);
+    found
 }
