@@ -2,7 +2,7 @@
 //! and domains a workload talks to, and the verdicts of a sensor that already judged (Falco).
 //! The rule-shaped runtime types are declarative (`rules/runtime.toml`).
 
-use vigil_schemas::{Detection, EnrichedEvent, KeyValue, RuntimeEvent, ThreatMatch};
+use vigil_schemas::{Detection, EnrichedEvent, KeyValue, RuntimeEvent, RuntimeKind, ThreatMatch};
 
 use crate::Detector;
 use crate::detection::{Verdict, runtime_detection, severity};
@@ -82,7 +82,7 @@ impl RuntimeThreatIntel {
                 "{} (`{}`) in {resource} {} {what}, an entry of threat list {} ({}).",
                 event.process.binary,
                 command_line(&event.process),
-                if event.kind == "dns_query" {
+                if event.runtime_kind() == Some(RuntimeKind::DnsQuery) {
                     "queried"
                 } else {
                     "connected to"
@@ -117,7 +117,7 @@ impl Detector for RuntimeThreatIntel {
         enriched: &EnrichedEvent,
         out: &mut Vec<Detection>,
     ) {
-        let connects = event.kind == "network_connect";
+        let connects = event.runtime_kind() == Some(RuntimeKind::NetworkConnect);
         if connects && let Some(remote) = enriched.destination_ip.as_ref().filter(|ip| !ip.trusted)
         {
             if let Some(found) = remote.threat_matches.first() {
@@ -156,7 +156,7 @@ impl Detector for RuntimeThreatIntel {
                 .as_ref()
                 .and_then(|network| network.destination_domain.as_deref())
         });
-        if (connects || event.kind == "dns_query")
+        if (connects || event.runtime_kind() == Some(RuntimeKind::DnsQuery))
             && let (Some(domain), Some(found)) = (domain, enriched.domain_matches.first())
         {
             let (_, dns_type, severity) = threat_types(found.category.as_deref());
@@ -223,7 +223,7 @@ impl Detector for SensorAlert {
         enriched: &EnrichedEvent,
         out: &mut Vec<Detection>,
     ) {
-        if event.kind != "sensor_alert" {
+        if event.runtime_kind() != Some(RuntimeKind::SensorAlert) {
             return;
         }
         let rule = event

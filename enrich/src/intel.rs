@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
-use vigil_schemas::{IpIntel, ThreatMatch};
+use vigil_schemas::{IpIntel, IpScope, ThreatMatch};
 
 /// A set of addresses and CIDR blocks, looked up by trying each prefix length that is present.
 #[derive(Debug, Default, Clone)]
@@ -482,18 +482,18 @@ pub struct ThreatIntel {
     pub providers: Vec<std::sync::Arc<crate::providers::ProviderRanges>>,
 }
 
-/// `loopback`, `private` (inside a cluster or VPC) or `public`.
-pub fn scope_of(ip: IpAddr) -> &'static str {
+/// Loopback, private (inside a cluster or VPC) or public.
+pub fn scope_of(ip: IpAddr) -> IpScope {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
             if v4.is_loopback() || v4.is_unspecified() {
-                "loopback"
+                IpScope::Loopback
             } else if v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
             {
-                "private"
+                IpScope::Private
             } else {
-                "public"
+                IpScope::Public
             }
         }
         IpAddr::V6(v6) => {
@@ -502,11 +502,11 @@ pub fn scope_of(ip: IpAddr) -> &'static str {
             }
             let first = v6.segments().first().copied().unwrap_or_default();
             if v6.is_loopback() || v6.is_unspecified() {
-                "loopback"
+                IpScope::Loopback
             } else if (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80 {
-                "private"
+                IpScope::Private
             } else {
-                "public"
+                IpScope::Public
             }
         }
     }
@@ -518,7 +518,7 @@ impl ThreatIntel {
     pub fn classify(&self, text: &str) -> Option<IpIntel> {
         let ip: IpAddr = text.trim().parse().ok()?;
         let scope = scope_of(ip);
-        let public = scope == "public";
+        let public = scope == IpScope::Public;
         let trusted = self.trusted.iter().any(|list| list.set.contains(ip));
         let tor_exit = public
             && self
@@ -548,7 +548,7 @@ impl ThreatIntel {
             .and_then(|database| database.lookup(ip));
         Some(IpIntel {
             ip: ip.to_string(),
-            scope: scope.to_owned(),
+            scope: scope.label().to_owned(),
             tor_exit,
             trusted,
             threat_matches,

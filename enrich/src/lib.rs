@@ -15,7 +15,7 @@ pub use intel::{IpSet, ListFormat, NamedList, ThreatIntel};
 pub use inventory::Inventory;
 pub use process::ProcessTable;
 pub use providers::ProviderRanges;
-use vigil_schemas::{AuditEvent, EnrichedEvent, Event, RuntimeEvent};
+use vigil_schemas::{AuditEvent, EnrichedEvent, Event, IpScope, RuntimeEvent};
 
 /// The enrich stage's state.
 #[derive(Debug, Default)]
@@ -68,9 +68,11 @@ impl Enricher {
     /// `cluster`, whatever provider announces it.
     fn placed(&self, cluster: &str, mut intel: vigil_schemas::IpIntel) -> vigil_schemas::IpIntel {
         if let Ok(ip) = intel.ip.parse() {
-            if intel.scope == "private" {
+            if intel.ip_scope() == Some(IpScope::Private) {
                 intel.network = self.clusters.network_of(cluster, ip).map(str::to_owned);
-            } else if intel.scope == "public" && self.clusters.owns_public(cluster, ip) {
+            } else if intel.ip_scope() == Some(IpScope::Public)
+                && self.clusters.owns_public(cluster, ip)
+            {
                 intel.network = Some("cluster".to_owned());
             }
         }

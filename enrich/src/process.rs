@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use vigil_schemas::{ProcessInfo, RuntimeEvent};
+use vigil_schemas::{ProcessInfo, RuntimeEvent, RuntimeKind};
 
 /// Ancestors shown at most: deep enough for `containerd-shim → init → sh → sh → tool` chains.
 pub const MAX_LINEAGE: usize = 12;
@@ -174,7 +174,9 @@ impl ProcessTable {
         }
         if let Some(id) = &event.process.exec_id {
             let key: (u32, Box<str>) = (node, id.as_str().into());
-            if event.kind == "process_exec" || self.processes.get(&key).is_none() {
+            if event.runtime_kind() == Some(RuntimeKind::ProcessExec)
+                || self.processes.get(&key).is_none()
+            {
                 let entry = self.entry(&event.process);
                 self.processes.insert(key, entry);
             }
@@ -190,16 +192,18 @@ impl ProcessTable {
                     .insert((container.clone(), path.clone()), event.event_time_micros);
             }
         }
-        let binary_written_in_container = match (&event.container_id, event.kind.as_str()) {
-            (Some(container), "process_exec") => self
+        let binary_written_in_container = match (&event.container_id, event.runtime_kind()) {
+            (Some(container), Some(RuntimeKind::ProcessExec)) => self
                 .written
                 .get(&(container.clone(), event.process.binary.clone()))
                 .is_some(),
-            (Some(container), "library_load") => event.file_path.as_ref().is_some_and(|path| {
-                self.written
-                    .get(&(container.clone(), path.clone()))
-                    .is_some()
-            }),
+            (Some(container), Some(RuntimeKind::LibraryLoad)) => {
+                event.file_path.as_ref().is_some_and(|path| {
+                    self.written
+                        .get(&(container.clone(), path.clone()))
+                        .is_some()
+                })
+            }
             _ => false,
         };
         ProcessContext {

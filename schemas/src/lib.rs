@@ -7,8 +7,10 @@ pub mod hash;
 pub mod model;
 pub mod severity;
 pub mod time;
+pub mod vocabulary;
 pub mod wildcard;
 
 pub use codec::{Codec, CodecError, Record};
 pub use model::*;
 pub use severity::Severity;
+pub use vocabulary::{IP_SCOPES, IpScope, RUNTIME_KINDS, RuntimeKind};

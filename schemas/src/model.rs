@@ -273,7 +273,7 @@ pub struct RuntimeEvent {
     /// Deterministic: the sensor's own id, or a digest of the input, so a redelivery keeps its id.
     pub event_id: String,
     pub event_time_micros: i64,
-    /// One of [`RUNTIME_KINDS`].
+    /// A [`crate::vocabulary::RuntimeKind`] (`runtime_kind()` reads it).
     pub kind: String,
     /// `tetragon`, `falco`, `native`.
     pub sensor: String,
@@ -318,34 +318,6 @@ pub struct RuntimeEvent {
     /// The sensor's own fields (Falco `output_fields`), bounded in number and length.
     pub sensor_fields: Vec<KeyValue>,
 }
-
-/// Every `RuntimeEvent.kind` ingest produces.
-pub const RUNTIME_KINDS: &[&str] = &[
-    "process_exec",
-    "process_exit",
-    "file_open",
-    "file_read",
-    "file_write",
-    "file_rename",
-    "file_unlink",
-    "file_link",
-    "file_chmod",
-    "network_connect",
-    "network_accept",
-    "network_listen",
-    "network_close",
-    "dns_query",
-    "module_load",
-    "library_load",
-    "mount",
-    "ptrace",
-    "process_vm_write",
-    "memfd_create",
-    "userfaultfd",
-    "privilege_change",
-    "sensor_alert",
-    "other",
-];
 
 /// The cluster an event belongs to, from the cluster configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]

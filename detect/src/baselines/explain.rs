@@ -3,6 +3,7 @@
 
 use vigil_schemas::AnomalyObservation;
 
+use super::Scope;
 use super::profile::{Familiarity, Judged};
 use super::store::Seen;
 
@@ -11,7 +12,7 @@ pub(super) fn explanation(seen: &Seen, unusual: &[&Judged]) -> Vec<AnomalyObserv
     unusual
         .iter()
         .map(|judged| AnomalyObservation {
-            scope: seen.scope.into(),
+            scope: seen.scope.label().into(),
             entity: seen.entity.clone(),
             dimension: judged.dimension.clone(),
             observed: judged.observed.clone(),
@@ -63,16 +64,16 @@ pub(super) fn anomaly_of(unusual: &Unusual<'_>) -> Vec<AnomalyObservation> {
 
 /// One unusual judgement in words: `namespace kube-system (unseen; usually shop, payments)`, with
 /// the scope when it is not the principal's own (`cluster prod: privilegedImage ...`).
-pub(super) fn describe(scope: &str, entity: &str, judged: &Judged) -> String {
+pub(super) fn describe(scope: Scope, entity: &str, judged: &Judged) -> String {
     let usual = if judged.baseline.is_empty() {
         "nothing yet".to_owned()
     } else {
         judged.baseline.join(", ")
     };
     let whose = match scope {
-        "principal" | "image" => String::new(),
-        "peerGroup" => format!("peers ({entity}): "),
-        _ => format!("{scope} {entity}: "),
+        Scope::Principal | Scope::Image => String::new(),
+        Scope::PeerGroup => format!("peers ({entity}): "),
+        other => format!("{} {entity}: ", other.label()),
     };
     format!(
         "{whose}{} {} ({}; usually {usual})",

@@ -1,7 +1,8 @@
 //! Behaviour baselines at runtime: per image and per workload, the programs run, the libraries
 //! loaded and the destinations reached.
 
-use vigil_schemas::{Detection, EnrichedEvent, RuntimeEvent};
+use crate::baselines::Scope;
+use vigil_schemas::{Detection, EnrichedEvent, IpScope, RuntimeEvent, RuntimeKind};
 
 use crate::detection::{Verdict, severity};
 use crate::{Detector, StateEntry};
@@ -132,8 +133,8 @@ impl Detector for ImageBaselines {
 
     fn profiles(&self) -> Vec<crate::ProfileCounts> {
         vec![
-            self.store.counts("image"),
-            self.workloads.counts("workload"),
+            self.store.counts(Scope::Image),
+            self.workloads.counts(Scope::Workload),
         ]
     }
 
@@ -162,7 +163,7 @@ impl Detector for ImageBaselines {
         let key = format!("{cluster}/{repository}");
         let image_view = observe(
             &mut self.store,
-            ("image", repository),
+            (Scope::Image, repository),
             &key,
             now,
             &values,
@@ -175,7 +176,7 @@ impl Detector for ImageBaselines {
                 let key = format!("{WORKLOAD_PREFIX}{cluster}/{resource}");
                 observe(
                     &mut self.workloads,
-                    ("workload", &resource),
+                    (Scope::Workload, &resource),
                     &key,
                     now,
                     &values,
@@ -212,8 +213,8 @@ fn observed_values(
     event: &RuntimeEvent,
     enriched: &EnrichedEvent,
 ) -> Option<Vec<(&'static str, String)>> {
-    let values = match event.kind.as_str() {
-        "process_exec" => {
+    let values = match event.runtime_kind()? {
+        RuntimeKind::ProcessExec => {
             let mut values = vec![("executable", event.process.binary.clone())];
             if let Some(parent) = &event.parent {
                 values.push((
@@ -227,15 +228,15 @@ fn observed_values(
             }
             values
         }
-        "library_load" => match event.file_path.as_deref() {
+        RuntimeKind::LibraryLoad => match event.file_path.as_deref() {
             Some(path) => vec![("library", library_family(path).to_owned())],
             None => return None,
         },
-        "network_connect" | "dns_query" => {
+        RuntimeKind::NetworkConnect | RuntimeKind::DnsQuery => {
             let public = enriched
                 .destination_ip
                 .as_ref()
-                .filter(|ip| ip.scope == "public");
+                .filter(|ip| ip.ip_scope() == Some(IpScope::Public));
             let domain = event.dns_query.clone().or_else(|| {
                 event
                     .network
@@ -273,7 +274,10 @@ fn novelty_detection(
         .map(|seen| {
             format!(
                 "{} {}'s baseline of {} observations over {} days",
-                seen.scope, seen.entity, seen.observations, seen.days
+                seen.scope.label(),
+                seen.entity,
+                seen.observations,
+                seen.days
             )
         })
         .collect();

@@ -10,10 +10,12 @@ mod explain;
 pub mod image;
 pub mod principal;
 pub mod profile;
+pub mod scope;
 mod store;
 pub mod volume;
 
 pub use image::ImageBaselines;
 pub use principal::PrincipalBaselines;
 pub use profile::{BaselineConfig, Familiarity, Judged, JudgementState, Phase, Profile};
+pub use scope::Scope;
 pub use volume::VolumeBaselines;

@@ -33,6 +33,7 @@
 //! Aggregation key: principal, type's object (the pod, the namespace's secrets, the role, the
 //! permission asked about...).
 
+use crate::baselines::Scope;
 use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, WorkloadSpec};
 
 use crate::detection::{Verdict, detection, severity};
@@ -151,7 +152,7 @@ impl PrincipalBaselines {
         let key = format!("{CLUSTER_PREFIX}{cluster}");
         observe(
             &mut self.clusters,
-            ("cluster", cluster),
+            (Scope::Cluster, cluster),
             &key,
             event.event_time_micros,
             &values,
@@ -188,7 +189,7 @@ impl PrincipalBaselines {
         let now = event.event_time_micros;
         let _ = observe(
             &mut self.store,
-            ("principal", username),
+            (Scope::Principal, username),
             &key,
             now,
             &values,
@@ -214,7 +215,7 @@ impl PrincipalBaselines {
         let key = format!("{CLUSTER_PREFIX}{cluster}/{QUESTIONS_ENTITY}");
         observe(
             &mut self.clusters,
-            ("cluster", cluster),
+            (Scope::Cluster, cluster),
             &key,
             event.event_time_micros,
             &[("permissionChecked", question.to_owned())],
@@ -315,23 +316,23 @@ fn peer_group(username: &str, groups: &[String]) -> Option<String> {
 /// alone; a registry never used in the namespace or the cluster weighs half. Time of week and
 /// who acts in a namespace weigh nothing (people work late; the principal's own namespace
 /// dimension carries that fact); they are reported when unusual.
-const WEIGHTS: [(&str, &str, u32); 16] = [
-    ("principal", "apiCall", 2),
-    ("principal", "namespace", 2),
-    ("principal", "userAgent", 1),
-    ("principal", "networkOrigin", 1),
-    ("principal", "image", 1),
-    ("principal", "permissionChecked", 2),
-    ("peerGroup", "apiCall", 2),
-    ("peerGroup", "namespace", 2),
-    ("peerGroup", "userAgent", 1),
-    ("peerGroup", "networkOrigin", 1),
-    ("peerGroup", "permissionChecked", 2),
-    ("namespace", "registry", 1),
-    ("cluster", "registry", 1),
-    ("cluster", "privilegedImage", 2),
-    ("cluster", "hostAccessImage", 2),
-    ("cluster", "permissionChecked", 2),
+const WEIGHTS: [(Scope, &str, u32); 16] = [
+    (Scope::Principal, "apiCall", 2),
+    (Scope::Principal, "namespace", 2),
+    (Scope::Principal, "userAgent", 1),
+    (Scope::Principal, "networkOrigin", 1),
+    (Scope::Principal, "image", 1),
+    (Scope::Principal, "permissionChecked", 2),
+    (Scope::PeerGroup, "apiCall", 2),
+    (Scope::PeerGroup, "namespace", 2),
+    (Scope::PeerGroup, "userAgent", 1),
+    (Scope::PeerGroup, "networkOrigin", 1),
+    (Scope::PeerGroup, "permissionChecked", 2),
+    (Scope::Namespace, "registry", 1),
+    (Scope::Cluster, "registry", 1),
+    (Scope::Cluster, "privilegedImage", 2),
+    (Scope::Cluster, "hostAccessImage", 2),
+    (Scope::Cluster, "permissionChecked", 2),
 ];
 const ANOMALY_WEIGHT: u32 = 2;
 
@@ -362,7 +363,7 @@ fn weigh<'a>(views: &[&'a Seen], peers: Option<&Seen>) -> (u32, Unusual<'a>) {
                 .iter()
                 .find(|(scope, name, _)| *scope == seen.scope && *name == dimension)
             {
-                let routine_for_peers = seen.scope == "principal"
+                let routine_for_peers = seen.scope == Scope::Principal
                     && peers.is_some_and(|peers| {
                         peers.judged.iter().any(|known| {
                             known.dimension == dimension
@@ -518,10 +519,10 @@ impl Detector for PrincipalBaselines {
 
     fn profiles(&self) -> Vec<crate::ProfileCounts> {
         vec![
-            self.store.counts("principal"),
-            self.peers.counts("peer_group"),
-            self.namespaces.counts("namespace"),
-            self.clusters.counts("cluster"),
+            self.store.counts(Scope::Principal),
+            self.peers.counts(Scope::PeerGroup),
+            self.namespaces.counts(Scope::Namespace),
+            self.clusters.counts(Scope::Cluster),
         ]
     }
 
@@ -559,7 +560,7 @@ impl Detector for PrincipalBaselines {
         let key = format!("{}/{}", who.cluster, who.username);
         let principal_view = observe(
             &mut self.store,
-            ("principal", who.username),
+            (Scope::Principal, who.username),
             &key,
             who.now,
             &values,
@@ -659,7 +660,7 @@ impl PrincipalBaselines {
         let key = format!("{PEERS_PREFIX}{}/{group}", who.cluster);
         observe(
             &mut self.peers,
-            ("peerGroup", group),
+            (Scope::PeerGroup, group),
             &key,
             who.now,
             &peer_values,
@@ -684,7 +685,7 @@ impl PrincipalBaselines {
         let key = format!("{NAMESPACE_PREFIX}{}/{namespace}", who.cluster);
         observe(
             &mut self.namespaces,
-            ("namespace", namespace),
+            (Scope::Namespace, namespace),
             &key,
             who.now,
             &namespace_values,

@@ -96,7 +96,7 @@ impl<P: Stored> ProfileStore<P> {
         true
     }
 
-    pub(super) fn counts(&self, scope: &'static str) -> crate::ProfileCounts {
+    pub(super) fn counts(&self, scope: super::Scope) -> crate::ProfileCounts {
         let by_phase = P::PHASES
             .iter()
             .map(|phase| {
@@ -109,7 +109,7 @@ impl<P: Stored> ProfileStore<P> {
             })
             .collect();
         crate::ProfileCounts {
-            scope,
+            scope: scope.metric_label(),
             by_phase,
             capacity: self.caps.capacity(),
             capacity_per_cluster: self.caps.capacity_per_cluster(),
@@ -204,7 +204,7 @@ impl<P: Stored> ProfileStore<P> {
 /// the numbers an explanation quotes.
 #[derive(Debug)]
 pub(super) struct Seen {
-    pub(super) scope: &'static str,
+    pub(super) scope: super::Scope,
     pub(super) entity: String,
     pub(super) judged: Vec<Judged>,
     pub(super) phase: crate::baselines::Phase,
@@ -217,7 +217,7 @@ pub(super) struct Seen {
 /// Judges one observation against the entity's profile at one scope, then learns from it.
 pub(super) fn observe(
     store: &mut ProfileStore,
-    (scope, entity): (&'static str, &str),
+    (scope, entity): (super::Scope, &str),
     key: &str,
     now: i64,
     values: &[(&str, String)],

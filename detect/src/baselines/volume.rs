@@ -321,7 +321,7 @@ impl Detector for VolumeBaselines {
     }
 
     fn profiles(&self) -> Vec<crate::ProfileCounts> {
-        vec![self.store.counts("principal")]
+        vec![self.store.counts(super::Scope::Principal)]
     }
 
     fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
@@ -410,7 +410,7 @@ impl Detector for VolumeBaselines {
             };
             let mut found = detection(enriched, event, "volume_baselines", verdict);
             found.anomaly = vec![AnomalyObservation {
-                scope: "principal".into(),
+                scope: super::Scope::Principal.label().into(),
                 entity: user.username.clone(),
                 dimension: category.dimension().into(),
                 observed: format!("{count} in the hour from {hour_start}"),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 use vigil_schemas::time::parse_rfc3339_micros;
-use vigil_schemas::{NetworkInfo, ProcessInfo, RuntimeEvent};
+use vigil_schemas::{NetworkInfo, ProcessInfo, RuntimeEvent, RuntimeKind};
 
 use super::{MAX_LIST, bounded, bounded_opt, container_id, digest_id, key_value, protocol_name};
 use crate::{RejectReason, Rejection};
@@ -124,7 +124,7 @@ pub(crate) fn parse(text_in: &str) -> Result<RuntimeEvent, Rejection> {
     Ok(RuntimeEvent {
         event_id: digest_id("falco", text_in),
         event_time_micros,
-        kind: "sensor_alert".into(),
+        kind: RuntimeKind::SensorAlert.label().into(),
         sensor: "falco".into(),
         cluster_hint: field("k8s.cluster.name"),
         node_name: alert.hostname,

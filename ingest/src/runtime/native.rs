@@ -25,7 +25,7 @@
 
 use serde::Deserialize;
 use vigil_schemas::time::parse_rfc3339_micros;
-use vigil_schemas::{NetworkInfo, ProcessInfo, RUNTIME_KINDS, RuntimeEvent};
+use vigil_schemas::{NetworkInfo, ProcessInfo, RUNTIME_KINDS, RuntimeEvent, RuntimeKind};
 
 use super::{MAX_LIST, bounded, bounded_opt, container_id, digest_id, protocol_name};
 use crate::{RejectReason, Rejection};
@@ -155,7 +155,7 @@ pub(crate) fn parse(text: &str) -> Result<RuntimeEvent, Rejection> {
             format!("not a valid {SCHEMA} event: {error}"),
         )
     })?;
-    if !RUNTIME_KINDS.contains(&native.kind.as_str()) {
+    if RuntimeKind::parse(&native.kind).is_none() {
         return Err(Rejection::new(
             RejectReason::InvalidEvent,
             format!(
