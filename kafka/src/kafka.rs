@@ -904,6 +904,9 @@ async fn recall_processor<P: Processor>(
     Ok(processor)
 }
 
+/// How long a just-created topic's metadata may take to show its partitions.
+const METADATA_SETTLE: Duration = Duration::from_secs(30);
+
 /// A checkpointing stage writes each checkpoint to the state partition numbered like its input's:
 /// the state topic needs as many partitions as the widest input.
 async fn check_state_partitions(
@@ -914,13 +917,24 @@ async fn check_state_partitions(
     let common = common.clone();
     tokio::task::spawn_blocking(move || {
         let consumer = reading_consumer(&common, format!("vigil-check-{state}"))?;
+        // A topic created a moment ago (by this stage or a sibling starting beside it) can show no
+        // partitions, or an error, until the metadata reaches every broker: look again for a while
+        // before judging it, so that stages started together do not refuse each other's topics.
         let count = |topic: &str| -> Result<usize, RuntimeError> {
-            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
-            Ok(metadata
-                .topics()
-                .iter()
-                .map(|found| found.partitions().len())
-                .sum())
+            let deadline = Instant::now() + METADATA_SETTLE;
+            loop {
+                let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+                let partitions: usize = metadata
+                    .topics()
+                    .iter()
+                    .filter(|found| found.error().is_none())
+                    .map(|found| found.partitions().len())
+                    .sum();
+                if partitions > 0 || Instant::now() >= deadline {
+                    return Ok(partitions);
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
         };
         let state_partitions = count(&state)?;
         for input in &inputs {
