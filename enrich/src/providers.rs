@@ -53,12 +53,19 @@ struct AzureProperties {
     address_prefixes: Vec<String>,
 }
 
+/// Why a provider ranges file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderRangesError {
+    #[error("not a provider ranges file (ip-ranges.json, cloud.json, ServiceTags): {0}")]
+    NotRanges(#[from] serde_json::Error),
+    #[error("no address range read: the file has no prefixes")]
+    Empty,
+}
+
 impl ProviderRanges {
     /// Reads one ranges file. Fails when it is not JSON of one of the three shapes or holds no range.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let file: RangesFile = serde_json::from_str(text).map_err(|error| {
-            format!("not a provider ranges file (ip-ranges.json, cloud.json, ServiceTags): {error}")
-        })?;
+    pub fn parse(text: &str) -> Result<Self, ProviderRangesError> {
+        let file: RangesFile = serde_json::from_str(text)?;
         let aws = file.sync_token.is_some()
             || file
                 .prefixes
@@ -101,7 +108,7 @@ impl ProviderRanges {
             }
         }
         if ranges.set.is_empty() {
-            return Err("no address range read: the file has no prefixes".into());
+            return Err(ProviderRangesError::Empty);
         }
         Ok(ranges)
     }

@@ -203,6 +203,11 @@ impl SuppressionRule {
     }
 }
 
+/// A suppression rule that could never have been meant, with the rule's name (or position) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SuppressionError(String);
+
 /// The configured rules, checked once.
 #[derive(Debug, Clone, Default)]
 pub struct Suppression {
@@ -212,7 +217,12 @@ pub struct Suppression {
 impl Suppression {
     /// Refuses rules that could never have been meant: no criterion, a condition without an operator,
     /// an attribute outside the finding, a name used twice.
-    pub fn new(rules: Vec<SuppressionRule>) -> Result<Self, String> {
+    pub fn new(rules: Vec<SuppressionRule>) -> Result<Self, SuppressionError> {
+        Self::checked(&rules).map_err(SuppressionError)?;
+        Ok(Self { rules })
+    }
+
+    fn checked(rules: &[SuppressionRule]) -> Result<(), String> {
         for (index, rule) in rules.iter().enumerate() {
             let name = &rule.name;
             if name.trim().is_empty() {
@@ -245,7 +255,7 @@ impl Suppression {
                 }
             }
         }
-        Ok(Self { rules })
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {

@@ -269,7 +269,7 @@ fn suppression(toml_text: &str) -> Result<vigil_publish::suppress::Suppression, 
         suppression: Vec<vigil_publish::suppress::SuppressionRule>,
     }
     let file: File = toml::from_str(toml_text).map_err(|error| error.to_string())?;
-    vigil_publish::suppress::Suppression::new(file.suppression)
+    vigil_publish::suppress::Suppression::new(file.suppression).map_err(|error| error.to_string())
 }
 
 const BOB_FROM_ONE_ADDRESS: &str = r#"

@@ -198,7 +198,7 @@ pub fn load_lists(
             let ranges = vigil_enrich::ProviderRanges::parse(&read_with(read_file, &source.path)?)
                 .map_err(|error| SettingsError::List {
                     path: source.path.clone(),
-                    message: error,
+                    message: error.to_string(),
                 })?;
             if ranges.bad_prefixes > 0 {
                 notes.push(format!(

@@ -1296,9 +1296,9 @@ pub fn audit_json(event: &AuditEvent) -> String {
 }
 
 /// Generates, injects and scores.
-pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, String> {
+pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, vigil_detect::BuildError> {
     let started = Instant::now();
-    let mut engine = Engine::build(&DetectConfig::default()).map_err(|error| error.to_string())?;
+    let mut engine = Engine::build(&DetectConfig::default())?;
     engine.retain(|name| {
         matches!(
             name,

@@ -382,7 +382,7 @@ fn builtin_lists() -> Lists {
 }
 
 /// Severity words as GuardDuty's numbers; a number is taken as written.
-pub fn parse_severity(value: &toml::Value) -> Result<f64, String> {
+pub(crate) fn parse_severity(value: &toml::Value) -> Result<f64, String> {
     let number = match value {
         toml::Value::String(word) => match vigil_schemas::Severity::from_name(word) {
             Some(band) => band.score(),

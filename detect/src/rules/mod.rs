@@ -41,7 +41,6 @@ mod template;
 pub use fields::{FIELD_ALIASES, FIELDS, FieldDef, FieldValue};
 pub use load::{
     BUILTIN_RULES, BUILTIN_RULES_NAME, RUNTIME_RULES, RUNTIME_RULES_NAME, RuleError, parse_rules,
-    parse_severity,
 };
 
 use vigil_schemas::{Detection, EnrichedEvent, KeyValue};
