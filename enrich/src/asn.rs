@@ -28,29 +28,15 @@ pub struct AsnDatabase {
     pub bad_lines: Vec<(usize, String)>,
 }
 
-fn address(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-        IpAddr::V6(v6) => u128::from(v6),
-    }
-}
+use crate::cidr::{Cidr, mapped as address};
 
-/// A CIDR's first and last address.
+/// A CIDR's first and last address (GeoLite2 names every network as a block).
 fn cidr_range(text: &str) -> Option<(u128, u128)> {
-    let (network, bits) = text.split_once('/')?;
-    let ip: IpAddr = network.trim().parse().ok()?;
-    let bits: u32 = bits.trim().parse().ok()?;
-    let (start, host_bits) = match ip {
-        IpAddr::V4(_) if bits <= 32 => (address(ip), 32 - bits),
-        IpAddr::V6(_) if bits <= 128 => (address(ip), 128 - bits),
-        _ => return None,
-    };
-    let mask = if host_bits >= 128 {
-        u128::MAX
-    } else {
-        (1u128 << host_bits) - 1
-    };
-    Some((start & !mask, start | mask))
+    if !text.contains('/') {
+        return None;
+    }
+    let block = Cidr::parse(text)?;
+    Some((block.first(), block.last()))
 }
 
 impl AsnDatabase {

@@ -17,41 +17,20 @@ pub struct IpSet {
     lengths: Vec<u8>,
 }
 
-fn mapped(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().to_bits(),
-        IpAddr::V6(v6) => v6.to_bits(),
-    }
-}
-
-fn mask(bits: u128, length: u8) -> u128 {
-    if length == 0 {
-        0
-    } else {
-        bits & (u128::MAX << (128 - u32::from(length)))
-    }
-}
+use crate::cidr::{Cidr, mapped, mask};
 
 impl IpSet {
     /// Adds `1.2.3.4`, `1.2.3.0/24`, `2001:db8::/32`. Returns false for anything else.
     pub fn insert(&mut self, entry: &str) -> bool {
-        let (address, length) = match entry.split_once('/') {
-            Some((address, length)) => match length.parse::<u8>() {
-                Ok(length) => (address, Some(length)),
-                Err(_) => return false,
-            },
-            None => (entry, None),
-        };
-        let Ok(ip) = address.parse::<IpAddr>() else {
-            return false;
-        };
-        let (offset, max) = if ip.is_ipv4() { (96u8, 32u8) } else { (0, 128) };
-        let length = length.unwrap_or(max);
-        if length > max {
+        // Entries are exact: no spaces inside, as lists are read line by line and trimmed.
+        if entry.contains(char::is_whitespace) {
             return false;
         }
-        let full = offset + length;
-        self.prefixes.insert((full, mask(mapped(ip), full)));
+        let Some(block) = Cidr::parse(entry) else {
+            return false;
+        };
+        let full = block.length;
+        self.prefixes.insert((full, block.network));
         if !self.lengths.contains(&full) {
             self.lengths.push(full);
             self.lengths.sort_unstable_by(|a, b| b.cmp(a));

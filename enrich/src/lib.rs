@@ -3,6 +3,7 @@
 //! lists arrive as text, and the inventory is learned from the audit stream itself.
 
 pub mod asn;
+pub mod cidr;
 pub mod cluster;
 pub mod intel;
 pub mod inventory;
