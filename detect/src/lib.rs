@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod baselines;
+pub mod bounded;
 pub mod checkpoint;
 pub mod detection;
 pub mod facts;

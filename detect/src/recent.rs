@@ -3,6 +3,8 @@
 
 use vigil_schemas::EnrichedEvent;
 
+use crate::bounded::FifoSet;
+
 /// Events remembered per input partition by detect's duplicate guard. An upstream stage killed
 /// and restarted writes again what it wrote since its last commit (a second or two of its input,
 /// plus what was in flight); the window is far beyond that at the rates one partition carries.
@@ -17,13 +19,7 @@ pub const DUPLICATE_WINDOW: usize = 50_000;
 #[derive(Debug)]
 pub struct RecentEvents {
     window: usize,
-    partitions: std::collections::HashMap<i32, RecentIds>,
-}
-
-#[derive(Debug, Default)]
-struct RecentIds {
-    order: std::collections::VecDeque<u64>,
-    ids: std::collections::HashSet<u64>,
+    partitions: std::collections::HashMap<i32, FifoSet<u64>>,
 }
 
 impl RecentEvents {
@@ -43,17 +39,12 @@ impl RecentEvents {
         let Some(id) = event_identity(event) else {
             return true;
         };
-        let recent = self.partitions.entry(partition).or_default();
-        if !recent.ids.insert(id) {
-            return false;
-        }
-        recent.order.push_back(id);
-        if recent.order.len() > self.window
-            && let Some(oldest) = recent.order.pop_front()
-        {
-            recent.ids.remove(&oldest);
-        }
-        true
+        let window = self.window;
+        self.partitions
+            .entry(partition)
+            .or_insert_with(|| FifoSet::new(window))
+            .insert(id)
+            .is_some()
     }
 
     pub fn retain_partitions(&mut self, assigned: &[i32]) {

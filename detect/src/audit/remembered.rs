@@ -1,9 +1,8 @@
 //! A bounded, checkpointed set of keys shared by the detectors that remember what they reported or
 //! learned.
 
-use std::collections::{HashSet, VecDeque};
-
 use crate::StateEntry;
+use crate::bounded::FifoSet;
 use crate::checkpoint::{self, Checkpoint};
 
 /// What a remembered key's checkpoint holds: nothing but that it is remembered.
@@ -25,9 +24,7 @@ impl Checkpoint for Remembered {
 /// remembers which roles grant escalation.
 #[derive(Debug)]
 pub(crate) struct RememberedKeys {
-    capacity: usize,
-    seen: HashSet<String>,
-    order: VecDeque<String>,
+    keys: FifoSet<String>,
     /// Changes not yet checkpointed.
     changes: Vec<StateEntry>,
 }
@@ -35,40 +32,32 @@ pub(crate) struct RememberedKeys {
 impl RememberedKeys {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            capacity: capacity.max(1),
-            seen: HashSet::new(),
-            order: VecDeque::new(),
+            keys: FifoSet::new(capacity),
             changes: Vec::new(),
         }
     }
     pub(crate) fn contains(&self, key: &str) -> bool {
-        self.seen.contains(key)
+        self.keys.contains(key)
     }
     pub(crate) fn insert(&mut self, key: String) {
         self.remember(key, true);
     }
 
     pub(crate) fn remember(&mut self, key: String, checkpoint: bool) {
-        if self.seen.insert(key.clone()) {
-            // An empty struct always encodes; were it ever to fail, the key is only remembered
-            // in memory, as an unchecked key would be.
-            if checkpoint && let Ok(entry) = StateEntry::put(key.clone(), &Remembered {}) {
-                self.changes.push(entry);
-            }
-            self.order.push_back(key);
-            if self.order.len() > self.capacity
-                && let Some(oldest) = self.order.pop_front()
-            {
-                self.seen.remove(&oldest);
-                self.changes.push(StateEntry::delete(oldest));
-            }
+        // An empty struct always encodes; were it ever to fail, the key is only remembered in
+        // memory, as an unchecked key would be.
+        let entry = checkpoint
+            .then(|| StateEntry::put(key.clone(), &Remembered {}).ok())
+            .flatten();
+        if let Some(evicted) = self.keys.insert(key) {
+            self.changes.extend(entry);
+            self.changes.extend(evicted.map(StateEntry::delete));
         }
     }
 
     /// Forgets a key (a role deleted, or rewritten without what made it remembered).
     pub(crate) fn forget(&mut self, key: &str) {
-        if self.seen.remove(key) {
-            self.order.retain(|kept| kept != key);
+        if self.keys.remove(key) {
             self.changes.push(StateEntry::delete(key));
         }
     }
@@ -85,11 +74,11 @@ impl RememberedKeys {
                 true
             }
             None => {
-                self.seen.remove(key);
+                self.keys.remove(key);
                 true
             }
             Some(Err(_)) => {
-                self.seen.remove(key);
+                self.keys.remove(key);
                 false
             }
         }
