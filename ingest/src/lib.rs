@@ -17,6 +17,7 @@
 
 mod cloud;
 mod dedup;
+mod json;
 mod normalize;
 mod raw;
 mod reader;

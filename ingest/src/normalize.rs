@@ -52,15 +52,8 @@ fn text(value: Option<Cow<'_, str>>) -> Option<String> {
     value.map(Cow::into_owned).filter(|value| !value.is_empty())
 }
 
-fn bounded(mut value: String, limit: usize) -> String {
-    if value.len() > limit {
-        let mut cut = limit;
-        while !value.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        value.truncate(cut);
-    }
-    value
+fn bounded(value: String, limit: usize) -> String {
+    crate::json::truncated(value, limit)
 }
 
 fn user(raw: RawUser<'_>) -> UserInfo {

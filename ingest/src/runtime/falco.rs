@@ -27,22 +27,7 @@ struct Alert {
     output_fields: BTreeMap<String, Value>,
 }
 
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(flag.to_string()),
-        _ => None,
-    }
-}
-
-fn int(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(number) => number.as_i64(),
-        Value::String(text) => text.parse().ok(),
-        _ => None,
-    }
-}
+use crate::json::{int, text};
 
 /// Parses one Falco alert. `text` is the object as read, for the deterministic id.
 pub(crate) fn parse(text_in: &str) -> Result<RuntimeEvent, Rejection> {

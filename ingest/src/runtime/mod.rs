@@ -34,14 +34,7 @@ pub(crate) fn digest_id(sensor: &str, text: &str) -> String {
 
 /// Cuts a text to the bound on a character boundary.
 pub(crate) fn bounded(text: String) -> String {
-    if text.len() <= MAX_TEXT {
-        return text;
-    }
-    let mut end = MAX_TEXT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.get(..end).unwrap_or_default().to_owned()
+    crate::json::truncated(text, MAX_TEXT)
 }
 
 pub(crate) fn bounded_opt(text: Option<String>) -> Option<String> {

@@ -282,21 +282,7 @@ fn absolute(path: &str) -> String {
     }
 }
 
-fn text_of(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        _ => None,
-    }
-}
-
-fn int_of(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(number) => number.as_i64(),
-        Value::String(text) => text.parse().ok(),
-        _ => None,
-    }
-}
+use crate::json::{int as int_of, text as text_of};
 
 /// The ptrace requests that matter for detection, by number (`linux/ptrace.h`).
 fn ptrace_request_name(request: i64) -> String {
