@@ -33,6 +33,7 @@
 //! Titles and descriptions take `{field}` placeholders. Every mistake is reported at load time with
 //! the file and line.
 
+mod compile;
 mod condition;
 mod fields;
 mod load;
