@@ -8,8 +8,9 @@ use vigil_detect::recent::{DUPLICATE_WINDOW, RecentEvents};
 use vigil_detect::{Engine, StateEntry};
 use vigil_enrich::{Enricher, Inventory, ThreatIntel};
 use vigil_ingest::{IngestStats, Ingestor, Limits};
+use vigil_publish::format::Format;
 use vigil_publish::suppress::Suppression;
-use vigil_publish::{Added, Aggregator, finding_id, to_guardduty_json};
+use vigil_publish::{Added, Aggregator, finding_id};
 use vigil_schemas::{
     AuditEvent, Codec, CodecError, Detection, EnrichedEvent, Finding, Record, RuntimeEvent,
 };
@@ -673,6 +674,8 @@ impl Processor for DetectStage {
 /// compacted state topic, so a restarted publish neither loses nor re-counts occurrences.
 #[derive(Debug)]
 pub struct PublishStage {
+    /// The findings topic's format, from the settings.
+    format: Format,
     aggregator: Aggregator,
     codec: Codec,
     topics: Topics,
@@ -680,8 +683,9 @@ pub struct PublishStage {
 }
 
 impl PublishStage {
-    pub fn new(topics: Topics, metrics: Metrics, suppression: Suppression) -> Self {
+    pub fn new(topics: Topics, metrics: Metrics, suppression: Suppression, format: Format) -> Self {
         Self {
+            format,
             aggregator: Aggregator::with_suppression(suppression),
             codec: codec(),
             topics,
@@ -771,7 +775,7 @@ impl Processor for PublishStage {
         }
         // A repeated detection still republishes: if the first attempt's finding was lost before
         // its acknowledgement, this puts it back; if not, the same record again changes nothing.
-        let json = to_guardduty_json(finding).to_string().into_bytes();
+        let json = self.format.render(finding).to_string().into_bytes();
         out.push(Outgoing::new(
             &self.topics.findings,
             finding.id.clone(),

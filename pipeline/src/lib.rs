@@ -11,6 +11,7 @@ use std::io::Read;
 use vigil_detect::{BuildError, Engine, StateEntry};
 use vigil_enrich::{Enricher, Inventory, ThreatIntel};
 use vigil_ingest::{IngestStats, Ingestor, Limits, Rejection};
+use vigil_publish::format::Format;
 use vigil_publish::{Added, Aggregator};
 use vigil_schemas::{Detection, Event, Finding};
 use vigil_settings::Settings;
@@ -22,6 +23,8 @@ pub struct Stages {
     pub enricher: Enricher,
     pub engine: Engine,
     pub aggregator: Aggregator,
+    /// How findings are written out.
+    pub format: Format,
 }
 
 /// What happened to one input record, for callers that report more than the findings.
@@ -67,6 +70,7 @@ impl Pipeline {
             enricher: Enricher::new(settings.clusters.clone(), intel, Inventory::default()),
             engine,
             aggregator: Aggregator::with_suppression(settings.suppression.clone()),
+            format: settings.format,
         })
     }
 
@@ -96,6 +100,7 @@ impl Pipeline {
             enricher,
             engine,
             aggregator,
+            ..
         } = stages;
         ingestor.ingest_reader(input, &mut |item| {
             detections += run_event(enricher, engine, aggregator, scratch, item, observe);
@@ -136,6 +141,14 @@ impl Pipeline {
     /// Every finding so far, oldest first, archived ones included (they say so).
     pub fn findings(&self) -> Vec<&Finding> {
         self.stages.aggregator.findings()
+    }
+
+    /// Every finding so far in the settings' output format, oldest first.
+    pub fn rendered(&self) -> Vec<serde_json::Value> {
+        self.findings()
+            .into_iter()
+            .map(|finding| self.stages.format.render(finding))
+            .collect()
     }
 
     /// Detections so far (a finding counts one or more).

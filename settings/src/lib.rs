@@ -41,6 +41,7 @@ use serde::Deserialize;
 use vigil_detect::{DetectConfig, RuleSource};
 use vigil_enrich::ThreatIntel;
 use vigil_enrich::cluster::{ClusterConfig, ClusterEntry};
+use vigil_publish::format::Format;
 use vigil_publish::suppress::{Suppression, SuppressionRule};
 
 pub use error::{ReadFile, SettingsError};
@@ -108,6 +109,34 @@ struct SettingsFile {
     baselines: BaselinesSection,
     #[serde(default)]
     suppression: Vec<SuppressionRule>,
+    #[serde(default)]
+    output: OutputSection,
+}
+
+/// `[output]`: how findings are written (`format = "guardduty"`, the default).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputSection {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+impl OutputSection {
+    fn format(&self, file: &str) -> Result<Format, SettingsError> {
+        let Some(name) = &self.format else {
+            return Ok(Format::default());
+        };
+        Format::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = Format::ALL.iter().map(|format| format.name()).collect();
+            SettingsError::invalid(
+                file,
+                format!(
+                    "[output] format {name:?} is not one of: {}",
+                    known.join(", ")
+                ),
+            )
+        })
+    }
 }
 
 /// `[baselines]`: how the behaviour baselines learn (days of event time) and how many entities they
@@ -246,6 +275,8 @@ pub struct Settings {
     pub reload_every: Duration,
     pub detect: DetectConfig,
     pub suppression: Suppression,
+    /// The findings' output format, chosen here once for `vigil scan` and the publish stage.
+    pub format: Format,
     /// Things the operator should hear once at start-up (lists missing, bad lines).
     pub notes: Vec<String>,
 }
@@ -259,6 +290,7 @@ impl Default for Settings {
             reload_every: Duration::from_secs(60),
             detect: DetectConfig::default(),
             suppression: Suppression::default(),
+            format: Format::default(),
             notes: Vec::new(),
         }
     }
@@ -437,6 +469,7 @@ impl Settings {
             reload_every: Duration::from_secs(intel.reload_secs.unwrap_or(60).max(1)),
             detect,
             suppression,
+            format: file.output.format(&config_name)?,
             notes,
         })
     }
@@ -648,6 +681,31 @@ name = "alice"
         std::fs::write(&path, "[baselines]\nlerning_days = 4\n").unwrap();
         let error = load().unwrap_err();
         assert!(error.to_string().contains("vigil.toml:2"), "{error}");
+    }
+
+    #[test]
+    fn the_output_format_is_chosen_in_the_settings_and_an_unknown_one_refused() {
+        let read = |text: &str| {
+            Settings::from_text(
+                "vigil.toml",
+                text,
+                None,
+                &SettingsArgs::default(),
+                &|_: &Path| Err(std::io::Error::other("no files here")),
+            )
+        };
+        assert_eq!(read("").unwrap().format, Format::GuardDuty);
+        assert_eq!(
+            read("[output]\nformat = \"guardduty\"\n").unwrap().format,
+            Format::GuardDuty
+        );
+        let error = read("[output]\nformat = \"splunk\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("vigil.toml: [output] format \"splunk\" is not one of: guardduty"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -148,7 +148,12 @@ fn run(args: &RunArgs) -> ExitCode {
             intel,
         ));
         service.spawn(DetectStage::new(topics.clone(), metrics.clone(), engine));
-        service.spawn(PublishStage::new(topics, metrics, settings.suppression));
+        service.spawn(PublishStage::new(
+            topics,
+            metrics,
+            settings.suppression,
+            settings.format,
+        ));
         Ok(())
     })
 }

@@ -15,7 +15,6 @@ use vigil_detect::Engine;
 use vigil_enrich::Enricher;
 use vigil_ingest::{IngestStats, Ingestor, Rejection};
 use vigil_pipeline::{Pipeline, Stages};
-use vigil_publish::to_guardduty_json;
 use vigil_schemas::{Detection, EnrichedEvent, Event};
 
 use crate::examples;
@@ -210,6 +209,7 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
         enricher,
         engine,
         mut aggregator,
+        format,
     } = options.pipeline.into_stages();
     let started = Instant::now();
     let sources = options.sources.len();
@@ -277,7 +277,7 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
     let findings: Vec<serde_json::Value> = aggregator
         .findings()
         .into_iter()
-        .map(to_guardduty_json)
+        .map(|finding| format.render(finding))
         .collect();
     if let Some(path) = &options.output {
         write_findings(

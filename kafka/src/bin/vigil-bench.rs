@@ -238,7 +238,12 @@ async fn start_pipeline(
     )));
     stage_common.group_id = group("publish");
     tasks.push(tokio::spawn(kafka::run_stage(
-        PublishStage::new(common.topics.clone(), metrics.clone(), Default::default()),
+        PublishStage::new(
+            common.topics.clone(),
+            metrics.clone(),
+            Default::default(),
+            Default::default(),
+        ),
         stage_common,
         metrics,
         Arc::clone(&health),

@@ -34,6 +34,7 @@ fn main() -> std::process::ExitCode {
             args.common.topics.clone(),
             service.metrics().clone(),
             settings.suppression,
+            settings.format,
         ));
         Ok(())
     })
