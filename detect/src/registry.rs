@@ -213,7 +213,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     RustDetector {
         name: "principal_baselines",
         finding_types: "Execution:Kubernetes/AnomalousBehavior.ExecInPod, CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated, Discovery:Kubernetes/AnomalousBehavior.PermissionChecked, Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer, Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount",
-        severity: "Low to High by call (see detect/src/baselines/principal.rs)",
+        severity: "Low to High by call (see detect/src/baselines/principal/mod.rs)",
         trigger: "a stable principal (and its peer group, namespace and cluster) doing what its profile never held: exec, secret reads, roles and bindings, permission checks and workloads of a kind, namespace, client or network origin it has not used ([baselines](baselines.md))",
         key: "principal, object",
         build: |config| {
