@@ -3,6 +3,86 @@
 
 use super::profile::DAY_MICROS;
 
+/// What a profile learns values of: one word each, spelled on the wire (checkpoints and findings'
+/// `anomaly.dimension`) as GuardDuty spells its own (camelCase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dimension {
+    /// A kind of call: verb and resource (`create pods/exec`).
+    ApiCall,
+    /// A kind of call the principal was refused.
+    RefusedCall,
+    /// The namespace acted in (`(cluster)` for cluster-wide calls).
+    Namespace,
+    /// The client's family and major version (`kubectl/1`).
+    UserAgent,
+    /// Where the caller called from: an autonomous system, a cloud, a private /16, in-cluster.
+    NetworkOrigin,
+    /// An image repository run in a workload the principal deployed.
+    Image,
+    /// A permission asked about (`kubectl auth can-i`).
+    PermissionChecked,
+    /// A registry images come from.
+    Registry,
+    /// An image run privileged.
+    PrivilegedImage,
+    /// An image given the host's namespaces or paths.
+    HostAccessImage,
+    /// The hour of the week.
+    TimeOfWeek,
+    /// A peer group's members.
+    Member,
+    /// Who acts in a namespace.
+    Principal,
+    /// An executable run in an image.
+    Executable,
+    /// A parent and child executable pair (`sh>curl`).
+    ProcessTree,
+    /// A shared library loaded, its version aside.
+    Library,
+    /// An outbound destination: a domain, or a public /24.
+    Destination,
+    /// Secret reads in an hour (the volume baselines).
+    SecretReadsPerHour,
+    /// Permission checks in an hour (the volume baselines).
+    PermissionChecksPerHour,
+    /// Denied requests in an hour (the volume baselines).
+    DeniedRequestsPerHour,
+}
+
+impl Dimension {
+    /// The spelling in checkpoints and findings.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::ApiCall => "apiCall",
+            Self::RefusedCall => "refusedCall",
+            Self::Namespace => "namespace",
+            Self::UserAgent => "userAgent",
+            Self::NetworkOrigin => "networkOrigin",
+            Self::Image => "image",
+            Self::PermissionChecked => "permissionChecked",
+            Self::Registry => "registry",
+            Self::PrivilegedImage => "privilegedImage",
+            Self::HostAccessImage => "hostAccessImage",
+            Self::TimeOfWeek => "timeOfWeek",
+            Self::Member => "member",
+            Self::Principal => "principal",
+            Self::Executable => "executable",
+            Self::ProcessTree => "processTree",
+            Self::Library => "library",
+            Self::Destination => "destination",
+            Self::SecretReadsPerHour => "secretReadsPerHour",
+            Self::PermissionChecksPerHour => "permissionChecksPerHour",
+            Self::DeniedRequestsPerHour => "deniedRequestsPerHour",
+        }
+    }
+}
+
+impl std::fmt::Display for Dimension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
 /// `kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e819` → `kubectl/1`; `python-requests/2.31.0` →
 /// `python-requests/2`: a client's product and major version, so that upgrades do not look new but a
 /// different client does.

@@ -14,7 +14,7 @@ pub(super) fn explanation(seen: &Seen, unusual: &[&Judged]) -> Vec<AnomalyObserv
         .map(|judged| AnomalyObservation {
             scope: seen.scope.label().into(),
             entity: seen.entity.clone(),
-            dimension: judged.dimension.clone(),
+            dimension: judged.dimension.label().into(),
             observed: judged.observed.clone(),
             familiarity: judged.familiarity.label().into(),
             baseline: judged.baseline.clone(),

@@ -2,6 +2,7 @@
 //! loaded and the destinations reached.
 
 use crate::baselines::Scope;
+use crate::baselines::dimensions::Dimension;
 use vigil_schemas::{Detection, EnrichedEvent, IpScope, RuntimeEvent, RuntimeKind};
 
 use crate::detection::{Verdict, severity};
@@ -73,21 +74,21 @@ impl ImageBaselines {
 }
 
 /// What a runtime novelty raises: (dimension, type, severity, what the image did, for the title).
-const RUNTIME_NOVELTIES: [(&str, &str, f64, &str); 3] = [
+const RUNTIME_NOVELTIES: [(Dimension, &str, f64, &str); 3] = [
     (
-        "executable",
+        Dimension::Executable,
         "Execution:Runtime/AnomalousBehavior.NewBinaryInImage",
         severity::MEDIUM,
         "ran",
     ),
     (
-        "library",
+        Dimension::Library,
         "Execution:Runtime/AnomalousBehavior.NewLibraryInImage",
         severity::MEDIUM,
         "loaded",
     ),
     (
-        "destination",
+        Dimension::Destination,
         "UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
         severity::LOW,
         "reached",
@@ -96,7 +97,7 @@ const RUNTIME_NOVELTIES: [(&str, &str, f64, &str); 3] = [
 
 /// The first value of `dimension` every judging scope found unseen (and not routinely new), when
 /// at least one scope judged.
-fn unseen_everywhere<'a>(views: &[&'a Seen], dimension: &str) -> Option<&'a Judged> {
+fn unseen_everywhere<'a>(views: &[&'a Seen], dimension: Dimension) -> Option<&'a Judged> {
     let judging: Vec<&&Seen> = views
         .iter()
         .filter(|seen| !seen.judged.is_empty())
@@ -212,13 +213,13 @@ impl Detector for ImageBaselines {
 fn observed_values(
     event: &RuntimeEvent,
     enriched: &EnrichedEvent,
-) -> Option<Vec<(&'static str, String)>> {
+) -> Option<Vec<(Dimension, String)>> {
     let values = match event.runtime_kind()? {
         RuntimeKind::ProcessExec => {
-            let mut values = vec![("executable", event.process.binary.clone())];
+            let mut values = vec![(Dimension::Executable, event.process.binary.clone())];
             if let Some(parent) = &event.parent {
                 values.push((
-                    "processTree",
+                    Dimension::ProcessTree,
                     format!(
                         "{}>{}",
                         crate::facts::base_name(&parent.binary),
@@ -229,7 +230,7 @@ fn observed_values(
             values
         }
         RuntimeKind::LibraryLoad => match event.file_path.as_deref() {
-            Some(path) => vec![("library", library_family(path).to_owned())],
+            Some(path) => vec![(Dimension::Library, library_family(path).to_owned())],
             None => return None,
         },
         RuntimeKind::NetworkConnect | RuntimeKind::DnsQuery => {
@@ -244,8 +245,10 @@ fn observed_values(
                     .and_then(|network| network.destination_domain.clone())
             });
             match (domain, public) {
-                (Some(domain), _) => vec![("destination", domain.to_ascii_lowercase())],
-                (None, Some(ip)) => vec![("destination", network_origin(&ip.ip, &ip.scope))],
+                (Some(domain), _) => vec![(Dimension::Destination, domain.to_ascii_lowercase())],
+                (None, Some(ip)) => {
+                    vec![(Dimension::Destination, network_origin(&ip.ip, &ip.scope))]
+                }
                 _ => return None,
             }
         }

@@ -14,6 +14,7 @@ pub mod scope;
 mod store;
 pub mod volume;
 
+pub use dimensions::Dimension;
 pub use image::ImageBaselines;
 pub use principal::PrincipalBaselines;
 pub use profile::{BaselineConfig, Familiarity, Judged, JudgementState, Phase, Profile};

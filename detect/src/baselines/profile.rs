@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::dimensions::Dimension;
+
 pub(super) const DAY_MICROS: i64 = 86_400_000_000;
 
 /// The form profiles were checkpointed in before the envelope (`{"version": 1, ...}`), still read.
@@ -131,7 +133,7 @@ struct Sightings {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Dimension {
+struct Values {
     learned: BTreeMap<String, Sightings>,
     pending: BTreeMap<String, Sightings>,
     /// Observations of values that gave way to the cap.
@@ -217,7 +219,7 @@ const RECENT_NEW: usize = 16;
 /// New values within a week that make a dimension volatile.
 const VOLATILE_PER_WEEK: usize = 4;
 
-impl Dimension {
+impl Values {
     fn volatile(&self, now: i64) -> bool {
         self.recent_new
             .iter()
@@ -328,7 +330,7 @@ impl Dimension {
 /// learned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Judged {
-    pub dimension: String,
+    pub dimension: Dimension,
     pub observed: String,
     pub familiarity: Familiarity,
     pub baseline: Vec<String>,
@@ -346,7 +348,7 @@ pub struct Profile {
     /// Start of the current day-long window and the new values seen in it.
     window_start: i64,
     new_in_window: u32,
-    dimensions: BTreeMap<String, Dimension>,
+    dimensions: BTreeMap<String, Values>,
 }
 
 impl Profile {
@@ -380,16 +382,16 @@ impl Profile {
     }
 
     /// Whether a value is learned in a dimension.
-    pub fn knows(&self, dimension: &str, value: &str) -> bool {
+    pub fn knows(&self, dimension: Dimension, value: &str) -> bool {
         self.dimensions
-            .get(dimension)
+            .get(dimension.label())
             .is_some_and(|known| known.learned.contains_key(value))
     }
 
     /// Values learned in one dimension (a peer group's members, say).
-    pub fn learned_in(&self, dimension: &str) -> usize {
+    pub fn learned_in(&self, dimension: Dimension) -> usize {
         self.dimensions
-            .get(dimension)
+            .get(dimension.label())
             .map_or(0, |known| known.learned.len())
     }
 
@@ -437,18 +439,18 @@ impl Profile {
     pub fn observe(
         &mut self,
         now: i64,
-        values: &[(&str, String)],
+        values: &[(Dimension, String)],
         config: &BaselineConfig,
     ) -> Vec<Judged> {
         let judging = self.phase == Phase::Stable;
         let mut judged = Vec::new();
         if judging {
             for (name, value) in values {
-                let dimension = self.dimensions.get(*name);
+                let dimension = self.dimensions.get(name.label());
                 let familiarity =
                     dimension.map_or(Familiarity::Unseen, |known| known.familiarity(value));
                 judged.push(Judged {
-                    dimension: (*name).to_owned(),
+                    dimension: *name,
                     observed: value.clone(),
                     familiarity,
                     baseline: dimension.map(|known| known.top(5)).unwrap_or_default(),
@@ -460,7 +462,7 @@ impl Profile {
         judged
     }
 
-    fn learn(&mut self, now: i64, values: &[(&str, String)], config: &BaselineConfig) {
+    fn learn(&mut self, now: i64, values: &[(Dimension, String)], config: &BaselineConfig) {
         self.observations += 1;
         self.last_seen = self.last_seen.max(now);
         if now.saturating_sub(self.window_start) >= DAY_MICROS {
@@ -472,7 +474,7 @@ impl Profile {
         }
         let stable = self.phase == Phase::Stable;
         for (name, value) in values {
-            let dimension = self.dimensions.entry((*name).to_owned()).or_default();
+            let dimension = self.dimensions.entry(name.label().to_owned()).or_default();
             dimension.total += 1;
             if let Some(seen) = dimension.learned.get_mut(value) {
                 seen.count += 1;
@@ -508,7 +510,7 @@ impl Profile {
                 dimension.trim_learned(config.top_k, now);
             } else {
                 // Pending values were never learned: those that give way are not remembered.
-                dimension.overflow += Dimension::trim(&mut dimension.pending, config.top_k, None);
+                dimension.overflow += Values::trim(&mut dimension.pending, config.top_k, None);
             }
         }
         if self.phase == Phase::WarmUp && self.observations >= config.warmup_observations {
@@ -586,9 +588,9 @@ mod tests {
                 profile.observe(
                     now,
                     &[
-                        ("userAgent", "kubectl/1".into()),
+                        (Dimension::UserAgent, "kubectl/1".into()),
                         (
-                            "namespace",
+                            Dimension::Namespace,
                             if hour % 2 == 0 { "shop" } else { "payments" }.into(),
                         ),
                     ],
@@ -612,7 +614,7 @@ mod tests {
     #[test]
     fn nothing_is_judged_before_the_profile_is_stable() {
         let mut profile = Profile::new(0);
-        let judged = profile.observe(0, &[("namespace", "x".into())], &config());
+        let judged = profile.observe(0, &[(Dimension::Namespace, "x".into())], &config());
         assert!(judged.is_empty());
     }
 
@@ -621,7 +623,11 @@ mod tests {
         let mut profile = Profile::new(0);
         let end = routine(&mut profile, 0, 10);
         let attack = |profile: &mut Profile, at: i64| {
-            profile.observe(at, &[("namespace", "kube-system".into())], &config())
+            profile.observe(
+                at,
+                &[(Dimension::Namespace, "kube-system".into())],
+                &config(),
+            )
         };
         let first = attack(&mut profile, end + HOUR);
         assert_eq!(first[0].familiarity, Familiarity::Unseen);
@@ -636,7 +642,7 @@ mod tests {
         assert_ne!(later[0].familiarity, Familiarity::Unseen);
         let known = profile.observe(
             end + 5 * DAY_MICROS,
-            &[("namespace", "shop".into())],
+            &[(Dimension::Namespace, "shop".into())],
             &config(),
         );
         assert_eq!(known[0].familiarity, Familiarity::Frequent);
@@ -649,20 +655,20 @@ mod tests {
         for index in 0..40 {
             profile.observe(
                 end + HOUR + index,
-                &[("namespace", format!("ci-{index}"))],
+                &[(Dimension::Namespace, format!("ci-{index}"))],
                 &config(),
             );
         }
         // The next day settles the noisy one: unstable, and from then on nothing is judged.
         profile.observe(
             end + DAY_MICROS + 2 * HOUR,
-            &[("namespace", "ci-new".into())],
+            &[(Dimension::Namespace, "ci-new".into())],
             &config(),
         );
         assert_eq!(profile.phase(), Phase::Unstable);
         let judged = profile.observe(
             end + DAY_MICROS + 3 * HOUR,
-            &[("namespace", "ci-newer".into())],
+            &[(Dimension::Namespace, "ci-newer".into())],
             &config(),
         );
         assert!(judged.is_empty());
@@ -681,7 +687,7 @@ mod tests {
         for index in 0..1000 {
             profile.observe(
                 index * HOUR,
-                &[("namespace", format!("ns-{index}"))],
+                &[(Dimension::Namespace, format!("ns-{index}"))],
                 &config,
             );
         }
@@ -690,7 +696,7 @@ mod tests {
         routine(&mut quiet, 0, 10);
         quiet.observe(
             60 * DAY_MICROS,
-            &[("userAgent", "kubectl/2".into())],
+            &[(Dimension::UserAgent, "kubectl/2".into())],
             &config,
         );
         assert_eq!(quiet.values_held(), 1, "the old values were forgotten");
@@ -708,7 +714,7 @@ mod tests {
             for index in 0..40 {
                 profile.observe(
                     day * DAY_MICROS + index * 60_000_000,
-                    &[("namespace", format!("tenant-{index}"))],
+                    &[(Dimension::Namespace, format!("tenant-{index}"))],
                     &config,
                 );
             }
@@ -717,7 +723,7 @@ mod tests {
         let judge = |profile: &mut Profile, value: &str| {
             profile.observe(
                 10 * DAY_MICROS + HOUR,
-                &[("namespace", value.to_owned())],
+                &[(Dimension::Namespace, value.to_owned())],
                 &config,
             )[0]
             .familiarity
@@ -745,7 +751,7 @@ mod tests {
         for step in 1..=3 {
             later.observe(
                 10 * DAY_MICROS + step * config.forget_days * DAY_MICROS,
-                &[("userAgent", "kubectl/1".into())],
+                &[(Dimension::UserAgent, "kubectl/1".into())],
                 &config,
             );
         }

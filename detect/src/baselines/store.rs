@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::StateEntry;
 
 use super::caps::EntityCaps;
+use super::dimensions::Dimension;
 use super::profile::{BaselineConfig, Judged, Profile};
 
 /// A profile a [`ProfileStore`] keeps: made at a time, evicted by when it was last seen, written as
@@ -220,7 +221,7 @@ pub(super) fn observe(
     (scope, entity): (super::Scope, &str),
     key: &str,
     now: i64,
-    values: &[(&str, String)],
+    values: &[(Dimension, String)],
     config: &BaselineConfig,
 ) -> Option<Seen> {
     let tracked = store.entry(key, now)?;
@@ -228,8 +229,8 @@ pub(super) fn observe(
     // A peer group's members other than the one observed: its own habits are not its peers'.
     let observed_member = values
         .iter()
-        .find(|(dimension, _)| *dimension == "member")
-        .is_some_and(|(_, member)| tracked.profile.knows("member", member));
+        .find(|(dimension, _)| *dimension == Dimension::Member)
+        .is_some_and(|(_, member)| tracked.profile.knows(Dimension::Member, member));
     let seen = Seen {
         scope,
         entity: entity.to_owned(),
@@ -239,7 +240,7 @@ pub(super) fn observe(
         days: tracked.profile.days(),
         members: tracked
             .profile
-            .learned_in("member")
+            .learned_in(Dimension::Member)
             .saturating_sub(usize::from(observed_member)),
     };
     store.checkpoint(key);

@@ -31,6 +31,7 @@
 use serde::{Deserialize, Serialize};
 use vigil_schemas::{AnomalyObservation, AuditEvent, Detection, EnrichedEvent};
 
+use super::dimensions::Dimension;
 use super::store::{ProfileStore, Stored};
 use crate::baselines::BaselineConfig;
 use crate::detection::{Verdict, detection, severity};
@@ -69,11 +70,11 @@ impl Category {
         }
     }
 
-    fn dimension(self) -> &'static str {
+    fn dimension(self) -> Dimension {
         match self {
-            Self::SecretReads => "secretReadsPerHour",
-            Self::PermissionChecks => "permissionChecksPerHour",
-            Self::DeniedRequests => "deniedRequestsPerHour",
+            Self::SecretReads => Dimension::SecretReadsPerHour,
+            Self::PermissionChecks => Dimension::PermissionChecksPerHour,
+            Self::DeniedRequests => Dimension::DeniedRequestsPerHour,
         }
     }
 
@@ -412,7 +413,7 @@ impl Detector for VolumeBaselines {
             found.anomaly = vec![AnomalyObservation {
                 scope: super::Scope::Principal.label().into(),
                 entity: user.username.clone(),
-                dimension: category.dimension().into(),
+                dimension: category.dimension().label().into(),
                 observed: format!("{count} in the hour from {hour_start}"),
                 familiarity: "unseen".into(),
                 baseline,

@@ -3,6 +3,7 @@
 
 use vigil_schemas::AuditEvent;
 
+use crate::baselines::dimensions::Dimension;
 use crate::baselines::explain::{Unusual, unusual_by_scope};
 use crate::baselines::store::Seen;
 use crate::baselines::{Familiarity, Scope};
@@ -21,23 +22,23 @@ use crate::facts::{is_sensitive, object_name};
 /// alone; a registry never used in the namespace or the cluster weighs half. Time of week and
 /// who acts in a namespace weigh nothing (people work late; the principal's own namespace
 /// dimension carries that fact); they are reported when unusual.
-const WEIGHTS: [(Scope, &str, u32); 16] = [
-    (Scope::Principal, "apiCall", 2),
-    (Scope::Principal, "namespace", 2),
-    (Scope::Principal, "userAgent", 1),
-    (Scope::Principal, "networkOrigin", 1),
-    (Scope::Principal, "image", 1),
-    (Scope::Principal, "permissionChecked", 2),
-    (Scope::PeerGroup, "apiCall", 2),
-    (Scope::PeerGroup, "namespace", 2),
-    (Scope::PeerGroup, "userAgent", 1),
-    (Scope::PeerGroup, "networkOrigin", 1),
-    (Scope::PeerGroup, "permissionChecked", 2),
-    (Scope::Namespace, "registry", 1),
-    (Scope::Cluster, "registry", 1),
-    (Scope::Cluster, "privilegedImage", 2),
-    (Scope::Cluster, "hostAccessImage", 2),
-    (Scope::Cluster, "permissionChecked", 2),
+const WEIGHTS: [(Scope, Dimension, u32); 16] = [
+    (Scope::Principal, Dimension::ApiCall, 2),
+    (Scope::Principal, Dimension::Namespace, 2),
+    (Scope::Principal, Dimension::UserAgent, 1),
+    (Scope::Principal, Dimension::NetworkOrigin, 1),
+    (Scope::Principal, Dimension::Image, 1),
+    (Scope::Principal, Dimension::PermissionChecked, 2),
+    (Scope::PeerGroup, Dimension::ApiCall, 2),
+    (Scope::PeerGroup, Dimension::Namespace, 2),
+    (Scope::PeerGroup, Dimension::UserAgent, 1),
+    (Scope::PeerGroup, Dimension::NetworkOrigin, 1),
+    (Scope::PeerGroup, Dimension::PermissionChecked, 2),
+    (Scope::Namespace, Dimension::Registry, 1),
+    (Scope::Cluster, Dimension::Registry, 1),
+    (Scope::Cluster, Dimension::PrivilegedImage, 2),
+    (Scope::Cluster, Dimension::HostAccessImage, 2),
+    (Scope::Cluster, Dimension::PermissionChecked, 2),
 ];
 pub(super) const ANOMALY_WEIGHT: u32 = 2;
 
@@ -47,12 +48,12 @@ pub(super) const ANOMALY_WEIGHT: u32 = 2;
 /// learned (a teammate's routine: their namespace, their kind of call) weighs nothing; the team
 /// vouches for it.
 pub(super) fn weigh<'a>(views: &[&'a Seen], peers: Option<&Seen>) -> (u32, Unusual<'a>) {
-    let mut weighed: Vec<&str> = Vec::new();
+    let mut weighed: Vec<Dimension> = Vec::new();
     let mut weight = 0;
     let unusual = unusual_by_scope(views);
     for (seen, judgements) in &unusual {
         for judged in judgements {
-            let dimension = judged.dimension.as_str();
+            let dimension = judged.dimension;
             if judged.familiarity != Familiarity::Unseen
                 || judged.volatile
                 || weighed.contains(&dimension)
@@ -61,7 +62,9 @@ pub(super) fn weigh<'a>(views: &[&'a Seen], peers: Option<&Seen>) -> (u32, Unusu
             }
             // A question about an ordinary permission (`patch deployments in shop`) is people
             // checking before they act; one about escalating (`create clusterrolebindings`) is news.
-            if dimension == "permissionChecked" && !is_escalating_permission(&judged.observed) {
+            if dimension == Dimension::PermissionChecked
+                && !is_escalating_permission(&judged.observed)
+            {
                 continue;
             }
             if let Some((_, _, value)) = WEIGHTS

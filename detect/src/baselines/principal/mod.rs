@@ -34,6 +34,7 @@
 //! permission asked about...).
 
 use crate::baselines::Scope;
+use crate::baselines::dimensions::Dimension;
 use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, WorkloadSpec};
 
 use crate::detection::{Verdict, detection};
@@ -139,15 +140,16 @@ impl PrincipalBaselines {
                     .as_deref()
                     .is_some_and(|path| is_sensitive(path, &self.sensitive_paths))
             });
-        let mut values: Vec<(&str, String)> = Vec::with_capacity(workload.containers.len() * 2);
+        let mut values: Vec<(Dimension, String)> =
+            Vec::with_capacity(workload.containers.len() * 2);
         for container in &workload.containers {
             let repository = image_repository(&container.image);
-            values.push(("registry", image_registry(repository).to_owned()));
+            values.push((Dimension::Registry, image_registry(repository).to_owned()));
             if container.privileged {
-                values.push(("privilegedImage", repository.to_owned()));
+                values.push((Dimension::PrivilegedImage, repository.to_owned()));
             }
             if host_access {
-                values.push(("hostAccessImage", repository.to_owned()));
+                values.push((Dimension::HostAccessImage, repository.to_owned()));
             }
         }
         let cluster = enriched.cluster.name.as_str();
@@ -176,15 +178,15 @@ impl PrincipalBaselines {
         if is_anonymous(event) || crate::facts::is_system_username(&user.username) {
             return;
         }
-        let mut values: Vec<(&str, String)> = habits(enriched, event, api_call(event))
+        let mut values: Vec<(Dimension, String)> = habits(enriched, event, api_call(event))
             .into_iter()
             .filter_map(|(dimension, value)| match dimension {
-                "apiCall" => Some(("refusedCall", value)),
-                "namespace" => None,
+                Dimension::ApiCall => Some((Dimension::RefusedCall, value)),
+                Dimension::Namespace => None,
                 _ => Some((dimension, value)),
             })
             .collect();
-        values.push(("timeOfWeek", time_of_week(event.event_time_micros)));
+        values.push((Dimension::TimeOfWeek, time_of_week(event.event_time_micros)));
         let cluster = enriched.cluster.name.as_str();
         let username = user.username.as_str();
         let key = format!("{cluster}/{username}");
@@ -220,7 +222,7 @@ impl PrincipalBaselines {
             (Scope::Cluster, cluster),
             &key,
             event.event_time_micros,
-            &[("permissionChecked", question.to_owned())],
+            &[(Dimension::PermissionChecked, question.to_owned())],
             &self.config,
         )
     }
@@ -249,23 +251,22 @@ fn api_call(event: &AuditEvent) -> String {
 }
 
 /// The call and the caller's habits around it: namespace, client, network origin.
-fn habits(
-    enriched: &EnrichedEvent,
-    event: &AuditEvent,
-    call: String,
-) -> Vec<(&'static str, String)> {
-    let mut values: Vec<(&'static str, String)> = Vec::with_capacity(6);
-    values.push(("apiCall", call));
+fn habits(enriched: &EnrichedEvent, event: &AuditEvent, call: String) -> Vec<(Dimension, String)> {
+    let mut values: Vec<(Dimension, String)> = Vec::with_capacity(6);
+    values.push((Dimension::ApiCall, call));
     let namespace = event
         .object_ref
         .as_ref()
         .and_then(|object| object.namespace.as_deref());
-    values.push(("namespace", namespace.unwrap_or("(cluster)").to_owned()));
+    values.push((
+        Dimension::Namespace,
+        namespace.unwrap_or("(cluster)").to_owned(),
+    ));
     if let Some(agent) = &event.user_agent {
-        values.push(("userAgent", user_agent_family(agent)));
+        values.push((Dimension::UserAgent, user_agent_family(agent)));
     }
     if let Some(ip) = &enriched.source_ip {
-        values.push(("networkOrigin", caller_origin(ip)));
+        values.push((Dimension::NetworkOrigin, caller_origin(ip)));
     }
     values
 }
@@ -449,13 +450,13 @@ impl PrincipalBaselines {
         &mut self,
         who: &Who<'_>,
         group: &str,
-        shared: &[(&str, String)],
+        shared: &[(Dimension, String)],
     ) -> Option<Seen> {
-        let mut peer_values: Vec<(&str, String)> = shared
+        let mut peer_values: Vec<(Dimension, String)> = shared
             .iter()
             .map(|(dimension, value)| match *dimension {
                 // A team asks about its members' own namespaces: the question, not where.
-                "permissionChecked" => (
+                Dimension::PermissionChecked => (
                     *dimension,
                     value
                         .split_once(" in ")
@@ -465,7 +466,7 @@ impl PrincipalBaselines {
                 _ => (*dimension, value.clone()),
             })
             .collect();
-        peer_values.push(("member", who.username.to_owned()));
+        peer_values.push((Dimension::Member, who.username.to_owned()));
         let key = format!("{PEERS_PREFIX}{}/{group}", who.cluster);
         observe(
             &mut self.peers,
@@ -484,10 +485,10 @@ impl PrincipalBaselines {
         namespace: &str,
         deployed: Option<&WorkloadSpec>,
     ) -> Option<Seen> {
-        let mut namespace_values = vec![("principal", who.username.to_owned())];
+        let mut namespace_values = vec![(Dimension::Principal, who.username.to_owned())];
         for container in deployed.iter().flat_map(|workload| &workload.containers) {
             namespace_values.push((
-                "registry",
+                Dimension::Registry,
                 image_registry(image_repository(&container.image)).to_owned(),
             ));
         }
@@ -509,15 +510,18 @@ fn principal_values(
     enriched: &EnrichedEvent,
     event: &AuditEvent,
     deployed: Option<&WorkloadSpec>,
-) -> (Vec<(&'static str, String)>, usize) {
+) -> (Vec<(Dimension, String)>, usize) {
     let mut values = habits(enriched, event, api_call(event));
     if let Some(asked) = &event.permission_checked {
-        values.push(("permissionChecked", asked.clone()));
+        values.push((Dimension::PermissionChecked, asked.clone()));
     }
     let shared = values.len();
-    values.push(("timeOfWeek", time_of_week(event.event_time_micros)));
+    values.push((Dimension::TimeOfWeek, time_of_week(event.event_time_micros)));
     for container in deployed.iter().flat_map(|workload| &workload.containers) {
-        values.push(("image", image_repository(&container.image).to_owned()));
+        values.push((
+            Dimension::Image,
+            image_repository(&container.image).to_owned(),
+        ));
     }
     (values, shared)
 }
