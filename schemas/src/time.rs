@@ -1,6 +1,12 @@
 //! RFC 3339 timestamps to and from microseconds since the Unix epoch, without a calendar library: audit
 //! logs carry millions of them and the format is fixed.
 
+/// Durations in the microseconds every event time is counted in.
+pub const SECOND_MICROS: i64 = 1_000_000;
+pub const MINUTE_MICROS: i64 = 60 * SECOND_MICROS;
+pub const HOUR_MICROS: i64 = 60 * MINUTE_MICROS;
+pub const DAY_MICROS: i64 = 24 * HOUR_MICROS;
+
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`. Returns `None` for anything else.
 pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
     parse_date_time(text, false).map(|(micros, _)| micros)

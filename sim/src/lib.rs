@@ -14,8 +14,8 @@ use vigil_schemas::{
     RuntimeEvent, UserInfo, Volume, WorkloadSpec,
 };
 
-const DAY: i64 = 86_400_000_000;
-const HOUR: i64 = 3_600_000_000;
+const DAY: i64 = vigil_schemas::time::DAY_MICROS;
+const HOUR: i64 = vigil_schemas::time::HOUR_MICROS;
 /// 2024-01-01, a Monday.
 const START: i64 = 1_704_067_200_000_000;
 

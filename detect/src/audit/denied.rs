@@ -189,7 +189,7 @@ impl Detector for DeniedRequestsBurst {
                 "{} was refused (403) on {} different combinations of verb, resource and namespace within {} minutes in cluster {}, the latest {} {}. Someone is trying out what a credential can reach.",
                 user.username,
                 self.threshold,
-                self.window_micros / 60_000_000,
+                self.window_micros / vigil_schemas::time::MINUTE_MICROS,
                 enriched.cluster.name,
                 event.verb,
                 event.request_uri

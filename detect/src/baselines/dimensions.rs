@@ -142,7 +142,7 @@ pub fn time_of_week(micros: i64) -> String {
     let days = micros.div_euclid(DAY_MICROS);
     // 1970-01-01 was a Thursday (day 3 of a week starting Monday).
     let weekday = (days + 3).rem_euclid(7);
-    let hour = micros.rem_euclid(DAY_MICROS) / 3_600_000_000;
+    let hour = micros.rem_euclid(DAY_MICROS) / vigil_schemas::time::HOUR_MICROS;
     let block = hour / 6 * 6;
     let part = if weekday >= 5 { "weekend" } else { "weekday" };
     format!("{part} {block:02}-{:02}", block + 6)

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dimensions::Dimension;
 
-pub(super) const DAY_MICROS: i64 = 86_400_000_000;
+pub(super) use vigil_schemas::time::DAY_MICROS;
 
 /// The form profiles were checkpointed in before the envelope (`{"version": 1, ...}`), still read.
 const LEGACY_VERSION: u32 = 1;

@@ -39,7 +39,7 @@ use crate::facts::effective_user;
 use crate::facts::is_anonymous;
 use crate::{Detector, StateEntry};
 
-const HOUR_MICROS: i64 = 3_600_000_000;
+use vigil_schemas::time::HOUR_MICROS;
 /// A burst is this many times the busiest learned hour (and at least the category's floor).
 pub const BURST_FACTOR: u32 = 4;
 /// The busiest hour is kept for the current and the previous period of this many hours.
