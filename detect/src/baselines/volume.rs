@@ -385,42 +385,17 @@ impl Detector for VolumeBaselines {
         if stable && !volume.fired && count >= bar {
             volume.fired = true;
             save = true;
-            let active = volume.active_hours;
-            let mean = volume.mean_of_active_hours();
-            let hour_start = vigil_schemas::time::format_rfc3339_millis(hour * HOUR_MICROS);
-            let baseline = vec![
-                format!("busiest hour: {busiest}"),
-                format!("mean of active hours: {mean:.1}"),
-                format!("active hours: {active}"),
-            ];
-            let (finding_type, severity) = category.finding();
-            let verdict = Verdict {
-                finding_type: finding_type.to_owned(),
-                severity,
-                title: format!(
-                    "Burst of {} by {}: {count} in an hour.",
-                    category.what(),
-                    user.username
-                ),
-                description: format!(
-                    "{} made {count} {} in the hour from {hour_start}; in {days} days of baseline its busiest hour held {busiest} and an hour with any held {mean:.1} on average. A burst this far above its own habit is how a stolen credential enumerates what it can reach.",
-                    user.username,
-                    category.what()
-                ),
-                aggregation_key: vec![user.username.clone()],
+            let burst = Burst {
+                category,
+                count,
+                busiest,
+                mean: volume.mean_of_active_hours(),
+                active: volume.active_hours,
+                hour,
+                days,
+                learned_events,
             };
-            let mut found = detection(enriched, event, "volume_baselines", verdict);
-            found.anomaly = vec![AnomalyObservation {
-                scope: super::Scope::Principal.label().into(),
-                entity: user.username.clone(),
-                dimension: category.dimension().label().into(),
-                observed: format!("{count} in the hour from {hour_start}"),
-                familiarity: "unseen".into(),
-                baseline,
-                profile_observations: i64::try_from(learned_events).unwrap_or(i64::MAX),
-                profile_days: days,
-            }];
-            out.push(found);
+            out.push(burst_detection(enriched, event, &user.username, &burst));
         }
         if save {
             self.store.save(&key);
@@ -428,6 +403,71 @@ impl Detector for VolumeBaselines {
             self.store.checkpoint(&key);
         }
     }
+}
+
+/// One principal's burst in one category of calls, with the numbers its finding quotes.
+struct Burst {
+    category: Category,
+    count: u32,
+    busiest: u32,
+    mean: f64,
+    active: u32,
+    hour: i64,
+    days: i64,
+    learned_events: u64,
+}
+
+/// The finding for a burst, explained against the principal's busiest learned hour.
+fn burst_detection(
+    enriched: &EnrichedEvent,
+    event: &AuditEvent,
+    username: &str,
+    burst: &Burst,
+) -> Detection {
+    let Burst {
+        category,
+        count,
+        busiest,
+        mean,
+        active,
+        hour,
+        days,
+        learned_events,
+    } = *burst;
+    let hour_start = vigil_schemas::time::format_rfc3339_millis(hour * HOUR_MICROS);
+    let baseline = vec![
+        format!("busiest hour: {busiest}"),
+        format!("mean of active hours: {mean:.1}"),
+        format!("active hours: {active}"),
+    ];
+    let (finding_type, severity) = category.finding();
+    let verdict = Verdict {
+        finding_type: finding_type.to_owned(),
+        severity,
+        title: format!(
+            "Burst of {} by {}: {count} in an hour.",
+            category.what(),
+            username
+        ),
+        description: format!(
+            "{} made {count} {} in the hour from {hour_start}; in {days} days of baseline its busiest hour held {busiest} and an hour with any held {mean:.1} on average. A burst this far above its own habit is how a stolen credential enumerates what it can reach.",
+            username,
+            category.what()
+        ),
+        aggregation_key: vec![username.to_owned()],
+    };
+    let mut found = detection(enriched, event, "volume_baselines", verdict);
+    found.anomaly = vec![AnomalyObservation {
+        scope: super::Scope::Principal.label().into(),
+        entity: username.to_owned(),
+        dimension: category.dimension().label().into(),
+        observed: format!("{count} in the hour from {hour_start}"),
+        familiarity: "unseen".into(),
+        baseline,
+        profile_observations: i64::try_from(learned_events).unwrap_or(i64::MAX),
+        profile_days: days,
+    }];
+    found
 }
 
 #[cfg(test)]

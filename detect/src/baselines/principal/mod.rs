@@ -48,7 +48,7 @@ use judging::{ANOMALY_WEIGHT, relevant, weigh};
 use crate::baselines::dimensions::{
     caller_origin, image_registry, image_repository, time_of_week, user_agent_family,
 };
-use crate::baselines::explain::{anomaly_of, described};
+use crate::baselines::explain::{Unusual, anomaly_of, described};
 use crate::baselines::profile::{BaselineConfig, Phase};
 use crate::baselines::store::{ProfileStore, Seen, observe};
 
@@ -419,21 +419,43 @@ impl Detector for PrincipalBaselines {
             return;
         }
         let call = values.first().map_or("", |(_, call)| call.as_str());
-        let verdict = Verdict {
-            finding_type: finding_type.to_owned(),
-            severity,
-            title: format!("Unusual {} by {} on {target}.", event.verb, who.username),
-            description: format!(
-                "{}: {call}. Unusual: {}.",
-                baseline_in_words(who.username, &principal_view),
-                described(&unusual).join("; ")
-            ),
-            aggregation_key: vec![who.username.to_owned(), target],
-        };
-        let mut found = detection(enriched, event, self.name(), verdict);
-        found.anomaly = anomaly_of(&unusual);
-        out.push(found);
+        out.push(anomaly_detection(
+            enriched,
+            event,
+            &who,
+            &principal_view,
+            (finding_type, severity, target),
+            call,
+            &unusual,
+        ));
     }
+}
+
+/// The finding for an anomalous call: what the principal's baseline holds and, scope by scope,
+/// what was unusual.
+fn anomaly_detection(
+    enriched: &EnrichedEvent,
+    event: &AuditEvent,
+    who: &Who<'_>,
+    principal_view: &Seen,
+    (finding_type, severity, target): (&'static str, f64, String),
+    call: &str,
+    unusual: &Unusual<'_>,
+) -> Detection {
+    let verdict = Verdict {
+        finding_type: finding_type.to_owned(),
+        severity,
+        title: format!("Unusual {} by {} on {target}.", event.verb, who.username),
+        description: format!(
+            "{}: {call}. Unusual: {}.",
+            baseline_in_words(who.username, principal_view),
+            described(unusual).join("; ")
+        ),
+        aggregation_key: vec![who.username.to_owned(), target],
+    };
+    let mut found = detection(enriched, event, "principal_baselines", verdict);
+    found.anomaly = anomaly_of(unusual);
+    found
 }
 
 /// Whose call a principal's views judge, and when.
