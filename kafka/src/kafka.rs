@@ -109,6 +109,51 @@ pub struct TopicSpec {
     pub compacted: bool,
 }
 
+/// How a stage keeps its state, and so what the runtime reads back before consuming and after
+/// every assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateKeeping {
+    /// No state.
+    Stateless,
+    /// A compacted topic every instance reads whole (enrich's inventory, learned from every
+    /// partition's events).
+    Shared(String),
+    /// A compacted topic keyed like the input, with as many partitions (publish's findings, keyed
+    /// by finding id like the detections): only the state partitions numbered like the assigned
+    /// input partitions are read back.
+    FollowsInput(String),
+    /// Checkpoints ([`Outgoing::checkpoint`]), each in the state partition numbered like its
+    /// input's. Then a partition's checkpoints are a prefix of its inputs' effects, in order: once
+    /// one is acknowledged, so is every output of every input up to the one that wrote it. So after
+    /// an assignment the runtime reads back only the state of the assigned partitions, and passes
+    /// over the inputs that state already holds (a replay after a crash, between the last commit
+    /// and the last checkpoint): they are neither processed twice nor, their outputs being
+    /// acknowledged, lost. The state topic needs at least as many partitions as the input (checked
+    /// at start).
+    Checkpoints(String),
+}
+
+impl StateKeeping {
+    /// The state topic, if any.
+    pub fn topic(&self) -> Option<&str> {
+        match self {
+            Self::Stateless => None,
+            Self::Shared(topic) | Self::FollowsInput(topic) | Self::Checkpoints(topic) => {
+                Some(topic)
+            }
+        }
+    }
+
+    /// Only the assigned partitions' state is read back.
+    pub fn per_partition(&self) -> bool {
+        matches!(self, Self::FollowsInput(_) | Self::Checkpoints(_))
+    }
+
+    pub fn checkpoints(&self) -> bool {
+        matches!(self, Self::Checkpoints(_))
+    }
+}
+
 /// A stage's logic, free of Kafka types beyond plain records.
 pub trait Processor: Send + 'static {
     /// `ingest`, `enrich`, `detect`, `publish`: the `stage` metrics label.
@@ -116,32 +161,15 @@ pub trait Processor: Send + 'static {
     fn input_topics(&self) -> Vec<String>;
     /// Every topic the stage writes (outputs, dead letters, state).
     fn output_topics(&self) -> Vec<TopicSpec>;
-    /// The compacted topic the stage checkpoints its state to, read back before consuming.
-    fn state_topic(&self) -> Option<String> {
-        None
+    /// How the stage keeps its state.
+    fn state(&self) -> StateKeeping {
+        StateKeeping::Stateless
     }
     /// One checkpointed record read back from the state partition `partition` (`None`: a
     /// tombstone). False when it no longer decodes (written by an incompatible version): dropped,
     /// and counted as `vigil_state_restored_total{result="dropped"}`.
     fn restore(&mut self, _partition: i32, _key: &[u8], _value: Option<&[u8]>) -> bool {
         true
-    }
-    /// True when the state topic is keyed like the input (publish's findings by id), so that only
-    /// the state partitions with the numbers of the assigned input partitions are read back; false
-    /// reads the whole state topic (enrich's inventory, learned from every partition).
-    fn state_follows_input_partitions(&self) -> bool {
-        false
-    }
-    /// True when the stage writes its state as checkpoints ([`Outgoing::checkpoint`]), each in the
-    /// state partition numbered like its input's. Then a partition's checkpoints are a prefix of its
-    /// inputs' effects, in order: once one is acknowledged, so is every output of every input up to
-    /// the one that wrote it. So after an assignment the runtime reads back only the state of the
-    /// assigned partitions, and passes over the inputs that state already holds (a replay after a
-    /// crash, between the last commit and the last checkpoint): they are neither processed twice
-    /// nor, their outputs being acknowledged, lost. The state topic needs at least as many
-    /// partitions as the input.
-    fn checkpoints(&self) -> bool {
-        false
     }
     /// Drops the state of every partition not in `assigned`, before the state of the partitions
     /// just assigned is read back: what another instance owned meanwhile is stale here.
@@ -842,7 +870,7 @@ async fn restore_processor<P: Processor>(
     metrics: &Metrics,
     only_partitions: Option<Vec<i32>>,
 ) -> Result<(P, CheckpointPositions), RuntimeError> {
-    let Some(topic) = processor.state_topic() else {
+    let Some(topic) = processor.state().topic().map(str::to_owned) else {
         return Ok((processor, CheckpointPositions::new()));
     };
     let stage = processor.stage();
@@ -1101,9 +1129,7 @@ pub async fn run_stage<P: Processor>(
         compacted: false,
     }));
     ensure_topics(&common, &topics).await?;
-    if processor.checkpoints()
-        && let Some(state) = processor.state_topic()
-    {
+    if let StateKeeping::Checkpoints(state) = processor.state() {
         check_state_partitions(&common, state, processor.input_topics()).await?;
     }
 
@@ -1261,7 +1287,7 @@ pub async fn run_stage<P: Processor>(
                 };
                 // Newly assigned partitions: finish what is in flight (its state is then all
                 // acknowledged), read back the state those partitions own, then go on.
-                if consumer.context().rebalanced.swap(false, Ordering::SeqCst) && processor.state_topic().is_some() {
+                if consumer.context().rebalanced.swap(false, Ordering::SeqCst) && processor.state().topic().is_some() {
                     drain!();
                     let assigned: Vec<(String, i32)> = consumer
                         .assignment()?
@@ -1269,7 +1295,7 @@ pub async fn run_stage<P: Processor>(
                         .iter()
                         .map(|element| (element.topic().to_owned(), element.partition()))
                         .collect();
-                    let only = if processor.state_follows_input_partitions() || processor.checkpoints() {
+                    let only = if processor.state().per_partition() {
                         let mut numbers: Vec<i32> = assigned.iter().map(|(_, partition)| *partition).collect();
                         numbers.sort_unstable();
                         numbers.dedup();
@@ -1279,7 +1305,7 @@ pub async fn run_stage<P: Processor>(
                     };
                     let (restored, positions) = restore_processor(processor, &common, &metrics, only).await?;
                     processor = restored;
-                    held_by_checkpoints = if processor.checkpoints() { positions } else { CheckpointPositions::new() };
+                    held_by_checkpoints = if processor.state().checkpoints() { positions } else { CheckpointPositions::new() };
                     to_recall = if processor.recall_window() > 0 {
                         assigned.iter().filter(|partition| !owned.contains(partition)).cloned().collect()
                     } else {

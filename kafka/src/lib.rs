@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 pub use args::{CommonArgs, LogFormat, Topics};
 pub use http::Health;
-pub use kafka::{Incoming, Outgoing, Processor, RuntimeError, TopicSpec, run_stage};
+pub use kafka::{Incoming, Outgoing, Processor, RuntimeError, StateKeeping, TopicSpec, run_stage};
 pub use metrics::Metrics;
 pub use vigil_settings::{Settings, SettingsArgs};
 

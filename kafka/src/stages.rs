@@ -16,7 +16,7 @@ use vigil_schemas::{
 };
 
 use crate::args::Topics;
-use crate::kafka::{Incoming, Outgoing, Processor, TopicSpec, dead_letter};
+use crate::kafka::{Incoming, Outgoing, Processor, StateKeeping, TopicSpec, dead_letter};
 use crate::metrics::{Metrics, severity_label};
 use vigil_settings::{ListRole, ListSource, ListWatcher, Settings, SettingsArgs, SettingsError};
 
@@ -362,9 +362,9 @@ impl Processor for EnrichStage {
             },
         ]
     }
-    fn state_topic(&self) -> Option<String> {
+    fn state(&self) -> StateKeeping {
         // The inventory is learned from every partition's events: each instance reads all of it.
-        Some(self.topics.inventory.clone())
+        StateKeeping::Shared(self.topics.inventory.clone())
     }
     fn restore(&mut self, _partition: i32, key: &[u8], value: Option<&[u8]>) -> bool {
         std::str::from_utf8(key).is_ok_and(|key| self.enricher.restore(key, value))
@@ -553,11 +553,8 @@ impl Processor for DetectStage {
             },
         ]
     }
-    fn state_topic(&self) -> Option<String> {
-        Some(self.topics.detect_state.clone())
-    }
-    fn checkpoints(&self) -> bool {
-        true
+    fn state(&self) -> StateKeeping {
+        StateKeeping::Checkpoints(self.topics.detect_state.clone())
     }
     fn restore(&mut self, partition: i32, key: &[u8], value: Option<&[u8]>) -> bool {
         let Ok(key) = std::str::from_utf8(key) else {
@@ -717,12 +714,9 @@ impl Processor for PublishStage {
             },
         ]
     }
-    fn state_topic(&self) -> Option<String> {
-        Some(self.topics.publish_state.clone())
-    }
-    fn state_follows_input_partitions(&self) -> bool {
+    fn state(&self) -> StateKeeping {
         // Detections and saved findings are both keyed by finding id, with as many partitions.
-        true
+        StateKeeping::FollowsInput(self.topics.publish_state.clone())
     }
     fn restore(&mut self, _partition: i32, _key: &[u8], value: Option<&[u8]>) -> bool {
         let Some(value) = value else {

@@ -492,11 +492,8 @@ impl vigil_kafka::Processor for BusyOnFirstAssignment {
             },
         ]
     }
-    fn state_topic(&self) -> Option<String> {
-        Some("busy.state".to_owned())
-    }
-    fn state_follows_input_partitions(&self) -> bool {
-        true
+    fn state(&self) -> vigil_kafka::StateKeeping {
+        vigil_kafka::StateKeeping::FollowsInput("busy.state".to_owned())
     }
     // Called on the assignment, before the state is read back.
     fn retain_partitions(&mut self, _assigned: &[i32]) {
