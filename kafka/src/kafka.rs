@@ -66,7 +66,7 @@ pub struct Outgoing {
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
     pub headers: Vec<(&'static str, Vec<u8>)>,
-    /// A checkpoint of the stage's state (see [`Processor::checkpoints`]): written to the state
+    /// A checkpoint of the stage's state (see [`StateKeeping::Checkpoints`]): written to the state
     /// topic's partition numbered like the input's, with the input's position in its headers, and
     /// only once every other output of this input and of every input consumed before it is
     /// acknowledged.
