@@ -12,6 +12,12 @@ export VIGIL_KAFKA_LIBS
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# `vigil` without its Kafka service mode (`vigil run`) builds and links no Kafka client.
+cargo clippy -p vigil --no-default-features --locked -- -D warnings
+if cargo tree -p vigil --no-default-features --locked -e normal | grep rdkafka >/dev/null; then
+  echo "vigil --no-default-features links rdkafka: scan, rules and eval-baselines must not" >&2
+  exit 1
+fi
 cargo test --workspace --locked --exclude vigil-kafka
 # The real-broker tests each start a broker and four to eight stage processes: one at a time, and
 # with the release binaries (as they ship), so that two cores do not turn group heartbeats and
