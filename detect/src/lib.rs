@@ -233,7 +233,7 @@ fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, B
                     enabled: true,
                     finding_type: detector.finding_types.into(),
                     severity: detector.severity.into(),
-                    source: (detector.build)(config).source(),
+                    source: detector.source,
                     trigger: detector.trigger.into(),
                     key: detector.key.into(),
                 },
@@ -381,9 +381,9 @@ impl Engine {
     /// Detections of one event, appended to `out`: the event goes to the detectors of its source.
     pub fn process(&mut self, event: &EnrichedEvent, out: &mut Vec<Detection>) {
         self.events += 1;
-        let (routed, audit, runtime) = match (&event.audit, &event.runtime) {
-            (Some(audit), _) => (&self.audit, Some(audit), None),
-            (None, Some(runtime)) => (&self.runtime, None, Some(runtime)),
+        let routed = match (&event.audit, &event.runtime) {
+            (Some(_), _) => &self.audit,
+            (None, Some(_)) => &self.runtime,
             // An enriched record carries one or the other; one with neither has nothing to judge.
             (None, None) => return,
         };
@@ -392,11 +392,7 @@ impl Engine {
                 continue;
             };
             let before = out.len();
-            if let Some(audit) = audit {
-                detector.inspect_audit(audit, event, out);
-            } else if let Some(runtime) = runtime {
-                detector.inspect_runtime(runtime, event, out);
-            }
+            inspect(detector.as_mut(), event, out);
             let fired = out.len() - before;
             if fired > 0 {
                 *self.fired.entry(detector.name()).or_default() += fired as u64;

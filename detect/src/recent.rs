@@ -55,19 +55,22 @@ impl RecentEvents {
 
 /// A hash of what makes an event itself (`None` for a record carrying neither kind).
 fn event_identity(event: &EnrichedEvent) -> Option<u64> {
-    // Clusters share partitions: one cluster's id says nothing of another's. Parts are separated
-    // by a byte no name holds, so ("ab", "c") and ("a", "bc") differ.
-    let identity = if let Some(audit) = &event.audit {
-        format!(
-            "{}\0audit\0{}\0{}",
-            event.cluster.name, audit.audit_id, audit.stage
-        )
+    use vigil_schemas::hash::{FNV64_OFFSET, fnv1a_64_seeded};
+    // Clusters share partitions: one cluster's id says nothing of another's. Parts are hashed in
+    // turn with a byte no name holds between them, so ("ab", "c") and ("a", "bc") differ; no
+    // allocation on this per-event path.
+    let parts: [&str; 3] = if let Some(audit) = &event.audit {
+        ["audit", &audit.audit_id, &audit.stage]
     } else if let Some(runtime) = &event.runtime {
-        format!("{}\0runtime\0{}", event.cluster.name, runtime.event_id)
+        ["runtime", &runtime.event_id, ""]
     } else {
         return None;
     };
-    Some(vigil_schemas::hash::fnv1a_64(identity.as_bytes()))
+    let mut hash = fnv1a_64_seeded(FNV64_OFFSET, event.cluster.name.as_bytes());
+    for part in parts {
+        hash = fnv1a_64_seeded(fnv1a_64_seeded(hash, b"\0"), part.as_bytes());
+    }
+    Some(hash)
 }
 
 #[cfg(test)]

@@ -4,13 +4,15 @@
 //! its entry here and its tests; a test holds each entry's name to the detector it builds.
 
 use crate::audit::WorkloadDetector;
-use crate::{DetectConfig, Detector, audit, baselines, runtime};
+use crate::{DetectConfig, Detector, Source, audit, baselines, runtime};
 
 /// One Rust detector: what `vigil rules list` shows of it, and its constructor.
 #[derive(Debug, Clone, Copy)]
 pub struct RustDetector {
     /// The detector's name: its `Detector::name`, its state keys' prefix, its metrics label.
     pub name: &'static str,
+    /// The events it is given (its `Detector::source`).
+    pub source: Source,
     /// The finding type(s) it raises (`<Purpose>` for types that follow the call's threat purpose).
     pub finding_types: &'static str,
     pub severity: &'static str,
@@ -29,6 +31,7 @@ fn trusted(config: &DetectConfig) -> Vec<String> {
 pub const RUST_DETECTORS: &[RustDetector] = &[
     RustDetector {
         name: "successful_anonymous_access",
+        source: Source::Audit,
         finding_types: "<Purpose>:Kubernetes/SuccessfulAnonymousAccess",
         severity: "High (Discovery: Medium)",
         trigger: "a request by `system:anonymous` / `system:unauthenticated` that succeeded, health and version endpoints aside",
@@ -37,6 +40,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "anonymous_access_granted",
+        source: Source::Audit,
         finding_types: "Policy:Kubernetes/AnonymousAccessGranted",
         severity: "High",
         trigger: "a (Cluster)RoleBinding created or changed with an anonymous subject",
@@ -45,6 +49,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "exec_in_kube_system_pod",
+        source: Source::Audit,
         finding_types: "Execution:Kubernetes/ExecInKubeSystemPod",
         severity: "Medium",
         trigger: "`pods/exec` allowed in `kube-system`",
@@ -53,6 +58,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "credentials_read_through_exec",
+        source: Source::Audit,
         finding_types: "CredentialAccess:Kubernetes/CredentialsReadThroughExec",
         severity: "Medium (kube-system: High)",
         trigger: "an exec whose command reads a service-account, IRSA, Pod Identity or Azure workload token, a cloud credential file, a kubeconfig or node keys, asks a metadata endpoint, or dumps the environment (`env`, `printenv`, `/proc/*/environ`); the command from the URI (`command=`, repeated) or an older API server's body; a shell's `-c` script read command by command",
@@ -61,6 +67,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "files_copied_from_pod",
+        source: Source::Audit,
         finding_types: "Exfiltration:Kubernetes/FilesCopiedFromPod",
         severity: "Low (kube-system: Medium)",
         trigger: "an exec of `tar` creating an archive on its output (what `kubectl cp POD:PATH .` runs)",
@@ -69,6 +76,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "privileged_role_binding",
+        source: Source::Audit,
         finding_types: "PrivilegeEscalation:Kubernetes/PrivilegedRoleBinding",
         severity: "High (ClusterRoleBinding or a group of everyone), Medium (RoleBinding)",
         trigger: "a binding, not by a system principal, of `admin`, `edit`, a control-plane role (`system:controller:*`, `system:kube-controller-manager`, `system:kube-scheduler`, `system:node`), an `eks:*` role, a role seen written with `escalate`, `bind`, `impersonate` or `*` (remembered per cluster, checkpointed), or of any role but the discovery ones to `system:authenticated`, `system:serviceaccounts`, `system:nodes` or `system:masters`; `cluster-admin` is ClusterAdminBinding's, anonymous subjects AnonymousAccessGranted's",
@@ -77,6 +85,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "admin_access_to_default_service_account",
+        source: Source::Audit,
         finding_types: "Policy:Kubernetes/AdminAccessToDefaultServiceAccount",
         severity: "High",
         trigger: "a binding of `cluster-admin` or `admin` to a `default` ServiceAccount",
@@ -85,6 +94,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "exposed_dashboard",
+        source: Source::Audit,
         finding_types: "Policy:Kubernetes/ExposedDashboard, Policy:Kubernetes/KubeflowDashboardExposed",
         severity: "Medium",
         trigger: "a `LoadBalancer` Service for the Kubernetes (or Kubeflow) dashboard",
@@ -93,6 +103,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "tor_ip_caller",
+        source: Source::Audit,
         finding_types: "<Purpose>:Kubernetes/TorIPCaller",
         severity: "High (Discovery, Persistence: Medium)",
         trigger: "an authenticated request from a Tor exit",
@@ -101,6 +112,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "malicious_ip_caller",
+        source: Source::Audit,
         finding_types: "<Purpose>:Kubernetes/MaliciousIPCaller",
         severity: "High (Discovery, Persistence: Medium)",
         trigger: "an authenticated request from an address on a curated feed",
@@ -109,6 +121,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "malicious_ip_caller_custom",
+        source: Source::Audit,
         finding_types: "<Purpose>:Kubernetes/MaliciousIPCaller.Custom",
         severity: "High (Discovery, Persistence: Medium)",
         trigger: "an authenticated request from an address on your threat list",
@@ -117,6 +130,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "privileged_container",
+        source: Source::Audit,
         finding_types: "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
         severity: "Medium",
         trigger: "a pod or pod template with a privileged container, trusted system images aside",
@@ -129,6 +143,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "container_with_sensitive_mount",
+        source: Source::Audit,
         finding_types: "Persistence:Kubernetes/ContainerWithSensitiveMount",
         severity: "Medium",
         trigger: "a container mounting a sensitive `hostPath` (`/`, `/etc`, `/proc`, runtime sockets, kubelet state...), trusted system images aside",
@@ -142,6 +157,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "host_namespace_container",
+        source: Source::Audit,
         finding_types: "PrivilegeEscalation:Kubernetes/HostNamespaceContainer",
         severity: "Medium",
         trigger: "a pod sharing the node's network, PID or IPC namespace, trusted system images aside",
@@ -154,6 +170,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "container_with_dangerous_capabilities",
+        source: Source::Audit,
         finding_types: "PrivilegeEscalation:Kubernetes/ContainerWithDangerousCapabilities",
         severity: "Medium",
         trigger: "a non-privileged container adding SYS_ADMIN, SYS_PTRACE, SYS_MODULE, DAC_READ_SEARCH, NET_ADMIN, SYS_RAWIO, BPF, PERFMON or ALL",
@@ -168,6 +185,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "workload_in_system_namespace",
+        source: Source::Audit,
         finding_types: "Persistence:Kubernetes/WorkloadInSystemNamespace",
         severity: "Medium",
         trigger: "a workload created in kube-system, kube-public or kube-node-lease with an image that is neither a trusted system image nor an expected one (registry.k8s.io, EKS and Karpenter repositories)",
@@ -182,6 +200,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "denied_requests_burst",
+        source: Source::Audit,
         finding_types: "Discovery:Kubernetes/DeniedRequestsBurst",
         severity: "Medium",
         trigger: "one principal refused (403) on 10 different verb/resource/namespace combinations within 10 minutes of event time (anonymous scanners and repeats of one call aside); state checkpointed",
@@ -196,6 +215,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "runtime_threat_intel",
+        source: Source::Runtime,
         finding_types: "Backdoor:Runtime/C&CActivity.B[!DNS], CryptoCurrency:Runtime/BitcoinTool.B[!DNS], Trojan:Runtime/DropPoint[!DNS], Trojan:Runtime/BlackholeTraffic[!DNS], Trojan:Runtime/{Phishing,DGA,DriveBySource}...!DNS, UnauthorizedAccess:Runtime/TorClient, UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom, Impact:Runtime/MaliciousDomainRequest.Reputation",
         severity: "by list category (High: C&C, mining, phishing, DGA, drive-by, Tor; Medium: others)",
         trigger: "a connection to, or DNS query for, an entry of a threat list, by the list's category (`c2`, `mining`, `drop_point`, `blackhole`, `phishing`, `dga`, `drive_by`; none or `malware`: MaliciousIPCaller.Custom, MaliciousDomainRequest.Reputation), or a connection to a Tor exit",
@@ -204,6 +224,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "sensor_alert",
+        source: Source::Runtime,
         finding_types: "<Purpose>:Runtime/SensorAlert",
         severity: "by the sensor's priority",
         trigger: "a Falco alert; the purpose from its MITRE tags",
@@ -212,6 +233,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "principal_baselines",
+        source: Source::Audit,
         finding_types: "Execution:Kubernetes/AnomalousBehavior.ExecInPod, CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated, Discovery:Kubernetes/AnomalousBehavior.PermissionChecked, Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer, Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount",
         severity: "Low to High by call (see detect/src/baselines/principal/mod.rs)",
         trigger: "a stable principal (and its peer group, namespace and cluster) doing what its profile never held: exec, secret reads, roles and bindings, permission checks and workloads of a kind, namespace, client or network origin it has not used ([baselines](baselines.md))",
@@ -227,6 +249,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "volume_baselines",
+        source: Source::Audit,
         finding_types: "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessedBurst, Discovery:Kubernetes/AnomalousBehavior.PermissionCheckedBurst, Discovery:Kubernetes/AnomalousBehavior.DeniedRequestsBurst",
         severity: "Medium (secrets, denied), Low (permission checks)",
         trigger: "a principal reading secrets, checking permissions or being refused far more in an hour than its busiest learned hour ([baselines](baselines.md))",
@@ -241,6 +264,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "image_baselines",
+        source: Source::Runtime,
         finding_types: "Execution:Runtime/AnomalousBehavior.NewBinaryInImage, Execution:Runtime/AnomalousBehavior.NewLibraryInImage, UnauthorizedAccess:Runtime/AnomalousBehavior.NewOutboundDestination",
         severity: "Medium (new binary, new library), Low (new destination)",
         trigger: "a stable image (and workload) running an executable, loading a library or reaching a destination its profile never held ([baselines](baselines.md))",
@@ -255,6 +279,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     },
     RustDetector {
         name: "generated_domain_request",
+        source: Source::Runtime,
         finding_types: "Impact:Runtime/SuspiciousDomainRequest.Reputation",
         severity: "Low",
         trigger: "a DNS query for a generated-looking name (a long, high-entropy, vowel-poor label; cloud, cluster and CDN names aside)",
@@ -273,11 +298,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_entry_builds_the_detector_it_names_and_names_are_unique() {
+    fn every_entry_builds_the_detector_it_names_of_its_source_and_names_are_unique() {
         let config = DetectConfig::default();
         let mut names = std::collections::BTreeSet::new();
         for entry in RUST_DETECTORS {
-            assert_eq!((entry.build)(&config).name(), entry.name);
+            let built = (entry.build)(&config);
+            assert_eq!(built.name(), entry.name);
+            assert_eq!(built.source(), entry.source, "{}", entry.name);
             assert!(names.insert(entry.name), "{} twice", entry.name);
             assert!(!entry.finding_types.is_empty() && !entry.severity.is_empty());
         }

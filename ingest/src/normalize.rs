@@ -52,9 +52,7 @@ fn text(value: Option<Cow<'_, str>>) -> Option<String> {
     value.map(Cow::into_owned).filter(|value| !value.is_empty())
 }
 
-fn bounded(value: String, limit: usize) -> String {
-    crate::json::truncated(value, limit)
-}
+use crate::json::truncated as bounded;
 
 fn user(raw: RawUser<'_>) -> UserInfo {
     UserInfo {

@@ -10,7 +10,7 @@ use std::io::Read;
 
 use vigil_detect::{BuildError, Engine, StateEntry};
 use vigil_enrich::{Enricher, Inventory, ThreatIntel};
-use vigil_ingest::{IngestStats, Ingestor, Limits, Rejection};
+use vigil_ingest::{IngestStats, Ingestor, Rejection};
 use vigil_publish::format::Format;
 use vigil_publish::{Added, Aggregator};
 use vigil_schemas::{Detection, Event, Finding};
@@ -82,13 +82,6 @@ impl Pipeline {
         }
     }
 
-    /// Ingest's limits (largest event and line), as the services' `--max-event-bytes` sets them.
-    #[must_use]
-    pub fn with_limits(mut self, limits: Limits) -> Self {
-        self.stages.ingestor = Ingestor::new(limits);
-        self
-    }
-
     /// Reads every record of one input (any shape ingest reads), all the way through publish.
     pub fn read(&mut self, input: impl Read, observe: &mut dyn FnMut(Step<'_>)) {
         let Self {
@@ -113,42 +106,9 @@ impl Pipeline {
         self.read(payload, observe);
     }
 
-    /// An event that is already normalized (built by a test or a simulator), through enrich,
-    /// detect and publish; returns its detections.
-    pub fn process(&mut self, event: Event) -> Vec<Detection> {
-        let mut out = Vec::new();
-        let Stages {
-            enricher,
-            engine,
-            aggregator,
-            ..
-        } = &mut self.stages;
-        self.detections += run_event(
-            enricher,
-            engine,
-            aggregator,
-            &mut self.scratch,
-            Ok(event),
-            &mut |step| {
-                if let Step::Detected { detection, .. } = step {
-                    out.push(detection.clone());
-                }
-            },
-        );
-        out
-    }
-
     /// Every finding so far, oldest first, archived ones included (they say so).
     pub fn findings(&self) -> Vec<&Finding> {
         self.stages.aggregator.findings()
-    }
-
-    /// Every finding so far in the settings' output format, oldest first.
-    pub fn rendered(&self) -> Vec<serde_json::Value> {
-        self.findings()
-            .into_iter()
-            .map(|finding| self.stages.format.render(finding))
-            .collect()
     }
 
     /// Detections so far (a finding counts one or more).

@@ -46,13 +46,13 @@ impl RememberedKeys {
     pub(crate) fn remember(&mut self, key: String, checkpoint: bool) {
         // An empty struct always encodes; were it ever to fail, the key is only remembered in
         // memory, as an unchecked key would be.
-        let entry = checkpoint
-            .then(|| StateEntry::put(key.clone(), &Remembered {}).ok())
-            .flatten();
-        if let Some(evicted) = self.keys.insert(key) {
-            self.changes.extend(entry);
-            self.changes.extend(evicted.map(StateEntry::delete));
+        let Some(evicted) = self.keys.insert(key.clone()) else {
+            return;
+        };
+        if checkpoint && let Ok(entry) = StateEntry::put(key, &Remembered {}) {
+            self.changes.push(entry);
         }
+        self.changes.extend(evicted.map(StateEntry::delete));
     }
 
     /// Forgets a key (a role deleted, or rewritten without what made it remembered).
