@@ -118,16 +118,75 @@ pub struct CommonArgs {
     /// On SIGTERM/SIGINT: how long to wait for in-flight deliveries before exiting anyway.
     #[arg(long, env = "VIGIL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
-    /// At most this many input messages awaiting delivery of their outputs at once.
+    /// At most this many input messages awaiting delivery of their outputs at once (under
+    /// exactly-once: in one transaction).
     #[arg(long, env = "VIGIL_MAX_IN_FLIGHT", default_value_t = 10_000)]
     pub max_in_flight: usize,
+    /// `at-least-once` (any Kafka-compatible broker) or `exactly-once` (Kafka transactions: each
+    /// stage commits its outputs, state and consumed offsets together).
+    #[arg(
+        long,
+        env = "VIGIL_PROCESSING_GUARANTEE",
+        value_enum,
+        default_value = "at-least-once"
+    )]
+    pub processing_guarantee: ProcessingGuarantee,
+    /// Exactly-once: how often a stage commits its transaction (the floor of its latency).
+    #[arg(long, env = "VIGIL_TRANSACTION_INTERVAL_MS", default_value_t = 100)]
+    pub transaction_interval_ms: u64,
+    /// Exactly-once: this instance's name, stable across its restarts and distinct from its
+    /// siblings' (a StatefulSet pod's name). The transactional id is `<group>-<instance-id>`: a
+    /// restarted instance fences its previous life and aborts the transaction it left open.
+    /// Defaults to `HOSTNAME`.
+    #[arg(long, env = "VIGIL_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// The consumer group protocol: `classic`, or `consumer` (KIP-848, Apache Kafka 4.0 and
+    /// later: the broker assigns partitions incrementally; session and heartbeat are then the
+    /// broker's settings).
+    #[arg(
+        long,
+        env = "VIGIL_GROUP_PROTOCOL",
+        value_enum,
+        default_value = "classic"
+    )]
+    pub group_protocol: GroupProtocol,
     #[command(flatten)]
     pub topics: Topics,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProcessingGuarantee {
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GroupProtocol {
+    Classic,
+    Consumer,
 }
 
 impl CommonArgs {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    /// The consumer group of `stage`.
+    pub fn group(&self, stage: &str) -> String {
+        self.group_id
+            .clone()
+            .unwrap_or_else(|| format!("vigil-{stage}"))
+    }
+
+    /// Exactly-once: the transactional id of `stage` in this instance.
+    pub fn transactional_id(&self, stage: &str) -> String {
+        let instance = self
+            .instance_id
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "vigil".to_owned());
+        format!("{}-{instance}", self.group(stage))
     }
 }
 

@@ -30,210 +30,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use futures::stream::FuturesOrdered;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
-use crate::args::CommonArgs;
+use crate::args::{CommonArgs, GroupProtocol, ProcessingGuarantee};
 use crate::http::Health;
 use crate::metrics::Metrics;
-
-/// One consumed record, as a processor sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct Incoming<'a> {
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<&'a [u8]>,
-    pub payload: &'a [u8],
-    /// The record's timestamp (create or log-append time) in milliseconds, when it has one: the
-    /// time of an event that carries none of its own.
-    pub timestamp_millis: Option<i64>,
-}
-
-/// One record to produce. A `None` payload is a tombstone (deletes the key of a compacted topic).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outgoing {
-    pub topic: String,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
-    pub headers: Vec<(&'static str, Vec<u8>)>,
-    /// A checkpoint of the stage's state (see [`StateKeeping::Checkpoints`]): written to the state
-    /// topic's partition numbered like the input's, with the input's position in its headers, and
-    /// only once every other output of this input and of every input consumed before it is
-    /// acknowledged.
-    pub checkpoint: bool,
-}
-
-impl Outgoing {
-    pub fn new(topic: &str, key: impl Into<Vec<u8>>, payload: Vec<u8>) -> Self {
-        Self {
-            topic: topic.to_owned(),
-            key: Some(key.into()),
-            payload: Some(payload),
-            headers: Vec::new(),
-            checkpoint: false,
-        }
-    }
-
-    /// A checkpointed state entry; `None` deletes the key.
-    pub fn checkpoint(topic: &str, key: impl Into<Vec<u8>>, payload: Option<Vec<u8>>) -> Self {
-        Self {
-            topic: topic.to_owned(),
-            key: Some(key.into()),
-            payload,
-            headers: Vec::new(),
-            checkpoint: true,
-        }
-    }
-}
-
-/// Headers of a checkpoint: the input topic and offset whose processing wrote it (the partition is
-/// the checkpoint's own).
-pub const CHECKPOINT_TOPIC_HEADER: &str = "vigil.input.topic";
-pub const CHECKPOINT_OFFSET_HEADER: &str = "vigil.input.offset";
-
-/// A topic a stage writes, created when missing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicSpec {
-    pub name: String,
-    /// `cleanup.policy=compact`: state and latest-value topics.
-    pub compacted: bool,
-}
-
-/// How a stage keeps its state, and so what the runtime reads back before consuming and after
-/// every assignment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StateKeeping {
-    /// No state.
-    Stateless,
-    /// A compacted topic every instance reads whole (enrich's inventory, learned from every
-    /// partition's events).
-    Shared(String),
-    /// A compacted topic keyed like the input, with as many partitions (publish's findings, keyed
-    /// by finding id like the detections): only the state partitions numbered like the assigned
-    /// input partitions are read back.
-    FollowsInput(String),
-    /// Checkpoints ([`Outgoing::checkpoint`]), each in the state partition numbered like its
-    /// input's. Then a partition's checkpoints are a prefix of its inputs' effects, in order: once
-    /// one is acknowledged, so is every output of every input up to the one that wrote it. So after
-    /// an assignment the runtime reads back only the state of the assigned partitions, and passes
-    /// over the inputs that state already holds (a replay after a crash, between the last commit
-    /// and the last checkpoint): they are neither processed twice nor, their outputs being
-    /// acknowledged, lost. The state topic needs at least as many partitions as the input (checked
-    /// at start).
-    Checkpoints(String),
-}
-
-impl StateKeeping {
-    /// The state topic, if any.
-    pub fn topic(&self) -> Option<&str> {
-        match self {
-            Self::Stateless => None,
-            Self::Shared(topic) | Self::FollowsInput(topic) | Self::Checkpoints(topic) => {
-                Some(topic)
-            }
-        }
-    }
-
-    /// Only the assigned partitions' state is read back.
-    pub fn per_partition(&self) -> bool {
-        matches!(self, Self::FollowsInput(_) | Self::Checkpoints(_))
-    }
-
-    pub fn checkpoints(&self) -> bool {
-        matches!(self, Self::Checkpoints(_))
-    }
-}
-
-/// A stage's logic, free of Kafka types beyond plain records.
-pub trait Processor: Send + 'static {
-    /// `ingest`, `enrich`, `detect`, `publish`: the `stage` metrics label.
-    fn stage(&self) -> &'static str;
-    fn input_topics(&self) -> Vec<String>;
-    /// Every topic the stage writes (outputs, dead letters, state).
-    fn output_topics(&self) -> Vec<TopicSpec>;
-    /// How the stage keeps its state.
-    fn state(&self) -> StateKeeping {
-        StateKeeping::Stateless
-    }
-    /// One checkpointed record read back from the state partition `partition` (`None`: a
-    /// tombstone). False when it no longer decodes (written by an incompatible version): dropped,
-    /// and counted as `vigil_state_restored_total{result="dropped"}`.
-    fn restore(&mut self, _partition: i32, _key: &[u8], _value: Option<&[u8]>) -> bool {
-        true
-    }
-    /// Drops the state of every partition not in `assigned`, before the state of the partitions
-    /// just assigned is read back: what another instance owned meanwhile is stale here.
-    fn retain_partitions(&mut self, _assigned: &[i32]) {}
-    /// How many inputs before where a newly assigned partition resumes are handed to
-    /// [`Processor::recall`] (0: none).
-    fn recall_window(&self) -> usize {
-        0
-    }
-    /// An input already processed (before this instance owned the partition, or before a restart,
-    /// or held by the restored checkpoints): seen again only to rebuild the memory of recent inputs
-    /// (detect's guard against the duplicates an upstream stage's replay writes). No outputs.
-    fn recall(&mut self, _input: &Incoming<'_>) {}
-    /// Entries of state held, for the `vigil_state_entries` gauge.
-    fn state_size(&self) -> usize {
-        0
-    }
-    /// Turns one input into outputs. Must not fail: bad input becomes a dead-letter output.
-    fn process(&mut self, input: &Incoming<'_>, out: &mut Vec<Outgoing>);
-}
-
-/// A dead letter: the original bytes and key, with where they came from and why in the headers.
-pub fn dead_letter(
-    topic: &str,
-    stage: &str,
-    input: &Incoming<'_>,
-    reason: &str,
-    detail: &str,
-) -> Outgoing {
-    let detail: String = detail.chars().take(1000).collect();
-    Outgoing {
-        topic: topic.to_owned(),
-        key: input.key.map(<[u8]>::to_vec),
-        payload: Some(input.payload.to_vec()),
-        checkpoint: false,
-        headers: vec![
-            ("vigil.stage", stage.as_bytes().to_vec()),
-            ("vigil.reason", reason.as_bytes().to_vec()),
-            ("vigil.detail", detail.into_bytes()),
-            ("vigil.source.topic", input.topic.as_bytes().to_vec()),
-            (
-                "vigil.source.partition",
-                input.partition.to_string().into_bytes(),
-            ),
-            ("vigil.source.offset", input.offset.to_string().into_bytes()),
-        ],
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    #[error("kafka: {0}")]
-    Kafka(#[from] KafkaError),
-    #[error("creating topic {topic}: {error}")]
-    CreateTopic { topic: String, error: String },
-    #[error(
-        "delivery to {topic} failed: {error}; inputs from the last commit on will be reprocessed after a restart"
-    )]
-    Delivery { topic: String, error: String },
-    #[error("a stage task failed: {0}")]
-    Task(String),
-    #[error("state topic {topic}: {problem}")]
-    StateTopic { topic: String, problem: String },
-}
+use crate::stage::{
+    Acknowledgement, Backend, CHECKPOINT_OFFSET_HEADER, CHECKPOINT_TOPIC_HEADER, CommitStrategy,
+    Delivery, InputPosition, LoopLimits, Outgoing, Processor, RecordStream, RuntimeError,
+    StageLoop, StateKeeping, TopicSpec,
+};
 
 fn base_config(common: &CommonArgs) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -427,12 +242,13 @@ impl ConsumerContext for StageContext {
                         .inc();
                 }
                 // Ready once the group has given this member its share, even an empty one: an
-                // instance beyond the partition count is a healthy standby.
-                let now = matches!(rebalance, Rebalance::Assign(_));
+                // instance beyond the partition count is a healthy standby. An incremental
+                // revocation (cooperative and KIP-848 groups) leaves the rest of the share.
                 let partitions = consumer
                     .assignment()
                     .map(|assignment| assignment.count())
                     .unwrap_or(0);
+                let now = matches!(rebalance, Rebalance::Assign(_)) || partitions > 0;
                 let was = self.assigned.swap(now, Ordering::SeqCst);
                 self.health.set_consumer_ready(was, now);
                 tracing::info!(
@@ -698,32 +514,6 @@ pub async fn ensure_topics(common: &CommonArgs, topics: &[TopicSpec]) -> Result<
     Ok(())
 }
 
-/// For each input partition, the offset of the last input whose effects the checkpoints read back
-/// hold: inputs up to it are passed over.
-pub type CheckpointPositions = HashMap<(String, i32), i64>;
-
-/// The input position a checkpoint carries in its headers.
-fn checkpoint_position(message: &impl Message) -> Option<(String, i64)> {
-    let headers = message.headers()?;
-    let mut topic = None;
-    let mut offset = None;
-    for header in headers.iter() {
-        match header.key {
-            CHECKPOINT_TOPIC_HEADER => {
-                topic = header.value.and_then(|v| std::str::from_utf8(v).ok())
-            }
-            CHECKPOINT_OFFSET_HEADER => {
-                offset = header
-                    .value
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.parse::<i64>().ok());
-            }
-            _ => {}
-        }
-    }
-    Some((topic?.to_owned(), offset?))
-}
-
 /// A consumer that reads assigned partitions outside the group. It reports reaching the end of a
 /// partition: a compacted topic's last offsets may hold no record to read.
 fn reading_consumer(common: &CommonArgs, group: String) -> Result<BaseConsumer, RuntimeError> {
@@ -732,204 +522,11 @@ fn reading_consumer(common: &CommonArgs, group: String) -> Result<BaseConsumer, 
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
         // It never joins the group, but librdkafka checks the user's -X settings against these.
         .set("session.timeout.ms", common.session_timeout_ms.to_string());
     apply_user_options(&mut config, common);
     Ok(config.create()?)
-}
-
-/// Reads a state topic from its start to the end it had when called, handing each record over,
-/// and returns how many were read and the input positions the checkpoints among them hold.
-/// State entries read back: kept, and dropped because they no longer decode.
-#[derive(Debug, Default, Clone, Copy)]
-struct Restored {
-    kept: u64,
-    dropped: u64,
-}
-
-fn restore_state<P: Processor>(
-    common: &CommonArgs,
-    topic: &str,
-    only_partitions: Option<&[i32]>,
-    processor: &mut P,
-) -> Result<(Restored, CheckpointPositions), RuntimeError> {
-    let consumer = reading_consumer(common, format!("vigil-restore-{topic}"))?;
-    let timeout = Duration::from_secs(30);
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let mut remaining: HashMap<i32, i64> = HashMap::new();
-    let mut assignment = TopicPartitionList::new();
-    let mut positions = CheckpointPositions::new();
-    let wanted = |id: i32| only_partitions.is_none_or(|only| only.contains(&id));
-    for partition in metadata
-        .topics()
-        .iter()
-        .flat_map(|found| found.partitions())
-        .filter(|partition| wanted(partition.id()))
-    {
-        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
-        if high > low {
-            remaining.insert(partition.id(), high);
-            assignment.add_partition_offset(topic, partition.id(), Offset::Offset(low))?;
-        }
-    }
-    if remaining.is_empty() {
-        return Ok((Restored::default(), positions));
-    }
-    consumer.assign(&assignment)?;
-    let mut restored = Restored::default();
-    while !remaining.is_empty() {
-        match consumer.poll(Duration::from_secs(5)) {
-            Some(Ok(message)) => {
-                let key = message.key().unwrap_or_default();
-                if processor.restore(message.partition(), key, message.payload()) {
-                    restored.kept += 1;
-                } else {
-                    restored.dropped += 1;
-                    tracing::warn!(
-                        %topic,
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        key = %String::from_utf8_lossy(key),
-                        "a state entry no longer decodes; dropped (it is relearned)"
-                    );
-                }
-                if let Some((input, offset)) = checkpoint_position(&message) {
-                    let held = positions
-                        .entry((input, message.partition()))
-                        .or_insert(offset);
-                    *held = (*held).max(offset);
-                }
-                if let Some(high) = remaining.get(&message.partition())
-                    && message.offset() + 1 >= *high
-                {
-                    remaining.remove(&message.partition());
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                remaining.remove(&partition);
-            }
-            Some(Err(error)) => tracing::warn!(%topic, %error, "reading state; retrying"),
-            None => {
-                tracing::debug!(%topic, partitions = remaining.len(), "waiting for state records")
-            }
-        }
-    }
-    Ok((restored, positions))
-}
-
-/// Hands the inputs of `partition` in `[from, to)` to [`Processor::recall`].
-fn recall_inputs<P: Processor>(
-    common: &CommonArgs,
-    topic: &str,
-    partition: i32,
-    to: i64,
-    processor: &mut P,
-) -> Result<u64, RuntimeError> {
-    let window = i64::try_from(processor.recall_window()).unwrap_or(i64::MAX);
-    let consumer = reading_consumer(common, format!("vigil-recall-{topic}"))?;
-    let (low, _) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(30))?;
-    let from = to.saturating_sub(window).max(low);
-    if from >= to {
-        return Ok(0);
-    }
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(topic, partition, Offset::Offset(from))?;
-    consumer.assign(&assignment)?;
-    let mut recalled = 0u64;
-    loop {
-        match consumer.poll(Duration::from_secs(5)) {
-            Some(Ok(message)) => {
-                if message.offset() >= to {
-                    break;
-                }
-                processor.recall(&Incoming {
-                    topic,
-                    partition,
-                    offset: message.offset(),
-                    key: message.key(),
-                    payload: message.payload().unwrap_or_default(),
-                    timestamp_millis: message.timestamp().to_millis(),
-                });
-                recalled += 1;
-                if message.offset() + 1 >= to {
-                    break;
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
-            Some(Err(error)) => tracing::warn!(%topic, %error, "reading recent inputs; retrying"),
-            None => tracing::debug!(%topic, partition, "waiting for recent inputs"),
-        }
-    }
-    Ok(recalled)
-}
-
-/// Reads state back on a blocking thread (the reading consumer blocks) and hands the processor back.
-async fn restore_processor<P: Processor>(
-    mut processor: P,
-    common: &CommonArgs,
-    metrics: &Metrics,
-    only_partitions: Option<Vec<i32>>,
-) -> Result<(P, CheckpointPositions), RuntimeError> {
-    let Some(topic) = processor.state().topic().map(str::to_owned) else {
-        return Ok((processor, CheckpointPositions::new()));
-    };
-    let stage = processor.stage();
-    let started = Instant::now();
-    let common = common.clone();
-    let (restored, processor) = tokio::task::spawn_blocking(move || {
-        if let Some(assigned) = &only_partitions {
-            processor.retain_partitions(assigned);
-        }
-        let restored = restore_state(&common, &topic, only_partitions.as_deref(), &mut processor);
-        (restored, processor)
-    })
-    .await
-    .map_err(|error| RuntimeError::Task(error.to_string()))?;
-    let (restored, positions) = restored?;
-    for (result, count) in [("restored", restored.kept), ("dropped", restored.dropped)] {
-        metrics
-            .state_restored
-            .with_label_values(&[stage, result])
-            .inc_by(count);
-    }
-    tracing::info!(
-        stage,
-        restored = restored.kept,
-        dropped = restored.dropped,
-        checkpointed_partitions = positions.len(),
-        seconds = started.elapsed().as_secs_f64(),
-        "state read back"
-    );
-    Ok((processor, positions))
-}
-
-/// Recalls the inputs before `to` of a partition just assigned, on a blocking thread.
-async fn recall_processor<P: Processor>(
-    mut processor: P,
-    common: &CommonArgs,
-    topic: String,
-    partition: i32,
-    to: i64,
-) -> Result<P, RuntimeError> {
-    let stage = processor.stage();
-    let started = Instant::now();
-    let common = common.clone();
-    let (recalled, processor) = tokio::task::spawn_blocking(move || {
-        let recalled = recall_inputs(&common, &topic, partition, to, &mut processor);
-        (recalled, processor)
-    })
-    .await
-    .map_err(|error| RuntimeError::Task(error.to_string()))?;
-    let recalled = recalled?;
-    tracing::info!(
-        stage,
-        partition,
-        before = to,
-        recalled,
-        seconds = started.elapsed().as_secs_f64(),
-        "recent inputs recalled"
-    );
-    Ok(processor)
 }
 
 /// How long a just-created topic's metadata may take to show its partitions.
@@ -984,73 +581,276 @@ async fn check_state_partitions(
     .map_err(|error| RuntimeError::Task(error.to_string()))?
 }
 
-type DeliveryResults = Vec<(String, Result<(), String>)>;
-
-/// A labelled counter per topic, looked up once: `with_label_values` hashes its labels on every call.
-struct TopicCounters {
+/// librdkafka under a [`StageLoop`]: the stage's producer and group consumer, and consumers of
+/// their own to read state and recent inputs back.
+pub struct KafkaBackend {
+    common: CommonArgs,
     stage: &'static str,
-    family: prometheus::IntCounterVec,
-    counters: std::sync::Mutex<Vec<(String, prometheus::IntCounter)>>,
+    producer: FutureProducer<ProducerContext>,
+    consumer: Arc<BaseConsumer<StageContext>>,
 }
 
-impl TopicCounters {
-    fn new(stage: &'static str, family: &prometheus::IntCounterVec) -> Self {
-        Self {
-            stage,
-            family: family.clone(),
-            counters: std::sync::Mutex::new(Vec::new()),
-        }
-    }
-
-    fn inc(&self, topic: &str) {
-        let mut counters = self
-            .counters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((_, counter)) = counters.iter().find(|(name, _)| name == topic) {
-            counter.inc();
-            return;
-        }
-        let counter = self.family.with_label_values(&[self.stage, topic]);
-        counter.inc();
-        counters.push((topic.to_owned(), counter));
+impl std::fmt::Debug for KafkaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBackend")
+            .field("brokers", &self.common.brokers)
+            .finish_non_exhaustive()
     }
 }
 
-struct Pending {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    consumed_at: Instant,
-    /// Sent once the other outputs of this input and of every earlier one are acknowledged.
-    checkpoints: Vec<Outgoing>,
+impl KafkaBackend {
+    /// Reads records on a blocking thread (the reading consumer blocks), handing them over as a
+    /// stream; a bounded channel keeps a large state topic from piling up in memory.
+    fn reading(
+        &self,
+        name: String,
+        read: impl FnOnce(
+            &BaseConsumer,
+            &mpsc::Sender<Result<OwnedMessage, RuntimeError>>,
+        ) -> Result<(), RuntimeError>
+        + Send
+        + 'static,
+    ) -> RecordStream {
+        let (sender, receiver) = mpsc::channel(1024);
+        let common = self.common.clone();
+        tokio::task::spawn_blocking(move || {
+            let result =
+                reading_consumer(&common, name).and_then(|consumer| read(&consumer, &sender));
+            if let Err(error) = result {
+                let _ = sender.blocking_send(Err(error));
+            }
+        });
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|item| (item, receiver))
+        })
+        .boxed()
+    }
 }
 
-/// An input's records on their way: resolves once the broker has answered for each.
-type Delivering = futures::future::BoxFuture<'static, (Pending, DeliveryResults)>;
-
-fn delivering(pending: Pending, deliveries: Vec<(String, DeliveryFuture)>) -> Delivering {
-    Box::pin(async move {
-        let mut results = Vec::with_capacity(deliveries.len());
-        for (topic, future) in deliveries {
-            let result = match future.await {
+impl Backend for KafkaBackend {
+    async fn send(
+        &self,
+        output: &Outgoing,
+        checkpoint_of: Option<InputPosition<'_>>,
+    ) -> Result<Delivery, RuntimeError> {
+        let future = send(&self.producer, output, checkpoint_of).await?;
+        Ok(Box::pin(async move {
+            match future.await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err((error, _))) => Err(error.to_string()),
                 Err(_) => Err("the producer was dropped".to_owned()),
-            };
-            results.push((topic, result));
+            }
+        }))
+    }
+
+    fn store_offset(&self, topic: &str, partition: i32, offset: i64) {
+        if let Err(error) = self.consumer.store_offset(topic, partition, offset) {
+            // The partition was revoked meanwhile: its new owner replays from the last commit.
+            tracing::debug!(%error, "offset not stored (partition no longer assigned)");
         }
-        (pending, results)
+    }
+
+    fn commit(&self) {
+        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            // Nothing stored since the last commit is not an error worth failing for.
+            tracing::debug!(%error, "commit");
+        }
+    }
+
+    fn assignment(&self) -> Result<Vec<(String, i32)>, RuntimeError> {
+        Ok(self
+            .consumer
+            .assignment()?
+            .elements()
+            .iter()
+            .map(|element| (element.topic().to_owned(), element.partition()))
+            .collect())
+    }
+
+    fn read_state(&self, topic: &str, only_partitions: Option<Vec<i32>>) -> RecordStream {
+        let topic = topic.to_owned();
+        self.reading(format!("vigil-restore-{topic}"), move |consumer, sender| {
+            read_state(consumer, &topic, only_partitions.as_deref(), sender)
+        })
+    }
+
+    fn read_inputs(&self, topic: &str, partition: i32, from: i64, to: i64) -> RecordStream {
+        let topic = topic.to_owned();
+        self.reading(format!("vigil-recall-{topic}"), move |consumer, sender| {
+            read_inputs(consumer, &topic, partition, from, to, sender)
+        })
+    }
+
+    fn begin_transaction(&self) -> Result<(), RuntimeError> {
+        self.producer
+            .begin_transaction()
+            .map_err(|error| RuntimeError::Transaction(error.to_string()))
+    }
+
+    async fn commit_transaction(
+        &self,
+        positions: Vec<(String, i32, i64)>,
+    ) -> Result<(), RuntimeError> {
+        let producer = self.producer.clone();
+        let consumer = Arc::clone(&self.consumer);
+        let stage = self.stage;
+        tokio::task::spawn_blocking(move || {
+            let mut offsets = TopicPartitionList::new();
+            for (topic, partition, next) in &positions {
+                offsets.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+            }
+            let metadata = consumer.group_metadata().ok_or_else(|| {
+                RuntimeError::Transaction("the consumer has no group metadata".to_owned())
+            })?;
+            transactional(stage, "sending offsets", || {
+                producer.send_offsets_to_transaction(&offsets, &metadata, TRANSACTION_CALL)
+            })?;
+            transactional(stage, "committing", || {
+                producer.commit_transaction(TRANSACTION_CALL)
+            })
+        })
+        .await
+        .map_err(|error| RuntimeError::Task(error.to_string()))?
+    }
+}
+
+/// How long one transactional call may block before it is retried.
+const TRANSACTION_CALL: Duration = Duration::from_secs(10);
+
+/// Runs a transactional call, again while librdkafka says it may be retried (a broker away, a
+/// coordinator moving); any other error fails the stage, whose restart resumes from the last
+/// committed transaction.
+fn transactional(
+    stage: &'static str,
+    what: &'static str,
+    call: impl Fn() -> KafkaResult<()>,
+) -> Result<(), RuntimeError> {
+    let mut attempts = 0u32;
+    loop {
+        match call() {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::Transaction(error)) if error.is_retriable() => {
+                attempts += 1;
+                if attempts == 1 || attempts.is_multiple_of(10) {
+                    tracing::warn!(stage, what, attempts, %error, "transaction call retried");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(error) => return Err(RuntimeError::Transaction(format!("{what}: {error}"))),
+        }
+    }
+}
+
+/// Exactly-once: registers the stage's transactional id with the broker, fencing a previous life
+/// of this instance and aborting the transaction it left open.
+async fn init_transactions(
+    producer: &FutureProducer<ProducerContext>,
+    stage: &'static str,
+) -> Result<(), RuntimeError> {
+    let producer = producer.clone();
+    tokio::task::spawn_blocking(move || {
+        transactional(stage, "initialising transactions", || {
+            producer.init_transactions(TRANSACTION_CALL)
+        })
     })
+    .await
+    .map_err(|error| RuntimeError::Task(error.to_string()))?
+}
+
+/// Reads a state topic from its start to the end it had when called.
+fn read_state(
+    consumer: &BaseConsumer,
+    topic: &str,
+    only_partitions: Option<&[i32]>,
+    sender: &mpsc::Sender<Result<OwnedMessage, RuntimeError>>,
+) -> Result<(), RuntimeError> {
+    let timeout = Duration::from_secs(30);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut remaining: HashMap<i32, i64> = HashMap::new();
+    let mut assignment = TopicPartitionList::new();
+    let wanted = |id: i32| only_partitions.is_none_or(|only| only.contains(&id));
+    for partition in metadata
+        .topics()
+        .iter()
+        .flat_map(|found| found.partitions())
+        .filter(|partition| wanted(partition.id()))
+    {
+        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
+        if high > low {
+            remaining.insert(partition.id(), high);
+            assignment.add_partition_offset(topic, partition.id(), Offset::Offset(low))?;
+        }
+    }
+    if remaining.is_empty() {
+        return Ok(());
+    }
+    consumer.assign(&assignment)?;
+    while !remaining.is_empty() {
+        match consumer.poll(Duration::from_secs(5)) {
+            Some(Ok(message)) => {
+                if let Some(high) = remaining.get(&message.partition())
+                    && message.offset() + 1 >= *high
+                {
+                    remaining.remove(&message.partition());
+                }
+                if sender.blocking_send(Ok(message.detach())).is_err() {
+                    return Ok(());
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                remaining.remove(&partition);
+            }
+            Some(Err(error)) => tracing::warn!(%topic, %error, "reading state; retrying"),
+            None => {
+                tracing::debug!(%topic, partitions = remaining.len(), "waiting for state records")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the records of one partition in `[from, to)`.
+fn read_inputs(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    from: i64,
+    to: i64,
+    sender: &mpsc::Sender<Result<OwnedMessage, RuntimeError>>,
+) -> Result<(), RuntimeError> {
+    let (low, _) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(30))?;
+    let from = from.max(low);
+    if from >= to {
+        return Ok(());
+    }
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, partition, Offset::Offset(from))?;
+    consumer.assign(&assignment)?;
+    loop {
+        match consumer.poll(Duration::from_secs(5)) {
+            Some(Ok(message)) => {
+                let offset = message.offset();
+                if offset >= to || sender.blocking_send(Ok(message.detach())).is_err() {
+                    return Ok(());
+                }
+                if offset + 1 >= to {
+                    return Ok(());
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(()),
+            Some(Err(error)) => tracing::warn!(%topic, %error, "reading recent inputs; retrying"),
+            None => tracing::debug!(%topic, partition, "waiting for recent inputs"),
+        }
+    }
 }
 
 /// Hands one record to the producer, waiting while its queue is full. A checkpoint goes to the
-/// partition of `position` and carries it in its headers.
+/// partition of its input and carries the input's position in its headers.
 async fn send(
     producer: &FutureProducer<ProducerContext>,
     output: &Outgoing,
-    position: Option<(&str, i32, i64)>,
-) -> Result<(String, DeliveryFuture), RuntimeError> {
+    checkpoint_of: Option<InputPosition<'_>>,
+) -> Result<DeliveryFuture, RuntimeError> {
     let mut headers = output
         .headers
         .iter()
@@ -1062,18 +862,18 @@ async fn send(
         });
     let offset_text;
     let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&output.topic);
-    if let Some((topic, partition, offset)) = position {
-        offset_text = offset.to_string();
+    if let Some(position) = checkpoint_of {
+        offset_text = position.offset.to_string();
         headers = headers
             .insert(Header {
                 key: CHECKPOINT_TOPIC_HEADER,
-                value: Some(topic),
+                value: Some(position.topic),
             })
             .insert(Header {
                 key: CHECKPOINT_OFFSET_HEADER,
                 value: Some(&offset_text),
             });
-        record = record.partition(partition);
+        record = record.partition(position.partition);
     }
     record = record.headers(headers);
     if let Some(key) = &output.key {
@@ -1084,7 +884,7 @@ async fn send(
     }
     loop {
         match producer.send_result(record) {
-            Ok(future) => return Ok((output.topic.clone(), future)),
+            Ok(future) => return Ok(future),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                 record = returned;
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -1099,23 +899,25 @@ async fn send(
     }
 }
 
-/// Sends an input's checkpoints, its other outputs being acknowledged.
-async fn send_checkpoints(
-    producer: &FutureProducer<ProducerContext>,
-    mut pending: Pending,
-) -> Result<Delivering, RuntimeError> {
-    let checkpoints = std::mem::take(&mut pending.checkpoints);
-    let mut deliveries = Vec::with_capacity(checkpoints.len());
-    for checkpoint in &checkpoints {
-        let position = (pending.topic.as_str(), pending.partition, pending.offset);
-        deliveries.push(send(producer, checkpoint, Some(position)).await?);
+/// Resolves at `deadline`; never without one.
+async fn at(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
     }
-    Ok(delivering(pending, deliveries))
+}
+
+/// What the stage loop turns to next.
+enum Next {
+    Shutdown,
+    CommitDue,
+    Acknowledged(Acknowledgement),
+    Polled(Option<Polled>),
 }
 
 /// Runs one stage until `shutdown` turns true or a delivery fails for good.
 pub async fn run_stage<P: Processor>(
-    mut processor: P,
+    processor: P,
     common: CommonArgs,
     metrics: Metrics,
     health: Arc<Health>,
@@ -1132,61 +934,18 @@ pub async fn run_stage<P: Processor>(
     if let StateKeeping::Checkpoints(state) = processor.state() {
         check_state_partitions(&common, state, processor.input_topics()).await?;
     }
-
-    let mut producer_config = base_config(&common);
-    producer_config
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "0")
-        .set("statistics.interval.ms", "5000");
-    apply_user_options(&mut producer_config, &common);
-    let producer: FutureProducer<ProducerContext> =
-        producer_config.create_with_context(ProducerContext {
-            stage,
-            metrics: metrics.clone(),
-            bytes: std::sync::Mutex::new(ByteTotals::default()),
-        })?;
-
-    let mut consumer_config = base_config(&common);
-    consumer_config
-        .set(
-            "group.id",
-            common
-                .group_id
-                .clone()
-                .unwrap_or_else(|| format!("vigil-{stage}")),
-        )
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        // Each stage is one hop of four: librdkafka's 500 ms default wait for a fetch to fill would
-        // add up to two seconds end to end when traffic is light.
-        .set("fetch.wait.max.ms", "50")
-        .set("session.timeout.ms", common.session_timeout_ms.to_string())
-        .set(
-            "heartbeat.interval.ms",
-            (common.session_timeout_ms / 4).max(100).to_string(),
-        )
-        .set("statistics.interval.ms", "5000");
-    apply_user_options(&mut consumer_config, &common);
-    let (to_loop, mut polled) = mpsc::channel::<Polled>(POLLED_BUFFER);
-    let context = StageContext {
-        stage,
-        metrics: metrics.clone(),
-        health: Arc::clone(&health),
-        assigned: AtomicBool::new(false),
-        rebalanced: AtomicBool::new(false),
-        to_loop: std::sync::Mutex::new(Some(to_loop.clone())),
-        held: std::sync::Mutex::new(VecDeque::new()),
-        pausing: AtomicBool::new(false),
-        ever_paused: AtomicBool::new(false),
-        drain_timeout: common.shutdown_timeout(),
-        bytes: std::sync::Mutex::new(ByteTotals::default()),
+    let producer = stage_producer(&common, stage, &metrics)?;
+    let strategy = match common.processing_guarantee {
+        ProcessingGuarantee::AtLeastOnce => CommitStrategy::AtLeastOnce,
+        ProcessingGuarantee::ExactlyOnce => {
+            init_transactions(&producer, stage).await?;
+            CommitStrategy::Transactions {
+                interval: Duration::from_millis(common.transaction_interval_ms.max(1)),
+            }
+        }
     };
-    let consumer: Arc<BaseConsumer<StageContext>> =
-        Arc::new(consumer_config.create_with_context(context)?);
+    let (to_loop, mut polled) = mpsc::channel::<Polled>(POLLED_BUFFER);
+    let consumer = stage_consumer(&common, stage, &metrics, &health, to_loop.clone())?;
     let inputs = processor.input_topics();
     let input_names: Vec<&str> = inputs.iter().map(String::as_str).collect();
     consumer.subscribe(&input_names)?;
@@ -1201,174 +960,49 @@ pub async fn run_stage<P: Processor>(
             .spawn(move || poll_consumer(&consumer, &to_loop, &stop, stage, &runtime))
             .map_err(|error| RuntimeError::Task(error.to_string()))?
     };
-
-    let in_flight_gauge = metrics.in_flight.with_label_values(&[stage]);
-    let processing = metrics.processing_timer(stage);
-    let delivery = metrics.delivery_seconds.with_label_values(&[stage]);
-    let passed_over = metrics.skipped.with_label_values(&[stage, "in_checkpoint"]);
-    // Inputs whose outputs are on their way, then (checkpointing stages) their checkpoints: both in
-    // consumption order, so a checkpoint is sent only after every earlier output is acknowledged.
-    let mut outputs_in_flight: FuturesOrdered<Delivering> = FuturesOrdered::new();
-    let mut checkpoints_in_flight: FuturesOrdered<Delivering> = FuturesOrdered::new();
-    let mut outputs: Vec<Outgoing> = Vec::new();
-    // Per input partition, the last offset the restored checkpoints hold: inputs up to it are
-    // passed over. An entry goes once its partition has moved past it.
-    let mut held_by_checkpoints = CheckpointPositions::new();
-    // Partitions owned, and the newly assigned ones whose recent inputs are still to be recalled.
-    let mut owned: Vec<(String, i32)> = Vec::new();
-    let mut to_recall: Vec<(String, i32)> = Vec::new();
-
-    let records_in = TopicCounters::new(stage, &metrics.records_in);
-    let records_out = TopicCounters::new(stage, &metrics.records_out);
-    let state_entries = metrics.state_entries.with_label_values(&[stage]);
-    let acknowledged = |results: DeliveryResults| -> Result<(), RuntimeError> {
-        for (topic, result) in results {
-            match result {
-                Ok(()) => records_out.inc(&topic),
-                Err(error) => return Err(RuntimeError::Delivery { topic, error }),
-            }
-        }
-        Ok(())
+    let limits = LoopLimits {
+        max_in_flight: common.max_in_flight,
+        shutdown_timeout: common.shutdown_timeout(),
     };
-    let store = |pending: &Pending| {
-        delivery.observe(pending.consumed_at.elapsed().as_secs_f64());
-        match consumer.store_offset(&pending.topic, pending.partition, pending.offset) {
-            Ok(()) => {}
-            // The partition was revoked meanwhile: its new owner replays from the last commit.
-            Err(error) => {
-                tracing::debug!(stage, %error, "offset not stored (partition no longer assigned)")
-            }
-        }
+    let backend = KafkaBackend {
+        common: common.clone(),
+        stage,
+        producer,
+        consumer: Arc::clone(&consumer),
     };
-    // Waits for everything in flight: outputs, then the checkpoints they release, offsets stored.
-    macro_rules! drain {
-        () => {
-            while let Some((pending, results)) = outputs_in_flight.next().await {
-                acknowledged(results)?;
-                checkpoints_in_flight.push_back(send_checkpoints(&producer, pending).await?);
-            }
-            while let Some((pending, results)) = checkpoints_in_flight.next().await {
-                acknowledged(results)?;
-                store(&pending);
-            }
-        };
-    }
+    let mut stage_loop = StageLoop::new(processor, backend, limits, strategy, &metrics);
 
     loop {
-        let in_flight = outputs_in_flight.len() + checkpoints_in_flight.len();
-        in_flight_gauge.set(i64::try_from(in_flight).unwrap_or(i64::MAX));
-        tokio::select! {
+        let commit_deadline = stage_loop.commit_deadline();
+        let next = tokio::select! {
             biased;
-            _ = shutdown.changed() => break,
-            Some((pending, results)) = checkpoints_in_flight.next(), if !checkpoints_in_flight.is_empty() => {
-                acknowledged(results)?;
-                store(&pending);
+            _ = shutdown.changed() => Next::Shutdown,
+            () = at(commit_deadline) => Next::CommitDue,
+            acknowledgement = stage_loop.next_acknowledgement(), if stage_loop.in_flight() > 0 => {
+                Next::Acknowledged(acknowledgement)
             }
-            Some((pending, results)) = outputs_in_flight.next(), if !outputs_in_flight.is_empty() => {
-                acknowledged(results)?;
-                checkpoints_in_flight.push_back(send_checkpoints(&producer, pending).await?);
+            received = polled.recv(), if stage_loop.has_room() => Next::Polled(received),
+        };
+        match next {
+            Next::Shutdown => break,
+            Next::CommitDue => stage_loop.on_commit_due().await?,
+            Next::Acknowledged(acknowledgement) => {
+                stage_loop.on_acknowledgement(acknowledgement).await?;
             }
-            received = polled.recv(), if in_flight < common.max_in_flight => {
-                let message = match received {
-                    Some(Polled::Message(message)) => message,
-                    Some(Polled::Revoking(reply)) => {
-                        // Everything consumed before the revocation finishes here and is committed,
-                        // so the partitions' next owner starts after it.
-                        drain!();
-                        if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-                            tracing::debug!(stage, %error, "commit before revocation");
-                        }
-                        let _ = reply.send(());
-                        continue;
-                    }
-                    None => {
-                        return Err(RuntimeError::Task("the consumer's polling thread stopped".into()));
-                    }
-                };
-                // Newly assigned partitions: finish what is in flight (its state is then all
-                // acknowledged), read back the state those partitions own, then go on.
-                if consumer.context().rebalanced.swap(false, Ordering::SeqCst) && processor.state().topic().is_some() {
-                    drain!();
-                    let assigned: Vec<(String, i32)> = consumer
-                        .assignment()?
-                        .elements()
-                        .iter()
-                        .map(|element| (element.topic().to_owned(), element.partition()))
-                        .collect();
-                    let only = if processor.state().per_partition() {
-                        let mut numbers: Vec<i32> = assigned.iter().map(|(_, partition)| *partition).collect();
-                        numbers.sort_unstable();
-                        numbers.dedup();
-                        Some(numbers)
-                    } else {
-                        None
-                    };
-                    let (restored, positions) = restore_processor(processor, &common, &metrics, only).await?;
-                    processor = restored;
-                    held_by_checkpoints = if processor.state().checkpoints() { positions } else { CheckpointPositions::new() };
-                    to_recall = if processor.recall_window() > 0 {
-                        assigned.iter().filter(|partition| !owned.contains(partition)).cloned().collect()
-                    } else {
-                        Vec::new()
-                    };
-                    owned = assigned;
+            Next::Polled(Some(Polled::Message(message))) => {
+                if consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
+                    stage_loop.on_assigned().await?;
                 }
-                let consumed_at = Instant::now();
-                let input = Incoming {
-                    topic: message.topic(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    key: message.key(),
-                    payload: message.payload().unwrap_or_default(),
-                    timestamp_millis: message.timestamp().to_millis(),
-                };
-                records_in.inc(input.topic);
-                if let Some(index) = to_recall
-                    .iter()
-                    .position(|(topic, partition)| topic == input.topic && *partition == input.partition)
-                {
-                    let (topic, partition) = to_recall.swap_remove(index);
-                    processor = recall_processor(processor, &common, topic, partition, input.offset).await?;
-                }
-                let mut pending = Pending {
-                    topic: input.topic.to_owned(),
-                    partition: input.partition,
-                    offset: input.offset,
-                    consumed_at,
-                    checkpoints: Vec::new(),
-                };
-                if !held_by_checkpoints.is_empty() {
-                    let position = (pending.topic.clone(), pending.partition);
-                    match held_by_checkpoints.get(&position) {
-                        Some(through) if input.offset <= *through => {
-                            // Processed before the crash, its outputs all acknowledged (a checkpoint
-                            // written after it was): only remembered, its offset stored in turn.
-                            processor.recall(&input);
-                            passed_over.inc();
-                            outputs_in_flight.push_back(delivering(pending, Vec::new()));
-                            continue;
-                        }
-                        Some(_) => {
-                            held_by_checkpoints.remove(&position);
-                        }
-                        None => {}
-                    }
-                }
-                outputs.clear();
-                {
-                    let _timer = processing.start_timer();
-                    processor.process(&input, &mut outputs);
-                }
-                let mut deliveries = Vec::with_capacity(outputs.len());
-                for output in outputs.drain(..) {
-                    if output.checkpoint {
-                        pending.checkpoints.push(output);
-                    } else {
-                        deliveries.push(send(&producer, &output, None).await?);
-                    }
-                }
-                outputs_in_flight.push_back(delivering(pending, deliveries));
-                state_entries.set(i64::try_from(processor.state_size()).unwrap_or(i64::MAX));
+                stage_loop.on_message(&message).await?;
+            }
+            Next::Polled(Some(Polled::Revoking(reply))) => {
+                stage_loop.on_revoking().await?;
+                let _ = reply.send(());
+            }
+            Next::Polled(None) => {
+                return Err(RuntimeError::Task(
+                    "the consumer's polling thread stopped".into(),
+                ));
             }
         }
     }
@@ -1379,33 +1013,99 @@ pub async fn run_stage<P: Processor>(
     if let Ok(mut to_loop) = consumer.context().to_loop.lock() {
         to_loop.take();
     }
-    tracing::info!(
-        stage,
-        in_flight = outputs_in_flight.len() + checkpoints_in_flight.len(),
-        "shutting down: draining deliveries"
-    );
-    let drained = tokio::time::timeout(common.shutdown_timeout(), async {
-        drain!();
-        Ok::<(), RuntimeError>(())
-    })
-    .await;
-    match drained {
-        Ok(result) => result?,
-        Err(_) => tracing::warn!(
-            stage,
-            "shutdown timeout: undelivered inputs will be reprocessed after restart"
-        ),
-    }
-    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-        // Nothing stored since the last commit is not an error worth failing the exit for.
-        tracing::debug!(stage, %error, "final commit");
-    }
-    let _ = producer.flush(Duration::from_secs(5));
+    let backend_producer = stage_loop.backend().producer.clone();
+    stage_loop.shutdown().await?;
+    let _ = backend_producer.flush(Duration::from_secs(5));
     // Inputs still queued for the loop were never processed: their offsets are not stored.
     drop(polled);
     let _ = tokio::task::spawn_blocking(move || poller.join()).await;
     tracing::info!(stage, "stopped");
     Ok(())
+}
+
+/// The stage's idempotent producer: every record acknowledged by all in-sync replicas, and no
+/// delivery timeout, so a broker outage is waited out rather than turned into a loss.
+fn stage_producer(
+    common: &CommonArgs,
+    stage: &'static str,
+    metrics: &Metrics,
+) -> Result<FutureProducer<ProducerContext>, RuntimeError> {
+    let mut config = base_config(common);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("statistics.interval.ms", "5000");
+    match common.processing_guarantee {
+        ProcessingGuarantee::AtLeastOnce => {
+            config.set("message.timeout.ms", "0");
+        }
+        // A record's timeout is bounded by the transaction's (librdkafka's rule): an outage
+        // longer than the transaction timeout aborts it and fails the stage, whose restart
+        // resumes from the last commit.
+        ProcessingGuarantee::ExactlyOnce => {
+            config.set("transactional.id", common.transactional_id(stage));
+        }
+    }
+    apply_user_options(&mut config, common);
+    Ok(config.create_with_context(ProducerContext {
+        stage,
+        metrics: metrics.clone(),
+        bytes: std::sync::Mutex::new(ByteTotals::default()),
+    })?)
+}
+
+/// The stage's group consumer: offsets stored by the loop only, committed in the background.
+fn stage_consumer(
+    common: &CommonArgs,
+    stage: &'static str,
+    metrics: &Metrics,
+    health: &Arc<Health>,
+    to_loop: mpsc::Sender<Polled>,
+) -> Result<Arc<BaseConsumer<StageContext>>, RuntimeError> {
+    let mut config = base_config(common);
+    config
+        .set("group.id", common.group(stage))
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Records of open or aborted transactions are never read (librdkafka's default, said).
+        .set("isolation.level", "read_committed")
+        // Each stage is one hop of four: librdkafka's 500 ms default wait for a fetch to fill would
+        // add up to two seconds end to end when traffic is light.
+        .set("fetch.wait.max.ms", "50")
+        .set("statistics.interval.ms", "5000");
+    match common.processing_guarantee {
+        ProcessingGuarantee::AtLeastOnce => config
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000"),
+        // Offsets are committed inside each transaction.
+        ProcessingGuarantee::ExactlyOnce => config.set("enable.auto.commit", "false"),
+    };
+    match common.group_protocol {
+        GroupProtocol::Classic => config
+            .set("session.timeout.ms", common.session_timeout_ms.to_string())
+            .set(
+                "heartbeat.interval.ms",
+                (common.session_timeout_ms / 4).max(100).to_string(),
+            ),
+        // KIP-848: the broker assigns partitions and owns the session and heartbeat settings.
+        GroupProtocol::Consumer => config.set("group.protocol", "consumer"),
+    };
+    apply_user_options(&mut config, common);
+    let context = StageContext {
+        stage,
+        metrics: metrics.clone(),
+        health: Arc::clone(health),
+        assigned: AtomicBool::new(false),
+        rebalanced: AtomicBool::new(false),
+        to_loop: std::sync::Mutex::new(Some(to_loop)),
+        held: std::sync::Mutex::new(VecDeque::new()),
+        pausing: AtomicBool::new(false),
+        ever_paused: AtomicBool::new(false),
+        drain_timeout: common.shutdown_timeout(),
+        bytes: std::sync::Mutex::new(ByteTotals::default()),
+    };
+    Ok(Arc::new(config.create_with_context(context)?))
 }
 
 /// Messages the polling thread may hold ready for the loop.

@@ -7,6 +7,7 @@ pub mod args;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod stage;
 pub mod stages;
 
 use std::sync::Arc;
@@ -16,8 +17,9 @@ use tokio::task::JoinHandle;
 
 pub use args::{CommonArgs, LogFormat, Topics};
 pub use http::Health;
-pub use kafka::{Incoming, Outgoing, Processor, RuntimeError, StateKeeping, TopicSpec, run_stage};
+pub use kafka::run_stage;
 pub use metrics::Metrics;
+pub use stage::{Incoming, Outgoing, Processor, RuntimeError, StateKeeping, TopicSpec};
 pub use vigil_settings::{Settings, SettingsArgs};
 
 /// Why a service did not start or stopped with an error.

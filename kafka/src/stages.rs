@@ -16,8 +16,8 @@ use vigil_schemas::{
 };
 
 use crate::args::Topics;
-use crate::kafka::{Incoming, Outgoing, Processor, StateKeeping, TopicSpec, dead_letter};
 use crate::metrics::{Metrics, severity_label};
+use crate::stage::{Incoming, Outgoing, Processor, StateKeeping, TopicSpec, dead_letter};
 use vigil_settings::{ListRole, ListSource, ListWatcher, Settings, SettingsArgs, SettingsError};
 
 fn codec() -> Codec {

@@ -10,7 +10,9 @@ libs=${VIGIL_KAFKA_LIBS:-$(scripts/kafka/fetch.sh)}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 controller=$(free_port)
-sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$controller|g" -e "s|@LOG_DIRS@|$dir/kafka-logs|g" \
+sed -e "s|@NODE_ID@|1|g" -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$controller|g" \
+  -e "s|@VOTERS@|1@127.0.0.1:$controller|g" -e "s|@REPLICATION@|1|g" -e "s|@MIN_ISR@|1|g" \
+  -e "s|@LOG_DIRS@|$dir/kafka-logs|g" \
   scripts/kafka/server.properties > "$dir/server.properties"
 java_opts=(-Xms256m -Xmx1g "-Dlog4j2.configurationFile=$PWD/scripts/kafka/log4j2.yaml" -cp "$libs/*")
 java "${java_opts[@]}" kafka.tools.StorageTool format --cluster-id dmlnaWwtYmVuY2gtYnJva2U \

@@ -184,7 +184,7 @@ async fn start_pipeline(
     (
         watch::Sender<bool>,
         Arc<Health>,
-        Vec<tokio::task::JoinHandle<Result<(), kafka::RuntimeError>>>,
+        Vec<tokio::task::JoinHandle<Result<(), vigil_kafka::RuntimeError>>>,
     ),
     String,
 > {
@@ -319,18 +319,18 @@ async fn await_markers(
 async fn run(args: Args) -> Result<(), String> {
     let prefix = format!("bench-{}-{:?}", std::process::id(), args.mode).to_lowercase();
     let common = common_args(&args.brokers, topics(&prefix), args.partitions);
-    let mut all_topics: Vec<kafka::TopicSpec> = [
+    let mut all_topics: Vec<vigil_kafka::TopicSpec> = [
         &common.topics.audit_raw,
         &common.topics.events,
         &common.topics.findings,
     ]
     .into_iter()
-    .map(|name| kafka::TopicSpec {
+    .map(|name| vigil_kafka::TopicSpec {
         name: name.clone(),
         compacted: false,
     })
     .collect();
-    all_topics.push(kafka::TopicSpec {
+    all_topics.push(vigil_kafka::TopicSpec {
         name: format!("{prefix}.copy"),
         compacted: false,
     });

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-const FINDINGS_TIMEOUT: Duration = Duration::from_secs(120);
+pub const FINDINGS_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn start_pipeline(broker: &Broker) -> Vec<Stage> {
     start_pipeline_with(broker, &[])
@@ -26,7 +26,30 @@ fn start_pipeline_with(broker: &Broker, ingest_args: &[String]) -> Vec<Stage> {
     ]
 }
 
-fn wait_for_findings(
+/// The consumer group protocol flags of a test: classic (none), or KIP-848's.
+fn protocol_args(kip848: bool) -> Vec<String> {
+    if kip848 {
+        vec!["--group-protocol".to_owned(), "consumer".to_owned()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The four stages, each with the settings (but ingest) and `extra`.
+fn start_pipeline_in(broker: &Broker, extra: &[String]) -> Vec<Stage> {
+    let with_settings: Vec<String> = settings_args()
+        .into_iter()
+        .chain(extra.iter().cloned())
+        .collect();
+    vec![
+        Stage::start("ingest", broker, extra),
+        Stage::start("enrich", broker, &with_settings),
+        Stage::start("detect", broker, &with_settings),
+        Stage::start("publish", broker, &with_settings),
+    ]
+}
+
+pub fn wait_for_findings(
     broker: &Broker,
     expected: &std::collections::BTreeMap<String, (String, i64)>,
 ) -> std::collections::BTreeMap<String, (String, i64)> {
@@ -38,7 +61,7 @@ fn wait_for_findings(
 
 /// Fails with what differs (missing, extra, miscounted findings) ahead of the stages' logs, so a
 /// failure reads without scrolling through them.
-fn assert_same_findings(found: &FindingCounts, expected: &FindingCounts, stages: &[Stage]) {
+pub fn assert_same_findings(found: &FindingCounts, expected: &FindingCounts, stages: &[Stage]) {
     if found == expected {
         return;
     }
@@ -326,13 +349,28 @@ fn baselines_learned_before_a_sigkill_still_flag_what_departs_from_them_after_it
 
 #[test]
 fn two_detect_instances_share_the_clusters_baselines_and_one_takes_over_when_the_other_stops() {
-    let broker = Broker::start("baselines-two-detects");
+    takeover(false);
+}
+
+#[test]
+fn with_kip848_groups_one_detect_instance_takes_over_the_others_baselines() {
+    takeover(true);
+}
+
+fn takeover(kip848: bool) {
+    let broker = Broker::start(if kip848 {
+        "takeover-kip848"
+    } else {
+        "takeover"
+    });
     create_topics(&broker, &["vigil.audit.raw"]);
-    let mut stages = start_pipeline(&broker);
+    let protocol = protocol_args(kip848);
+    let mut stages = start_pipeline_in(&broker, &protocol);
     for stage in &stages {
         stage.wait_ready(Duration::from_secs(60));
     }
-    let second_detect = Stage::start("detect", &broker, &settings_args());
+    let detect_args: Vec<String> = settings_args().into_iter().chain(protocol).collect();
+    let second_detect = Stage::start("detect", &broker, &detect_args);
     second_detect.wait_ready(Duration::from_secs(180));
     stages.push(second_detect);
     let (lines, expected) = baseline_stream_in_clusters(&["cluster-0", "cluster-14"]);
@@ -403,14 +441,30 @@ fn two_detect_instances_share_the_clusters_baselines_and_one_takes_over_when_the
 
 #[test]
 fn two_instances_of_each_stage_share_the_partitions_and_find_the_same() {
-    let broker = Broker::start("two-instances");
+    two_instances(false);
+}
+
+/// KIP-848: the broker assigns incrementally; a first instance gives up only the partitions the
+/// second takes, after draining.
+#[test]
+fn with_kip848_groups_two_instances_of_each_stage_share_the_partitions_and_find_the_same() {
+    two_instances(true);
+}
+
+fn two_instances(kip848: bool) {
+    let broker = Broker::start(if kip848 {
+        "two-instances-kip848"
+    } else {
+        "two-instances"
+    });
     create_topics(&broker, &["vigil.audit.raw"]);
-    let mut stages = start_pipeline(&broker);
+    let protocol = protocol_args(kip848);
+    let mut stages = start_pipeline_in(&broker, &protocol);
     for stage in &stages {
         stage.wait_ready(Duration::from_secs(60));
     }
     // The second instances join running groups: each group rebalances to share the partitions.
-    let second = start_pipeline(&broker);
+    let second = start_pipeline_in(&broker, &protocol);
     for stage in &second {
         stage.wait_ready(Duration::from_secs(180));
     }

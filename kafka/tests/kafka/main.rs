@@ -8,5 +8,7 @@
 )]
 
 mod broker;
+mod cluster;
 mod compose;
+mod exactly_once;
 mod harness;

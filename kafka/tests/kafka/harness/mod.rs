@@ -60,34 +60,67 @@ fn kafka_libs() -> PathBuf {
     libs
 }
 
-/// An Apache Kafka broker in KRaft mode (one process, broker and controller) on free loopback
-/// ports, its log directory in the test's scratch directory (it survives a restart); killed when
-/// dropped.
-pub struct Broker {
-    child: Option<Child>,
-    pub port: u16,
+/// One Apache Kafka node in KRaft mode (broker and controller in one process) on free loopback
+/// ports, its log directory in the test's scratch directory (it survives a restart).
+struct Node {
+    id: usize,
+    port: u16,
     controller_port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// Apache Kafka on loopback: one node, or a cluster of several (each a broker and a controller
+/// voter); killed when dropped.
+pub struct Broker {
+    /// The scratch directory: the nodes' directories and the stages' logs.
+    pub dir: PathBuf,
+    nodes: Vec<Node>,
     /// The broker's jars, found once.
     libs: PathBuf,
-    dir: PathBuf,
 }
 
 impl Broker {
+    /// One node.
     pub fn start(name: &str) -> Self {
-        let dir = scratch(name);
+        Self::start_cluster(name, 1)
+    }
+
+    /// `count` nodes, each a controller voter; with three, internal and new topics are replicated
+    /// three times with `min.insync.replicas=2`, so one node may be gone at any time.
+    pub fn start_cluster(name: &str, count: usize) -> Self {
+        let root = scratch(name);
+        let nodes: Vec<Node> = (1..=count)
+            .map(|id| {
+                let dir = root.join(format!("node-{id}"));
+                std::fs::create_dir_all(&dir).expect("node directory");
+                Node {
+                    id,
+                    port: free_port(),
+                    controller_port: free_port(),
+                    dir,
+                    child: None,
+                }
+            })
+            .collect();
         let mut broker = Self {
-            child: None,
-            port: free_port(),
-            controller_port: free_port(),
+            dir: root,
+            nodes,
             libs: kafka_libs(),
-            dir,
         };
-        broker.format();
-        broker.launch();
+        for index in 0..count {
+            broker.format(index);
+        }
+        for index in 0..count {
+            broker.launch(index);
+        }
+        for index in 0..count {
+            broker.wait_until_serving(index);
+        }
         broker
     }
 
-    fn java(&self) -> Command {
+    fn java(&self, dir: &Path) -> Command {
         let mut command = Command::new("java");
         command
             .args([
@@ -102,23 +135,38 @@ impl Broker {
             ))
             .arg("-cp")
             .arg(format!("{}/*", self.libs.display()))
-            .current_dir(&self.dir);
+            .current_dir(dir);
         command
     }
 
-    /// Writes the server properties and formats the KRaft log directory, once per broker.
-    fn format(&self) {
+    /// Writes a node's server properties and formats its KRaft log directory, once.
+    fn format(&self, index: usize) {
+        let node = &self.nodes[index];
+        let voters: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| format!("{}@127.0.0.1:{}", node.id, node.controller_port))
+            .collect();
+        let (replication, min_isr) = if self.nodes.len() >= 3 {
+            ("3", "2")
+        } else {
+            ("1", "1")
+        };
         let properties = std::fs::read_to_string(repo().join("scripts/kafka/server.properties"))
             .expect("scripts/kafka/server.properties")
-            .replace("@PORT@", &self.port.to_string())
-            .replace("@CONTROLLER_PORT@", &self.controller_port.to_string())
+            .replace("@NODE_ID@", &node.id.to_string())
+            .replace("@PORT@", &node.port.to_string())
+            .replace("@CONTROLLER_PORT@", &node.controller_port.to_string())
+            .replace("@VOTERS@", &voters.join(","))
+            .replace("@REPLICATION@", replication)
+            .replace("@MIN_ISR@", min_isr)
             .replace(
                 "@LOG_DIRS@",
-                &self.dir.join("kafka-logs").display().to_string(),
+                &node.dir.join("kafka-logs").display().to_string(),
             );
-        std::fs::write(self.dir.join("server.properties"), properties).expect("server.properties");
+        std::fs::write(node.dir.join("server.properties"), properties).expect("server.properties");
         let output = self
-            .java()
+            .java(&node.dir)
             .args([
                 "kafka.tools.StorageTool",
                 "format",
@@ -137,46 +185,54 @@ impl Broker {
         );
     }
 
-    fn launch(&mut self) {
+    fn launch(&mut self, index: usize) {
+        let dir = self.nodes[index].dir.clone();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("kafka.log"))
+            .open(dir.join("kafka.log"))
             .expect("broker log file");
         let child = self
-            .java()
+            .java(&dir)
             .args(["kafka.Kafka", "server.properties"])
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
             .spawn()
             .expect("java starts the Kafka broker");
-        self.child = Some(child);
-        self.wait_until_serving();
+        self.nodes[index].child = Some(child);
     }
 
-    /// Until the broker answers metadata requests with itself as a broker: the port opens before
-    /// the controller quorum has elected a leader and the broker has registered.
-    fn wait_until_serving(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    /// Until the node answers metadata requests with itself among the brokers: the port opens
+    /// before the controller quorum has elected a leader and the broker has registered.
+    fn wait_until_serving(&mut self, index: usize) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let node = &mut self.nodes[index];
+        let address = format!("127.0.0.1:{}", node.port);
         loop {
-            if let Some(child) = self.child.as_mut()
+            if let Some(child) = node.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
                 panic!(
-                    "the Kafka broker exited with {status}; see {}",
-                    self.dir.join("kafka.log").display()
+                    "Kafka node {} exited with {status}; see {}",
+                    node.id,
+                    node.dir.join("kafka.log").display()
                 );
             }
-            let serving = TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            let serving = TcpStream::connect(("127.0.0.1", node.port)).is_ok()
                 && ClientConfig::new()
-                    .set("bootstrap.servers", self.address())
+                    .set("bootstrap.servers", &address)
                     .create::<BaseConsumer>()
                     .ok()
                     .and_then(|client| {
                         client
                             .fetch_metadata(None, Duration::from_secs(2))
                             .ok()
-                            .map(|metadata| !metadata.brokers().is_empty())
+                            .map(|metadata| {
+                                metadata
+                                    .brokers()
+                                    .iter()
+                                    .any(|broker| broker.port() == i32::from(node.port))
+                            })
                     })
                     .unwrap_or(false);
             if serving {
@@ -184,29 +240,87 @@ impl Broker {
             }
             assert!(
                 Instant::now() < deadline,
-                "the Kafka broker did not serve on port {} within 60 s; see {}",
-                self.port,
-                self.dir.join("kafka.log").display()
+                "Kafka node {} did not serve on port {} within 90 s; see {}",
+                node.id,
+                node.port,
+                node.dir.join("kafka.log").display()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
-    pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+    /// The replication factor of topics on this cluster (three nodes and more: 3).
+    pub fn replication(&self) -> i32 {
+        if self.nodes.len() >= 3 { 3 } else { 1 }
     }
 
-    /// SIGKILL: no controlled shutdown, as a crashed broker.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    /// The bootstrap servers: every node.
+    pub fn address(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// SIGKILL of one node (by index): no controlled shutdown, as a crashed broker.
+    pub fn kill_node(&mut self, index: usize) {
+        if let Some(mut child) = self.nodes[index].child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
+    /// Starts a killed node again and waits until it serves.
+    pub fn start_node(&mut self, index: usize) {
+        self.launch(index);
+        self.wait_until_serving(index);
+    }
+
+    /// The index of the node leading most partitions of `topics`: the busiest one to kill.
+    pub fn busiest_leader(&self, topics: &[&str]) -> usize {
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.address())
+            .create()
+            .expect("metadata client");
+        let metadata = client
+            .fetch_metadata(None, Duration::from_secs(10))
+            .expect("cluster metadata");
+        let mut led = vec![0usize; self.nodes.len()];
+        for topic in metadata
+            .topics()
+            .iter()
+            .filter(|topic| topics.contains(&topic.name()))
+        {
+            for partition in topic.partitions() {
+                if let Some(index) = self
+                    .nodes
+                    .iter()
+                    .position(|node| i32::try_from(node.id).ok() == Some(partition.leader()))
+                {
+                    led[index] += 1;
+                }
+            }
+        }
+        (0..led.len()).max_by_key(|index| led[*index]).unwrap_or(0)
+    }
+
+    /// SIGKILL of every node.
+    pub fn stop(&mut self) {
+        for index in 0..self.nodes.len() {
+            self.kill_node(index);
+        }
+    }
+
+    /// Every node killed, then started again.
     pub fn restart(&mut self) {
         self.stop();
-        self.launch();
+        for index in 0..self.nodes.len() {
+            self.launch(index);
+        }
+        for index in 0..self.nodes.len() {
+            self.wait_until_serving(index);
+        }
     }
 }
 
@@ -347,6 +461,13 @@ impl Stage {
         self.launch();
     }
 
+    /// Whether the process started last is still running (it neither failed nor exited).
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -459,7 +580,11 @@ pub fn create_topics(broker: &Broker, topics: &[&str]) {
         .iter()
         .map(|topic| {
             let partitions = if *topic == "vigil.audit.raw" { 1 } else { 3 };
-            NewTopic::new(topic, partitions, TopicReplication::Fixed(1))
+            NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(broker.replication()),
+            )
         })
         .collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -516,6 +641,17 @@ pub fn produce(broker: &Broker, topic: &str, records: &[(Option<Vec<u8>>, Vec<u8
     producer
         .flush(Duration::from_secs(60))
         .expect("every record acknowledged");
+}
+
+/// Every record of `topic` now, read committed, once `quiet` has passed without a new one.
+pub fn read_all(broker: &Broker, topic: &str, quiet: Duration) -> Vec<Record> {
+    let mut last = (0, Instant::now());
+    consume_until(broker, topic, Duration::from_secs(120), &mut |records| {
+        if records.len() != last.0 {
+            last = (records.len(), Instant::now());
+        }
+        last.1.elapsed() >= quiet
+    })
 }
 
 /// One consumed record with its headers.
