@@ -55,6 +55,10 @@ pub trait Detector: Send + std::fmt::Debug {
     /// the key). A restarted stage gives them back through [`Detector::restore`], so it neither
     /// forgets nor relearns. Stateless detectors keep the default.
     fn drain_state(&mut self, _out: &mut Vec<StateEntry>) {}
+    /// Makes every change held back (a baseline checkpoints counts every few observations) a
+    /// change for the next [`Detector::drain_state`]: called before state is committed with the
+    /// inputs it holds (exactly-once).
+    fn flush_state(&mut self) {}
     /// Puts back one checkpointed entry (`None` is a tombstone: the entry is forgotten). False when
     /// the value no longer decodes ([`checkpoint::decode`] refuses it): the entry is dropped and
     /// relearned, and the caller counts and logs it.
@@ -398,6 +402,15 @@ impl Engine {
                 *self.fired.entry(detector.name()).or_default() += fired as u64;
             }
         }
+    }
+
+    /// Every state change, the ones held back included ([`Detector::flush_state`]): what to
+    /// commit so that the state holds the effect of every event processed.
+    pub fn flush_state(&mut self, out: &mut Vec<StateEntry>) {
+        for detector in &mut self.detectors {
+            detector.flush_state();
+        }
+        self.drain_state(out);
     }
 
     /// State changes of every detector since the last call; keys are prefixed `detector/`.

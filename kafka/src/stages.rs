@@ -459,6 +459,8 @@ pub struct DetectStage {
     /// Keys of the checkpointed state, with the input partition whose events wrote them: the state
     /// of a partition this instance no longer owns is dropped.
     state: BTreeMap<String, i32>,
+    /// The partition of the last input processed: the one its state changes checkpoint to.
+    last_partition: i32,
     changes: Vec<StateEntry>,
     recent: RecentEvents,
     /// Inputs since the baseline gauges were last set (walking every profile is not per event).
@@ -515,6 +517,23 @@ impl DetectStage {
 }
 
 impl DetectStage {
+    /// The state changes drained into `self.changes`, as checkpoints of the last input's partition.
+    fn checkpoint_changes(&mut self, out: &mut Vec<Outgoing>) {
+        for change in self.changes.drain(..) {
+            let payload = change.value;
+            if payload.is_some() {
+                self.state.insert(change.key.clone(), self.last_partition);
+            } else {
+                self.state.remove(&change.key);
+            }
+            out.push(Outgoing::checkpoint(
+                &self.topics.detect_state,
+                change.key.into_bytes(),
+                payload,
+            ));
+        }
+    }
+
     pub fn new(topics: Topics, metrics: Metrics, engine: Engine) -> Self {
         Self {
             engine,
@@ -522,6 +541,7 @@ impl DetectStage {
             topics,
             metrics,
             state: BTreeMap::new(),
+            last_partition: 0,
             changes: Vec::new(),
             recent: RecentEvents::new(DUPLICATE_WINDOW),
             since_profile_report: PROFILE_REPORT_EVERY,
@@ -649,21 +669,15 @@ impl Processor for DetectStage {
         }
         // State goes out as checkpoints of this input: after its detections (and every earlier
         // input's) are acknowledged, and before its offset is stored.
+        self.last_partition = input.partition;
         self.changes.clear();
         self.engine.drain_state(&mut self.changes);
-        for change in self.changes.drain(..) {
-            let payload = change.value;
-            if payload.is_some() {
-                self.state.insert(change.key.clone(), input.partition);
-            } else {
-                self.state.remove(&change.key);
-            }
-            out.push(Outgoing::checkpoint(
-                &self.topics.detect_state,
-                change.key.into_bytes(),
-                payload,
-            ));
-        }
+        self.checkpoint_changes(out);
+    }
+    fn flush(&mut self, out: &mut Vec<Outgoing>) {
+        self.changes.clear();
+        self.engine.flush_state(&mut self.changes);
+        self.checkpoint_changes(out);
     }
 }
 

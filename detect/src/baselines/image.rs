@@ -124,6 +124,11 @@ impl Detector for ImageBaselines {
         self.workloads.drain(out);
     }
 
+    fn flush_state(&mut self) {
+        self.store.flush();
+        self.workloads.flush();
+    }
+
     fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
         if key.starts_with(WORKLOAD_PREFIX) {
             self.workloads.restore(key, value)

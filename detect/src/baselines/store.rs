@@ -1,7 +1,7 @@
 //! Profiles by entity, bounded per cluster and in all, with the checkpoints their changes call for;
 //! and one scope's view of an observation.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::StateEntry;
 
@@ -69,6 +69,9 @@ pub(super) struct ProfileStore<P: Stored = Profile> {
     pub(super) profiles: HashMap<String, Tracked<P>>,
     pub(super) caps: EntityCaps,
     pub(super) changes: Vec<StateEntry>,
+    /// Profiles with observations not yet checkpointed (held back, [`Stored::CHECKPOINT_EVERY`]),
+    /// for [`ProfileStore::flush`]. At most one entry per profile.
+    pub(super) unsaved: BTreeSet<String>,
     /// Checkpoints that failed to encode (kept unsaved and tried again); never expected.
     pub(super) unencodable: u64,
 }
@@ -79,6 +82,7 @@ impl<P: Stored> ProfileStore<P> {
             profiles: HashMap::new(),
             caps: EntityCaps::new(max_entities, max_per_cluster),
             changes: Vec::new(),
+            unsaved: BTreeSet::new(),
             unencodable: 0,
         }
     }
@@ -93,6 +97,7 @@ impl<P: Stored> ProfileStore<P> {
         if self.profiles.remove(key).is_none() {
             return false;
         }
+        self.unsaved.remove(key);
         self.caps.removed(key);
         true
     }
@@ -155,6 +160,22 @@ impl<P: Stored> ProfileStore<P> {
         let state = tracked.profile.state();
         if tracked.unsaved >= P::CHECKPOINT_EVERY || state != tracked.saved {
             self.save(key);
+        } else if tracked.unsaved == 1 {
+            self.unsaved.insert(key.to_owned());
+        }
+    }
+
+    /// Writes every profile with observations held back: under exactly-once, before each
+    /// transaction commits, so that the state committed with the inputs holds all their effects.
+    pub(super) fn flush(&mut self) {
+        for key in std::mem::take(&mut self.unsaved) {
+            if self
+                .profiles
+                .get(&key)
+                .is_some_and(|tracked| tracked.unsaved > 0)
+            {
+                self.save(&key);
+            }
         }
     }
 

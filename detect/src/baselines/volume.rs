@@ -321,6 +321,10 @@ impl Detector for VolumeBaselines {
         self.store.drain(out);
     }
 
+    fn flush_state(&mut self) {
+        self.store.flush();
+    }
+
     fn profiles(&self) -> Vec<crate::ProfileCounts> {
         vec![self.store.counts(super::Scope::Principal)]
     }

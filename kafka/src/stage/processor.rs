@@ -147,6 +147,11 @@ pub trait Processor: Send + 'static {
     }
     /// Turns one input into outputs. Must not fail: bad input becomes a dead-letter output.
     fn process(&mut self, input: &Incoming<'_>, out: &mut Vec<Outgoing>);
+    /// Checkpoints of state changes held back (a stage may checkpoint some state every few
+    /// inputs), as if the last input processed had written them. Under exactly-once, called before
+    /// each transaction commits and before an input of another partition than the last: the
+    /// state committed then holds every effect of the inputs committed with it.
+    fn flush(&mut self, _out: &mut Vec<Outgoing>) {}
 }
 
 /// A dead letter: the original bytes and key, with where they came from and why in the headers.

@@ -52,6 +52,8 @@ struct Transaction {
     positions: HashMap<(String, i32), i64>,
     /// Records sent per topic, counted as written once the transaction commits.
     records: HashMap<String, u64>,
+    /// The last input processed in it: the one the processor's flushed checkpoints belong to.
+    last_input: Option<(String, i32, i64)>,
 }
 
 /// Where one input stands.
@@ -276,6 +278,18 @@ impl<P: Processor, B: Backend> StageLoop<P, B> {
             let (topic, partition) = self.to_recall.swap_remove(index);
             self.recall(&topic, partition, input.offset).await?;
         }
+        // What the processor held back belongs to the last input's partition: flushed before an
+        // input of another one is processed.
+        let other_partition = self
+            .transaction
+            .as_ref()
+            .and_then(|transaction| transaction.last_input.as_ref())
+            .is_some_and(|(topic, partition, _)| {
+                *partition != input.partition || topic != input.topic
+            });
+        if other_partition {
+            self.flush_transaction().await?;
+        }
         let slot = self.slot(input.topic, input.partition);
         let mut outputs = std::mem::take(&mut self.outputs);
         outputs.clear();
@@ -440,6 +454,7 @@ impl<P: Processor, B: Backend> StageLoop<P, B> {
                 inputs: 0,
                 positions: HashMap::new(),
                 records: HashMap::new(),
+                last_input: None,
             });
         }
         let position = InputPosition {
@@ -447,22 +462,14 @@ impl<P: Processor, B: Backend> StageLoop<P, B> {
             partition: input.partition,
             offset: input.offset,
         };
-        for output in outputs.drain(..) {
-            // The transaction's commit stands for every acknowledgement: the delivery itself is
-            // not awaited (a refused record fails the commit).
-            let _delivery = self
-                .backend
-                .send(&output, output.checkpoint.then_some(position))
-                .await?;
-            if let Some(transaction) = self.transaction.as_mut() {
-                *transaction.records.entry(output.topic).or_default() += 1;
-            }
-        }
+        self.send_transactional(outputs, position).await?;
         let full = match self.transaction.as_mut() {
             Some(transaction) => {
                 transaction
                     .positions
                     .insert((input.topic.to_owned(), input.partition), input.offset + 1);
+                transaction.last_input =
+                    Some((input.topic.to_owned(), input.partition, input.offset));
                 transaction.inputs += 1;
                 transaction.inputs >= self.limits.max_in_flight
             }
@@ -474,8 +481,48 @@ impl<P: Processor, B: Backend> StageLoop<P, B> {
         Ok(())
     }
 
+    /// Sends records in the open transaction; a checkpoint goes with `position`. The commit
+    /// stands for every acknowledgement: deliveries are not awaited one by one (a refused record
+    /// fails the commit).
+    async fn send_transactional(
+        &mut self,
+        outputs: &mut Vec<Outgoing>,
+        position: InputPosition<'_>,
+    ) -> Result<(), RuntimeError> {
+        for output in outputs.drain(..) {
+            let _delivery = self
+                .backend
+                .send(&output, output.checkpoint.then_some(position))
+                .await?;
+            if let Some(transaction) = self.transaction.as_mut() {
+                *transaction.records.entry(output.topic).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the processor's held-back checkpoints in the open transaction, as the last input's.
+    async fn flush_transaction(&mut self) -> Result<(), RuntimeError> {
+        let Some((topic, partition, offset)) = self
+            .transaction
+            .as_ref()
+            .and_then(|transaction| transaction.last_input.clone())
+        else {
+            return Ok(());
+        };
+        let mut flushed = Vec::new();
+        self.processor.flush(&mut flushed);
+        let position = InputPosition {
+            topic: &topic,
+            partition,
+            offset,
+        };
+        self.send_transactional(&mut flushed, position).await
+    }
+
     /// Commits the open transaction, if any, with its inputs' positions.
     async fn commit_transaction(&mut self) -> Result<(), RuntimeError> {
+        self.flush_transaction().await?;
         let Some(transaction) = self.transaction.take() else {
             return Ok(());
         };

@@ -28,6 +28,8 @@ struct Recorder {
     recalled: Vec<(i32, i64)>,
     restored: Vec<(i32, String)>,
     retained: Vec<Vec<i32>>,
+    /// Inputs processed since the last flush (the state it holds back).
+    held_back: usize,
 }
 
 impl Recorder {
@@ -39,6 +41,7 @@ impl Recorder {
             recalled: Vec::new(),
             restored: Vec::new(),
             retained: Vec::new(),
+            held_back: 0,
         }
     }
 }
@@ -73,8 +76,19 @@ impl Processor for Recorder {
     fn recall(&mut self, input: &Incoming<'_>) {
         self.recalled.push((input.partition, input.offset));
     }
+    fn flush(&mut self, out: &mut Vec<Outgoing>) {
+        if self.held_back > 0 {
+            out.push(Outgoing::checkpoint(
+                STATE,
+                "held",
+                Some(self.held_back.to_string().into_bytes()),
+            ));
+            self.held_back = 0;
+        }
+    }
     fn process(&mut self, input: &Incoming<'_>, out: &mut Vec<Outgoing>) {
         self.processed.push((input.partition, input.offset));
+        self.held_back += 1;
         let key = format!("{}-{}", input.partition, input.offset);
         let copies = match input.payload {
             b"quiet" => 0,
@@ -473,7 +487,14 @@ async fn a_transactions_records_state_and_offsets_become_visible_together_at_its
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(backend.written(OUTPUT).len(), 3);
-    assert_eq!(backend.written(STATE).len(), 2);
+    let checkpoints = backend.written(STATE);
+    assert_eq!(
+        checkpoints
+            .iter()
+            .filter(|(_, key, _)| key.starts_with('p'))
+            .count(),
+        2
+    );
     assert_eq!(backend.committed(INPUT, 0), Some(0));
     assert_eq!(backend.committed(INPUT, 1), Some(0));
     assert_eq!(stage.in_flight(), 0);
@@ -533,4 +554,36 @@ async fn a_refused_commit_stops_the_stage_and_leaves_nothing_visible() {
     );
     assert!(backend.written(OUTPUT).is_empty());
     assert_eq!(backend.committed(INPUT, 0), None);
+}
+
+#[tokio::test]
+async fn held_back_state_is_flushed_before_a_commit_and_before_another_partitions_input() {
+    let (mut stage, backend) =
+        stage_loop_committing(Recorder::new(StateKeeping::Stateless), transactions());
+    consume(&mut stage, &backend, 1, "a").await;
+    consume(&mut stage, &backend, 1, "b").await;
+    consume(&mut stage, &backend, 2, "c").await;
+    stage
+        .on_commit_due()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let held: Vec<(i32, Option<String>)> = backend
+        .written(STATE)
+        .into_iter()
+        .filter(|(_, key, _)| key == "held")
+        .map(|(partition, _, value)| (partition, value))
+        .collect();
+    // Partition 1's two inputs flushed to its state partition when partition 2's came, then
+    // partition 2's one at the commit.
+    assert_eq!(
+        held,
+        vec![(1, Some("2".to_owned())), (2, Some("1".to_owned()))]
+    );
+    assert_eq!(
+        backend
+            .header(STATE, 1, 0, CHECKPOINT_OFFSET_HEADER)
+            .as_deref(),
+        Some("1"),
+        "as the last input of partition 1 wrote it"
+    );
 }

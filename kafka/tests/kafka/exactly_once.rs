@@ -116,6 +116,22 @@ fn run(seed: Option<u64>) -> Written {
     Written { findings, state }
 }
 
+/// One side of two values, from a little before where they first differ.
+fn around_difference(found: Option<Vec<u8>>, clean: Option<Vec<u8>>, found_side: bool) -> String {
+    let found = String::from_utf8_lossy(&found.unwrap_or_default()).into_owned();
+    let clean = String::from_utf8_lossy(&clean.unwrap_or_default()).into_owned();
+    let at = found
+        .bytes()
+        .zip(clean.bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| found.len().min(clean.len()));
+    let side = if found_side { &found } else { &clean };
+    let from = at.saturating_sub(80);
+    side.get(from..side.len().min(at + 160))
+        .unwrap_or(side)
+        .to_owned()
+}
+
 /// What differs between two runs, readably.
 fn difference(found: &Written, clean: &Written) -> String {
     let mut lines = Vec::new();
@@ -140,8 +156,13 @@ fn difference(found: &Written, clean: &Written) -> String {
         ));
     }
     for (key, value) in &clean.state {
-        if found.state.get(key) != Some(value) {
-            lines.push(format!("state {key:?} differs"));
+        let seen = found.state.get(key);
+        if seen != Some(value) {
+            lines.push(format!(
+                "state {key:?} differs:\n  found {}\n  clean {}",
+                around_difference(seen.cloned().flatten(), value.clone(), true),
+                around_difference(seen.cloned().flatten(), value.clone(), false)
+            ));
         }
     }
     for key in found

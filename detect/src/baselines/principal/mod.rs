@@ -323,6 +323,17 @@ impl Detector for PrincipalBaselines {
         }
     }
 
+    fn flush_state(&mut self) {
+        for store in [
+            &mut self.store,
+            &mut self.peers,
+            &mut self.namespaces,
+            &mut self.clusters,
+        ] {
+            store.flush();
+        }
+    }
+
     fn restore(&mut self, key: &str, value: Option<&[u8]>) -> bool {
         self.store_of(key).restore(key, value)
     }
