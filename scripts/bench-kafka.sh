@@ -15,6 +15,14 @@ brokers=$(scripts/kafka/start.sh "$scratch")
 sleep 3
 
 export RUST_LOG=${RUST_LOG:-warn}
-target/release/vigil-bench --brokers "$brokers" --mode copy --events "$events"
-target/release/vigil-bench --brokers "$brokers" --mode pipeline --events "$events"
-target/release/vigil-bench --brokers "$brokers" --mode latency --events $((rate * 10)) --rate "$rate"
+bench=target/release/vigil-bench
+echo "Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka/pom.xml), one node on loopback;" \
+  "$(nproc) cores, $(date -u +%Y-%m-%d); latency: raw record produced to finding consumed"
+echo
+echo "| run | guarantee | events | events/s | p50 ms | p99 ms | p999 ms |"
+echo "|---|---|---|---|---|---|---|"
+"$bench" --brokers "$brokers" --mode copy --events "$events"
+for guarantee in at-least-once exactly-once; do
+  "$bench" --brokers "$brokers" --mode pipeline --events "$events" --guarantee "$guarantee"
+  "$bench" --brokers "$brokers" --mode latency --events $((rate * 20)) --rate "$rate" --guarantee "$guarantee"
+done

@@ -49,6 +49,18 @@ struct Args {
     rate: u64,
     #[arg(long, default_value_t = 3)]
     partitions: i32,
+    /// The stages' processing guarantee (pipeline and latency modes).
+    #[arg(long, value_enum, default_value = "at-least-once")]
+    guarantee: vigil_kafka::args::ProcessingGuarantee,
+}
+
+impl Args {
+    fn guarantee_label(&self) -> &'static str {
+        match self.guarantee {
+            vigil_kafka::args::ProcessingGuarantee::AtLeastOnce => "at-least-once",
+            vigil_kafka::args::ProcessingGuarantee::ExactlyOnce => "exactly-once",
+        }
+    }
 }
 
 const MARKER_EVERY: usize = 100;
@@ -136,7 +148,8 @@ async fn produce(producer: &FutureProducer, topic: &str, payload: &[u8]) -> Resu
     }
 }
 
-fn common_args(brokers: &str, topics: Topics, partitions: i32) -> CommonArgs {
+fn common_args(args: &Args, topics: Topics) -> CommonArgs {
+    let (brokers, partitions) = (args.brokers.as_str(), args.partitions);
     #[derive(Parser)]
     struct Wrapper {
         #[command(flatten)]
@@ -153,6 +166,8 @@ fn common_args(brokers: &str, topics: Topics, partitions: i32) -> CommonArgs {
     common.topics = topics;
     common.partitions = partitions;
     common.group_id = Some(format!("bench-{}", std::process::id()));
+    common.processing_guarantee = args.guarantee;
+    common.instance_id = Some("bench".to_owned());
     common
 }
 
@@ -317,8 +332,14 @@ async fn await_markers(
 
 #[allow(clippy::print_stdout)]
 async fn run(args: Args) -> Result<(), String> {
-    let prefix = format!("bench-{}-{:?}", std::process::id(), args.mode).to_lowercase();
-    let common = common_args(&args.brokers, topics(&prefix), args.partitions);
+    let prefix = format!(
+        "bench-{}-{:?}-{:?}",
+        std::process::id(),
+        args.mode,
+        args.guarantee
+    )
+    .to_lowercase();
+    let common = common_args(&args, topics(&prefix));
     let mut all_topics: Vec<vigil_kafka::TopicSpec> = [
         &common.topics.audit_raw,
         &common.topics.events,
@@ -388,7 +409,7 @@ async fn run(args: Args) -> Result<(), String> {
                     .map_err(|error| error.to_string())?;
                 let seconds = started.map_or(0.0, |started| started.elapsed().as_secs_f64());
                 println!(
-                    "copy: {} events in {seconds:.2} s: {:.0} events/s",
+                    "| bare copy (consume, produce) | - | {} | {:.0} | | | |",
                     args.events,
                     args.events as f64 / seconds
                 );
@@ -403,11 +424,17 @@ async fn run(args: Args) -> Result<(), String> {
                     .values()
                     .max()
                     .map_or(0.0, |last| last.duration_since(started).as_secs_f64());
+                if seen.len() < markers {
+                    return Err(format!(
+                        "only {} of {markers} markers came back",
+                        seen.len()
+                    ));
+                }
                 println!(
-                    "pipeline: {} events in {seconds:.2} s: {:.0} events/s ({} of {markers} markers back)",
+                    "| four stages, throughput | {} | {} | {:.0} | | | |",
+                    args.guarantee_label(),
                     args.events,
                     args.events as f64 / seconds,
-                    seen.len()
                 );
                 let _ = stop.send(true);
                 for task in tasks {
@@ -445,12 +472,20 @@ async fn run(args: Args) -> Result<(), String> {
                 })
                 .collect();
             latencies.sort_by(f64::total_cmp);
+            if latencies.len() < markers {
+                return Err(format!(
+                    "only {} of {markers} markers came back",
+                    latencies.len()
+                ));
+            }
             println!(
-                "latency at {} events/s: p50 {:.1} ms, p99 {:.1} ms ({} of {markers} markers back)",
+                "| four stages, latency at {} events/s | {} | {} | | {:.0} | {:.0} | {:.0} |",
                 args.rate,
+                args.guarantee_label(),
+                args.events,
                 percentile(&latencies, 500),
                 percentile(&latencies, 990),
-                latencies.len()
+                percentile(&latencies, 999),
             );
             let _ = stop.send(true);
             for task in tasks {
