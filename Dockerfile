@@ -5,7 +5,9 @@ COPY . .
 RUN cargo build --release --locked -p vigil -p vigil-kafka --bins
 
 FROM debian:bookworm-slim
-RUN useradd --system --uid 10001 vigil
+# librdkafka links OpenSSL (TLS, SASL/SCRAM to MSK, Confluent Cloud, Redpanda Cloud).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+    && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 vigil
 COPY --from=build /src/target/release/vigil \
                   /src/target/release/vigil-ingest \
                   /src/target/release/vigil-enrich \

@@ -1110,3 +1110,41 @@ fn stage_consumer(
 
 /// Messages the polling thread may hold ready for the loop.
 const POLLED_BUFFER: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::BaseProducer;
+
+    /// The settings of docs/kafka.md's managed services must be accepted by the librdkafka the
+    /// binaries link: TLS, SASL/SCRAM and OAUTHBEARER need OpenSSL built in, and zstd-compressed
+    /// batches (which shippers write) need zstd.
+    #[test]
+    fn the_linked_librdkafka_speaks_tls_scram_oauthbearer_and_zstd() {
+        for (mechanism, protocol) in [
+            ("SCRAM-SHA-512", "SASL_SSL"),
+            ("SCRAM-SHA-256", "SASL_SSL"),
+            ("PLAIN", "SASL_SSL"),
+            ("OAUTHBEARER", "SASL_SSL"),
+        ] {
+            let created = ClientConfig::new()
+                .set("bootstrap.servers", "127.0.0.1:9")
+                .set("security.protocol", protocol)
+                .set("sasl.mechanism", mechanism)
+                .set("sasl.username", "vigil")
+                .set("sasl.password", "secret")
+                .set("compression.type", "zstd")
+                .create::<BaseProducer>();
+            assert!(
+                created.is_ok(),
+                "{protocol} with {mechanism}: {:?}",
+                created.err()
+            );
+        }
+        let tls = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .set("security.protocol", "SSL")
+            .create::<BaseProducer>();
+        assert!(tls.is_ok(), "SSL: {:?}", tls.err());
+    }
+}
