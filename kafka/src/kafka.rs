@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
@@ -988,6 +988,10 @@ pub async fn run_stage<P: Processor>(
             Next::CommitDue => stage_loop.on_commit_due().await?,
             Next::Acknowledged(acknowledgement) => {
                 stage_loop.on_acknowledgement(acknowledgement).await?;
+                // The answers already in, at once: one turn of the select per batch, not per record.
+                while let Some(acknowledgement) = stage_loop.next_acknowledgement().now_or_never() {
+                    stage_loop.on_acknowledgement(acknowledgement).await?;
+                }
             }
             Next::Polled(Some(Polled::Message(message))) => {
                 if consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
