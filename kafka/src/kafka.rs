@@ -548,7 +548,9 @@ async fn check_state_partitions(
         let count = |topic: &str| -> Result<usize, RuntimeError> {
             let deadline = Instant::now() + METADATA_SETTLE;
             loop {
-                let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+                let metadata = patiently(topic, "reading a topic's metadata", || {
+                    consumer.fetch_metadata(Some(topic), Duration::from_secs(30))
+                })?;
                 let partitions: usize = metadata
                     .topics()
                     .iter()
@@ -757,6 +759,35 @@ async fn init_transactions(
     .map_err(|error| RuntimeError::Task(error.to_string()))?
 }
 
+/// How long a blocking metadata call is tried again before the stage gives up: longer than any
+/// broker outage a stage is meant to ride out, short of hiding a lasting misconfiguration.
+const PATIENCE: Duration = Duration::from_secs(600);
+
+/// Runs a blocking broker call again while it fails (a broker gone, a leader moving, a coordinator
+/// loading), for up to [`PATIENCE`]: a stage reading state back during an outage waits it out
+/// instead of failing.
+fn patiently<T>(
+    topic: &str,
+    what: &'static str,
+    call: impl Fn() -> KafkaResult<T>,
+) -> Result<T, RuntimeError> {
+    let started = Instant::now();
+    let mut attempts = 0u32;
+    loop {
+        match call() {
+            Ok(value) => return Ok(value),
+            Err(error) if started.elapsed() < PATIENCE => {
+                attempts += 1;
+                if attempts == 1 || attempts.is_multiple_of(10) {
+                    tracing::warn!(%topic, what, attempts, %error, "broker call failed; retrying");
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
 /// Reads a state topic from its start to the end it had when called.
 fn read_state(
     consumer: &BaseConsumer,
@@ -765,7 +796,9 @@ fn read_state(
     sender: &mpsc::Sender<Result<OwnedMessage, RuntimeError>>,
 ) -> Result<(), RuntimeError> {
     let timeout = Duration::from_secs(30);
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let metadata = patiently(topic, "reading the state topic's metadata", || {
+        consumer.fetch_metadata(Some(topic), timeout)
+    })?;
     let mut remaining: HashMap<i32, i64> = HashMap::new();
     let mut assignment = TopicPartitionList::new();
     let wanted = |id: i32| only_partitions.is_none_or(|only| only.contains(&id));
@@ -775,7 +808,9 @@ fn read_state(
         .flat_map(|found| found.partitions())
         .filter(|partition| wanted(partition.id()))
     {
-        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
+        let (low, high) = patiently(topic, "reading the state partition's bounds", || {
+            consumer.fetch_watermarks(topic, partition.id(), timeout)
+        })?;
         if high > low {
             remaining.insert(partition.id(), high);
             assignment.add_partition_offset(topic, partition.id(), Offset::Offset(low))?;
@@ -818,7 +853,9 @@ fn read_inputs(
     to: i64,
     sender: &mpsc::Sender<Result<OwnedMessage, RuntimeError>>,
 ) -> Result<(), RuntimeError> {
-    let (low, _) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(30))?;
+    let (low, _) = patiently(topic, "reading the input partition's bounds", || {
+        consumer.fetch_watermarks(topic, partition, Duration::from_secs(30))
+    })?;
     let from = from.max(low);
     if from >= to {
         return Ok(());

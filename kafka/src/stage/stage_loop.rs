@@ -366,7 +366,8 @@ impl<P: Processor, B: Backend> StageLoop<P, B> {
             numbers
         });
         if let Some(numbers) = &only {
-            self.processor.retain_partitions(numbers);
+            let processor = &mut self.processor;
+            off_the_runtime(|| processor.retain_partitions(numbers));
         }
         let positions = self.restore(&topic, only).await?;
         self.held_by_checkpoints = if state.checkpoints() {
@@ -693,32 +694,25 @@ impl<P: Processor, B: Backend> StageLoop<P, B> {
     ) -> Result<CheckpointPositions, RuntimeError> {
         let stage = self.processor.stage();
         let started = Instant::now();
-        let mut records = self.backend.read_state(topic, only);
+        let mut records = self
+            .backend
+            .read_state(topic, only)
+            .ready_chunks(RESTORE_CHUNK);
         let mut positions = CheckpointPositions::new();
         let (mut kept, mut dropped) = (0u64, 0u64);
-        while let Some(record) = records.next().await {
-            let record = record?;
-            let key = record.key().unwrap_or_default();
-            if self
-                .processor
-                .restore(record.partition(), key, record.payload())
-            {
-                kept += 1;
-            } else {
-                dropped += 1;
-                tracing::warn!(
-                    %topic,
-                    partition = record.partition(),
-                    offset = record.offset(),
-                    key = %String::from_utf8_lossy(key),
-                    "a state entry no longer decodes; dropped (it is relearned)"
-                );
-            }
-            if let Some((input, offset)) = checkpoint_position(&record) {
-                let held = positions
-                    .entry((input, record.partition()))
-                    .or_insert(offset);
-                *held = (*held).max(offset);
+        while let Some(chunk) = records.next().await {
+            let chunk = chunk.into_iter().collect::<Result<Vec<_>, _>>()?;
+            let processor = &mut self.processor;
+            let restored = off_the_runtime(|| restore_records(processor, topic, &chunk));
+            kept += restored.kept;
+            dropped += restored.dropped;
+            for record in &chunk {
+                if let Some((input, offset)) = checkpoint_position(record) {
+                    let held = positions
+                        .entry((input, record.partition()))
+                        .or_insert(offset);
+                    *held = (*held).max(offset);
+                }
             }
         }
         for (result, count) in [("restored", kept), ("dropped", dropped)] {
@@ -746,22 +740,27 @@ impl<P: Processor, B: Backend> StageLoop<P, B> {
         let started = Instant::now();
         let window = i64::try_from(self.processor.recall_window()).unwrap_or(i64::MAX);
         let from = to.saturating_sub(window);
-        let mut records = self.backend.read_inputs(topic, partition, from, to);
+        let mut records = self
+            .backend
+            .read_inputs(topic, partition, from, to)
+            .ready_chunks(RESTORE_CHUNK);
         let mut recalled = 0u64;
-        while let Some(record) = records.next().await {
-            let record = record?;
-            if record.offset() >= to {
-                break;
-            }
-            self.processor.recall(&Incoming {
-                topic,
-                partition,
-                offset: record.offset(),
-                key: record.key(),
-                payload: record.payload().unwrap_or_default(),
-                timestamp_millis: record.timestamp().to_millis(),
+        while let Some(chunk) = records.next().await {
+            let chunk = chunk.into_iter().collect::<Result<Vec<_>, _>>()?;
+            let processor = &mut self.processor;
+            off_the_runtime(|| {
+                for record in chunk.iter().filter(|record| record.offset() < to) {
+                    processor.recall(&Incoming {
+                        topic,
+                        partition,
+                        offset: record.offset(),
+                        key: record.key(),
+                        payload: record.payload().unwrap_or_default(),
+                        timestamp_millis: record.timestamp().to_millis(),
+                    });
+                    recalled += 1;
+                }
             });
-            recalled += 1;
         }
         tracing::info!(
             stage,
@@ -772,6 +771,52 @@ impl<P: Processor, B: Backend> StageLoop<P, B> {
             "recent inputs recalled"
         );
         Ok(())
+    }
+}
+
+/// State records (and recalled inputs) decoded per turn: decoding is CPU work, done off the async
+/// workers in chunks.
+const RESTORE_CHUNK: usize = 512;
+
+/// State entries read back: kept, and dropped because they no longer decode.
+#[derive(Debug, Default, Clone, Copy)]
+struct Restored {
+    kept: u64,
+    dropped: u64,
+}
+
+/// Hands state records to the processor.
+fn restore_records<P: Processor>(
+    processor: &mut P,
+    topic: &str,
+    records: &[rdkafka::message::OwnedMessage],
+) -> Restored {
+    let mut restored = Restored::default();
+    for record in records {
+        let key = record.key().unwrap_or_default();
+        if processor.restore(record.partition(), key, record.payload()) {
+            restored.kept += 1;
+        } else {
+            restored.dropped += 1;
+            tracing::warn!(
+                %topic,
+                partition = record.partition(),
+                offset = record.offset(),
+                key = %String::from_utf8_lossy(key),
+                "a state entry no longer decodes; dropped (it is relearned)"
+            );
+        }
+    }
+    restored
+}
+
+/// Runs CPU-bound work where it blocks no async worker: on a multi-threaded runtime the worker
+/// hands its other tasks over first (a large state read back must not starve the other stages of
+/// `vigil run`, nor the timers the consumer thread waits on); elsewhere (unit tests) in place.
+fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 
