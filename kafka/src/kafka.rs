@@ -35,7 +35,7 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
@@ -45,9 +45,8 @@ use crate::args::{CommonArgs, GroupProtocol, ProcessingGuarantee};
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::stage::{
-    Acknowledgement, Backend, CHECKPOINT_OFFSET_HEADER, CHECKPOINT_TOPIC_HEADER, CommitStrategy,
-    Delivery, InputPosition, LoopLimits, Outgoing, Processor, RecordStream, RuntimeError,
-    StageLoop, StateKeeping, TopicSpec,
+    Acknowledgement, Backend, CommitStrategy, Delivery, InputPosition, LoopLimits, Outgoing,
+    Processor, RecordStream, RuntimeError, StageLoop, StateKeeping, TopicSpec, record_headers,
 };
 
 fn base_config(common: &CommonArgs) -> ClientConfig {
@@ -888,30 +887,11 @@ async fn send(
     output: &Outgoing,
     checkpoint_of: Option<InputPosition<'_>>,
 ) -> Result<DeliveryFuture, RuntimeError> {
-    let mut headers = output
-        .headers
-        .iter()
-        .fold(OwnedHeaders::new(), |headers, (key, value)| {
-            headers.insert(Header {
-                key,
-                value: Some(value),
-            })
-        });
-    let offset_text;
     let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&output.topic);
     if let Some(position) = checkpoint_of {
-        offset_text = position.offset.to_string();
-        headers = headers
-            .insert(Header {
-                key: CHECKPOINT_TOPIC_HEADER,
-                value: Some(position.topic),
-            })
-            .insert(Header {
-                key: CHECKPOINT_OFFSET_HEADER,
-                value: Some(&offset_text),
-            });
         record = record.partition(position.partition);
     }
+    let headers = record_headers(output, checkpoint_of);
     record = record.headers(headers);
     if let Some(key) = &output.key {
         record = record.key(key.as_slice());

@@ -7,9 +7,9 @@ use std::future::Future;
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 
-use super::{Outgoing, RuntimeError};
+use super::{CHECKPOINT_OFFSET_HEADER, CHECKPOINT_TOPIC_HEADER, Outgoing, RuntimeError};
 
 /// Where a checkpoint comes from: the input whose processing wrote it. The checkpoint goes to the
 /// state partition numbered like the input's and carries the input's topic and offset in its
@@ -64,4 +64,29 @@ pub trait Backend {
         &self,
         positions: Vec<(String, i32, i64)>,
     ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+}
+
+/// The headers a record goes out with: its own, and a checkpoint's input position (what
+/// [`super::StageLoop`] reads back after an assignment). Every backend writes them so.
+pub fn record_headers(output: &Outgoing, checkpoint_of: Option<InputPosition<'_>>) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new_with_capacity(output.headers.len() + 2);
+    for (key, value) in &output.headers {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value),
+        });
+    }
+    if let Some(position) = checkpoint_of {
+        let offset = position.offset.to_string();
+        headers = headers
+            .insert(Header {
+                key: CHECKPOINT_TOPIC_HEADER,
+                value: Some(position.topic),
+            })
+            .insert(Header {
+                key: CHECKPOINT_OFFSET_HEADER,
+                value: Some(&offset),
+            });
+    }
+    headers
 }

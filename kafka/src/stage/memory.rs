@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::StreamExt;
 use rdkafka::Timestamp;
-use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
 use tokio::sync::oneshot;
 
-use super::backend::{Backend, Delivery, InputPosition, RecordStream};
-use super::{CHECKPOINT_OFFSET_HEADER, CHECKPOINT_TOPIC_HEADER, Outgoing, RuntimeError};
+use super::backend::{Backend, Delivery, InputPosition, RecordStream, record_headers};
+use super::{Outgoing, RuntimeError};
 
 /// Partitions of every topic of the in-memory broker.
 pub const PARTITIONS: i32 = 4;
@@ -239,25 +239,7 @@ impl Backend for MemoryBackend {
         output: &Outgoing,
         checkpoint_of: Option<InputPosition<'_>>,
     ) -> Result<Delivery, RuntimeError> {
-        let mut headers = OwnedHeaders::new();
-        for (key, value) in &output.headers {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
-        let offset_text = checkpoint_of.map(|position| position.offset.to_string());
-        if let (Some(position), Some(offset)) = (checkpoint_of, &offset_text) {
-            headers = headers
-                .insert(Header {
-                    key: CHECKPOINT_TOPIC_HEADER,
-                    value: Some(position.topic),
-                })
-                .insert(Header {
-                    key: CHECKPOINT_OFFSET_HEADER,
-                    value: Some(offset),
-                });
-        }
+        let headers = record_headers(output, checkpoint_of);
         let partition = checkpoint_of.map_or(0, |position| position.partition);
         let record = message(
             &output.topic,

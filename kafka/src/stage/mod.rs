@@ -9,7 +9,7 @@ mod stage_loop;
 #[cfg(test)]
 mod tests;
 
-pub use backend::{Backend, Delivery, InputPosition, RecordStream};
+pub use backend::{Backend, Delivery, InputPosition, RecordStream, record_headers};
 pub use processor::{
     CHECKPOINT_OFFSET_HEADER, CHECKPOINT_TOPIC_HEADER, Incoming, Outgoing, Processor, RuntimeError,
     StateKeeping, TopicSpec, dead_letter,
