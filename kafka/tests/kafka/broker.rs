@@ -400,40 +400,37 @@ fn takeover(kip848: bool) {
     } else {
         4
     };
-    let consumed_by_the_stopped = consumed(&stages[busier]);
     assert!(stages[busier].terminate().success());
     // The rest is produced once the survivor has caught up with the learning, so that a broker on
     // two busy cores (reading back a partition's state and recent inputs while every stage writes
     // at full speed) is not asked to answer heartbeats under the heaviest load (tansu 0.6.0 left
     // them unanswered for over six seconds). The takeover itself is as above.
-    // Caught up: the survivor has consumed (about: the stopped one's last few inputs before it
-    // committed are not counted) what enrich wrote of the learning, and its count has stood still
-    // for two seconds. Only the timing of the rest hangs on this, not the verdict.
+    // Caught up: ingest has read the learning, enrich has read what ingest wrote, and the detect
+    // group has committed every record enrich wrote (the survivor's offsets; the stopped one's last
+    // commit). Only the timing of the rest hangs on this, not the verdict.
     let survivor = &stages[6 - busier];
     let (ingest, enrich) = (&stages[0], &stages[1]);
-    let detected = || survivor.metric("vigil_records_in_total{stage=\"detect\"");
-    let still_since = std::cell::Cell::new((detected(), std::time::Instant::now()));
     #[allow(clippy::cast_precision_loss)]
     let learning_records = learning.len() as f64;
-    survivor.wait_until(
-        "did not catch up with the learning",
-        FINDINGS_TIMEOUT,
-        Duration::from_millis(100),
-        || {
-            let now = detected();
-            if now != still_since.get().0 {
-                still_since.set((now, std::time::Instant::now()));
-            }
-            ingest.metric("vigil_records_in_total{stage=\"ingest\"") >= learning_records
-                && enrich.metric("vigil_records_in_total{stage=\"enrich\"")
-                    >= ingest
-                        .metric("vigil_records_out_total{stage=\"ingest\",topic=\"vigil.events\"")
-                && (now + consumed_by_the_stopped) * 1.05
-                    >= enrich
-                        .metric("vigil_records_out_total{stage=\"enrich\",topic=\"vigil.enriched\"")
-                && still_since.get().1.elapsed() >= Duration::from_secs(2)
-        },
-    );
+    let deadline = std::time::Instant::now() + FINDINGS_TIMEOUT;
+    loop {
+        let ingested = ingest.metric("vigil_records_in_total{stage=\"ingest\"");
+        let enriched = enrich.metric("vigil_records_in_total{stage=\"enrich\"");
+        let events =
+            ingest.metric("vigil_records_out_total{stage=\"ingest\",topic=\"vigil.events\"");
+        let detect_lag = group_lag(&broker, "vigil-detect", "vigil.enriched");
+        if ingested >= learning_records && enriched >= events && detect_lag == Some(0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "detect did not catch up with the learning within {FINDINGS_TIMEOUT:?}: ingest read \
+             {ingested} of {learning_records}, enrich {enriched} of {events}, the detect group's \
+             lag {detect_lag:?}; the survivor's log:\n{}",
+            survivor.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     produce(&broker, "vigil.audit.raw", rest);
     let found = wait_for_findings(&broker, &expected);
     assert_same_findings(&found, &expected, &stages);

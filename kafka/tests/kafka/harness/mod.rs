@@ -654,6 +654,47 @@ pub fn read_all(broker: &Broker, topic: &str, quiet: Duration) -> Vec<Record> {
     })
 }
 
+/// How many records of `topic` the consumer group `group` has not committed yet, summed over the
+/// topic's partitions (the high watermark minus the committed offset; a partition with records and
+/// no committed offset counts whole). Read with an offset fetch: the caller does not join the group.
+pub fn group_lag(broker: &Broker, group: &str, topic: &str) -> Option<i64> {
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = client_config(broker)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .ok()?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .first()?
+        .partitions()
+        .iter()
+        .map(rdkafka::metadata::MetadataPartition::id)
+        .collect();
+    let mut wanted = TopicPartitionList::new();
+    for partition in &partitions {
+        wanted.add_partition(topic, *partition);
+    }
+    let committed = consumer
+        .committed_offsets(wanted, Duration::from_secs(5))
+        .ok()?;
+    let mut lag = 0;
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(5))
+            .ok()?;
+        let at = match committed.find_partition(topic, partition)?.offset() {
+            Offset::Offset(offset) => offset,
+            _ => low,
+        };
+        lag += (high - at).max(0);
+    }
+    Some(lag)
+}
+
 /// One consumed record with its headers.
 #[derive(Debug, Clone)]
 pub struct Record {
