@@ -253,6 +253,40 @@ impl Ingestor {
         self.transport_time = None;
     }
 
+    /// Ingests one message whose transport named its cluster (a Kafka record's `vigil.cluster`
+    /// header): events whose own envelope names no cluster take it.
+    pub fn ingest_payload_from(
+        &mut self,
+        payload: &[u8],
+        transport_time_micros: Option<i64>,
+        cluster: Option<&str>,
+        out: &mut dyn FnMut(Ingested),
+    ) {
+        self.transport_time = transport_time_micros;
+        match cluster {
+            Some(cluster) => {
+                let mut with_cluster = |item: Ingested| match item {
+                    Ok(Event::Audit(mut event)) => {
+                        if event.cluster_hint.is_none() {
+                            event.cluster_hint = Some(cluster.to_owned());
+                        }
+                        out(Ok(Event::Audit(event)));
+                    }
+                    Ok(Event::Runtime(mut event)) => {
+                        if event.cluster_hint.is_none() {
+                            event.cluster_hint = Some(cluster.to_owned());
+                        }
+                        out(Ok(Event::Runtime(event)));
+                    }
+                    other => out(other),
+                };
+                self.ingest_reader(payload, &mut with_cluster);
+            }
+            None => self.ingest_reader(payload, out),
+        }
+        self.transport_time = None;
+    }
+
     pub(crate) fn transport_time(&self) -> Option<i64> {
         self.transport_time
     }

@@ -62,6 +62,17 @@ fn apply_user_options(config: &mut ClientConfig, common: &CommonArgs) {
     }
 }
 
+/// A client configuration: the brokers, then `defaults`, then the user's `-X` settings, which win.
+/// For a process that is not a stage (the gateway's producer).
+pub fn user_client_config(common: &CommonArgs, defaults: &[(&str, &str)]) -> ClientConfig {
+    let mut config = base_config(common);
+    for (key, value) in defaults {
+        config.set(*key, *value);
+    }
+    apply_user_options(&mut config, common);
+    config
+}
+
 /// What the polling thread hands the stage loop.
 enum Polled {
     Message(OwnedMessage),
@@ -71,13 +82,13 @@ enum Polled {
 
 /// Cumulative librdkafka byte counters last seen, to turn them into counter increments.
 #[derive(Debug, Default)]
-struct ByteTotals {
+pub struct ByteTotals {
     transmitted: i64,
     received: i64,
 }
 
 /// librdkafka statistics into metrics: consumer lag, producer queue, bytes moved, broker round trips.
-fn record_statistics(
+pub fn record_statistics(
     metrics: &Metrics,
     stage: &str,
     client: &str,

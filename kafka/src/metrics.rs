@@ -86,6 +86,15 @@ fn histogram(
 }
 
 impl Metrics {
+    /// Registers a process's own metrics (the gateway's) beside the runtime's.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), MetricsError> {
+        self.registry.register(collector)?;
+        Ok(())
+    }
+
     pub fn new() -> Result<Self, MetricsError> {
         let registry = Registry::new();
         let ready = IntGauge::new(

@@ -210,8 +210,11 @@ impl Processor for IngestStage {
             .timestamp_millis
             .filter(|millis| *millis > 0)
             .and_then(|millis| millis.checked_mul(1000));
-        self.ingestor
-            .ingest_payload_at(input.payload, transport_time, &mut |item| match item {
+        self.ingestor.ingest_payload_from(
+            input.payload,
+            transport_time,
+            input.cluster,
+            &mut |item| match item {
                 Ok(Event::Audit(event)) => {
                     encoded.push(codec.encode(event.as_ref()).map(|bytes| {
                         (
@@ -229,7 +232,8 @@ impl Processor for IngestStage {
                     }));
                 }
                 Err(rejection) => rejections.push(rejection),
-            });
+            },
+        );
         for result in encoded {
             match result {
                 Ok((key, bytes)) => out.push(Outgoing::new(&self.topics.events, key, bytes)),
@@ -858,6 +862,7 @@ mod tests {
                     key: None,
                     payload,
                     timestamp_millis: None,
+                    cluster: None,
                 },
                 out,
             );

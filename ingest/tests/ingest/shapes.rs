@@ -516,3 +516,50 @@ proptest! {
         let _ = run(&bytes[..at]);
     }
 }
+
+#[test]
+fn a_transport_s_cluster_goes_to_events_whose_envelope_names_none() {
+    let bare = event("bare").to_string();
+    let envelope = json!({
+        "messageType": "DATA_MESSAGE", "logGroup": "/aws/eks/from-the-log-group/cluster",
+        "logStream": "kube-apiserver-audit-1",
+        "logEvents": [{"id": "1", "timestamp": 1, "message": event("enveloped").to_string()}]
+    })
+    .to_string();
+    let mut ingestor = Ingestor::new(Limits::default());
+    let mut clusters = Vec::new();
+    for payload in [&bare, &envelope] {
+        ingestor.ingest_payload_from(
+            payload.as_bytes(),
+            None,
+            Some("from-the-gateway"),
+            &mut |item| {
+                if let Ok(Event::Audit(event)) = item {
+                    clusters.push((event.audit_id.clone(), event.cluster_hint.clone()));
+                }
+            },
+        );
+    }
+    assert_eq!(
+        clusters,
+        [
+            ("bare".to_owned(), Some("from-the-gateway".to_owned())),
+            (
+                "enveloped".to_owned(),
+                Some("from-the-log-group".to_owned())
+            ),
+        ]
+    );
+    let mut without = None;
+    Ingestor::new(Limits::default()).ingest_payload_from(
+        bare.as_bytes(),
+        None,
+        None,
+        &mut |item| {
+            if let Ok(Event::Audit(event)) = item {
+                without = Some(event.cluster_hint.clone());
+            }
+        },
+    );
+    assert_eq!(without, Some(None));
+}

@@ -11,7 +11,7 @@ mod tests;
 
 pub use backend::{Backend, Delivery, InputPosition, RecordStream, record_headers};
 pub use processor::{
-    CHECKPOINT_OFFSET_HEADER, CHECKPOINT_TOPIC_HEADER, Incoming, Outgoing, Processor, RuntimeError,
-    StateKeeping, TopicSpec, dead_letter,
+    CHECKPOINT_OFFSET_HEADER, CHECKPOINT_TOPIC_HEADER, CLUSTER_HEADER, Incoming, Outgoing,
+    Processor, RuntimeError, StateKeeping, TopicSpec, dead_letter, header_text,
 };
 pub use stage_loop::{Acknowledgement, CheckpointPositions, CommitStrategy, LoopLimits, StageLoop};

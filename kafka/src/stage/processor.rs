@@ -15,6 +15,9 @@ pub struct Incoming<'a> {
     /// The record's timestamp (create or log-append time) in milliseconds, when it has one: the
     /// time of an event that carries none of its own.
     pub timestamp_millis: Option<i64>,
+    /// The cluster the record's producer named in its [`CLUSTER_HEADER`] (the gateway does):
+    /// events whose own envelope names none belong to it.
+    pub cluster: Option<&'a str>,
 }
 
 /// One record to produce. A `None` payload is a tombstone (deletes the key of a compacted topic).
@@ -52,6 +55,20 @@ impl Outgoing {
             checkpoint: true,
         }
     }
+}
+
+/// The header in which a raw record's producer names the cluster its events come from.
+pub const CLUSTER_HEADER: &str = "vigil.cluster";
+
+/// A header's value as text, when the record has it and it is UTF-8.
+pub fn header_text<'a>(message: &'a impl rdkafka::message::Message, name: &str) -> Option<&'a str> {
+    use rdkafka::message::Headers;
+    message
+        .headers()?
+        .iter()
+        .find(|header| header.key == name)
+        .and_then(|header| std::str::from_utf8(header.value?).ok())
+        .filter(|value| !value.is_empty())
 }
 
 /// Headers of a checkpoint: the input topic and offset whose processing wrote it (the partition is

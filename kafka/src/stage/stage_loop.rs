@@ -11,7 +11,8 @@ use rdkafka::message::{Headers, Message};
 
 use super::backend::{Backend, InputPosition};
 use super::{
-    CHECKPOINT_OFFSET_HEADER, CHECKPOINT_TOPIC_HEADER, Incoming, Outgoing, Processor, RuntimeError,
+    CHECKPOINT_OFFSET_HEADER, CHECKPOINT_TOPIC_HEADER, CLUSTER_HEADER, Incoming, Outgoing,
+    Processor, RuntimeError, header_text,
 };
 use crate::metrics::Metrics;
 
@@ -268,6 +269,7 @@ impl<P: Processor, B: Backend> StageLoop<P, B> {
             key: message.key(),
             payload: message.payload().unwrap_or_default(),
             timestamp_millis: message.timestamp().to_millis(),
+            cluster: header_text(message, CLUSTER_HEADER),
         };
         self.instruments.records_in.inc(input.topic);
         if let Some(index) = self
@@ -757,6 +759,7 @@ impl<P: Processor, B: Backend> StageLoop<P, B> {
                         key: record.key(),
                         payload: record.payload().unwrap_or_default(),
                         timestamp_millis: record.timestamp().to_millis(),
+                        cluster: header_text(record, CLUSTER_HEADER),
                     });
                     recalled += 1;
                 }
