@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Throughput and latency of the Kafka pipeline through an Apache Kafka broker on free loopback ports
 # (scripts/kafka/start.sh): a bare consume-and-produce copy, the four stages over the same events,
-# and end-to-end latency at a steady rate. Usage: scripts/bench-kafka.sh [EVENTS] [RATE]
+# end-to-end latency at a steady rate, and the HTTP gateway's accepted events per second and request
+# latency (EventLists of 400 events, answered once Kafka acknowledged them). Usage: scripts/bench-kafka.sh [EVENTS] [RATE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-100000}
 rate=${2:-5000}
 
-cargo build --release --locked -p vigil-kafka --bin vigil-bench
+cargo build --release --locked -p vigil-kafka --bin vigil-bench -p vigil-gateway --bin vigil-gateway-bench
 scratch=$(mktemp -d)
 trap 'kill "$(cat "$scratch/kafka.pid" 2>/dev/null)" 2>/dev/null; rm -rf "$scratch"' EXIT
 brokers=$(scripts/kafka/start.sh "$scratch")
@@ -26,3 +27,4 @@ for guarantee in at-least-once exactly-once; do
   "$bench" --brokers "$brokers" --mode pipeline --events "$events" --guarantee "$guarantee"
   "$bench" --brokers "$brokers" --mode latency --events $((rate * 20)) --rate "$rate" --guarantee "$guarantee"
 done
+target/release/vigil-gateway-bench --brokers "$brokers" --events $((events * 4))

@@ -22,5 +22,5 @@ cargo test --workspace --locked --exclude vigil-kafka
 # The real-broker tests each start a broker and four to eight stage processes: one at a time, and
 # with the release binaries (as they ship), so that two cores do not turn group heartbeats and
 # rebalances into timeouts.
-cargo build --release --locked -p vigil-kafka --bin vigil-ingest --bin vigil-enrich --bin vigil-detect --bin vigil-publish
+cargo build --release --locked -p vigil-kafka --bin vigil-ingest --bin vigil-enrich --bin vigil-detect --bin vigil-publish -p vigil-gateway --bin vigil-gateway
 VIGIL_STAGE_BIN_DIR="$PWD/target/release" cargo test -p vigil-kafka --locked -- --test-threads=1

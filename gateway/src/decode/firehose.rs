@@ -5,14 +5,20 @@
 //!   option): `DATA_MESSAGE` with `logGroup`, `logStream` and `logEvents[].message`, or a
 //!   `CONTROL_MESSAGE` (skipped: CloudWatch checks the destination is reachable with it);
 //! - the log message alone (the "extract message" option): the audit event, one per line.
+//!
+//! Each audit event of a subscription payload becomes one record holding a subscription payload
+//! with that one log event: ingest then reads it as it reads CloudWatch's own (the cluster from the
+//! log group, the AWS origin, the log event's time), and no record grows past Kafka's size limit
+//! the way a whole payload could.
 
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::audit::take_value;
 use super::{
-    BadBody, DecodeLimits, Decoded, GZIP_MAGIC, GunzipError, Rejected, gunzip, json_values, short,
+    BadBody, DecodeLimits, Decoded, Destination, GZIP_MAGIC, GunzipError, RawRecord, Rejected,
+    gunzip, json_values, short,
 };
 
 /// A Firehose request's id (echoed in the answer) and its records.
@@ -44,10 +50,15 @@ struct Subscription {
     log_stream: String,
     #[serde(rename = "logEvents", default)]
     log_events: Vec<LogEvent>,
+    owner: Option<String>,
+    #[serde(rename = "subscriptionFilters", default)]
+    subscription_filters: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct LogEvent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
     timestamp: Option<i64>,
     message: String,
 }
@@ -195,21 +206,65 @@ fn read_subscription(value: &RawValue, decoded: &mut Decoded) {
     }
     for event in &subscription.log_events {
         let message = event.message.trim();
-        match serde_json::from_str::<&RawValue>(message) {
-            Ok(value) => {
-                let before = decoded.records.len();
-                take_value(value, 1, cluster, decoded);
-                for record in decoded.records.iter_mut().skip(before) {
-                    record.timestamp_millis = event.timestamp;
-                }
+        let value = match serde_json::from_str::<&RawValue>(message) {
+            Ok(value) => value,
+            Err(error) => {
+                decoded.rejected.push(Rejected {
+                    reason: "invalid_json",
+                    detail: short(&format!("a log event's message is not JSON: {error}")),
+                    bytes: message.as_bytes().to_vec(),
+                });
+                continue;
             }
+        };
+        let mut checked = Decoded::default();
+        take_value(value, 1, cluster, &mut checked);
+        decoded.rejected.append(&mut checked.rejected);
+        if checked.records.is_empty() {
+            continue;
+        }
+        // The event goes on in a subscription payload of its own, so ingest reads it exactly as
+        // it reads CloudWatch's: the log group's cluster, the AWS origin, the log event's time.
+        let single = SingleEvent {
+            message_type: "DATA_MESSAGE",
+            owner: subscription.owner.as_deref(),
+            log_group: &subscription.log_group,
+            log_stream: &subscription.log_stream,
+            subscription_filters: &subscription.subscription_filters,
+            log_events: [event],
+        };
+        match serde_json::to_vec(&single) {
+            Ok(bytes) => decoded.records.push(RawRecord {
+                destination: Destination::Audit,
+                value: bytes,
+                cluster: cluster.map(str::to_owned),
+                node: None,
+                timestamp_millis: event.timestamp,
+            }),
             Err(error) => decoded.rejected.push(Rejected {
-                reason: "invalid_json",
-                detail: short(&format!("a log event's message is not JSON: {error}")),
+                reason: "invalid_event",
+                detail: short(&error.to_string()),
                 bytes: message.as_bytes().to_vec(),
             }),
         }
     }
+}
+
+/// One log event in a subscription payload of its own.
+#[derive(Serialize)]
+struct SingleEvent<'a> {
+    #[serde(rename = "messageType")]
+    message_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a str>,
+    #[serde(rename = "logGroup")]
+    log_group: &'a str,
+    #[serde(rename = "logStream")]
+    log_stream: &'a str,
+    #[serde(rename = "subscriptionFilters")]
+    subscription_filters: &'a [String],
+    #[serde(rename = "logEvents")]
+    log_events: [&'a LogEvent; 1],
 }
 
 #[cfg(test)]
@@ -273,7 +328,13 @@ mod tests {
         );
         let records = &batch.decoded.records;
         assert_eq!(records.len(), 2);
-        assert_eq!(records[0].value, messages[0].as_bytes());
+        let first: serde_json::Value = serde_json::from_slice(&records[0].value).unwrap();
+        assert_eq!(first["logGroup"], "/aws/eks/prod-east/cluster");
+        assert_eq!(first["logStream"], "kube-apiserver-audit-0f1e");
+        assert_eq!(first["owner"], "111122223333");
+        assert_eq!(first["logEvents"].as_array().unwrap().len(), 1);
+        assert_eq!(first["logEvents"][0]["message"], messages[0].as_str());
+        assert_eq!(first["logEvents"][0]["timestamp"], 1_700_000_000_000_i64);
         assert_eq!(records[0].cluster.as_deref(), Some("prod-east"));
         assert_eq!(records[0].destination, Destination::Audit);
         assert_eq!(records[1].timestamp_millis, Some(1_700_000_000_001));

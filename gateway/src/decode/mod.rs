@@ -28,7 +28,8 @@ pub enum Destination {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawRecord {
     pub destination: Destination,
-    /// The event's bytes as the sender wrote them.
+    /// The event's bytes as the sender wrote them (a CloudWatch log event: in a subscription
+    /// payload of its own, see `firehose`).
     pub value: Vec<u8>,
     /// The cluster the envelope names (a CloudWatch log group `/aws/eks/NAME/cluster`), which wins
     /// over the request's.

@@ -11,4 +11,5 @@ mod broker;
 mod cluster;
 mod compose;
 mod exactly_once;
+mod gateway;
 mod harness;

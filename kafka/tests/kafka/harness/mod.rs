@@ -367,6 +367,17 @@ pub fn stage_binary(name: &str) -> PathBuf {
         );
         return binary;
     }
+    if name == "gateway" {
+        // Another package's binary: the test build cannot name it, the workspace's target can.
+        let binary = repo().join("target/debug/vigil-gateway");
+        assert!(
+            binary.is_file(),
+            "{} is missing: build it (cargo build -p vigil-gateway), or set VIGIL_STAGE_BIN_DIR \
+             to a directory holding every vigil binary (cargo build --release --bins)",
+            binary.display()
+        );
+        return binary;
+    }
     PathBuf::from(match name {
         "ingest" => env!("CARGO_BIN_EXE_vigil-ingest"),
         "enrich" => env!("CARGO_BIN_EXE_vigil-enrich"),
@@ -981,4 +992,46 @@ fn baseline_stream_options() -> vigil_sim::EvalOptions {
         days: 21,
         learn_days: 10,
     }
+}
+
+/// POST `body` to `path` on `port` of loopback (HTTP/1.1, one request per connection):
+/// (status code, body), or what went wrong.
+pub fn http_post(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|error| error.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|error| error.to_string())?;
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .map_err(|error| error.to_string())?;
+    let mut bytes = Vec::new();
+    stream
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("reading the answer to {path}: {error}"))?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("no status line in {text:?}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
 }
