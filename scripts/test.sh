@@ -3,7 +3,9 @@
 # real-broker tests. rust-toolchain.toml makes rustup install the pinned toolchain with rustfmt and
 # clippy; the real-broker tests run against Apache Kafka (KRaft mode), which scripts/kafka/fetch.sh
 # fetches from Maven Central with mvn (about 50 MB, a few seconds, once; cached in target/kafka and
-# ~/.m2) and the tests start on free loopback ports. Needs java (17 or later) and mvn.
+# ~/.m2) and the tests start on free loopback ports. The Helm chart's tests (scripts/test-chart.sh)
+# build helm from the Go module proxy and a schema validator from PyPI, once. Needs java (17 or
+# later), mvn, go and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,7 @@ if cargo tree -p vigil --no-default-features --locked -e normal | grep rdkafka >
   exit 1
 fi
 cargo test --workspace --locked --exclude vigil-kafka
+scripts/test-chart.sh
 # The real-broker tests each start a broker and four to eight stage processes: one at a time, and
 # with the release binaries (as they ship), so that two cores do not turn group heartbeats and
 # rebalances into timeouts.

@@ -33,8 +33,8 @@ struct Args {
     #[command(flatten)]
     common: CommonArgs,
     /// Events to post in all.
-    #[arg(long, default_value_t = 400_000)]
-    events: usize,
+    #[arg(long = "events", default_value_t = 400_000)]
+    total_events: usize,
     /// Events per request (the API server's webhook batch).
     #[arg(long, default_value_t = 400)]
     batch: usize,
@@ -155,7 +155,7 @@ async fn run(args: Args) -> Result<(), String> {
     ));
 
     let batch = args.batch.max(1);
-    let requests = args.events.div_ceil(batch);
+    let requests = args.total_events.div_ceil(batch);
     let bodies = Arc::new(bodies(64.min(requests.max(1)), batch));
     let next = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(requests)));

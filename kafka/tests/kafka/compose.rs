@@ -54,12 +54,13 @@ fn environment(service: &Value) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-const STAGE_BINARIES: [&str; 5] = [
+const STAGE_BINARIES: [&str; 6] = [
     "vigil",
     "vigil-ingest",
     "vigil-enrich",
     "vigil-detect",
     "vigil-publish",
+    "vigil-gateway",
 ];
 
 #[test]
@@ -89,6 +90,8 @@ fn every_vigil_service_runs_a_binary_the_image_contains() {
         );
         let source = if binary == "vigil" {
             repo().join("vigil/src/main.rs")
+        } else if binary == "vigil-gateway" {
+            repo().join("gateway/src/main.rs")
         } else {
             repo().join(format!("kafka/src/bin/{binary}.rs"))
         };
@@ -121,6 +124,7 @@ fn every_vigil_service_runs_a_binary_the_image_contains() {
         [
             "vigil-detect",
             "vigil-enrich",
+            "vigil-gateway",
             "vigil-ingest",
             "vigil-publish"
         ]
@@ -225,8 +229,8 @@ fn the_topic_setup_creates_every_default_topic_and_compacts_the_state_topics() {
 #[test]
 fn the_grafana_dashboard_queries_metrics_vigil_exports() {
     let dashboard: serde_json::Value =
-        serde_json::from_str(&read("deploy/grafana/dashboards/vigil.json")).unwrap();
-    let defined = read("kafka/src/metrics.rs");
+        serde_json::from_str(&read("charts/vigil/dashboards/vigil.json")).unwrap();
+    let defined = exported_metrics();
     let mut queried = 0;
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
@@ -237,7 +241,7 @@ fn the_grafana_dashboard_queries_metrics_vigil_exports() {
             {
                 let metric = word.trim_end_matches("_bucket");
                 assert!(
-                    defined.contains(&format!("\"{metric}\"")),
+                    defined.contains(metric),
                     "the dashboard queries {metric}, which Vigil does not export"
                 );
                 queried += 1;
@@ -250,5 +254,64 @@ fn the_grafana_dashboard_queries_metrics_vigil_exports() {
     assert_eq!(
         provisioning["providers"][0]["options"]["path"],
         "/var/lib/grafana/dashboards"
+    );
+}
+
+/// Every metric name the binaries define: the runtime's and the gateway's.
+pub fn exported_metrics() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for source in ["kafka/src/metrics.rs", "gateway/src/metrics.rs"] {
+        for quoted in read(source).split('"').skip(1).step_by(2) {
+            if quoted.starts_with("vigil_")
+                && quoted
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                names.insert(quoted.to_owned());
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn every_metric_the_chart_s_alerts_name_is_one_the_binaries_export() {
+    let rules = read("charts/vigil/templates/prometheusrule.yaml");
+    let defined = exported_metrics();
+    let named: BTreeSet<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("vigil_"))
+        .collect();
+    assert!(named.len() >= 6, "the alerts name {named:?}");
+    for metric in named {
+        assert!(
+            defined.contains(metric),
+            "an alert names {metric}, which no binary exports"
+        );
+    }
+    // Every alert has a summary and a description, and a severity label.
+    let alerts = rules.matches("- alert: ").count();
+    assert!(alerts >= 6);
+    assert_eq!(rules.matches("summary:").count(), alerts);
+    assert_eq!(rules.matches("description:").count(), alerts);
+    assert_eq!(rules.matches("severity:").count(), alerts);
+}
+
+#[test]
+fn the_chart_ships_the_dashboard_compose_mounts() {
+    let template = read("charts/vigil/templates/dashboard.yaml");
+    assert!(template.contains(".Files.Get \"dashboards/vigil.json\""));
+    let compose = compose();
+    let mounts: Vec<&str> = services(&compose)["grafana"]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|volume| volume.as_str().unwrap())
+        .collect();
+    assert!(
+        mounts
+            .iter()
+            .any(|mount| mount.starts_with("./charts/vigil/dashboards:")),
+        "{mounts:?}"
     );
 }
