@@ -216,6 +216,9 @@ pub struct DetectorInfo {
     pub trigger: String,
     /// What, beyond type and cluster, makes two detections one finding.
     pub key: String,
+    /// The MITRE ATT&CK ids a rule declares in its `tags` (Rust detectors rely on the ATT&CK table
+    /// of their types, `vigil_schemas::attack`).
+    pub tags: Vec<String>,
 }
 
 fn severity_word(severity: f64) -> String {
@@ -240,6 +243,7 @@ fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, B
                     source: detector.source,
                     trigger: detector.trigger.into(),
                     key: detector.key.into(),
+                    tags: Vec::new(),
                 },
                 None,
             )
@@ -271,6 +275,7 @@ fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, B
                 source: rule.source,
                 trigger: rule.doc.clone().unwrap_or_default(),
                 key: rule.key_fields().join(", "),
+                tags: rule.tags.clone(),
             },
             Some(rule),
         ));

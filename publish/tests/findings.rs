@@ -433,3 +433,43 @@ fn an_anomaly_explains_itself_in_guarddutys_anomaly_shape() {
     );
     assert!(plain["service"].get("detection").is_none());
 }
+
+fn additional_info(json: &Value) -> Value {
+    serde_json::from_str(json["service"]["additionalInfo"]["value"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn every_finding_names_its_att_ck_tactics_and_techniques() {
+    let json = to_guardduty_json(
+        Aggregator::default()
+            .add(detection(
+                "alice",
+                "kube-system/p",
+                1_000_000,
+                "203.0.113.9",
+            ))
+            .1,
+    );
+    assert_eq!(
+        additional_info(&json)["mitreAttack"],
+        serde_json::json!({
+            "tactics": [{"id": "TA0002", "name": "Execution"}],
+            "techniques": [{"id": "T1609", "name": "Container Administration Command"}],
+        })
+    );
+}
+
+#[test]
+fn a_rule_s_declared_tags_join_its_type_s_att_ck() {
+    let mut found = detection("alice", "kube-system/p", 1_000_000, "203.0.113.9");
+    found.finding_type = "Execution:Kubernetes/ShopDebugShell".into();
+    found.additional_info = vec![vigil_schemas::KeyValue {
+        key: "mitreAttack".into(),
+        value: "T1059.004, TA0002".into(),
+    }];
+    let json = to_guardduty_json(Aggregator::default().add(found).1);
+    let attack = &additional_info(&json)["mitreAttack"];
+    assert_eq!(attack["tactics"][0]["name"], "Execution");
+    assert_eq!(attack["techniques"][0]["id"], "T1059.004");
+    assert_eq!(attack["tactics"].as_array().unwrap().len(), 1);
+}

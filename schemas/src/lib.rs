@@ -2,6 +2,7 @@
 //! boundary; the Rust types in [`model`] mirror them (a test fails when they drift) and [`codec`]
 //! encodes them as Avro single-object records.
 
+pub mod attack;
 pub mod codec;
 pub mod hash;
 pub mod model;

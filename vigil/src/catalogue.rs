@@ -4,6 +4,66 @@
 use std::fmt::Write;
 
 use vigil_detect::{DetectorInfo, Source};
+use vigil_schemas::attack::{Attack, attack_of, table};
+
+/// The finding types a catalogue entry's `finding_type` names: `A, B` lists, `X[!DNS]` both
+/// spellings, `P:Runtime/{One,Two}...!DNS` the table's types of those stems.
+pub fn kinds(finding_type: &str) -> Vec<String> {
+    let mut kinds = Vec::new();
+    for part in finding_type.split(", ").map(str::trim) {
+        if let Some(base) = part.strip_suffix("[!DNS]") {
+            kinds.push(base.to_owned());
+            kinds.push(format!("{base}!DNS"));
+        } else if let (Some((head, rest)), true) = (part.split_once('{'), part.contains("...")) {
+            let (alternatives, tail) = rest.split_once('}').unwrap_or((rest, ""));
+            let suffix = tail.trim_start_matches("...");
+            for alternative in alternatives.split(',') {
+                let stem = format!("{head}{alternative}");
+                kinds.extend(
+                    table()
+                        .types
+                        .keys()
+                        .filter(|kind| kind.starts_with(&stem) && kind.ends_with(suffix))
+                        .map(|kind| (*kind).to_owned()),
+                );
+            }
+        } else {
+            kinds.push(part.to_owned());
+        }
+    }
+    kinds
+}
+
+/// The ATT&CK tactics and techniques of every type an entry names.
+pub fn attack(info: &DetectorInfo) -> Attack {
+    let mut all = Attack::default();
+    for kind in kinds(&info.finding_type) {
+        let attack = attack_of(&kind, &info.tags);
+        for entry in attack.tactics {
+            if !all.tactics.contains(&entry) {
+                all.tactics.push(entry);
+            }
+        }
+        for entry in attack.techniques {
+            if !all.techniques.contains(&entry) {
+                all.techniques.push(entry);
+            }
+        }
+    }
+    all
+}
+
+/// ATT&CK in one cell: tactic names, then technique ids.
+pub fn attack_cell(info: &DetectorInfo) -> String {
+    let attack = attack(info);
+    let mut words: Vec<String> = attack
+        .tactics
+        .iter()
+        .map(|entry| entry.name.clone())
+        .collect();
+    words.extend(attack.techniques.iter().map(|entry| entry.id.clone()));
+    words.join(", ")
+}
 
 /// A table cell: one line, with the pipes Markdown would take for column breaks escaped.
 fn cell(text: &str) -> String {
@@ -32,12 +92,14 @@ pub fn markdown(catalogue: &[DetectorInfo]) -> String {
         (Source::Runtime, "Runtime detectors and rules"),
     ] {
         let _ = writeln!(out, "### {heading}\n");
-        out.push_str("| name | finding type | severity | on | trigger | aggregation key |\n");
-        out.push_str("|---|---|---|---|---|---|\n");
+        out.push_str(
+            "| name | finding type | severity | on | trigger | aggregation key | ATT&CK |\n",
+        );
+        out.push_str("|---|---|---|---|---|---|---|\n");
         for info in catalogue.iter().filter(|info| info.source == source) {
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} | {} | {} |",
+                "| `{}` | {} | {} | {} | {} | {} | {} |",
                 info.name,
                 info.finding_type
                     .split(", ")
@@ -48,9 +110,63 @@ pub fn markdown(catalogue: &[DetectorInfo]) -> String {
                 if info.enabled { "on" } else { "**off**" },
                 cell(&info.trigger),
                 cell(&info.key),
+                cell(&attack_cell(info)),
             );
         }
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_detect::{DetectConfig, Engine};
+
+    #[test]
+    fn every_type_the_catalogue_raises_has_an_att_ck_row() {
+        let catalogue = Engine::catalogue(&DetectConfig::default()).unwrap();
+        let rows = &table().types;
+        let mut checked = 0;
+        for info in &catalogue {
+            let kinds = kinds(&info.finding_type);
+            assert!(!kinds.is_empty(), "{}: {}", info.name, info.finding_type);
+            for kind in kinds {
+                let (_, rest) = kind.split_once(':').unwrap();
+                assert!(
+                    rows.contains_key(kind.as_str())
+                        || rows.contains_key(format!("<Purpose>:{rest}").as_str()),
+                    "{} raises {kind}, which has no row in schemas/attack/attack.tsv",
+                    info.name
+                );
+                checked += 1;
+            }
+            let attack = attack(info);
+            assert!(
+                !attack.tactics.is_empty() || info.finding_type.starts_with("<Purpose>"),
+                "{} has no tactic",
+                info.name
+            );
+        }
+        assert!(checked > 90, "{checked}");
+    }
+
+    #[test]
+    fn catalogue_spellings_expand_to_the_types_they_stand_for() {
+        assert_eq!(
+            kinds("Backdoor:Runtime/C&CActivity.B[!DNS], Impact:Runtime/CryptoMinerExecuted"),
+            [
+                "Backdoor:Runtime/C&CActivity.B",
+                "Backdoor:Runtime/C&CActivity.B!DNS",
+                "Impact:Runtime/CryptoMinerExecuted"
+            ]
+        );
+        assert_eq!(
+            kinds("Trojan:Runtime/{Phishing,DGA}...!DNS"),
+            [
+                "Trojan:Runtime/PhishingDomainRequest!DNS",
+                "Trojan:Runtime/DGADomainRequest.C!DNS"
+            ]
+        );
+    }
 }

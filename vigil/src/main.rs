@@ -296,18 +296,19 @@ fn rules(command: RulesCommand) -> Result<ExitCode, Box<dyn std::error::Error>> 
             }
             writeln!(
                 out,
-                "{:<40} {:<3} {:<28} {:<68} origin",
-                "name", "on", "severity", "finding type"
+                "{:<40} {:<3} {:<28} {:<68} {:<28} ATT&CK",
+                "name", "on", "severity", "finding type", "origin"
             )?;
             for info in Engine::catalogue(&settings.detect)? {
                 writeln!(
                     out,
-                    "{:<40} {:<3} {:<38} {:<68} {}",
+                    "{:<40} {:<3} {:<38} {:<68} {:<28} {}",
                     info.name,
                     if info.enabled { "on" } else { "off" },
                     info.severity,
                     info.finding_type,
-                    info.origin
+                    info.origin,
+                    catalogue::attack_cell(&info)
                 )?;
             }
         }

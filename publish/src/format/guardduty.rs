@@ -268,8 +268,27 @@ fn additional_info(detection: &Detection) -> (Map<String, Value>, Option<Value>)
     let mut additional = Map::new();
     additional.insert("detector".into(), json!(detection.detector));
     additional.insert("aggregationKey".into(), strings(&detection.aggregation_key));
+    let mut declared = Vec::new();
     for pair in &detection.additional_info {
+        if pair.key == "mitreAttack" {
+            // A rule's `tags`: joined with the type's row below.
+            declared.extend(pair.value.split(',').map(|tag| tag.trim().to_owned()));
+            continue;
+        }
         additional.insert(pair.key.clone(), json!(pair.value));
+    }
+    let attack = vigil_schemas::attack::attack_of(&detection.finding_type, &declared);
+    if !attack.is_empty() {
+        let entries = |entries: &[vigil_schemas::attack::Entry]| {
+            entries
+                .iter()
+                .map(|entry| json!({"id": entry.id, "name": entry.name}))
+                .collect::<Vec<_>>()
+        };
+        additional.insert(
+            "mitreAttack".into(),
+            json!({"tactics": entries(&attack.tactics), "techniques": entries(&attack.techniques)}),
+        );
     }
     if let Some(runtime) = &detection.runtime {
         additional.insert(
