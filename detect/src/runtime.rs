@@ -36,6 +36,11 @@ fn threat_types(category: Option<&str>) -> (Option<&'static str>, &'static str, 
         Some("phishing") => (None, "Trojan:Runtime/PhishingDomainRequest!DNS", HIGH),
         Some("dga") => (None, "Trojan:Runtime/DGADomainRequest.C!DNS", HIGH),
         Some("drive_by") => (None, "Trojan:Runtime/DriveBySourceTraffic!DNS", HIGH),
+        Some("abused") => (
+            None,
+            "Impact:Runtime/AbusedDomainRequest.Reputation",
+            MEDIUM,
+        ),
         // A list that says nothing of its entries, or `malware`: GuardDuty's generic reputation types.
         _ => (
             Some("UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom"),
@@ -50,7 +55,8 @@ fn threat_types(category: Option<&str>) -> (Option<&'static str>, &'static str, 
 /// - Types: by the list's `category` (`c2` → `Backdoor:Runtime/C&CActivity.B` and `.B!DNS`,
 ///   `mining` → `CryptoCurrency:Runtime/BitcoinTool.B[!DNS]`, `drop_point` → `Trojan:Runtime/DropPoint[!DNS]`,
 ///   `blackhole` → `Trojan:Runtime/BlackholeTraffic[!DNS]`, `phishing`, `dga`, `drive_by` →
-///   their `Trojan:Runtime/...!DNS` types; no category → `UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom`
+///   their `Trojan:Runtime/...!DNS` types, `abused` → `Impact:Runtime/AbusedDomainRequest.Reputation`
+///   (domains only); no category → `UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom`
 ///   for addresses, `Impact:Runtime/MaliciousDomainRequest.Reputation` for domains); a Tor exit
 ///   address → `UnauthorizedAccess:Runtime/TorClient`.
 /// - Severity: the catalogue's (High for C&C, mining, phishing, DGA, drive-by and Tor; Medium else).

@@ -48,6 +48,9 @@ pub enum ListCategory {
     Dga,
     /// Drive-by download hosts: `Trojan:Runtime/DriveBySourceTraffic!DNS`.
     DriveBy,
+    /// Commonly abused services (free dynamic DNS, tunnels, paste and file-drop sites):
+    /// `Impact:Runtime/AbusedDomainRequest.Reputation`.
+    Abused,
     /// Anything else malicious: `...MaliciousIPCaller.Custom`, `Impact:Runtime/MaliciousDomainRequest.Reputation`.
     Malware,
 }
@@ -62,6 +65,7 @@ impl ListCategory {
             Self::Phishing => "phishing",
             Self::Dga => "dga",
             Self::DriveBy => "drive_by",
+            Self::Abused => "abused",
             Self::Malware => "malware",
         }
     }

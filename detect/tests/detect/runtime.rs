@@ -638,6 +638,32 @@ fn dns_rebinding_to_the_metadata_service_and_mining_pools() {
     api.dns_query = Some("api.stripe.com".into());
     quiet("mining_pool_domain_request", api.clone());
 
+    for abused in [
+        "c2-relay.duckdns.org",
+        "4f3a-203-0-113-9.ngrok-free.app",
+        "quiet-lake-1234.trycloudflare.com",
+        "PASTEBIN.COM.",
+        "x7.oast.fun",
+    ] {
+        let mut query = ordinary.clone();
+        query.dns_query = Some(abused.into());
+        fires(
+            "abused_domain_request",
+            "Impact:Runtime/AbusedDomainRequest.Reputation",
+            query,
+        );
+    }
+    for fine in [
+        "api.stripe.com",
+        "notduckdns.org",
+        "duckdns.org.example.com",
+        "ngrok.example.com",
+    ] {
+        let mut query = ordinary.clone();
+        query.dns_query = Some(fine.into());
+        quiet("abused_domain_request", query);
+    }
+
     let mut generated = ordinary;
     generated.dns_query = Some("qxv7zk2hwtrbnm9.info".into());
     fires(
@@ -696,6 +722,10 @@ fn threat_listed_addresses_and_domains_raise_the_type_of_their_list_category() {
         (Some("c2"), "Backdoor:Runtime/C&CActivity.B!DNS"),
         (Some("dga"), "Trojan:Runtime/DGADomainRequest.C!DNS"),
         (Some("phishing"), "Trojan:Runtime/PhishingDomainRequest!DNS"),
+        (
+            Some("abused"),
+            "Impact:Runtime/AbusedDomainRequest.Reputation",
+        ),
         (None, "Impact:Runtime/MaliciousDomainRequest.Reputation"),
     ] {
         let mut query = process_event("dns_query", "/tmp/agent", "", "/bin/sh");
