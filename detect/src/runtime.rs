@@ -58,10 +58,12 @@ fn threat_types(category: Option<&str>) -> (Option<&'static str>, &'static str, 
 ///   their `Trojan:Runtime/...!DNS` types, `abused` → `Impact:Runtime/AbusedDomainRequest.Reputation`
 ///   (domains only); no category → `UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom`
 ///   for addresses, `Impact:Runtime/MaliciousDomainRequest.Reputation` for domains); a Tor exit
-///   address → `UnauthorizedAccess:Runtime/TorClient`.
+///   address → `UnauthorizedAccess:Runtime/TorClient`; an executed file whose SHA-256 is on a list
+///   → `Execution:Runtime/MaliciousFileExecuted` (a curated feed) or `.Custom` (the user's list).
 /// - Severity: the catalogue's (High for C&C, mining, phishing, DGA, drive-by and Tor; Medium else).
 /// - Trigger: a `network_connect` whose remote address, or a `dns_query` (or a connection that
-///   names its domain) whose name, is on a list. Trusted addresses never fire.
+///   names its domain) whose name, is on a list; an exec (or an exec check) whose file hash the
+///   sensor reported and a list holds. Trusted entries never fire.
 /// - Aggregation key: workload, list entry.
 #[derive(Debug, Default)]
 pub struct RuntimeThreatIntel;
@@ -109,6 +111,68 @@ impl RuntimeThreatIntel {
     }
 }
 
+/// An exec, or a hook that checks one (Tetragon's LSM `bprm_check_security` and its kin, whose
+/// IMA hash is the executed file's).
+fn executes(event: &RuntimeEvent) -> bool {
+    event.runtime_kind() == Some(RuntimeKind::ProcessExec)
+        || event
+            .sensor_rule
+            .as_deref()
+            .is_some_and(|hook| hook.contains("bprm_"))
+}
+
+impl RuntimeThreatIntel {
+    /// `Execution:Runtime/MaliciousFileExecuted` (a curated feed's hash) or `.Custom` (the user's).
+    fn malicious_file(
+        enriched: &EnrichedEvent,
+        event: &RuntimeEvent,
+        hash: &str,
+        found: &ThreatMatch,
+        out: &mut Vec<Detection>,
+    ) {
+        let resource = runtime_resource(enriched);
+        let file = event
+            .file_path
+            .as_deref()
+            .filter(|_| event.runtime_kind() != Some(RuntimeKind::ProcessExec))
+            .unwrap_or(&event.process.binary);
+        let finding_type = if found.curated {
+            "Execution:Runtime/MaliciousFileExecuted"
+        } else {
+            "Execution:Runtime/MaliciousFileExecuted.Custom"
+        };
+        let verdict = Verdict {
+            finding_type: finding_type.to_owned(),
+            severity: severity::HIGH,
+            title: format!("A known malicious file {file} was executed in {resource}."),
+            description: format!(
+                "{file} (SHA-256 {hash}) was executed in {resource}, and its hash is on threat \
+                 list {}.",
+                found.list_name
+            ),
+            aggregation_key: vec![resource, hash.to_owned()],
+        };
+        let context = vec![
+            KeyValue {
+                key: "threatListName".into(),
+                value: found.list_name.clone(),
+            },
+            KeyValue {
+                key: "executablePath".into(),
+                value: file.to_owned(),
+            },
+            KeyValue {
+                key: "executableSha256".into(),
+                value: hash.to_owned(),
+            },
+        ];
+        let mut detection =
+            runtime_detection(enriched, event, "runtime_threat_intel", verdict, context);
+        detection.threat_intel = vec![found.clone()];
+        out.push(detection);
+    }
+}
+
 impl Detector for RuntimeThreatIntel {
     fn name(&self) -> &'static str {
         "runtime_threat_intel"
@@ -123,6 +187,11 @@ impl Detector for RuntimeThreatIntel {
         enriched: &EnrichedEvent,
         out: &mut Vec<Detection>,
     ) {
+        if let (Some(hash), Some(found)) = (&event.file_sha256, enriched.file_matches.first())
+            && executes(event)
+        {
+            Self::malicious_file(enriched, event, hash, found, out);
+        }
         let connects = event.runtime_kind() == Some(RuntimeKind::NetworkConnect);
         if connects && let Some(remote) = enriched.destination_ip.as_ref().filter(|ip| !ip.trusted)
         {

@@ -183,6 +183,22 @@ pub struct NamedList {
     pub domains: DomainSet,
     /// What the entries are ([`LIST_CATEGORIES`]), as the list's settings say.
     pub category: Option<String>,
+    /// SHA-256 file hashes, lowercase hex (plain lines of 64 hex digits, STIX
+    /// `file:hashes.'SHA-256'`, OTX `FileHash-SHA256`): executables that raise
+    /// `Execution:Runtime/MaliciousFileExecuted`.
+    pub hashes: BTreeSet<String>,
+}
+
+/// A SHA-256 as 64 lowercase hex digits (`sha256:` prefix allowed), or `None`.
+pub fn sha256_entry(text: &str) -> Option<String> {
+    let text = text.trim();
+    let hex = match text.split_once(':') {
+        Some((algorithm, hex)) if algorithm.eq_ignore_ascii_case("sha256") => hex,
+        Some(_) => return None,
+        None => text,
+    };
+    (hex.len() == 64 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
 }
 
 fn sniff(text: &str) -> ListFormat {
@@ -274,6 +290,7 @@ impl NamedList {
             curated: false,
             domains: DomainSet::default(),
             category: None,
+            hashes: BTreeSet::new(),
         };
         match format {
             ListFormat::Stix => list.read_stix(text),
@@ -289,13 +306,13 @@ impl NamedList {
         self
     }
 
-    /// Entries of either kind.
+    /// Entries of every kind.
     pub fn len(&self) -> usize {
-        self.set.len() + self.domains.len()
+        self.set.len() + self.domains.len() + self.hashes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.domains.is_empty()
+        self.set.is_empty() && self.domains.is_empty() && self.hashes.is_empty()
     }
 
     /// Marks the list a curated feed.
@@ -318,6 +335,10 @@ impl NamedList {
                 _ => line.split([',', ' ', '\t']).next().unwrap_or_default(),
             };
             let entry = entry.split(',').next().unwrap_or_default();
+            if let Some(hash) = sha256_entry(entry) {
+                self.hashes.insert(hash);
+                continue;
+            }
             if !self.set.insert(entry) && !self.domains.insert(entry) {
                 self.bad_lines
                     .push((index + 1, line.chars().take(80).collect()));
@@ -362,6 +383,14 @@ impl NamedList {
                             .push((index + 1, line.chars().take(80).collect()));
                     }
                 }
+                Some("FileHash-SHA256") => match sha256_entry(value) {
+                    Some(hash) => {
+                        self.hashes.insert(hash);
+                    }
+                    None => self
+                        .bad_lines
+                        .push((index + 1, line.chars().take(80).collect())),
+                },
                 Some(_) => self.skipped += 1,
                 None => self
                     .bad_lines
@@ -406,8 +435,27 @@ impl NamedList {
                                         .push((index + 1, name.chars().take(80).collect()));
                                 }
                             }
+                            let hashes = stix_pattern_values(
+                                pattern,
+                                &[
+                                    "file:hashes.'SHA-256'",
+                                    "file:hashes.\"SHA-256\"",
+                                    "file:hashes.SHA256",
+                                    "file:hashes.'SHA256'",
+                                ],
+                            );
+                            for hash in &hashes {
+                                match sha256_entry(hash) {
+                                    Some(hash) => {
+                                        self.hashes.insert(hash);
+                                    }
+                                    None => self
+                                        .bad_lines
+                                        .push((index + 1, hash.chars().take(80).collect())),
+                                }
+                            }
                             let addresses = stix_pattern_addresses(pattern);
-                            if addresses.is_empty() && !domains.is_empty() {
+                            if addresses.is_empty() && !(domains.is_empty() && hashes.is_empty()) {
                                 continue;
                             }
                             addresses
@@ -548,6 +596,27 @@ impl ThreatIntel {
 }
 
 impl ThreatIntel {
+    /// The threat-list entries (SHA-256 hashes) an executed file's hash matches.
+    pub fn classify_file(&self, sha256: &str) -> Vec<ThreatMatch> {
+        let Some(hash) = sha256_entry(sha256) else {
+            return Vec::new();
+        };
+        if self.trusted.iter().any(|list| list.hashes.contains(&hash)) {
+            return Vec::new();
+        }
+        self.threat_lists
+            .iter()
+            .filter(|list| list.hashes.contains(&hash))
+            .map(|list| ThreatMatch {
+                list_name: list.name.clone(),
+                entry: hash.clone(),
+                file_sha256: list.sha256.clone(),
+                curated: list.curated,
+                category: list.category.clone(),
+            })
+            .collect()
+    }
+
     /// The threat-list entries a domain (a DNS query, a connection's name) matches. A domain on a
     /// trusted list matches nothing: trusted beats threat, as in GuardDuty.
     pub fn classify_domain(&self, name: &str) -> Vec<ThreatMatch> {
@@ -762,5 +831,54 @@ not a domain
         assert_eq!((unnamed.asn, unnamed.as_organization), (Some(64502), None));
         let unknown = intel.classify("192.0.2.1").unwrap();
         assert_eq!(unknown.asn, None);
+    }
+
+    const HASH: &str = "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+    const OTHER: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn file_hashes_are_read_from_every_list_format_and_matched_by_executed_files() {
+        let plain = NamedList::parse(
+            "hashes",
+            &format!(
+                "# miners\n{HASH}\nsha256:{}\n203.0.113.7\n",
+                OTHER.to_ascii_uppercase()
+            ),
+        )
+        .curated(true);
+        assert_eq!(plain.hashes.len(), 2);
+        assert_eq!(plain.set.len(), 1);
+        assert!(plain.bad_lines.is_empty(), "{:?}", plain.bad_lines);
+        let stix = NamedList::parse(
+            "stix",
+            &format!(
+                r#"{{"type": "bundle", "objects": [{{"type": "indicator", "spec_version": "2.1", "id": "indicator--h",
+                "pattern_type": "stix", "pattern": "[file:hashes.'SHA-256' = '{HASH}']"}}]}}"#
+            ),
+        );
+        assert!(stix.hashes.contains(HASH), "{stix:?}");
+        let otx = NamedList::parse(
+            "otx",
+            &format!(
+                "Indicator type,Indicator,Description\nFileHash-SHA256,{HASH},miner\nFileHash-MD5,0123,x\n"
+            ),
+        );
+        assert!(otx.hashes.contains(HASH));
+        assert_eq!(otx.skipped, 1);
+        let mut intel = ThreatIntel {
+            threat_lists: vec![plain],
+            ..ThreatIntel::default()
+        };
+        let found = intel.classify_file(&HASH.to_ascii_uppercase());
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].entry.as_str(), found[0].curated), (HASH, true));
+        assert!(intel.classify_file("not a hash").is_empty());
+        assert!(
+            intel
+                .classify_file("0000000000000000000000000000000000000000000000000000000000000000")
+                .is_empty()
+        );
+        intel.trusted = vec![NamedList::parse("ours", HASH)];
+        assert!(intel.classify_file(HASH).is_empty(), "trusted beats threat");
     }
 }

@@ -157,6 +157,11 @@ impl Enricher {
         let domain_matches = domain
             .map(|name| self.intel.classify_domain(name))
             .unwrap_or_default();
+        let file_matches = event
+            .file_sha256
+            .as_deref()
+            .map(|hash| self.intel.classify_file(hash))
+            .unwrap_or_default();
         EnrichedEvent {
             workload_owner_kind: target.as_ref().and_then(|t| t.workload_kind.clone()),
             workload_owner_name: target.as_ref().and_then(|t| t.workload_name.clone()),
@@ -167,6 +172,7 @@ impl Enricher {
             binary_written_in_container: context.binary_written_in_container,
             destination_ip,
             domain_matches,
+            file_matches,
             ..EnrichedEvent::default()
         }
     }

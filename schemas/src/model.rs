@@ -317,6 +317,12 @@ pub struct RuntimeEvent {
     pub sensor_priority: Option<String>,
     /// The sensor's own fields (Falco `output_fields`), bounded in number and length.
     pub sensor_fields: Vec<KeyValue>,
+    /// SHA-256 (64 lowercase hex digits) of the file the event is about, when the sensor hashed
+    /// it: the executable of an exec, the file an exec check or a file event names (Tetragon's IMA
+    /// hash, the native form's `process.sha256` or `file.sha256`).
+    #[serde(default)]
+    #[avro(default = "null")]
+    pub file_sha256: Option<String>,
 }
 
 /// The cluster an event belongs to, from the cluster configuration.
@@ -412,6 +418,10 @@ pub struct EnrichedEvent {
     pub destination_ip: Option<IpIntel>,
     /// Runtime: threat-list entries the queried or connected domain matched.
     pub domain_matches: Vec<ThreatMatch>,
+    /// Runtime: threat-list entries (SHA-256 hashes) the executed file matched.
+    #[serde(default)]
+    #[avro(default = "[]")]
+    pub file_matches: Vec<ThreatMatch>,
 }
 
 /// `service.action.kubernetesApiCallAction` of a finding.

@@ -6,14 +6,15 @@ use std::fmt::Write;
 use vigil_detect::{DetectorInfo, Source};
 use vigil_schemas::attack::{Attack, attack_of, table};
 
-/// The finding types a catalogue entry's `finding_type` names: `A, B` lists, `X[!DNS]` both
-/// spellings, `P:Runtime/{One,Two}...!DNS` the table's types of those stems.
+/// The finding types a catalogue entry's `finding_type` names: `A, B` lists, `X[!DNS]` and
+/// `X[.Custom]` both spellings, `P:Runtime/{One,Two}...!DNS` the table's types of those stems.
 pub fn kinds(finding_type: &str) -> Vec<String> {
     let mut kinds = Vec::new();
     for part in finding_type.split(", ").map(str::trim) {
-        if let Some(base) = part.strip_suffix("[!DNS]") {
+        if let Some((base, optional)) = part.strip_suffix(']').and_then(|rest| rest.split_once('['))
+        {
             kinds.push(base.to_owned());
-            kinds.push(format!("{base}!DNS"));
+            kinds.push(format!("{base}{optional}"));
         } else if let (Some((head, rest)), true) = (part.split_once('{'), part.contains("...")) {
             let (alternatives, tail) = rest.split_once('}').unwrap_or((rest, ""));
             let suffix = tail.trim_start_matches("...");
@@ -154,11 +155,16 @@ mod tests {
     #[test]
     fn catalogue_spellings_expand_to_the_types_they_stand_for() {
         assert_eq!(
-            kinds("Backdoor:Runtime/C&CActivity.B[!DNS], Impact:Runtime/CryptoMinerExecuted"),
+            kinds(
+                "Backdoor:Runtime/C&CActivity.B[!DNS], Impact:Runtime/CryptoMinerExecuted, \
+                 Execution:Runtime/MaliciousFileExecuted[.Custom]"
+            ),
             [
                 "Backdoor:Runtime/C&CActivity.B",
                 "Backdoor:Runtime/C&CActivity.B!DNS",
-                "Impact:Runtime/CryptoMinerExecuted"
+                "Impact:Runtime/CryptoMinerExecuted",
+                "Execution:Runtime/MaliciousFileExecuted",
+                "Execution:Runtime/MaliciousFileExecuted.Custom"
             ]
         );
         assert_eq!(

@@ -844,3 +844,49 @@ fn every_runtime_type_of_the_catalogue_has_a_detector() {
         assert!(covered(wanted), "no detector raises {wanted}");
     }
 }
+
+#[test]
+fn an_executed_file_whose_hash_is_listed_is_a_malicious_file_executed() {
+    let hash = "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+    let listed_hash = |curated: bool| ThreatMatch {
+        list_name: "miners".into(),
+        entry: hash.into(),
+        file_sha256: "ab".into(),
+        curated,
+        category: None,
+    };
+    let mut exec = process_event("process_exec", "/tmp/kdevtmpfsi", "", "/bin/sh");
+    exec.file_sha256 = Some(hash.into());
+    let mut event = enriched(exec.clone());
+    event.file_matches = vec![listed_hash(false)];
+    let out = run("runtime_threat_intel", event.clone());
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].finding_type,
+        "Execution:Runtime/MaliciousFileExecuted.Custom"
+    );
+    assert_eq!(out[0].threat_intel[0].entry, hash);
+    assert!(out[0].description.contains(hash));
+    event.file_matches = vec![listed_hash(true)];
+    assert_eq!(
+        run("runtime_threat_intel", event)[0].finding_type,
+        "Execution:Runtime/MaliciousFileExecuted"
+    );
+    // Tetragon's exec check names the file in its arguments.
+    let mut check = process_event("other", "/bin/sh", "", "/usr/sbin/nginx");
+    check.sensor_rule = Some("bprm_check_security".into());
+    check.file_path = Some("/tmp/kdevtmpfsi".into());
+    check.file_sha256 = Some(hash.into());
+    let mut checked = enriched(check);
+    checked.file_matches = vec![listed_hash(false)];
+    let out = run("runtime_threat_intel", checked);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].title.contains("/tmp/kdevtmpfsi"), "{}", out[0].title);
+    // Quiet: a listed file read (not executed), and an exec whose hash no list holds.
+    let mut read = process_event("file_read", "/bin/cat", "", "/bin/sh");
+    read.file_sha256 = Some(hash.into());
+    let mut read = enriched(read);
+    read.file_matches = vec![listed_hash(false)];
+    assert!(run("runtime_threat_intel", read).is_empty());
+    assert!(run("runtime_threat_intel", enriched(exec)).is_empty());
+}

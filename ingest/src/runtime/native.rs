@@ -90,6 +90,8 @@ struct NativeProcess {
     euid: Option<i64>,
     start_time: Option<String>,
     flags: Option<String>,
+    /// The executable's SHA-256.
+    sha256: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +99,8 @@ struct NativeProcess {
 struct NativeFile {
     path: Option<String>,
     new_path: Option<String>,
+    /// The file's SHA-256.
+    sha256: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +186,25 @@ pub(crate) fn parse(text: &str) -> Result<RuntimeEvent, Rejection> {
         _ => digest_id("native", text),
     };
     let container = native.container;
+    // The hash of the file the event is about: the file's, or for an exec its executable's.
+    let declared_sha256 = native
+        .file
+        .as_ref()
+        .and_then(|file| file.sha256.clone())
+        .or_else(|| {
+            (native.kind == "process_exec")
+                .then(|| native.process.sha256.clone())
+                .flatten()
+        });
+    let file_sha256 = match declared_sha256 {
+        Some(text) => Some(super::sha256_hex(&text).ok_or_else(|| {
+            Rejection::new(
+                RejectReason::InvalidEvent,
+                format!("{SCHEMA} sha256 {text:?} is not 64 hexadecimal digits"),
+            )
+        })?),
+        None => None,
+    };
     let (file_path, file_new_path) = native
         .file
         .map_or((None, None), |file| (file.path, file.new_path));
@@ -238,6 +261,7 @@ pub(crate) fn parse(text: &str) -> Result<RuntimeEvent, Rejection> {
         mount_source: bounded_opt(mount_source),
         mount_target: bounded_opt(mount_target),
         mount_fs_type,
+        file_sha256,
         target_pid: native.target_pid,
         ptrace_request: native.ptrace_request,
         new_uid: native.new_uid,

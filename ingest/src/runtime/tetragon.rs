@@ -13,7 +13,7 @@ use serde_json::Value;
 use vigil_schemas::time::parse_rfc3339_micros;
 use vigil_schemas::{NetworkInfo, ProcessInfo, RuntimeEvent};
 
-use super::{MAX_LIST, bounded, bounded_opt, container_id, digest_id, protocol_name};
+use super::{MAX_LIST, bounded, bounded_opt, container_id, digest_id, protocol_name, sha256_hex};
 use crate::{RejectReason, Rejection};
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +41,8 @@ struct Body {
     parent: Option<Process>,
     // kprobe, lsm, uprobe
     function_name: Option<String>,
+    // lsm with `imaHash: true` in the policy: `sha256:HEX` of the file the hook checked
+    ima_hash: Option<String>,
     args: Vec<Value>,
     // tracepoint
     subsys: Option<String>,
@@ -461,6 +463,7 @@ pub(crate) fn parse(text: &str) -> Result<RuntimeEvent, Rejection> {
                     .collect()
             })
             .unwrap_or_default(),
+        file_sha256: body.ima_hash.as_deref().and_then(sha256_hex),
         ..RuntimeEvent::default()
     };
 

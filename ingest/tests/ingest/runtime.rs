@@ -316,3 +316,48 @@ proptest! {
         prop_assert_eq!(events.len() + rejections.len(), 1);
     }
 }
+
+const HASH: &str = "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
+#[test]
+fn executed_files_keep_the_sha256_their_sensor_reports() {
+    // Tetragon's LSM exec check with `imaHash: true`: `sha256:HEX`, in any case.
+    let checked = one(&tetragon(
+        "process_lsm",
+        &format!(
+            r#","function_name":"bprm_check_security","policy_name":"file-integrity","ima_hash":"sha256:{}","args":[{{"linux_binprm_arg":{{"path":"/tmp/xmrig"}}}}]"#,
+            HASH.to_ascii_uppercase()
+        ),
+    ));
+    assert_eq!(checked.file_sha256.as_deref(), Some(HASH));
+    assert_eq!(checked.file_path.as_deref(), Some("/tmp/xmrig"));
+    // Another algorithm is not a SHA-256.
+    let md5 = one(&tetragon(
+        "process_lsm",
+        r#","function_name":"bprm_check_security","ima_hash":"md5:0123456789abcdef0123456789abcdef""#,
+    ));
+    assert_eq!(md5.file_sha256, None);
+    // The native form: the executable's hash on an exec, the file's on a file event.
+    let native = |kind: &str, extra: &str| {
+        format!(
+            r#"{{"schema":"vigil.runtime/v1","time":"2026-11-30T10:00:00Z","kind":"{kind}","node":"n1","process":{{"pid":7,"binary":"/tmp/xmrig","sha256":"{HASH}"}}{extra}}}"#
+        )
+    };
+    assert_eq!(
+        one(&native("process_exec", "")).file_sha256.as_deref(),
+        Some(HASH)
+    );
+    assert_eq!(one(&native("file_read", "")).file_sha256, None);
+    let written = one(&native(
+        "file_write",
+        &format!(r#","file":{{"path":"/tmp/x","sha256":"sha256:{HASH}"}}"#),
+    ));
+    assert_eq!(written.file_sha256.as_deref(), Some(HASH));
+    // A native hash that is not one is refused, saying so.
+    let (events, rejections) = ingest(&native("process_exec", "").replace(HASH, "abc123"));
+    assert!(events.is_empty());
+    assert!(
+        rejections[0].detail.contains("64 hexadecimal"),
+        "{rejections:?}"
+    );
+}

@@ -83,6 +83,22 @@ fn records_every_earlier_release_wrote_decode_after_the_upgrade() {
         let writer = Schema::parse_str(avsc).unwrap();
         match name {
             "io.vigil.AuditEvent" => check(&codec, file, &writer, &audit_event()),
+            "io.vigil.RuntimeEvent" => check(
+                &codec,
+                file,
+                &writer,
+                &RuntimeEvent {
+                    event_id: "tetragon:1".into(),
+                    event_time_micros: 1,
+                    kind: "process_exec".into(),
+                    sensor: "tetragon".into(),
+                    process: ProcessInfo {
+                        binary: "/bin/sh".into(),
+                        ..ProcessInfo::default()
+                    },
+                    ..RuntimeEvent::default()
+                },
+            ),
             "io.vigil.EnrichedEvent" => check(
                 &codec,
                 file,
@@ -113,7 +129,7 @@ fn records_every_earlier_release_wrote_decode_after_the_upgrade() {
             ),
             other => panic!("no sample of {other}: add one"),
         }
-        checked.insert(name);
+        checked.insert(file);
     }
     assert_eq!(checked.len(), HISTORY.len());
 }
