@@ -202,6 +202,11 @@ pub const FIELDS: &[FieldDef] = &[
         |e, out| user_fields(out, audit(e).and_then(|a| a.impersonated_user.as_ref()), 0)
     ),
     field!(
+        "impersonated_user.groups",
+        "the groups impersonated (Impersonate-Group), when the request impersonates",
+        |e, out| user_fields(out, audit(e).and_then(|a| a.impersonated_user.as_ref()), 1)
+    ),
+    field!(
         "source_ips",
         "source addresses of the request",
         |e, out| if let Some(a) = audit(e) {
@@ -928,6 +933,7 @@ pub const FIELD_ALIASES: &[(&str, &str)] = &[
     ("userAgent", "user_agent"),
     ("responseStatus.code", "status_code"),
     ("impersonatedUser.username", "impersonated_user.username"),
+    ("impersonatedUser.groups", "impersonated_user.groups"),
     ("objectRef.resource", "object_ref.resource"),
     ("objectRef.subresource", "object_ref.subresource"),
     ("objectRef.namespace", "object_ref.namespace"),

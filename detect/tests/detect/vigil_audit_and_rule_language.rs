@@ -1059,3 +1059,50 @@ mod loading_never_panics {
         }
     }
 }
+
+// ---- impersonation of privileged identities
+
+fn impersonating(who: &str, as_user: &str, groups: &[&str]) -> AuditEvent {
+    let mut event = request("alice", "list", "secrets", Some("kube-system"), None, 200);
+    event.user.username = who.into();
+    event.impersonated_user = Some(vigil_schemas::UserInfo {
+        username: as_user.into(),
+        groups: groups.iter().map(|group| (*group).to_owned()).collect(),
+        ..vigil_schemas::UserInfo::default()
+    });
+    event
+}
+
+#[test]
+fn acting_as_a_cluster_administrator_or_a_control_plane_identity_fires() {
+    for (as_user, groups) in [
+        ("ops-robot", vec!["system:masters", "system:authenticated"]),
+        ("system:kube-controller-manager", vec![]),
+        ("system:node:ip-10-0-1-5.ec2.internal", vec!["system:nodes"]),
+        ("kubernetes-admin", vec![]),
+        ("eks:cluster-bootstrap", vec![]),
+    ] {
+        assert_eq!(
+            run(
+                "privileged_identity_impersonated",
+                impersonating("mallory", as_user, &groups)
+            ),
+            ["PrivilegeEscalation:Kubernetes/PrivilegedIdentityImpersonated"],
+            "{as_user}"
+        );
+    }
+}
+
+#[test]
+fn acting_as_an_ordinary_user_or_being_refused_does_not_fire() {
+    for event in [
+        impersonating("alice", "bob", &["developers"]),
+        impersonating("alice", "system:serviceaccount:shop:web", &[]),
+        request("alice", "list", "secrets", Some("kube-system"), None, 200),
+    ] {
+        assert!(run("privileged_identity_impersonated", event).is_empty());
+    }
+    let mut refused = impersonating("mallory", "kubernetes-admin", &["system:masters"]);
+    refused.status_code = Some(403);
+    assert!(run("privileged_identity_impersonated", refused).is_empty());
+}
