@@ -189,17 +189,7 @@ pub struct NamedList {
     pub hashes: BTreeSet<String>,
 }
 
-/// A SHA-256 as 64 lowercase hex digits (`sha256:` prefix allowed), or `None`.
-pub fn sha256_entry(text: &str) -> Option<String> {
-    let text = text.trim();
-    let hex = match text.split_once(':') {
-        Some((algorithm, hex)) if algorithm.eq_ignore_ascii_case("sha256") => hex,
-        Some(_) => return None,
-        None => text,
-    };
-    (hex.len() == 64 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
-        .then(|| hex.to_ascii_lowercase())
-}
+use vigil_schemas::hash::sha256_hex as sha256_entry;
 
 fn sniff(text: &str) -> ListFormat {
     let trimmed = text.trim_start();

@@ -17,24 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let args = GatewayArgs::parse();
-    vigil_kafka::args::init_logging(args.common.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "exiting");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    vigil_kafka::process_main(args.common.log_format, run(args))
 }
 
 async fn run(args: GatewayArgs) -> Result<(), String> {
@@ -84,6 +67,7 @@ async fn run(args: GatewayArgs) -> Result<(), String> {
         )
         .map_err(|error| error.to_string())?,
     );
+    let probe = sink.spawn_probe();
     let policy = Policy {
         credentials,
         allow_anonymous: args.allow_anonymous,
@@ -139,6 +123,7 @@ async fn run(args: GatewayArgs) -> Result<(), String> {
     health.shutting_down();
     sink.flush(Duration::from_secs(5));
     readiness.abort();
+    probe.abort();
     endpoints.abort();
     tracing::info!("stopped");
     Ok(())

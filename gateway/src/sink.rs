@@ -65,12 +65,16 @@ impl ClientContext for GatewayContext {
             &statistics,
             &self.bytes,
         );
-        // Bootstrap entries have no node id; a broker known by id and UP can take records.
-        let up = statistics
+        // Bootstrap entries have no node id; a broker known by id and UP can take records. Only
+        // a sign of life: a broker that is not connected may just be idle (librdkafka connects
+        // when it has something to send); `AllBrokersDown` says when they are gone.
+        if statistics
             .brokers
             .values()
-            .any(|broker| broker.nodeid >= 0 && broker.state == "UP");
-        self.brokers_up.store(up, Ordering::SeqCst);
+            .any(|broker| broker.nodeid >= 0 && broker.state == "UP")
+        {
+            self.brokers_up.store(true, Ordering::SeqCst);
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -134,6 +138,35 @@ impl KafkaSink {
         })
     }
 
+    /// While the brokers are thought gone, asks one for metadata every second: the gateway refuses
+    /// records meanwhile, so without this nothing would make librdkafka connect again and the
+    /// gateway would answer 503 after the brokers are back.
+    pub fn spawn_probe(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let sink = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if sink.is_available() {
+                    continue;
+                }
+                let probing = Arc::clone(&sink);
+                let reached = tokio::task::spawn_blocking(move || {
+                    probing
+                        .producer
+                        .client()
+                        .fetch_metadata(None, Duration::from_secs(2))
+                        .is_ok()
+                })
+                .await
+                .unwrap_or(false);
+                if reached {
+                    tracing::info!("Kafka reachable again");
+                    sink.brokers_up.store(true, Ordering::SeqCst);
+                }
+            }
+        })
+    }
+
     /// Waits for in-flight records on shutdown.
     pub fn flush(&self, timeout: Duration) {
         if let Err(error) = self.producer.flush(timeout) {
@@ -183,10 +216,11 @@ impl Sink for KafkaSink {
                 }
             }
         }
+        let brokers_up = Arc::clone(&self.brokers_up);
         Box::pin(async move {
             for delivery in deliveries {
                 match delivery.await {
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(_)) => brokers_up.store(true, Ordering::SeqCst),
                     Ok(Err((error, _))) => return Err(SinkError::Unavailable(error.to_string())),
                     Err(_) => {
                         return Err(SinkError::Unavailable("the producer was closed".into()));

@@ -737,18 +737,35 @@ fn transactional(
     what: &'static str,
     call: impl Fn() -> KafkaResult<()>,
 ) -> Result<(), RuntimeError> {
+    retrying(
+        call,
+        |error| matches!(error, KafkaError::Transaction(error) if error.is_retriable()),
+        Duration::from_millis(100),
+        |attempts, error| tracing::warn!(stage, what, attempts, %error, "transaction call retried"),
+    )
+    .map_err(|error| RuntimeError::Transaction(format!("{what}: {error}")))
+}
+
+/// Calls `call` until it succeeds or fails in a way `retriable` refuses, pausing `pause` between
+/// attempts; `warn` hears of the first retry and of every tenth.
+fn retrying<T>(
+    call: impl Fn() -> KafkaResult<T>,
+    retriable: impl Fn(&KafkaError) -> bool,
+    pause: Duration,
+    warn: impl Fn(u32, &KafkaError),
+) -> KafkaResult<T> {
     let mut attempts = 0u32;
     loop {
         match call() {
-            Ok(()) => return Ok(()),
-            Err(KafkaError::Transaction(error)) if error.is_retriable() => {
+            Ok(value) => return Ok(value),
+            Err(error) if retriable(&error) => {
                 attempts += 1;
                 if attempts == 1 || attempts.is_multiple_of(10) {
-                    tracing::warn!(stage, what, attempts, %error, "transaction call retried");
+                    warn(attempts, &error);
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(pause);
             }
-            Err(error) => return Err(RuntimeError::Transaction(format!("{what}: {error}"))),
+            Err(error) => return Err(error),
         }
     }
 }
@@ -782,20 +799,15 @@ fn patiently<T>(
     call: impl Fn() -> KafkaResult<T>,
 ) -> Result<T, RuntimeError> {
     let started = Instant::now();
-    let mut attempts = 0u32;
-    loop {
-        match call() {
-            Ok(value) => return Ok(value),
-            Err(error) if started.elapsed() < PATIENCE => {
-                attempts += 1;
-                if attempts == 1 || attempts.is_multiple_of(10) {
-                    tracing::warn!(%topic, what, attempts, %error, "broker call failed; retrying");
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
+    retrying(
+        call,
+        |_| started.elapsed() < PATIENCE,
+        Duration::from_millis(500),
+        |attempts, error| {
+            tracing::warn!(%topic, what, attempts, %error, "broker call failed; retrying");
+        },
+    )
+    .map_err(RuntimeError::from)
 }
 
 /// Reads a state topic from its start to the end it had when called.

@@ -160,7 +160,21 @@ pub fn service_main(
     shared_process: bool,
     build: impl FnOnce(&mut Service) -> Result<(), StartError>,
 ) -> std::process::ExitCode {
-    args::init_logging(common.log_format);
+    process_main(common.log_format, async {
+        let metrics = Metrics::new()?;
+        let mut service = Service::new(common.clone(), metrics, shared_process);
+        build(&mut service)?;
+        service.run().await.map_err(StartError::from)
+    })
+}
+
+/// The body of every Vigil process (the stages, the gateway, the benches): logging, a
+/// multi-threaded runtime running `main`, its error logged, an exit code.
+pub fn process_main<E: std::fmt::Display>(
+    log_format: LogFormat,
+    main: impl Future<Output = Result<(), E>>,
+) -> std::process::ExitCode {
+    args::init_logging(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -171,13 +185,7 @@ pub fn service_main(
             return std::process::ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        let metrics = Metrics::new()?;
-        let mut service = Service::new(common.clone(), metrics, shared_process);
-        build(&mut service)?;
-        service.run().await.map_err(StartError::from)
-    });
-    match result {
+    match runtime.block_on(main) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "exiting");

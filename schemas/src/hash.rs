@@ -48,6 +48,20 @@ impl std::hash::Hasher for StableHasher {
     }
 }
 
+/// A SHA-256 as 64 lowercase hex digits, from the spellings sensors and threat lists use
+/// (`sha256:HEX`, upper or lower case); `None` for anything else (another algorithm, a truncated
+/// digest).
+pub fn sha256_hex(text: &str) -> Option<String> {
+    let text = text.trim();
+    let hex = match text.split_once(':') {
+        Some((algorithm, hex)) if algorithm.eq_ignore_ascii_case("sha256") => hex,
+        Some(_) => return None,
+        None => text,
+    };
+    (hex.len() == 64 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     use std::hash::{Hash, Hasher};

@@ -252,22 +252,5 @@ async fn run(args: Args) -> Result<(), String> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    vigil_kafka::args::init_logging(args.common.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "bench failed");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    vigil_kafka::process_main(args.common.log_format, run(args))
 }

@@ -49,18 +49,7 @@ pub(crate) fn key_value(key: &str, value: String) -> KeyValue {
 }
 
 /// `IPPROTO_TCP`, `TCP`, `tcp`, `6` → `tcp`.
-/// A SHA-256 as 64 lowercase hex digits, from the spellings sensors use (`sha256:HEX`, upper or
-/// lower case); `None` for anything else (another algorithm, a truncated digest).
-pub(crate) fn sha256_hex(text: &str) -> Option<String> {
-    let text = text.trim();
-    let hex = match text.split_once(':') {
-        Some((algorithm, hex)) if algorithm.eq_ignore_ascii_case("sha256") => hex,
-        Some(_) => return None,
-        None => text,
-    };
-    (hex.len() == 64 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
-        .then(|| hex.to_ascii_lowercase())
-}
+pub(crate) use vigil_schemas::hash::sha256_hex;
 
 pub(crate) fn protocol_name(protocol: &str) -> String {
     let lower = protocol.trim_start_matches("IPPROTO_").to_ascii_lowercase();
