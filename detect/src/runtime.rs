@@ -100,14 +100,28 @@ impl RuntimeThreatIntel {
             ),
             aggregation_key: vec![resource, found.entry.clone()],
         };
-        let context = vec![KeyValue {
+        out.push(Self::listed(enriched, event, verdict, found, Vec::new()));
+    }
+
+    /// A detection of a list entry: the list's name in the context (before `context`) and the
+    /// match as the finding's threat intelligence.
+    fn listed(
+        enriched: &EnrichedEvent,
+        event: &RuntimeEvent,
+        verdict: Verdict,
+        found: &ThreatMatch,
+        context: Vec<KeyValue>,
+    ) -> Detection {
+        let context = std::iter::once(KeyValue {
             key: "threatListName".into(),
             value: found.list_name.clone(),
-        }];
+        })
+        .chain(context)
+        .collect();
         let mut detection =
             runtime_detection(enriched, event, "runtime_threat_intel", verdict, context);
         detection.threat_intel = vec![found.clone()];
-        out.push(detection);
+        detection
     }
 }
 
@@ -154,10 +168,6 @@ impl RuntimeThreatIntel {
         };
         let context = vec![
             KeyValue {
-                key: "threatListName".into(),
-                value: found.list_name.clone(),
-            },
-            KeyValue {
                 key: "executablePath".into(),
                 value: file.to_owned(),
             },
@@ -166,10 +176,7 @@ impl RuntimeThreatIntel {
                 value: hash.to_owned(),
             },
         ];
-        let mut detection =
-            runtime_detection(enriched, event, "runtime_threat_intel", verdict, context);
-        detection.threat_intel = vec![found.clone()];
-        out.push(detection);
+        out.push(Self::listed(enriched, event, verdict, found, context));
     }
 }
 

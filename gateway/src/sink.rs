@@ -54,14 +54,9 @@ pub struct GatewayContext {
 
 impl ClientContext for GatewayContext {
     fn stats(&self, statistics: Statistics) {
-        self.metrics
-            .producer_queue
-            .with_label_values(&[STAGE])
-            .set(i64::try_from(statistics.msg_cnt).unwrap_or(i64::MAX));
-        vigil_kafka::kafka::record_statistics(
+        vigil_kafka::kafka::record_producer_statistics(
             &self.metrics,
             STAGE,
-            "producer",
             &statistics,
             &self.bytes,
         );

@@ -88,7 +88,7 @@ pub struct ByteTotals {
 }
 
 /// librdkafka statistics into metrics: consumer lag, producer queue, bytes moved, broker round trips.
-pub fn record_statistics(
+fn record_statistics(
     metrics: &Metrics,
     stage: &str,
     client: &str,
@@ -284,18 +284,23 @@ struct ProducerContext {
 
 impl ClientContext for ProducerContext {
     fn stats(&self, statistics: Statistics) {
-        self.metrics
-            .producer_queue
-            .with_label_values(&[self.stage])
-            .set(i64::try_from(statistics.msg_cnt).unwrap_or(i64::MAX));
-        record_statistics(
-            &self.metrics,
-            self.stage,
-            "producer",
-            &statistics,
-            &self.bytes,
-        );
+        record_producer_statistics(&self.metrics, self.stage, &statistics, &self.bytes);
     }
+}
+
+/// A producer's statistics into the metrics: its queue, the bytes it moved, broker round trips.
+/// Every producer of a Vigil process (a stage's, the gateway's) reports through this.
+pub fn record_producer_statistics(
+    metrics: &Metrics,
+    stage: &str,
+    statistics: &Statistics,
+    bytes: &std::sync::Mutex<ByteTotals>,
+) {
+    metrics
+        .producer_queue
+        .with_label_values(&[stage])
+        .set(i64::try_from(statistics.msg_cnt).unwrap_or(i64::MAX));
+    record_statistics(metrics, stage, "producer", statistics, bytes);
 }
 
 /// How long the polling thread waits for room in the stage loop's channel before it pauses

@@ -419,6 +419,11 @@ impl Gateway {
     ) -> Outcome {
         let accepted = decoded.records.len();
         let rejected = decoded.rejected.len();
+        let runtime_records = decoded
+            .records
+            .iter()
+            .filter(|record| record.destination == Destination::Runtime)
+            .count();
         let mut records = Vec::with_capacity(accepted + rejected);
         for record in decoded.records {
             let cluster = record.cluster.as_deref().or(cluster);
@@ -451,23 +456,23 @@ impl Gateway {
                 part.bytes,
             ));
         }
-        let per_topic: Vec<String> = records.iter().map(|record| record.topic.clone()).collect();
         if let Err(outcome) = self.deliver(records).await {
             return outcome;
         }
-        for topic in per_topic {
-            self.metrics
-                .runtime
-                .records_out
-                .with_label_values(&[STAGE, &topic])
-                .inc();
+        for (topic, count) in [
+            (&self.topics.audit, accepted - runtime_records),
+            (&self.topics.runtime, runtime_records),
+        ] {
+            if count > 0 {
+                self.metrics
+                    .runtime
+                    .records_out
+                    .with_label_values(&[STAGE, topic])
+                    .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+            }
         }
         for reason in reasons {
-            self.metrics
-                .runtime
-                .dead_letters
-                .with_label_values(&[STAGE, reason])
-                .inc();
+            self.count_dead_letter(reason);
         }
         for reason in decoded.skipped {
             self.metrics

@@ -485,34 +485,12 @@ impl Stage {
 
     /// GET a path of the stage's HTTP endpoint: (status code, body), or what went wrong.
     pub fn http_get(&self, path: &str) -> Result<(u16, String), String> {
-        use std::io::{Read, Write};
-        let mut stream = TcpStream::connect(("127.0.0.1", self.metrics_port))
-            .map_err(|error| error.to_string())?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .map_err(|error| error.to_string())?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .map_err(|error| error.to_string())?;
-        let mut bytes = Vec::new();
-        stream
-            .read_to_end(&mut bytes)
-            .map_err(|error| format!("reading {path}: {error}"))?;
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| {
-                format!(
-                    "no HTTP status in {:?}",
-                    text.chars().take(200).collect::<String>()
-                )
-            })?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_owned())
-            .unwrap_or_default();
-        Ok((status, body))
+        http_exchange(
+            self.metrics_port,
+            path,
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
+            Duration::from_secs(5),
+        )
     }
 
     /// The sum of a metric's series whose line starts with `series` (name and any leading labels).
@@ -1002,22 +980,33 @@ pub fn http_post(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<(u16, String), String> {
-    use std::io::{Read, Write};
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|error| error.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .map_err(|error| error.to_string())?;
-    let mut head = format!(
+    let mut request = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
     for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str("\r\n");
+    request.push_str("\r\n");
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body);
+    http_exchange(port, path, &request, Duration::from_secs(60))
+}
+
+/// Writes one request to `port` of loopback and reads the answer to the end: (status code, body).
+fn http_exchange(
+    port: u16,
+    path: &str,
+    request: &[u8],
+    timeout: Duration,
+) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|error| error.to_string())?;
     stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body))
+        .set_read_timeout(Some(timeout))
+        .map_err(|error| error.to_string())?;
+    stream
+        .write_all(request)
         .map_err(|error| error.to_string())?;
     let mut bytes = Vec::new();
     stream
@@ -1028,7 +1017,12 @@ pub fn http_post(
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("no status line in {text:?}"))?;
+        .ok_or_else(|| {
+            format!(
+                "no HTTP status in {:?}",
+                text.chars().take(200).collect::<String>()
+            )
+        })?;
     let body = text
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
