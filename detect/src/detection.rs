@@ -149,6 +149,7 @@ pub fn detection(
         }],
         runtime: None,
         anomaly: Vec::new(),
+        signal_only: false,
     }
 }
 

@@ -12,7 +12,7 @@ use vigil_detect::{BuildError, Engine, StateEntry};
 use vigil_enrich::{Enricher, Inventory, ThreatIntel};
 use vigil_ingest::{IngestStats, Ingestor, Rejection};
 use vigil_publish::format::Format;
-use vigil_publish::{Added, Aggregator};
+use vigil_publish::{Added, Publisher, Sequence};
 use vigil_schemas::{Detection, Event, Finding};
 use vigil_settings::Settings;
 
@@ -22,7 +22,7 @@ pub struct Stages {
     pub ingestor: Ingestor,
     pub enricher: Enricher,
     pub engine: Engine,
-    pub aggregator: Aggregator,
+    pub publisher: Publisher,
     /// How findings are written out.
     pub format: Format,
 }
@@ -69,7 +69,7 @@ impl Pipeline {
             ingestor: Ingestor::default(),
             enricher: Enricher::new(settings.clusters.clone(), intel, Inventory::default()),
             engine,
-            aggregator: Aggregator::with_suppression(settings.suppression.clone()),
+            publisher: Publisher::new(settings.suppression.clone(), settings.correlation.clone()),
             format: settings.format,
         })
     }
@@ -92,11 +92,11 @@ impl Pipeline {
             ingestor,
             enricher,
             engine,
-            aggregator,
+            publisher,
             ..
         } = stages;
         ingestor.ingest_reader(input, &mut |item| {
-            detections += run_event(enricher, engine, aggregator, scratch, item, observe);
+            detections += run_event(enricher, engine, publisher, scratch, item, observe);
         });
         self.detections += detections;
     }
@@ -108,7 +108,12 @@ impl Pipeline {
 
     /// Every finding so far, oldest first, archived ones included (they say so).
     pub fn findings(&self) -> Vec<&Finding> {
-        self.stages.aggregator.findings()
+        self.stages.publisher.findings()
+    }
+
+    /// Every attack sequence so far, oldest first.
+    pub fn sequences(&self) -> Vec<&Sequence> {
+        self.stages.publisher.sequences()
     }
 
     /// Detections so far (a finding counts one or more).
@@ -135,7 +140,7 @@ impl Pipeline {
 fn run_event(
     enricher: &mut Enricher,
     engine: &mut Engine,
-    aggregator: &mut Aggregator,
+    publisher: &mut Publisher,
     scratch: &mut Vec<Detection>,
     item: Result<Event, Rejection>,
     observe: &mut dyn FnMut(Step<'_>),
@@ -150,15 +155,18 @@ fn run_event(
     observe(Step::Event(&event));
     scratch.clear();
     engine.process(&enricher.enrich(event), scratch);
-    let count = scratch.len() as u64;
+    let mut count = 0;
     for detection in scratch.drain(..) {
         // The finding keeps the latest occurrence's details, not necessarily this one's.
-        let (added, finding) = aggregator.add(detection.clone());
-        let archived = finding.archived;
+        let published = publisher.add(detection.clone());
+        if published.weak {
+            continue; // a weak signal is no detection of its own
+        }
+        count += 1;
         observe(Step::Detected {
             detection: &detection,
-            added,
-            archived,
+            added: published.added,
+            archived: published.archived,
         });
     }
     count

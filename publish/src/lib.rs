@@ -5,10 +5,13 @@
 //! Aggregation runs on event time: `createdAt`/`updatedAt` are the first and latest occurrence.
 
 pub mod format;
+pub mod publisher;
 pub mod suppress;
 
 pub use format::Format;
 pub use format::guardduty::{image_prefix, render as to_guardduty_json};
+pub use publisher::{Published, Publisher};
+pub use vigil_correlate::{Sequence, Settings as CorrelationSettings};
 
 use std::collections::HashMap;
 
@@ -19,12 +22,7 @@ use vigil_schemas::{Detection, Finding};
 /// length-prefixed so that no two different keys can run together into the same bytes.
 pub fn finding_id(detection: &Detection) -> String {
     let mut hasher = Sha256::new();
-    let cluster_key = detection
-        .cluster
-        .arn
-        .as_deref()
-        .unwrap_or(&detection.cluster.name);
-    for part in [detection.finding_type.as_str(), cluster_key]
+    for part in [detection.finding_type.as_str(), detection.cluster.key()]
         .into_iter()
         .chain(detection.aggregation_key.iter().map(String::as_str))
     {
@@ -98,6 +96,7 @@ impl Aggregator {
             archived: false,
             detection: Detection::default(),
             recent_event_ids: Vec::new(),
+            attack_sequence_arn: None,
         });
         if repeated {
             return (Added::Repeated, finding);
@@ -145,6 +144,25 @@ impl Aggregator {
 
     pub fn get(&self, id: &str) -> Option<&Finding> {
         self.findings.get(id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut Finding> {
+        self.findings.get_mut(id)
+    }
+
+    /// Forgets the findings last seen before `micros`; returns their ids.
+    pub(crate) fn remove_older_than(&mut self, micros: i64) -> Vec<String> {
+        let mut old: Vec<String> = self
+            .findings
+            .values()
+            .filter(|finding| finding.event_last_seen_micros < micros)
+            .map(|finding| finding.id.clone())
+            .collect();
+        old.sort();
+        for id in &old {
+            self.findings.remove(id);
+        }
+        old
     }
 
     /// Every finding, oldest first (then by id), for a stable output order.

@@ -67,13 +67,15 @@ record!(Finding, "Finding.avsc");
 
 /// The writer schemas of earlier releases, by record: `schemas/history/<Record>/<fingerprint>.avsc`.
 /// A test holds this list to the directory, so none is forgotten.
-pub const HISTORY: [(&str, &str, &str); 6] = [
+pub const HISTORY: [(&str, &str, &str); 8] = [
     history!(AuditEvent, "a8cbb10e67e3ad7e"),
     history!(RuntimeEvent, "00ca457dc1afe118"),
     history!(EnrichedEvent, "0cebec42cef3d6cd"),
     history!(EnrichedEvent, "244f0ebbd7d6f8e3"),
     history!(Detection, "73fad64cd3382e94"),
     history!(Finding, "64f1cdf8bc4ed2cb"),
+    history!(Detection, "a4fc4b4b4d42a169"),
+    history!(Finding, "14e4b68b64b9ca9a"),
 ];
 
 /// Every `.avsc` file with the name of the record it defines.

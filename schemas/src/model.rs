@@ -343,6 +343,23 @@ pub struct ClusterDetails {
     pub provider: Option<String>,
 }
 
+impl ClusterDetails {
+    /// What findings of this cluster are keyed by: its ARN when known, its name otherwise.
+    pub fn key(&self) -> &str {
+        self.arn.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The ARN of finding `id` of this cluster, in GuardDuty's form (the detector is `vigil`).
+    pub fn finding_arn(&self, id: &str) -> String {
+        format!(
+            "arn:{}:guardduty:{}:{}:detector/vigil/finding/{id}",
+            self.partition,
+            self.region.as_deref().unwrap_or_default(),
+            self.account_id.as_deref().unwrap_or_default()
+        )
+    }
+}
+
 /// A threat list entry that matched.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "io.vigil")]
@@ -474,6 +491,11 @@ pub struct Detection {
     pub runtime: Option<RuntimeDetails>,
     /// Anomaly findings: what was unusual and what the baseline held (`service.detection.anomaly`).
     pub anomaly: Vec<AnomalyObservation>,
+    /// A weak signal: it raises no finding of its own, but publish's correlator links it with
+    /// findings into an attack sequence (a secret read by a workload identity, a new destination).
+    #[serde(default)]
+    #[avro(default = "false")]
+    pub signal_only: bool,
 }
 
 /// One unusual dimension of an anomaly: what was observed and what the learned profile held.
@@ -537,6 +559,10 @@ pub struct Finding {
     /// Event ids of the latest occurrences (bounded), so that a redelivered detection is recognised
     /// and not counted twice.
     pub recent_event_ids: Vec<String>,
+    /// The ARN of the attack sequence this finding is a signal of (`associatedAttackSequenceArn`).
+    #[serde(default)]
+    #[avro(default = "null")]
+    pub attack_sequence_arn: Option<String>,
 }
 
 /// A normalized event of either source: what ingest emits and enrich takes. Each source keeps its own

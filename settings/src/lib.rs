@@ -29,6 +29,13 @@
 //! name = "alice-debugs-shop"
 //! [suppression.criterion]
 //! "type" = { eq = ["Execution:Kubernetes/ExecInPod"] }
+//!
+//! [correlation]                 # attack sequences (every field optional; these are the defaults)
+//! window_hours = 24
+//! resource_link_minutes = 60
+//! min_signals = 2
+//! min_tactics = 2
+//! min_finding_severity = 4.0
 //! ```
 
 mod error;
@@ -111,6 +118,8 @@ struct SettingsFile {
     suppression: Vec<SuppressionRule>,
     #[serde(default)]
     output: OutputSection,
+    #[serde(default)]
+    correlation: vigil_publish::CorrelationSettings,
 }
 
 /// `[output]`: how findings are written (`format = "guardduty"`, the default).
@@ -277,6 +286,8 @@ pub struct Settings {
     pub suppression: Suppression,
     /// The findings' output format, chosen here once for `vigil scan` and the publish stage.
     pub format: Format,
+    /// Attack sequences: the correlator's window and thresholds.
+    pub correlation: vigil_publish::CorrelationSettings,
     /// Things the operator should hear once at start-up (lists missing, bad lines).
     pub notes: Vec<String>,
 }
@@ -291,6 +302,7 @@ impl Default for Settings {
             detect: DetectConfig::default(),
             suppression: Suppression::default(),
             format: Format::default(),
+            correlation: vigil_publish::CorrelationSettings::default(),
             notes: Vec::new(),
         }
     }
@@ -462,6 +474,9 @@ impl Settings {
 
         let suppression = Suppression::new(file.suppression)
             .map_err(|error| SettingsError::invalid(&config_name, error))?;
+        file.correlation
+            .check()
+            .map_err(|error| SettingsError::invalid(&config_name, error))?;
 
         Ok(Self {
             clusters,
@@ -470,6 +485,7 @@ impl Settings {
             detect,
             suppression,
             format: file.output.format(&config_name)?,
+            correlation: file.correlation,
             notes,
         })
     }

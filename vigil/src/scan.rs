@@ -208,7 +208,7 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
         ingestor,
         enricher,
         engine,
-        mut aggregator,
+        mut publisher,
         format,
     } = options.pipeline.into_stages();
     let started = Instant::now();
@@ -241,9 +241,10 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
     loop {
         match publish_input.recv_timeout(Duration::from_millis(200)) {
             Ok(batch) => {
-                detections += batch.len() as u64;
                 for detection in batch {
-                    aggregator.add(detection);
+                    if !publisher.add(detection).weak {
+                        detections += 1;
+                    }
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -257,7 +258,7 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
             {
                 eprint!(
                     "\r\x1b[2Kscanning: {events} events, {} findings, {rate:.0} events/s",
-                    aggregator.len()
+                    publisher.findings_len()
                 );
             }
         }
@@ -274,10 +275,17 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
     let mut state_changes = Vec::new();
     engine.drain_state(&mut state_changes);
 
-    let findings: Vec<serde_json::Value> = aggregator
+    // The findings, oldest first, then the attack sequences they form.
+    let findings: Vec<serde_json::Value> = publisher
         .findings()
         .into_iter()
         .map(|finding| format.render(finding))
+        .chain(
+            publisher
+                .sequences()
+                .into_iter()
+                .map(|sequence| format.render_sequence(sequence)),
+        )
         .collect();
     if let Some(path) = &options.output {
         write_findings(

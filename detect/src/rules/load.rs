@@ -73,6 +73,9 @@ pub(super) struct RawRule {
     /// Where the behaviour is described (advisories, write-ups), carried into the findings.
     #[serde(default)]
     references: Vec<String>,
+    /// A weak signal: raises no finding, only feeds the correlator's attack sequences.
+    #[serde(default)]
+    signal: bool,
     #[serde(default)]
     when: Vec<Spanned<RawCondition>>,
     #[serde(default)]
@@ -293,6 +296,7 @@ impl Loader<'_> {
             context: self.context(raw.context, source)?,
             tags: self.tags(&raw.tags)?,
             references: raw.references,
+            signal: raw.signal,
             when: self.conditions(raw.when, lists, source)?,
             any: self.conditions(raw.any, lists, source)?,
             unless: self.conditions(raw.unless, lists, source)?,

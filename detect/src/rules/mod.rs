@@ -12,6 +12,7 @@
 //! enabled = true                            # false: shipped off, switched on in the config file
 //! tags = ["T1609"]                          # MITRE ATT&CK ids, into the findings' additionalInfo
 //! references = ["https://attack.mitre.org/techniques/T1609/"]
+//! signal = false                            # true: a weak signal, no finding; only correlated
 //! when = [                                  # every condition must hold
 //!   { field = "object_ref.subresource", eq = "exec" },
 //!   { field = "succeeded", eq = true },
@@ -73,6 +74,9 @@ pub struct Rule {
     /// MITRE ATT&CK ids, upper-cased (`T1609`, `TA0006`).
     pub tags: Vec<String>,
     pub references: Vec<String>,
+    /// A weak signal: its detections are marked `signal_only`, so publish raises no finding for
+    /// them and only its correlator reads them (see `vigil-correlate`).
+    pub signal: bool,
     when: Vec<Condition>,
     any: Vec<Condition>,
     unless: Vec<Condition>,
@@ -156,6 +160,7 @@ impl Rule {
         }
         // The rule's ATT&CK ids and references, in the finding's additionalInfo.
         for found in out.iter_mut().skip(start) {
+            found.signal_only = self.signal;
             for (key, values) in [
                 ("mitreAttack", &self.tags),
                 ("references", &self.references),

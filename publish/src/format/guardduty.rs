@@ -116,7 +116,7 @@ fn container_json(runtime: &RuntimeDetails) -> Value {
     })
 }
 
-fn without_nulls(value: Value) -> Value {
+pub(crate) fn without_nulls(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
@@ -136,10 +136,7 @@ fn with_nulls(finding: &Finding) -> Value {
     let region = cluster.region.clone().unwrap_or_default();
     let kubernetes = kubernetes_details(detection);
     let service = service(finding, api_call_action(detection));
-    let arn = format!(
-        "arn:{}:guardduty:{region}:{account}:detector/vigil/finding/{}",
-        cluster.partition, finding.id
-    );
+    let arn = cluster.finding_arn(&finding.id);
     json!({
         "schemaVersion": "2.0",
         "accountId": account,
@@ -147,6 +144,7 @@ fn with_nulls(finding: &Finding) -> Value {
         "partition": cluster.partition,
         "id": finding.id,
         "arn": arn,
+        "associatedAttackSequenceArn": finding.attack_sequence_arn,
         "type": detection.finding_type,
         "severity": detection.severity,
         "title": detection.title,

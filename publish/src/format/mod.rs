@@ -4,8 +4,10 @@
 //! filter criteria over its JSON paths: `crate::suppress`).
 
 pub mod guardduty;
+pub mod sequence;
 
 use serde_json::Value;
+use vigil_correlate::Sequence;
 use vigil_schemas::Finding;
 
 /// An output format, chosen once from the settings.
@@ -34,6 +36,13 @@ impl Format {
     pub fn render(self, finding: &Finding) -> Value {
         match self {
             Self::GuardDuty => guardduty::render(finding),
+        }
+    }
+
+    /// An attack sequence, as this format writes `AttackSequence:EKS/CompromisedCluster`.
+    pub fn render_sequence(self, sequence: &Sequence) -> Value {
+        match self {
+            Self::GuardDuty => sequence::render(sequence),
         }
     }
 }

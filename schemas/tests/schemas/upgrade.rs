@@ -125,6 +125,7 @@ fn records_every_earlier_release_wrote_decode_after_the_upgrade() {
                     archived: false,
                     detection: detection(),
                     recent_event_ids: vec!["a1".into()],
+                    attack_sequence_arn: None,
                 },
             ),
             other => panic!("no sample of {other}: add one"),
