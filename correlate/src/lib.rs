@@ -11,7 +11,8 @@
 //! 2. **Links.** Two signals are linked when they name the same actor (a principal, a ServiceAccount,
 //!    a process), endpoint (a public address, a domain) or, within `resource_link_minutes` (60) of
 //!    each other, the same resource (a workload, a pod, a container; a node only for signals about
-//!    the node itself). A group is what links reach.
+//!    the node itself). A weak signal links only within `resource_link_minutes`, by any link, and
+//!    counts at its first occurrence. A group is what links reach.
 //! 3. **Qualifying.** A group becomes a sequence when it has at least `min_signals` (2) signals, at
 //!    least one of them a finding at `min_finding_severity` (4.0, Medium) or above, and either
 //!    - it spans `min_tactics` (2) ATT&CK tactics in a plausible order: a signal of an earlier stage
@@ -354,7 +355,10 @@ impl ClusterWindow {
                     let Some(other) = self.signals.get(other_uid) else {
                         continue;
                     };
-                    if kind == LinkKind::Resource && gap(signal, other) > resource_gap {
+                    // Weak signals are context: they join only steps close to them in time, by
+                    // any link (the web pod's everyday traffic is not part of its compromise).
+                    let bounded = kind == LinkKind::Resource || signal.weak || other.weak;
+                    if bounded && gap(signal, other) > resource_gap {
                         continue;
                     }
                     group.insert(other_uid.clone());
@@ -366,12 +370,22 @@ impl ClusterWindow {
     }
 }
 
-/// The time between two signals' occurrences (0 when they overlap).
+/// The time between two signals' occurrences (0 when they overlap). A weak signal counts at its
+/// first occurrence only: what makes it a signal (a first exec, a new destination) happened then,
+/// and its repeats all day long are ordinary.
 fn gap(a: &Signal, b: &Signal) -> i64 {
-    if a.last_seen_micros < b.first_seen_micros {
-        b.first_seen_micros - a.last_seen_micros
-    } else if b.last_seen_micros < a.first_seen_micros {
-        a.first_seen_micros - b.last_seen_micros
+    let span = |signal: &Signal| {
+        if signal.weak {
+            (signal.first_seen_micros, signal.first_seen_micros)
+        } else {
+            (signal.first_seen_micros, signal.last_seen_micros)
+        }
+    };
+    let ((a_first, a_last), (b_first, b_last)) = (span(a), span(b));
+    if a_last < b_first {
+        b_first - a_last
+    } else if b_last < a_first {
+        a_first - b_last
     } else {
         0
     }

@@ -152,7 +152,7 @@ impl Signal {
         entity_type: &str,
         name: String,
     ) -> &mut Entity {
-        self.entities.push(Entity {
+        let entity = Entity {
             kind,
             key,
             entity_type: entity_type.to_owned(),
@@ -160,9 +160,13 @@ impl Signal {
             namespace: None,
             detail: None,
             links: true,
-        });
-        let last = self.entities.len() - 1;
-        &mut self.entities[last]
+        };
+        self.entities.push(entity);
+        // Just pushed: `last_mut` is `Some`; the fallback only satisfies the types.
+        match self.entities.last_mut() {
+            Some(entity) => entity,
+            None => unreachable!("an entity was just pushed"),
+        }
     }
 
     fn indicator(&mut self, key: &str, value: String) {

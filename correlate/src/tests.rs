@@ -1,1 +1,645 @@
+//! The correlator on hand-made findings: what links, what qualifies, how a sequence grows, merges,
+//! leaves the window and survives a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use vigil_schemas::{
+    ApiCallAction, ClusterDetails, Detection, Finding, InventoryWorkload, IpIntel, ProcessInfo,
+    RuntimeDetails, UserInfo, WorkloadSpec,
+};
+
+use super::*;
+
+const T0: i64 = 1_700_000_000_000_000;
+const MINUTE: i64 = 60_000_000;
+const HOUR: i64 = 60 * MINUTE;
+
+fn cluster() -> ClusterDetails {
+    ClusterDetails {
+        name: "prod".into(),
+        partition: "aws".into(),
+        region: Some("us-east-1".into()),
+        account_id: Some("111122223333".into()),
+        ..ClusterDetails::default()
+    }
+}
+
+fn finding(id: &str, detection: Detection) -> Finding {
+    let at = detection.event_time_micros;
+    Finding {
+        id: id.into(),
+        count: 1,
+        created_at_micros: at,
+        updated_at_micros: at,
+        event_first_seen_micros: at,
+        event_last_seen_micros: at,
+        archived: false,
+        detection,
+        recent_event_ids: Vec::new(),
+        attack_sequence_arn: None,
+    }
+}
+
+/// An API call by `user` from `ip` (public unless in 10/8, a Tor exit when it starts with 185.220.).
+fn api(id: &str, finding_type: &str, severity: f64, at: i64, user: &str, ip: &str) -> Finding {
+    finding(
+        id,
+        Detection {
+            finding_type: finding_type.into(),
+            severity,
+            title: format!("{finding_type} by {user}"),
+            event_time_micros: at,
+            cluster: cluster(),
+            user: Some(UserInfo {
+                username: user.into(),
+                ..UserInfo::default()
+            }),
+            api_call: Some(ApiCallAction {
+                verb: "get".into(),
+                resource: Some("secrets".into()),
+                remote_ip: Some(IpIntel {
+                    ip: ip.into(),
+                    scope: if ip.starts_with("10.") {
+                        "private"
+                    } else {
+                        "public"
+                    }
+                    .into(),
+                    tor_exit: ip.starts_with("185.220."),
+                    ..IpIntel::default()
+                }),
+                ..ApiCallAction::default()
+            }),
+            ..Detection::default()
+        },
+    )
+}
+
+/// `user` creates Deployment `namespace/name` (from a private address).
+fn deploys(
+    id: &str,
+    finding_type: &str,
+    at: i64,
+    user: &str,
+    namespace: &str,
+    name: &str,
+) -> Finding {
+    let mut found = api(id, finding_type, 5.0, at, user, "10.0.0.9");
+    let detection = &mut found.detection;
+    if let Some(call) = &mut detection.api_call {
+        call.verb = "create".into();
+        call.resource = Some("deployments".into());
+    }
+    detection.workload = Some(WorkloadSpec {
+        kind: "Deployment".into(),
+        name: Some(name.into()),
+        namespace: Some(namespace.into()),
+        ..WorkloadSpec::default()
+    });
+    found
+}
+
+/// `user` execs into pod `namespace/pod` of Deployment `web` (from a private address).
+fn execs(id: &str, at: i64, user: &str, namespace: &str, pod: &str) -> Finding {
+    let mut found = api(
+        id,
+        "Execution:Kubernetes/ExecInPod",
+        2.0,
+        at,
+        user,
+        "10.0.0.9",
+    );
+    let detection = &mut found.detection;
+    if let Some(call) = &mut detection.api_call {
+        call.verb = "create".into();
+        call.resource = Some("pods".into());
+        call.subresource = Some("exec".into());
+    }
+    detection.target = Some(pod_of(namespace, pod));
+    found
+}
+
+fn pod_of(namespace: &str, pod: &str) -> InventoryWorkload {
+    InventoryWorkload {
+        namespace: namespace.into(),
+        pod_name: pod.into(),
+        workload_kind: Some("Deployment".into()),
+        workload_name: Some("web".into()),
+        ..InventoryWorkload::default()
+    }
+}
+
+/// A runtime finding from a process in pod `namespace/pod` (its own exec id, no shared actor).
+fn in_pod(
+    id: &str,
+    finding_type: &str,
+    severity: f64,
+    at: i64,
+    namespace: &str,
+    pod: &str,
+) -> Finding {
+    finding(
+        id,
+        Detection {
+            finding_type: finding_type.into(),
+            severity,
+            title: format!("{finding_type} in {pod}"),
+            event_time_micros: at,
+            cluster: cluster(),
+            target: Some(pod_of(namespace, pod)),
+            runtime: Some(RuntimeDetails {
+                sensor: "tetragon".into(),
+                event_kind: "process_exec".into(),
+                process: ProcessInfo {
+                    exec_id: Some(format!("exec-{id}")),
+                    binary: "/bin/sh".into(),
+                    ..ProcessInfo::default()
+                },
+                node_name: Some("node-1".into()),
+                pod_name: Some(pod.into()),
+                pod_namespace: Some(namespace.into()),
+                ..RuntimeDetails::default()
+            }),
+            ..Detection::default()
+        },
+    )
+}
+
+fn weak(mut found: Finding) -> Finding {
+    found.detection.signal_only = true;
+    found.detection.severity = 2.0;
+    found
+}
+
+fn correlator() -> Correlator {
+    Correlator::new(Settings::default())
+}
+
+fn observe_all(correlator: &mut Correlator, findings: &[Finding]) -> Vec<Changes> {
+    findings
+        .iter()
+        .map(|found| correlator.observe(found))
+        .collect()
+}
+
+fn uids(sequence: &Sequence) -> Vec<&str> {
+    sequence
+        .signals
+        .iter()
+        .map(|signal| signal.uid.as_str())
+        .collect()
+}
+
+/// Stolen credentials used from Tor, then a privileged workload by the same person.
+fn stolen_then_privileged() -> Vec<Finding> {
+    vec![
+        api(
+            "tor",
+            "CredentialAccess:Kubernetes/TorIPCaller",
+            5.0,
+            T0,
+            "bob",
+            "185.220.101.4",
+        ),
+        deploys(
+            "privileged",
+            "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+            T0 + 10 * MINUTE,
+            "bob",
+            "shop",
+            "miner",
+        ),
+    ]
+}
+
+#[test]
+fn credential_access_then_privilege_escalation_by_one_person_is_a_sequence() {
+    let mut correlator = correlator();
+    let changes = observe_all(&mut correlator, &stolen_then_privileged());
+    assert!(changes[0].is_empty(), "one signal is no sequence");
+    let raised = &changes[1];
+    assert_eq!(raised.sequences.len(), 1);
+    let sequence = correlator.sequences()[0];
+    assert_eq!(uids(sequence), ["tor", "privileged"]);
+    assert_eq!(sequence.severity, 9.0);
+    assert_eq!(sequence.count, 2);
+    assert_eq!(sequence.created_at_micros, T0);
+    assert_eq!(sequence.updated_at_micros, T0 + 10 * MINUTE);
+    // Both findings are told which sequence they are in.
+    let arn = sequence.arn();
+    assert_eq!(
+        raised.associations,
+        [
+            ("tor".to_owned(), arn.clone()),
+            ("privileged".to_owned(), arn.clone())
+        ]
+    );
+    assert!(arn.starts_with("arn:aws:guardduty:us-east-1:111122223333:detector/vigil/finding/"));
+    let tactics: Vec<String> = sequence.tactics().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(tactics, ["TA0006", "TA0004"]);
+    assert!(
+        sequence.description.find("TorIPCaller") < sequence.description.find("PrivilegedContainer"),
+        "{}",
+        sequence.description
+    );
+}
+
+#[test]
+fn the_same_steps_by_different_people_are_not_linked() {
+    let mut steps = stolen_then_privileged();
+    steps[1] = deploys(
+        "privileged",
+        "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+        T0 + 10 * MINUTE,
+        "carol",
+        "shop",
+        "miner",
+    );
+    let mut correlator = correlator();
+    observe_all(&mut correlator, &steps);
+    assert!(correlator.sequences().is_empty());
+    assert_eq!(correlator.window_len(), 2);
+}
+
+#[test]
+fn two_tactics_of_the_same_stage_are_not_an_attack_in_order() {
+    // Credential access and discovery from Tor: both are how an attack starts.
+    let steps = [
+        api(
+            "tor-secrets",
+            "CredentialAccess:Kubernetes/TorIPCaller",
+            5.0,
+            T0,
+            "bob",
+            "185.220.101.4",
+        ),
+        api(
+            "tor-list",
+            "Discovery:Kubernetes/TorIPCaller",
+            5.0,
+            T0 + MINUTE,
+            "bob",
+            "185.220.101.4",
+        ),
+    ];
+    let mut correlator = correlator();
+    observe_all(&mut correlator, &steps);
+    assert!(correlator.sequences().is_empty());
+}
+
+#[test]
+fn a_later_stage_before_an_earlier_one_is_not_a_plausible_order() {
+    let mut steps = stolen_then_privileged();
+    steps[0].detection.event_time_micros = T0 + 2 * HOUR;
+    steps[0].event_first_seen_micros = T0 + 2 * HOUR;
+    steps[0].event_last_seen_micros = T0 + 2 * HOUR;
+    let mut correlator = correlator();
+    observe_all(&mut correlator, &steps);
+    assert!(correlator.sequences().is_empty());
+}
+
+#[test]
+fn low_findings_and_weak_signals_alone_raise_no_sequence() {
+    let mut steps = stolen_then_privileged();
+    for step in &mut steps {
+        step.detection.severity = 3.0;
+    }
+    let mut correlator = correlator();
+    observe_all(&mut correlator, &steps);
+    assert!(correlator.sequences().is_empty(), "nothing at Medium");
+    let mut correlator = self::correlator();
+    let weak_steps: Vec<Finding> = stolen_then_privileged().into_iter().map(weak).collect();
+    observe_all(&mut correlator, &weak_steps);
+    assert!(correlator.sequences().is_empty(), "no finding at all");
+}
+
+#[test]
+fn an_exec_through_the_api_then_a_shell_in_that_pod_is_a_sequence() {
+    // One tactic only (execution): what links them is the pod the API call entered.
+    let steps = [
+        execs("exec", T0, "dave", "shop", "web-1"),
+        in_pod(
+            "shell",
+            "Execution:Runtime/SuspiciousShellCreated",
+            5.0,
+            T0 + 2 * MINUTE,
+            "shop",
+            "web-1",
+        ),
+    ];
+    let mut correlator = correlator();
+    observe_all(&mut correlator, &steps);
+    assert_eq!(uids(correlator.sequences()[0]), ["exec", "shell"]);
+
+    // The same shell three hours after the exec: a pod lives long, the link does not.
+    let mut later = steps.clone();
+    later[1] = in_pod(
+        "shell",
+        "Execution:Runtime/SuspiciousShellCreated",
+        5.0,
+        T0 + 3 * HOUR,
+        "shop",
+        "web-1",
+    );
+    let mut correlator = self::correlator();
+    observe_all(&mut correlator, &later);
+    assert!(correlator.sequences().is_empty());
+
+    // A shell in another pod of the same Deployment is linked by the workload.
+    let mut other_pod = steps.clone();
+    other_pod[1] = in_pod(
+        "shell",
+        "Execution:Runtime/SuspiciousShellCreated",
+        5.0,
+        T0 + 2 * MINUTE,
+        "shop",
+        "web-2",
+    );
+    let mut correlator = self::correlator();
+    observe_all(&mut correlator, &other_pod);
+    assert_eq!(correlator.sequences().len(), 1);
+}
+
+#[test]
+fn a_weak_signal_joins_only_the_steps_near_it() {
+    let destination = |id: &str, at: i64| {
+        weak(in_pod(
+            id,
+            "CommandAndControl:Runtime/NewOutboundDestination",
+            2.0,
+            at,
+            "shop",
+            "web-1",
+        ))
+    };
+    let steps = [
+        // The pod's ordinary traffic, hours before.
+        destination("everyday", T0 - 5 * HOUR),
+        execs("exec", T0, "dave", "shop", "web-1"),
+        in_pod(
+            "shell",
+            "Execution:Runtime/SuspiciousShellCreated",
+            5.0,
+            T0 + MINUTE,
+            "shop",
+            "web-1",
+        ),
+        destination("beacon", T0 + 2 * MINUTE),
+    ];
+    let mut correlator = correlator();
+    let changes = observe_all(&mut correlator, &steps);
+    assert_eq!(uids(correlator.sequences()[0]), ["exec", "shell", "beacon"]);
+    // A weak signal is never told of its sequence: it is not published.
+    assert!(
+        changes[3].associations.is_empty(),
+        "{:?}",
+        changes[3].associations
+    );
+    // The everyday destination seen again during the attack is still not new.
+    let mut repeated = destination("everyday", T0 + 3 * MINUTE);
+    repeated.event_first_seen_micros = T0 - 5 * HOUR;
+    repeated.count = 40;
+    correlator.observe(&repeated);
+    assert_eq!(uids(correlator.sequences()[0]), ["exec", "shell", "beacon"]);
+}
+
+#[test]
+fn a_sequence_grows_under_one_id_as_the_attack_goes_on() {
+    let mut correlator = correlator();
+    observe_all(&mut correlator, &stolen_then_privileged());
+    let first = correlator.sequences()[0].clone();
+    // The Tor caller again (its finding counted twice now), then a miner in the new workload.
+    let mut again = stolen_then_privileged()[0].clone();
+    again.count = 2;
+    again.event_last_seen_micros = T0 + 20 * MINUTE;
+    let changes = correlator.observe(&again);
+    assert_eq!(changes.sequences, std::slice::from_ref(&first.id));
+    assert!(changes.associations.is_empty(), "already a member");
+    let mut miner = in_pod(
+        "miner",
+        "Impact:Runtime/CryptoMinerExecuted",
+        8.0,
+        T0 + 30 * MINUTE,
+        "shop",
+        "miner-7d9c",
+    );
+    if let Some(target) = &mut miner.detection.target {
+        target.workload_name = Some("miner".into());
+    }
+    let changes = correlator.observe(&miner);
+    assert_eq!(changes.sequences, std::slice::from_ref(&first.id));
+    assert_eq!(changes.associations, [("miner".to_owned(), first.arn())]);
+    let grown = correlator.sequences()[0];
+    assert_eq!(grown.id, first.id);
+    assert_eq!(uids(grown), ["tor", "privileged", "miner"]);
+    assert_eq!(grown.count, 4);
+    assert_eq!(grown.updated_at_micros, T0 + 30 * MINUTE);
+    assert!(grown.severity > first.severity, "a third tactic");
+    // Observing it unchanged changes nothing.
+    assert!(correlator.observe(&miner).is_empty());
+}
+
+#[test]
+fn a_link_between_two_sequences_merges_the_later_into_the_earlier() {
+    let mut steps = stolen_then_privileged();
+    steps.push(api(
+        "tor-carol",
+        "CredentialAccess:Kubernetes/TorIPCaller",
+        5.0,
+        T0 + HOUR,
+        "carol",
+        "185.220.101.9",
+    ));
+    steps.push(deploys(
+        "privileged-carol",
+        "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+        T0 + HOUR + MINUTE,
+        "carol",
+        "ops",
+        "tool",
+    ));
+    let mut correlator = correlator();
+    observe_all(&mut correlator, &steps);
+    assert_eq!(correlator.sequences().len(), 2);
+    let earlier = correlator.sequences()[0].id.clone();
+    let later = correlator.sequences()[1].id.clone();
+    // bob calls from carol's Tor exit: one attacker behind both.
+    let bridge = api(
+        "bridge",
+        "Discovery:Kubernetes/TorIPCaller",
+        5.0,
+        T0 + 2 * HOUR,
+        "bob",
+        "185.220.101.9",
+    );
+    let changes = correlator.observe(&bridge);
+    assert_eq!(changes.sequences, std::slice::from_ref(&earlier));
+    assert_eq!(changes.merged.len(), 1);
+    assert_eq!(changes.merged[0].id, later);
+    assert_eq!(
+        changes.merged[0].merged_into.as_deref(),
+        Some(earlier.as_str())
+    );
+    let arn = correlator.sequences()[0].arn();
+    for moved in ["tor-carol", "privileged-carol", "bridge"] {
+        assert!(
+            changes
+                .associations
+                .contains(&(moved.to_owned(), arn.clone())),
+            "{moved}: {:?}",
+            changes.associations
+        );
+    }
+    assert_eq!(correlator.sequences().len(), 1);
+    assert_eq!(correlator.sequences()[0].signals.len(), 5);
+}
+
+#[test]
+fn signals_more_than_a_window_apart_are_not_linked() {
+    let mut steps = stolen_then_privileged();
+    let late = T0 + 25 * HOUR;
+    steps[1].detection.event_time_micros = late;
+    steps[1].event_first_seen_micros = late;
+    steps[1].event_last_seen_micros = late;
+    let mut correlator = correlator();
+    observe_all(&mut correlator, &steps);
+    assert!(correlator.sequences().is_empty());
+    assert_eq!(correlator.window_len(), 1, "the first left the window");
+}
+
+#[test]
+fn an_archived_finding_is_not_a_signal() {
+    let mut steps = stolen_then_privileged();
+    steps[0].archived = true;
+    let mut correlator = correlator();
+    observe_all(&mut correlator, &steps);
+    assert!(correlator.sequences().is_empty());
+    // Archived after it was observed: it leaves the window.
+    let mut correlator = self::correlator();
+    let mut steps = stolen_then_privileged();
+    correlator.observe(&steps[0]);
+    steps[0].archived = true;
+    correlator.observe(&steps[0]);
+    correlator.observe(&steps[1]);
+    assert!(correlator.sequences().is_empty());
+}
+
+#[test]
+fn correlation_switched_off_raises_nothing() {
+    let mut correlator = Correlator::new(Settings {
+        enabled: false,
+        ..Settings::default()
+    });
+    observe_all(&mut correlator, &stolen_then_privileged());
+    assert!(correlator.sequences().is_empty());
+    assert_eq!(correlator.window_len(), 0);
+}
+
+#[test]
+fn past_the_signal_limit_findings_are_kept_before_weak_signals() {
+    let settings = Settings {
+        max_signals: 3,
+        max_window_signals: 100,
+        ..Settings::default()
+    };
+    let mut correlator = Correlator::new(settings);
+    let mut steps = vec![weak(api(
+        "early-weak",
+        "CredentialAccess:Kubernetes/SecretReadByWorkloadIdentity",
+        2.0,
+        T0 - MINUTE,
+        "bob",
+        "10.0.0.9",
+    ))];
+    steps.extend(stolen_then_privileged());
+    steps.push(api(
+        "tor-again",
+        "Discovery:Kubernetes/TorIPCaller",
+        5.0,
+        T0 + 20 * MINUTE,
+        "bob",
+        "185.220.101.4",
+    ));
+    observe_all(&mut correlator, &steps);
+    let sequence = correlator.sequences()[0];
+    assert_eq!(uids(sequence), ["tor", "privileged", "tor-again"]);
+    assert_eq!(sequence.signals_left_out, 1);
+}
+
+/// The state a restart reads back: every finding as it stands, and the sequences.
+fn restart(before: &Correlator, findings: &[Finding]) -> Correlator {
+    let mut after = correlator();
+    for found in findings {
+        after.restore_signal(found);
+    }
+    for sequence in before.sequences() {
+        after.restore_sequence(sequence.clone());
+    }
+    after
+}
+
+#[test]
+fn an_attack_split_across_a_restart_gives_the_same_sequence() {
+    let mut attack = stolen_then_privileged();
+    attack.push(in_pod(
+        "miner",
+        "Impact:Runtime/CryptoMinerExecuted",
+        8.0,
+        T0 + 30 * MINUTE,
+        "shop",
+        "miner-1",
+    ));
+    if let Some(target) = &mut attack[2].detection.target {
+        target.workload_name = Some("miner".into());
+    }
+    attack.push(api(
+        "tor-again",
+        "Discovery:Kubernetes/TorIPCaller",
+        5.0,
+        T0 + 40 * MINUTE,
+        "bob",
+        "185.220.101.4",
+    ));
+    let mut uninterrupted = correlator();
+    observe_all(&mut uninterrupted, &attack);
+    for split in 1..attack.len() {
+        let mut before = correlator();
+        observe_all(&mut before, &attack[..split]);
+        let mut after = restart(&before, &attack[..split]);
+        observe_all(&mut after, &attack[split..]);
+        assert_eq!(
+            after.sequences(),
+            uninterrupted.sequences(),
+            "split after {split}"
+        );
+    }
+}
+
+#[test]
+fn thresholds_are_checked() {
+    assert!(Settings::default().check().is_ok());
+    for wrong in [
+        Settings {
+            window_hours: 0,
+            ..Settings::default()
+        },
+        Settings {
+            min_signals: 1,
+            ..Settings::default()
+        },
+        Settings {
+            max_signals: 101,
+            ..Settings::default()
+        },
+        Settings {
+            resource_link_minutes: -1,
+            ..Settings::default()
+        },
+        Settings {
+            max_signals: 50,
+            max_window_signals: 10,
+            ..Settings::default()
+        },
+    ] {
+        assert!(wrong.check().is_err(), "{wrong:?}");
+    }
+}

@@ -1174,6 +1174,12 @@ pub fn stream(options: &EvalOptions) -> Vec<AuditEvent> {
     all
 }
 
+/// The ordinary events only (audit and runtime, enriched), in time order, day by day: a busy
+/// cluster with nothing wrong in it.
+pub fn ordinary(options: &EvalOptions, mut visit: impl FnMut(&[EnrichedEvent])) {
+    generate(options, |_, ordinary, _| visit(ordinary));
+}
+
 /// An injected anomaly: its kind, the finding type it should raise, its events (one, or a burst).
 type Injection = (&'static str, &'static str, Vec<EnrichedEvent>);
 

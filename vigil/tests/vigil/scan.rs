@@ -98,10 +98,92 @@ const RUNTIME_ATTACK_TYPES: [&str; 8] = [
 /// pod, at Low.
 const ORDINARY_TYPE: &str = "Execution:Kubernetes/ExecInPod";
 
+const SEQUENCE_TYPE: &str = "AttackSequence:EKS/CompromisedCluster";
+
+/// One sequence ties the audit half and the runtime half together; every attack finding names it,
+/// and nothing of the ordinary traffic (before 14:00, or alice's exec) is in it.
+fn the_attack_is_one_sequence(found: &[Value], sequences: &[Value]) {
+    assert_eq!(
+        sequences.len(),
+        1,
+        "one attack, one sequence: {sequences:?}"
+    );
+    let sequence = &sequences[0];
+    assert!(sequence["severity"].as_f64().unwrap() >= 9.0);
+    assert_eq!(sequence["service"]["archived"], false);
+    let detail = &sequence["service"]["detection"]["sequence"];
+    let signals = detail["signals"].as_array().unwrap();
+    let arn = sequence["arn"].as_str().unwrap();
+    let in_sequence: BTreeSet<&str> = signals
+        .iter()
+        .map(|signal| signal["uid"].as_str().unwrap())
+        .collect();
+    for finding in found {
+        let member = in_sequence.contains(finding["arn"].as_str().unwrap());
+        if finding["type"] == ORDINARY_TYPE {
+            assert!(!member, "alice's exec is not part of the attack");
+            assert!(finding.get("associatedAttackSequenceArn").is_none());
+        } else {
+            assert!(
+                member,
+                "every attack finding is a signal: {}",
+                finding["type"]
+            );
+            assert_eq!(
+                finding["associatedAttackSequenceArn"], arn,
+                "{}",
+                finding["type"]
+            );
+        }
+    }
+    // Both halves, stitched: the stolen credentials from Tor through to the web pod's beacon.
+    let names: BTreeSet<&str> = signals
+        .iter()
+        .map(|signal| signal["name"].as_str().unwrap())
+        .collect();
+    for step in [
+        "Discovery:Kubernetes/TorIPCaller",
+        "Policy:Kubernetes/AnonymousAccessGranted",
+        "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+        "Execution:Runtime/SuspiciousShellCreated",
+        "Impact:Runtime/CryptoMinerExecuted",
+        "Backdoor:Runtime/C&CActivity.B",
+    ] {
+        assert!(names.contains(step), "{step} missing from {names:?}");
+    }
+    // The attack began at 14:00 UTC; the ordinary day's traffic before it stays out.
+    let attack_start = 1_710_252_000_000_i64;
+    for signal in signals {
+        assert!(
+            signal["firstSeenAt"].as_i64().unwrap() >= attack_start,
+            "ordinary traffic in the sequence: {signal}"
+        );
+    }
+    let tactics: BTreeSet<&str> = detail["sequenceIndicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|indicator| indicator["key"] == "ATTACK_TACTIC")
+        .flat_map(|indicator| indicator["values"].as_array().unwrap())
+        .map(|value| value.as_str().unwrap())
+        .collect();
+    for tactic in ["Credential Access", "Privilege Escalation", "Impact"] {
+        assert!(tactics.contains(tactic), "{tactics:?}");
+    }
+    let description = detail["description"].as_str().unwrap();
+    assert!(
+        description.find("Tor exit node") < description.find("Cryptocurrency miner"),
+        "the story is told in order: {description}"
+    );
+}
+
 #[test]
 fn the_bundled_example_finds_the_attack_chain_and_only_it() {
     let output = vigil(&["scan"]);
-    let found = findings(&output);
+    let (found, sequences): (Vec<Value>, Vec<Value>) = findings(&output)
+        .into_iter()
+        .partition(|finding| finding["type"] != SEQUENCE_TYPE);
+    the_attack_is_one_sequence(&found, &sequences);
     let mut expected: BTreeSet<String> = ATTACK_TYPES
         .iter()
         .chain(&RUNTIME_ATTACK_TYPES)
