@@ -179,6 +179,11 @@ impl Correlator {
             .sum()
     }
 
+    /// Forgets a cluster's window and sequences (its partition went to another instance).
+    pub fn forget_cluster(&mut self, cluster_key: &str) {
+        self.clusters.remove(cluster_key);
+    }
+
     /// Puts back a finding or weak signal from saved state (a restart), without raising anything:
     /// the sequences it took part in are restored beside it.
     pub fn restore_signal(&mut self, finding: &Finding) {

@@ -266,7 +266,11 @@ impl Signal {
                 None => format!("{} {resource}", call.verb),
             },
         );
-        if let Some(agent) = call.user_agent.as_deref().filter(|agent| !agent.is_empty()) {
+        if let Some(agent) = call
+            .user_agent
+            .as_deref()
+            .filter(|agent| suspicious_agent(agent))
+        {
             self.indicator("SUSPICIOUS_USER_AGENT", agent.to_owned());
         }
         let writes = matches!(call.verb.as_str(), "create" | "update" | "patch");
@@ -343,6 +347,11 @@ impl Signal {
             entity.links = !in_container;
         }
         for process in std::iter::once(&runtime.process).chain(&runtime.lineage) {
+            if host_runtime_process(&process.binary) {
+                // The container runtime and the node's init are every container's ancestors on
+                // the node: they would link unrelated pods.
+                continue;
+            }
             if let Some(exec_id) = &process.exec_id {
                 let entity = self.entity(
                     LinkKind::Actor,
@@ -392,6 +401,20 @@ impl Signal {
             let crypto = found.category.as_deref() == Some("mining")
                 || detection.finding_type.contains("Bitcoin")
                 || detection.finding_type.contains("CryptoCurrency");
+            if let Some((network, _prefix)) = entry.split_once('/')
+                && network.parse::<std::net::IpAddr>().is_ok()
+            {
+                // A listed network: the address that matched it is the signal's endpoint already.
+                self.indicator(
+                    if crypto {
+                        "CRYPTOMINING_IP"
+                    } else {
+                        "MALICIOUS_IP"
+                    },
+                    entry.to_owned(),
+                );
+                continue;
+            }
             if entry.parse::<std::net::IpAddr>().is_ok() {
                 self.address(entry);
                 self.indicator(
@@ -429,4 +452,41 @@ impl Signal {
             .filter(|entity| entity.links)
             .map(|entity| (entity.key.as_str(), entity.kind))
     }
+}
+
+/// A process every container on a node descends from (the container runtime, the node's init):
+/// not an actor of any one attack.
+fn host_runtime_process(binary: &str) -> bool {
+    let name = binary.rsplit('/').next().unwrap_or(binary);
+    name.starts_with("containerd")
+        || name.starts_with("docker")
+        || matches!(
+            name,
+            "runc" | "crun" | "conmon" | "crio" | "systemd" | "init" | "kubelet"
+        )
+}
+
+/// A user agent of a tool people script attacks with, not of kubectl, a client library or a
+/// Kubernetes component: GuardDuty's `SUSPICIOUS_USER_AGENT`.
+fn suspicious_agent(agent: &str) -> bool {
+    const TOOLS: [&str; 16] = [
+        "curl/",
+        "wget/",
+        "python",
+        "go-http-client",
+        "postman",
+        "insomnia",
+        "kali",
+        "parrot",
+        "nmap",
+        "sqlmap",
+        "kube-hunter",
+        "peirates",
+        "kubiscan",
+        "okhttp",
+        "powershell",
+        "ruby",
+    ];
+    let agent = agent.to_ascii_lowercase();
+    TOOLS.iter().any(|tool| agent.contains(tool))
 }

@@ -643,3 +643,116 @@ fn thresholds_are_checked() {
         assert!(wrong.check().is_err(), "{wrong:?}");
     }
 }
+
+#[test]
+fn the_node_s_container_runtime_and_init_link_no_two_pods() {
+    // Two pods on one node, each with a shell; their lineages meet only at the node's runtime.
+    let mut steps = vec![
+        execs("exec", T0, "dave", "shop", "web-1"),
+        in_pod(
+            "shell",
+            "Execution:Runtime/SuspiciousShellCreated",
+            5.0,
+            T0 + MINUTE,
+            "ledger",
+            "ledger-1",
+        ),
+    ];
+    let shared_ancestors = [
+        ("/usr/bin/containerd-shim-runc-v2", "shim"),
+        ("/usr/bin/containerd", "containerd"),
+        ("/sbin/init", "init"),
+    ];
+    for (binary, exec_id) in shared_ancestors {
+        if let Some(runtime) = &mut steps[1].detection.runtime {
+            runtime.lineage.push(ProcessInfo {
+                exec_id: Some(exec_id.into()),
+                binary: binary.into(),
+                ..ProcessInfo::default()
+            });
+        }
+    }
+    let mut other = in_pod(
+        "miner",
+        "Impact:Runtime/CryptoMinerExecuted",
+        8.0,
+        T0 + 2 * MINUTE,
+        "shop",
+        "web-1",
+    );
+    if let Some(runtime) = &mut other.detection.runtime {
+        runtime.lineage = steps[1]
+            .detection
+            .runtime
+            .as_ref()
+            .map(|runtime| runtime.lineage.clone())
+            .unwrap_or_default();
+    }
+    steps.push(other);
+    let mut correlator = correlator();
+    observe_all(&mut correlator, &steps);
+    // The exec and the miner in web-1 are one sequence; ledger's shell is not in it.
+    assert_eq!(correlator.sequences().len(), 1);
+    assert_eq!(uids(correlator.sequences()[0]), ["exec", "miner"]);
+}
+
+#[test]
+fn indicators_say_what_they_are() {
+    let mut tor = api(
+        "tor",
+        "CredentialAccess:Kubernetes/TorIPCaller",
+        5.0,
+        T0,
+        "bob",
+        "185.220.101.4",
+    );
+    let signal = Signal::of(&tor);
+    let keys: Vec<&str> = signal.indicators.iter().map(|i| i.key.as_str()).collect();
+    assert!(keys.contains(&"TOR_IP"), "{keys:?}");
+    assert!(!keys.contains(&"SUSPICIOUS_USER_AGENT"), "no agent given");
+    if let Some(call) = &mut tor.detection.api_call {
+        call.user_agent = Some("kubectl/v1.30.0 (linux/amd64)".into());
+    }
+    let signal = Signal::of(&tor);
+    assert!(
+        signal
+            .indicators
+            .iter()
+            .all(|indicator| indicator.key != "SUSPICIOUS_USER_AGENT"),
+        "kubectl is not a suspicious agent"
+    );
+    if let Some(call) = &mut tor.detection.api_call {
+        call.user_agent = Some("python-requests/2.31.0".into());
+    }
+    assert!(
+        Signal::of(&tor)
+            .indicators
+            .iter()
+            .any(|indicator| indicator.key == "SUSPICIOUS_USER_AGENT")
+    );
+    // A listed network is no domain: the address that matched it is the endpoint.
+    let mut listed = in_pod(
+        "listed",
+        "UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom",
+        5.0,
+        T0,
+        "shop",
+        "web-1",
+    );
+    listed.detection.threat_intel = vec![vigil_schemas::ThreatMatch {
+        entry: "203.0.113.64/28".into(),
+        ..vigil_schemas::ThreatMatch::default()
+    }];
+    let signal = Signal::of(&listed);
+    assert!(
+        signal
+            .entities
+            .iter()
+            .all(|entity| entity.entity_type != "DOMAIN"),
+        "{:?}",
+        signal.entities
+    );
+    assert!(signal.indicators.iter().any(
+        |indicator| indicator.key == "MALICIOUS_IP" && indicator.values == ["203.0.113.64/28"]
+    ));
+}

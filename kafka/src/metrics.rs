@@ -39,6 +39,7 @@ pub struct Metrics {
     pub baseline_evictions: IntCounterVec,
     pub findings: IntCounterVec,
     pub findings_suppressed: IntCounterVec,
+    pub attack_sequences: IntCounterVec,
     pub threat_list_entries: IntGaugeVec,
     pub rebalances: IntCounterVec,
     pub kafka_transmitted_bytes: IntCounterVec,
@@ -227,6 +228,12 @@ impl Metrics {
                 "vigil_findings_archived_total",
                 "Findings archived by suppression rules",
                 &["type"],
+            )?,
+            attack_sequences: counter(
+                &registry,
+                "vigil_attack_sequences_total",
+                "Attack sequences published: raised or grown (updated), or merged into another",
+                &["outcome"],
             )?,
             threat_list_entries: gauge(
                 &registry,

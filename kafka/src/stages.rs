@@ -9,8 +9,7 @@ use vigil_detect::{Engine, StateEntry};
 use vigil_enrich::{Enricher, Inventory, ThreatIntel};
 use vigil_ingest::{IngestStats, Ingestor, Limits};
 use vigil_publish::format::Format;
-use vigil_publish::suppress::Suppression;
-use vigil_publish::{Added, Aggregator, finding_id};
+use vigil_publish::{Added, Publisher, Sequence};
 use vigil_schemas::{
     AuditEvent, Codec, CodecError, Detection, EnrichedEvent, Finding, Record, RuntimeEvent,
 };
@@ -651,9 +650,11 @@ impl Processor for DetectStage {
         }
         for detection in &detections {
             match self.codec.encode(detection) {
+                // Keyed by cluster: one publish instance holds a cluster's findings and its
+                // correlation window whole.
                 Ok(bytes) => out.push(Outgoing::new(
                     &self.topics.detections,
-                    finding_id(detection),
+                    detection.cluster.key(),
                     bytes,
                 )),
                 Err(error) => {
@@ -685,27 +686,104 @@ impl Processor for DetectStage {
     }
 }
 
-/// publish: `Detection`s → GuardDuty finding JSON keyed by id, and the aggregated `Finding` to the
-/// compacted state topic, so a restarted publish neither loses nor re-counts occurrences.
+/// publish: `Detection`s → findings and attack sequences as JSON keyed by id. Detections arrive
+/// keyed by cluster, so one instance holds a cluster's findings, weak signals and correlation
+/// window whole; they are checkpointed to the compacted state topic (findings and weak signals as
+/// Avro `Finding`s keyed by id, sequences as JSON keyed `sequence:<id>`), so a restarted publish
+/// neither loses nor re-counts occurrences and raises the same sequences.
 #[derive(Debug)]
 pub struct PublishStage {
     /// The findings topic's format, from the settings.
     format: Format,
-    aggregator: Aggregator,
+    publisher: Publisher,
     codec: Codec,
     topics: Topics,
     metrics: Metrics,
+    /// The input partition each cluster's detections come from: a cluster whose partition went to
+    /// another instance is forgotten here.
+    clusters: BTreeMap<String, i32>,
 }
 
+/// State keys of saved sequences start with this; findings' and weak signals' are their ids.
+const SEQUENCE_KEY_PREFIX: &str = "sequence:";
+
 impl PublishStage {
-    pub fn new(topics: Topics, metrics: Metrics, suppression: Suppression, format: Format) -> Self {
+    pub fn new(topics: Topics, metrics: Metrics, publisher: Publisher, format: Format) -> Self {
         Self {
             format,
-            aggregator: Aggregator::with_suppression(suppression),
+            publisher,
             codec: codec(),
             topics,
             metrics,
+            clusters: BTreeMap::new(),
         }
+    }
+
+    /// A finding (or weak signal) as it stands: its JSON on the findings topic (not for weak
+    /// signals, which are no findings) and its checkpoint.
+    fn write_finding(&self, id: &str, weak: bool, out: &mut Vec<Outgoing>) {
+        let finding = if weak {
+            self.publisher.signal(id)
+        } else {
+            self.publisher.finding(id)
+        };
+        let Some(finding) = finding else {
+            return;
+        };
+        if !weak {
+            let json = self.format.render(finding).to_string().into_bytes();
+            out.push(Outgoing::new(
+                &self.topics.findings,
+                finding.id.clone(),
+                json,
+            ));
+        }
+        match self.codec.encode(finding) {
+            Ok(bytes) => out.push(Outgoing::checkpoint(
+                &self.topics.publish_state,
+                finding.id.clone(),
+                Some(bytes),
+            )),
+            Err(error) => {
+                tracing::error!(%error, id = %finding.id, "finding state does not encode");
+            }
+        }
+    }
+
+    /// A sequence as it stands (or, merged, one last time, archived): its JSON on the findings
+    /// topic and its checkpoint (a tombstone once merged).
+    fn write_sequence(&self, sequence: &Sequence, out: &mut Vec<Outgoing>) {
+        let json = self
+            .format
+            .render_sequence(sequence)
+            .to_string()
+            .into_bytes();
+        out.push(Outgoing::new(
+            &self.topics.findings,
+            sequence.id.clone(),
+            json,
+        ));
+        let key = format!("{SEQUENCE_KEY_PREFIX}{}", sequence.id);
+        let saved = if sequence.merged_into.is_some() {
+            None
+        } else {
+            match serde_json::to_vec(sequence) {
+                Ok(bytes) => Some(bytes),
+                Err(error) => {
+                    tracing::error!(%error, id = %sequence.id, "sequence state does not encode");
+                    return;
+                }
+            }
+        };
+        out.push(Outgoing::checkpoint(&self.topics.publish_state, key, saved));
+        self.metrics
+            .attack_sequences
+            .with_label_values(&[if sequence.merged_into.is_some() {
+                "merged"
+            } else {
+                "updated"
+            }])
+            .inc();
     }
 }
 
@@ -733,17 +811,34 @@ impl Processor for PublishStage {
         ]
     }
     fn state(&self) -> StateKeeping {
-        // Detections and saved findings are both keyed by finding id, with as many partitions.
-        StateKeeping::FollowsInput(self.topics.publish_state.clone())
+        StateKeeping::Checkpoints(self.topics.publish_state.clone())
     }
-    fn restore(&mut self, _partition: i32, _key: &[u8], value: Option<&[u8]>) -> bool {
+    fn restore(&mut self, partition: i32, key: &[u8], value: Option<&[u8]>) -> bool {
         let Some(value) = value else {
+            // A tombstone: a merged sequence or a weak signal that left the window, already gone.
             return true;
         };
+        if let Some(id) = key.strip_prefix(SEQUENCE_KEY_PREFIX.as_bytes()) {
+            return match serde_json::from_slice::<Sequence>(value) {
+                Ok(sequence) => {
+                    self.clusters
+                        .insert(sequence.cluster.key().to_owned(), partition);
+                    self.publisher.restore_sequence(sequence);
+                    true
+                }
+                Err(error) => {
+                    let id = String::from_utf8_lossy(id);
+                    tracing::warn!(%error, %id, "a saved attack sequence does not decode");
+                    false
+                }
+            };
+        }
         // Findings saved by an earlier release decode through the codec's schema history.
         match self.codec.decode::<Finding>(value) {
             Ok(finding) => {
-                self.aggregator.restore(finding);
+                self.clusters
+                    .insert(finding.detection.cluster.key().to_owned(), partition);
+                self.publisher.restore(finding);
                 true
             }
             Err(error) => {
@@ -752,8 +847,20 @@ impl Processor for PublishStage {
             }
         }
     }
+    fn retain_partitions(&mut self, assigned: &[i32]) {
+        let stale: Vec<String> = self
+            .clusters
+            .iter()
+            .filter(|(_, partition)| !assigned.contains(partition))
+            .map(|(cluster, _)| cluster.clone())
+            .collect();
+        for cluster in stale {
+            self.publisher.forget_cluster(&cluster);
+            self.clusters.remove(&cluster);
+        }
+    }
     fn state_size(&self) -> usize {
-        self.aggregator.len()
+        self.publisher.len()
     }
     fn process(&mut self, input: &Incoming<'_>, out: &mut Vec<Outgoing>) {
         let Some(detection) = decode::<Detection>(
@@ -766,42 +873,48 @@ impl Processor for PublishStage {
         ) else {
             return;
         };
-        let was_archived = !self.aggregator.is_empty()
-            && self
-                .aggregator
-                .get(&finding_id(&detection))
-                .is_some_and(|finding| finding.archived);
-        let (added, finding) = self.aggregator.add(detection);
-        if finding.archived && !was_archived {
+        let cluster = detection.cluster.key().to_owned();
+        self.clusters.insert(cluster.clone(), input.partition);
+        let finding_type = detection.finding_type.clone();
+        let severity = severity_label(detection.severity);
+        let published = self.publisher.add(detection);
+        if published.newly_archived {
             self.metrics
                 .findings_suppressed
-                .with_label_values(&[finding.detection.finding_type.as_str()])
+                .with_label_values(&[finding_type.as_str()])
                 .inc();
         }
-        if added != Added::Repeated {
-            let severity = severity_label(finding.detection.severity);
+        if published.added != Added::Repeated && !published.weak {
             self.metrics
                 .findings
-                .with_label_values(&[finding.detection.finding_type.as_str(), severity])
+                .with_label_values(&[finding_type.as_str(), severity])
                 .inc();
         }
         // A repeated detection still republishes: if the first attempt's finding was lost before
         // its acknowledgement, this puts it back; if not, the same record again changes nothing.
-        let json = self.format.render(finding).to_string().into_bytes();
-        out.push(Outgoing::new(
-            &self.topics.findings,
-            finding.id.clone(),
-            json,
-        ));
-        match self.codec.encode(finding) {
-            Ok(bytes) => out.push(Outgoing::new(
-                &self.topics.publish_state,
-                finding.id.clone(),
-                bytes,
-            )),
-            Err(error) => {
-                tracing::error!(%error, id = %finding.id, "finding state does not encode")
+        self.write_finding(&published.id, published.weak, out);
+        // Findings that joined a sequence publish again, naming it.
+        for id in published
+            .associated
+            .iter()
+            .filter(|id| **id != published.id)
+        {
+            self.write_finding(id, false, out);
+        }
+        for merged in &published.merged {
+            self.write_sequence(merged, out);
+        }
+        for id in &published.sequences {
+            if let Some(sequence) = self.publisher.sequence(&cluster, id) {
+                self.write_sequence(sequence, out);
             }
+        }
+        for id in &published.retired {
+            out.push(Outgoing::checkpoint(
+                &self.topics.publish_state,
+                id.clone(),
+                None,
+            ));
         }
     }
 }
@@ -893,5 +1006,151 @@ mod tests {
             .with_label_values(&["detect", "duplicate_event"])
             .get();
         assert_eq!(skipped, 2_000);
+    }
+
+    /// The example day's detections in the order `vigil scan` makes them, and its settings.
+    fn example_detections() -> (Settings, Vec<Detection>) {
+        use std::io::Read;
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the repository")
+            .to_owned();
+        let settings = Settings::load(&SettingsArgs {
+            config: Some(repo.join("examples/vigil.toml")),
+            ..SettingsArgs::default()
+        })
+        .expect("example settings");
+        let intel = settings
+            .threat_intel(&mut Vec::new())
+            .expect("threat lists");
+        let mut pipeline = vigil_pipeline::Pipeline::new(&settings, intel).expect("detectors");
+        let mut runtime = Vec::new();
+        flate2::read::GzDecoder::new(
+            std::fs::File::open(repo.join("examples/runtime/tetragon.jsonl.gz")).expect("tetragon"),
+        )
+        .read_to_end(&mut runtime)
+        .expect("tetragon export");
+        runtime.extend(std::fs::read(repo.join("examples/runtime/dns.jsonl")).expect("dns"));
+        let audit = std::fs::read(repo.join("examples/audit/day-of-traffic.jsonl")).expect("day");
+        let mut detections = Vec::new();
+        for input in [audit, runtime] {
+            pipeline.read_payload(&input, &mut |step| {
+                if let vigil_pipeline::Step::Detected { detection, .. } = step {
+                    detections.push(detection.clone());
+                }
+            });
+        }
+        (settings, detections)
+    }
+
+    fn publish_stage(settings: &Settings) -> PublishStage {
+        #[derive(clap::Parser)]
+        struct TopicArgs {
+            #[command(flatten)]
+            topics: Topics,
+        }
+        let topics = <TopicArgs as clap::Parser>::parse_from(["test"]).topics;
+        let metrics = Metrics::new().expect("metrics register");
+        PublishStage::new(
+            topics,
+            metrics,
+            Publisher::new(settings.suppression.clone(), settings.correlation.clone()),
+            settings.format,
+        )
+    }
+
+    /// Feeds detections to publish as one partition's records; returns what it wrote.
+    fn publish_all(stage: &mut PublishStage, detections: &[Detection]) -> Vec<Outgoing> {
+        let codec = codec();
+        let mut out = Vec::new();
+        for (offset, detection) in (0_i64..).zip(detections) {
+            let payload = codec.encode(detection).expect("encodes");
+            stage.process(
+                &Incoming {
+                    topic: "vigil.detections",
+                    partition: 0,
+                    offset,
+                    key: None,
+                    payload: &payload,
+                    timestamp_millis: None,
+                    cluster: None,
+                },
+                &mut out,
+            );
+        }
+        out
+    }
+
+    /// The last record per key of `topic`, as compaction (or a consumer keeping the latest) sees it.
+    fn latest(outputs: &[Outgoing], topic: &str) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+        outputs
+            .iter()
+            .filter(|output| output.topic == topic)
+            .map(|output| {
+                (
+                    output.key.clone().unwrap_or_default(),
+                    output.payload.clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn publish_restarted_in_the_middle_of_the_attack_publishes_what_an_uninterrupted_run_does() {
+        let (settings, detections) = example_detections();
+        let mut uninterrupted = publish_stage(&settings);
+        let all = publish_all(&mut uninterrupted, &detections);
+        let findings_topic = uninterrupted.topics.findings.clone();
+        let state_topic = uninterrupted.topics.publish_state.clone();
+        let expected = latest(&all, &findings_topic);
+        let sequences: Vec<serde_json::Value> = expected
+            .values()
+            .flatten()
+            .map(|json| serde_json::from_slice(json).expect("JSON"))
+            .filter(|json: &serde_json::Value| {
+                json["type"] == vigil_publish::SEQUENCE_TYPE && json["service"]["archived"] == false
+            })
+            .collect();
+        // The runtime half forms its own sequence first, which the audit half's earlier one takes
+        // in when the stolen token links them (published once more, archived).
+        assert_eq!(sequences.len(), 1, "the example's one attack sequence");
+        assert!(
+            all.iter().any(|output| output.checkpoint
+                && output
+                    .key
+                    .as_deref()
+                    .is_some_and(|key| key.starts_with(b"sequence:"))),
+            "the sequence is checkpointed"
+        );
+        // Stopped at several points of the attack (the example day's detections are the attack's,
+        // bar one): the next instance reads the saved state back and goes on.
+        for split in [
+            detections.len() / 4,
+            detections.len() / 2,
+            detections.len() * 3 / 4,
+        ] {
+            let mut before = publish_stage(&settings);
+            let mut written = publish_all(&mut before, &detections[..split]);
+            let mut after = publish_stage(&settings);
+            after.retain_partitions(&[0]);
+            for (key, value) in latest(&written, &state_topic) {
+                assert!(after.restore(0, &key, value.as_deref()), "state restores");
+            }
+            assert_eq!(
+                after.state_size(),
+                before.state_size(),
+                "findings, weak signals and sequences all read back"
+            );
+            written.extend(publish_all(&mut after, &detections[split..]));
+            let found = latest(&written, &findings_topic);
+            assert!(
+                found == expected,
+                "after a restart at detection {split} of {}, publish wrote other findings",
+                detections.len()
+            );
+        }
+        // An instance that loses the partition forgets its clusters.
+        uninterrupted.retain_partitions(&[1]);
+        assert_eq!(uninterrupted.state_size(), 0);
     }
 }

@@ -11,7 +11,7 @@ pub mod suppress;
 pub use format::Format;
 pub use format::guardduty::{image_prefix, render as to_guardduty_json};
 pub use publisher::{Published, Publisher};
-pub use vigil_correlate::{Sequence, Settings as CorrelationSettings};
+pub use vigil_correlate::{SEQUENCE_TYPE, Sequence, Settings as CorrelationSettings};
 
 use std::collections::HashMap;
 
@@ -148,6 +148,12 @@ impl Aggregator {
 
     pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut Finding> {
         self.findings.get_mut(id)
+    }
+
+    /// Forgets the findings of a cluster (its partition went to another instance).
+    pub(crate) fn forget_cluster(&mut self, cluster_key: &str) {
+        self.findings
+            .retain(|_, finding| finding.detection.cluster.key() != cluster_key);
     }
 
     /// Forgets the findings last seen before `micros`; returns their ids.

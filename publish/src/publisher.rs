@@ -31,7 +31,7 @@ pub struct Published {
 }
 
 /// Findings, weak signals and the sequences they form.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Publisher {
     findings: Aggregator,
     signals: Aggregator,
@@ -39,6 +39,13 @@ pub struct Publisher {
     /// The latest event time seen, and when weak signals were last pruned.
     watermark: i64,
     pruned_at: i64,
+}
+
+impl Default for Publisher {
+    /// No suppression rules, correlation on with its default thresholds.
+    fn default() -> Self {
+        Self::new(Suppression::default(), vigil_correlate::Settings::default())
+    }
 }
 
 impl Publisher {
@@ -127,6 +134,14 @@ impl Publisher {
         } else {
             self.findings.restore(finding);
         }
+    }
+
+    /// Forgets a cluster's findings, weak signals and sequences: its partition went to another
+    /// instance, which reads them back from the saved state.
+    pub fn forget_cluster(&mut self, cluster_key: &str) {
+        self.findings.forget_cluster(cluster_key);
+        self.signals.forget_cluster(cluster_key);
+        self.correlator.forget_cluster(cluster_key);
     }
 
     /// Puts back a saved sequence.

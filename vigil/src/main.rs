@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vigil_detect::Engine;
+use vigil_publish::Publisher;
 use vigil_settings::{Settings, SettingsArgs};
 
 #[derive(Debug, Parser)]
@@ -151,7 +152,7 @@ fn run(args: &RunArgs) -> ExitCode {
         service.spawn(PublishStage::new(
             topics,
             metrics,
-            settings.suppression,
+            Publisher::new(settings.suppression, settings.correlation),
             settings.format,
         ));
         Ok(())

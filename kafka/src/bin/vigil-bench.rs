@@ -256,7 +256,7 @@ async fn start_pipeline(
         PublishStage::new(
             common.topics.clone(),
             metrics.clone(),
-            Default::default(),
+            vigil_publish::Publisher::default(),
             Default::default(),
         ),
         stage_common,

@@ -3,6 +3,7 @@
 use clap::Parser;
 use vigil_kafka::stages::PublishStage;
 use vigil_kafka::{CommonArgs, Settings, SettingsArgs, service_main};
+use vigil_publish::Publisher;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -33,7 +34,7 @@ fn main() -> std::process::ExitCode {
         service.spawn(PublishStage::new(
             args.common.topics.clone(),
             service.metrics().clone(),
-            settings.suppression,
+            Publisher::new(settings.suppression, settings.correlation.clone()),
             settings.format,
         ));
         Ok(())

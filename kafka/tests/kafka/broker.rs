@@ -98,8 +98,16 @@ fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
     produce(&broker, "vigil.runtime.raw", &example_runtime_lines());
     let expected = example_expected_with_runtime();
     // The audit attack chain's 25 findings (three from the example's own rule), alice's exec, which
-    // the example settings archive, and the runtime attack's 8.
-    assert_eq!(expected.len(), 34, "the example's findings");
+    // the example settings archive, the runtime attack's 8, and the attack sequence that ties the
+    // two halves together.
+    assert_eq!(expected.len(), 35, "the example's findings");
+    assert_eq!(
+        expected
+            .values()
+            .filter(|(kind, _)| kind == vigil_publish::SEQUENCE_TYPE)
+            .count(),
+        1
+    );
     assert_eq!(
         expected
             .values()
@@ -121,12 +129,18 @@ fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
             "{metrics}"
         );
         match stage.name {
-            "publish" => assert!(
-                metrics.contains(
-                    "vigil_findings_archived_total{type=\"Execution:Kubernetes/ExecInPod\"} 1"
-                ),
-                "the suppression rule archived alice's exec: {metrics}"
-            ),
+            "publish" => {
+                assert!(
+                    metrics.contains(
+                        "vigil_findings_archived_total{type=\"Execution:Kubernetes/ExecInPod\"} 1"
+                    ),
+                    "the suppression rule archived alice's exec: {metrics}"
+                );
+                assert!(
+                    metrics.contains("vigil_attack_sequences_total{outcome=\"updated\"}"),
+                    "{metrics}"
+                );
+            }
             "enrich" => assert!(
                 metrics.contains(
                     "vigil_threat_list_entries{list=\"tor-exit-addresses\",role=\"tor_exits\"}"

@@ -764,18 +764,26 @@ pub fn consume_until(
     records
 }
 
-/// The last finding JSON per id on the findings topic: id → (type, count).
+/// The last finding JSON per id on the findings topic: id → (type, count). Attack sequences are
+/// findings too; one merged into another (published a last time, archived, naming it) is gone.
 pub fn latest_findings(records: &[Record]) -> BTreeMap<String, (String, i64)> {
     let mut latest = BTreeMap::new();
+    let mut merged = Vec::new();
     for record in records {
         let Some(value) = &record.value else { continue };
         let finding: serde_json::Value = serde_json::from_slice(value).expect("finding JSON");
         let id = finding["id"].as_str().expect("id").to_owned();
         let kind = finding["type"].as_str().expect("type").to_owned();
         let count = finding["service"]["count"].as_i64().expect("count");
+        if kind == vigil_publish::SEQUENCE_TYPE && finding["service"]["archived"] == true {
+            merged.push(id.clone());
+        }
         // Counts only grow: the highest seen is the finding's current state whatever the partition order.
         let entry = latest.entry(id).or_insert((kind, 0));
         entry.1 = entry.1.max(count);
+    }
+    for id in merged {
+        latest.remove(&id);
     }
     latest
 }
@@ -790,6 +798,12 @@ pub fn expected_findings(inputs: &[&[u8]], settings: &Settings) -> BTreeMap<Stri
     for input in inputs {
         pipeline.read_payload(input, &mut |_| {});
     }
+    let sequences = pipeline.sequences().into_iter().map(|sequence| {
+        (
+            sequence.id.clone(),
+            (vigil_publish::SEQUENCE_TYPE.to_owned(), sequence.count),
+        )
+    });
     pipeline
         .findings()
         .into_iter()
@@ -799,6 +813,7 @@ pub fn expected_findings(inputs: &[&[u8]], settings: &Settings) -> BTreeMap<Stri
                 (finding.detection.finding_type.clone(), finding.count),
             )
         })
+        .chain(sequences)
         .collect()
 }
 
