@@ -27,9 +27,11 @@
 //!    archived, saying which sequence it merged into.
 //! 5. **Severity.** Critical: 9.0, plus 0.1 for each tactic past the second, at most 10.
 
+mod chain;
 mod sequence;
 mod signal;
 
+pub use chain::{CHAIN_RULES, ChainMatch, ChainRule};
 pub use sequence::{Sequence, stage_of};
 pub use signal::{Entity, Indicator, LinkKind, Signal};
 
@@ -45,8 +47,10 @@ pub const SEQUENCE_TYPE: &str = "AttackSequence:EKS/CompromisedCluster";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
-    /// Off: no sequence is raised and no weak signal kept.
+    /// Off: no sequence is raised, no chain rule fires and no weak signal is kept.
     pub enabled: bool,
+    /// The chain rules ([`CHAIN_RULES`]): findings of two linked steps in order.
+    pub chain_rules: bool,
     /// The rolling window of event time, per cluster.
     pub window_hours: i64,
     /// How close in time two signals must be for a shared workload, pod or container to link them.
@@ -65,6 +69,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             enabled: true,
+            chain_rules: true,
             window_hours: 24,
             resource_link_minutes: 60,
             min_signals: 2,
@@ -109,11 +114,16 @@ pub struct Changes {
     pub merged: Vec<Sequence>,
     /// Findings that joined a sequence (or moved to another): (finding id, the sequence's ARN).
     pub associations: Vec<(String, String)>,
+    /// Chain rules that matched: the caller raises their findings ([`ChainMatch::detection`]).
+    pub chained: Vec<ChainMatch>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.sequences.is_empty() && self.merged.is_empty() && self.associations.is_empty()
+        self.sequences.is_empty()
+            && self.merged.is_empty()
+            && self.associations.is_empty()
+            && self.chained.is_empty()
     }
 }
 
@@ -236,6 +246,9 @@ impl Correlator {
         if !window.signals.contains_key(&uid) {
             return changes; // already outside the window (a late occurrence)
         }
+        if self.settings.chain_rules {
+            changes.chained = window.chains(&uid, self.settings.window_hours * 60);
+        }
         let group = window.group(&uid, &self.settings);
         let members: Vec<&Signal> = group
             .iter()
@@ -333,6 +346,42 @@ impl ClusterWindow {
             // A signal out of the window no longer moves its sequence; the sequence keeps it.
             self.member_of.remove(&uid);
         }
+    }
+
+    /// The chain rules `uid` completes with a signal in the window, as either step.
+    fn chains(&self, uid: &str, window_minutes: i64) -> Vec<ChainMatch> {
+        let Some(signal) = self.signals.get(uid) else {
+            return Vec::new();
+        };
+        let mut found: Vec<ChainMatch> = Vec::new();
+        for rule in &CHAIN_RULES {
+            for key in rule.step_keys(signal) {
+                let Some(others) = self.index.get(&key) else {
+                    continue;
+                };
+                for other in others.iter().filter_map(|other| self.signals.get(other)) {
+                    for (first, then) in [(other, signal), (signal, other)] {
+                        if let Some(key) = rule.matches(first, then, window_minutes) {
+                            found.push(ChainMatch {
+                                rule,
+                                key,
+                                first: first.clone(),
+                                then: then.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        // Of the pairs of one moment, the first by uids: the same whichever step came last.
+        found.sort_by(|a, b| {
+            a.event_id()
+                .cmp(&b.event_id())
+                .then_with(|| a.first.uid.cmp(&b.first.uid))
+                .then_with(|| a.then.uid.cmp(&b.then.uid))
+        });
+        found.dedup_by(|a, b| a.event_id() == b.event_id());
+        found
     }
 
     /// The uids linked to `start`, directly or through others (bounded: a group stops growing at

@@ -59,10 +59,13 @@ fn ordered_tactics(signals: &[&Signal], min_tactics: usize) -> bool {
     })
 }
 
-/// An API call put a workload in place or entered a pod, and a runtime signal came from it later.
+/// An API call raised a finding as it put a workload in place or entered a pod, and a runtime
+/// signal came from that workload or pod later.
 fn api_then_runtime(signals: &[&Signal]) -> bool {
     signals.iter().any(|entry| {
-        !entry.entered.is_empty()
+        // A weak signal's change (a routine deploy) does not make what follows an attack.
+        !entry.weak
+            && !entry.entered.is_empty()
             && signals.iter().any(|runtime| {
                 runtime.source == "runtime"
                     && runtime.last_seen_micros >= entry.first_seen_micros

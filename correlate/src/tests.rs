@@ -756,3 +756,261 @@ fn indicators_say_what_they_are() {
         |indicator| indicator.key == "MALICIOUS_IP" && indicator.values == ["203.0.113.64/28"]
     ));
 }
+
+fn chained_types(changes: &[Changes]) -> Vec<(&'static str, String)> {
+    changes
+        .iter()
+        .flat_map(|change| &change.chained)
+        .map(|found| (found.rule.finding_type, found.key.clone()))
+        .collect()
+}
+
+/// `user` does `verb` on `resource` (from a private address).
+fn call_by(id: &str, at: i64, user: &str, verb: &str, resource: &str) -> Finding {
+    let mut found = weak(api(
+        id,
+        "Persistence:Kubernetes/RBACChanged",
+        2.0,
+        at,
+        user,
+        "10.0.0.9",
+    ));
+    if let Some(call) = &mut found.detection.api_call {
+        call.verb = verb.into();
+        call.resource = Some(resource.into());
+    }
+    found
+}
+
+#[test]
+fn an_rbac_change_then_a_workload_change_by_one_person_is_a_chain() {
+    let steps = [
+        call_by("binding", T0, "bob", "create", "clusterrolebindings"),
+        call_by("deploy", T0 + 4 * MINUTE, "bob", "patch", "deployments"),
+    ];
+    let mut correlator = correlator();
+    let changes = observe_all(&mut correlator, &steps);
+    assert_eq!(
+        chained_types(&changes),
+        [(
+            "PrivilegeEscalation:Kubernetes/RBACChangeThenWorkloadChange",
+            "user:bob".to_owned()
+        )]
+    );
+    let found = &changes[1].chained[0];
+    assert_eq!(
+        (found.first.uid.as_str(), found.then.uid.as_str()),
+        ("binding", "deploy")
+    );
+    let detection = found.detection(&steps[1]);
+    assert_eq!(detection.severity, 5.0);
+    assert!(!detection.signal_only);
+    assert_eq!(
+        detection.user.as_ref().map(|u| u.username.as_str()),
+        Some("bob")
+    );
+    assert!(
+        detection.description.contains("4 minute(s) later"),
+        "{}",
+        detection.description
+    );
+
+    // Quiet: the other order, too far apart, another person, a ServiceAccount (a GitOps sync).
+    for quiet in [
+        [
+            call_by("deploy", T0, "bob", "patch", "deployments"),
+            call_by(
+                "binding",
+                T0 + 4 * MINUTE,
+                "bob",
+                "create",
+                "clusterrolebindings",
+            ),
+        ],
+        [
+            call_by("binding", T0, "bob", "create", "clusterrolebindings"),
+            call_by("deploy", T0 + 15 * MINUTE, "bob", "patch", "deployments"),
+        ],
+        [
+            call_by("binding", T0, "bob", "create", "clusterrolebindings"),
+            call_by("deploy", T0 + 4 * MINUTE, "carol", "patch", "deployments"),
+        ],
+        [
+            call_by(
+                "binding",
+                T0,
+                "system:serviceaccount:argocd:argocd-application-controller",
+                "create",
+                "rolebindings",
+            ),
+            call_by(
+                "deploy",
+                T0 + MINUTE,
+                "system:serviceaccount:argocd:argocd-application-controller",
+                "patch",
+                "deployments",
+            ),
+        ],
+    ] {
+        let mut correlator = self::correlator();
+        let changes = observe_all(&mut correlator, &quiet);
+        assert!(
+            chained_types(&changes).is_empty(),
+            "{:?}",
+            chained_types(&changes)
+        );
+    }
+}
+
+#[test]
+fn a_token_read_in_a_pod_then_used_from_outside_is_a_chain() {
+    let mut token_read = in_pod(
+        "token",
+        "CredentialAccess:Runtime/SensitiveFileRead",
+        5.0,
+        T0,
+        "shop",
+        "web-1",
+    );
+    if let Some(target) = &mut token_read.detection.target {
+        target.service_account = Some("web".into());
+    }
+    let used_outside = weak(api(
+        "outside",
+        "CredentialAccess:Kubernetes/WorkloadIdentityFromPublicAddress",
+        2.0,
+        T0 + 3 * HOUR,
+        "system:serviceaccount:shop:web",
+        "203.0.113.66",
+    ));
+    let mut correlator = correlator();
+    let changes = observe_all(&mut correlator, &[token_read.clone(), used_outside.clone()]);
+    assert_eq!(
+        chained_types(&changes),
+        [(
+            "CredentialAccess:Kubernetes/CredentialUsedFromNewNetwork",
+            "user:system:serviceaccount:shop:web".to_owned()
+        )]
+    );
+    // The same whichever arrives first (the audit and runtime halves travel apart).
+    let mut correlator = self::correlator();
+    let reversed = observe_all(&mut correlator, &[used_outside.clone(), token_read]);
+    assert_eq!(reversed[1].chained.len(), 1);
+    assert_eq!(
+        reversed[1].chained[0].event_id(),
+        changes[1].chained[0].event_id()
+    );
+
+    // Quiet: the same ServiceAccount from the network it read the secret from.
+    let mut read_outside = used_outside.clone();
+    read_outside.id = "read".into();
+    read_outside.detection.event_time_micros = T0;
+    read_outside.event_first_seen_micros = T0;
+    read_outside.event_last_seen_micros = T0;
+    if let Some(call) = &mut read_outside.detection.api_call {
+        call.resource = Some("secrets".into());
+        if let Some(remote) = &mut call.remote_ip {
+            remote.ip = "203.0.113.70".into(); // the same /24
+        }
+    }
+    let mut correlator = self::correlator();
+    let changes = observe_all(&mut correlator, &[read_outside, used_outside]);
+    assert!(
+        chained_types(&changes).is_empty(),
+        "{:?}",
+        chained_types(&changes)
+    );
+    // Quiet: a person (people change networks all day).
+    let steps = [
+        api(
+            "read",
+            "CredentialAccess:Kubernetes/TorIPCaller",
+            5.0,
+            T0,
+            "bob",
+            "198.51.100.1",
+        ),
+        api(
+            "again",
+            "Discovery:Kubernetes/TorIPCaller",
+            5.0,
+            T0 + HOUR,
+            "bob",
+            "203.0.113.66",
+        ),
+    ];
+    let mut correlator = self::correlator();
+    let changes = observe_all(&mut correlator, &steps);
+    assert!(
+        chained_types(&changes).is_empty(),
+        "{:?}",
+        chained_types(&changes)
+    );
+}
+
+#[test]
+fn an_exec_then_a_connection_out_of_that_pod_is_a_chain() {
+    let mut connection = weak(in_pod(
+        "connect",
+        "CommandAndControl:Runtime/NewOutboundDestination",
+        2.0,
+        T0 + 5 * MINUTE,
+        "shop",
+        "web-1",
+    ));
+    if let Some(runtime) = &mut connection.detection.runtime {
+        runtime.context = vec![vigil_schemas::KeyValue {
+            key: "ipAddress".into(),
+            value: "198.51.100.7".into(),
+        }];
+    }
+    let steps = [
+        execs("exec", T0, "dave", "shop", "web-1"),
+        connection.clone(),
+    ];
+    let mut correlator = correlator();
+    let changes = observe_all(&mut correlator, &steps);
+    assert_eq!(
+        chained_types(&changes),
+        [(
+            "Execution:Kubernetes/ExecThenNewOutboundConnection",
+            "pod:shop/web-1".to_owned()
+        )]
+    );
+    // Quiet: another pod, or an hour later.
+    let mut elsewhere = connection.clone();
+    if let Some(target) = &mut elsewhere.detection.target {
+        target.pod_name = "web-2".into();
+    }
+    if let Some(runtime) = &mut elsewhere.detection.runtime {
+        runtime.pod_name = Some("web-2".into());
+    }
+    let mut later = connection;
+    later.event_first_seen_micros = T0 + HOUR;
+    later.event_last_seen_micros = T0 + HOUR;
+    for then in [elsewhere, later] {
+        let mut correlator = self::correlator();
+        let changes = observe_all(&mut correlator, &[steps[0].clone(), then]);
+        assert!(
+            chained_types(&changes).is_empty(),
+            "{:?}",
+            chained_types(&changes)
+        );
+    }
+}
+
+#[test]
+fn chain_rules_switched_off_raise_nothing() {
+    let mut correlator = Correlator::new(Settings {
+        chain_rules: false,
+        ..Settings::default()
+    });
+    let changes = observe_all(
+        &mut correlator,
+        &[
+            call_by("binding", T0, "bob", "create", "clusterrolebindings"),
+            call_by("deploy", T0 + MINUTE, "bob", "patch", "deployments"),
+        ],
+    );
+    assert!(chained_types(&changes).is_empty());
+}

@@ -11,7 +11,9 @@ pub mod suppress;
 pub use format::Format;
 pub use format::guardduty::{image_prefix, render as to_guardduty_json};
 pub use publisher::{Published, Publisher};
-pub use vigil_correlate::{SEQUENCE_TYPE, Sequence, Settings as CorrelationSettings};
+pub use vigil_correlate::{
+    CHAIN_RULES, ChainRule, SEQUENCE_TYPE, Sequence, Settings as CorrelationSettings,
+};
 
 use std::collections::HashMap;
 

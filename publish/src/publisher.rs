@@ -28,6 +28,8 @@ pub struct Published {
     pub merged: Vec<Sequence>,
     /// Weak signals that left the window: their saved state goes.
     pub retired: Vec<String>,
+    /// Findings a chain rule raised or counted again on this detection: to publish.
+    pub chained: Vec<String>,
 }
 
 /// Findings, weak signals and the sequences they form.
@@ -74,6 +76,7 @@ impl Publisher {
                 sequences: Vec::new(),
                 merged: Vec::new(),
                 retired: Vec::new(),
+                chained: Vec::new(),
             };
         }
         self.watermark = self.watermark.max(detection.event_time_micros);
@@ -100,7 +103,7 @@ impl Publisher {
                 associated.push(member);
             }
         }
-        Published {
+        let mut published = Published {
             added,
             archived,
             newly_archived: archived && !was_archived,
@@ -110,7 +113,35 @@ impl Publisher {
             sequences: changes.sequences,
             merged: changes.merged,
             retired: self.prune(),
+            chained: Vec::new(),
+        };
+        // A chain rule's finding is a finding like any other: aggregated, suppressed, correlated
+        // (chains do not stack, so this goes one level deep).
+        for found in changes.chained {
+            let then_finding = self
+                .findings
+                .get(&found.then.uid)
+                .or_else(|| self.signals.get(&found.then.uid));
+            let Some(detection) = then_finding.map(|then| found.detection(then)) else {
+                continue;
+            };
+            let inner = self.add(detection);
+            if inner.added != Added::Repeated {
+                published.chained.push(inner.id);
+            }
+            published.associated.extend(inner.associated);
+            published.merged.extend(inner.merged);
+            published.retired.extend(inner.retired);
+            published.chained.extend(inner.chained);
+            for sequence in inner.sequences {
+                if !published.sequences.contains(&sequence) {
+                    published.sequences.push(sequence);
+                }
+            }
         }
+        published.associated.sort();
+        published.associated.dedup();
+        published
     }
 
     /// Weak signals older than the correlation window leave (checked once an hour of event time).

@@ -85,19 +85,71 @@ fn cell(text: &str) -> String {
     out
 }
 
-/// Two tables, audit then runtime, each detector and rule in the order the engine runs them.
-pub fn markdown(catalogue: &[DetectorInfo]) -> String {
+/// What publish's correlator raises: attack sequences and the chain rules, as catalogue entries
+/// (`origin` says they run in publish; `source` is the log their first step comes from).
+pub fn correlation(settings: &vigil_publish::CorrelationSettings) -> Vec<DetectorInfo> {
+    let word = |severity: f64| {
+        let name = match severity {
+            s if s >= 9.0 => "Critical",
+            s if s >= 7.0 => "High",
+            s if s >= 4.0 => "Medium",
+            _ => "Low",
+        };
+        format!("{name} ({severity})")
+    };
+    let mut entries = vec![DetectorInfo {
+        name: "attack_sequences",
+        origin: "correlation (publish)".into(),
+        enabled: settings.enabled,
+        finding_type: vigil_publish::SEQUENCE_TYPE.into(),
+        severity: "Critical (9-10)".into(),
+        source: Source::Audit,
+        trigger: "Findings and weak signals of one cluster linked by a shared actor, resource or endpoint within a rolling window, spanning ATT&CK tactics in a plausible order or a runtime signal in a workload an API call created or entered (docs/correlation.md).".into(),
+        key: "cluster, earliest signal".into(),
+        tags: Vec::new(),
+    }];
+    for rule in &vigil_publish::CHAIN_RULES {
+        entries.push(DetectorInfo {
+            name: rule.id,
+            origin: "correlation (publish)".into(),
+            enabled: settings.enabled && settings.chain_rules,
+            finding_type: rule.finding_type.into(),
+            severity: word(rule.severity),
+            source: Source::Audit,
+            trigger: rule.doc.into(),
+            key: "rule, the shared principal or pod".into(),
+            tags: Vec::new(),
+        });
+    }
+    entries
+}
+
+/// Three tables, audit, runtime and correlation, each detector and rule in the order the engine
+/// runs them.
+pub fn markdown(catalogue: &[DetectorInfo], correlation: &[DetectorInfo]) -> String {
     let mut out = String::new();
-    for (source, heading) in [
-        (Source::Audit, "Audit-log detectors and rules"),
-        (Source::Runtime, "Runtime detectors and rules"),
+    for (entries, source, heading) in [
+        (
+            catalogue,
+            Some(Source::Audit),
+            "Audit-log detectors and rules",
+        ),
+        (
+            catalogue,
+            Some(Source::Runtime),
+            "Runtime detectors and rules",
+        ),
+        (correlation, None, "Correlation (publish)"),
     ] {
         let _ = writeln!(out, "### {heading}\n");
         out.push_str(
             "| name | finding type | severity | on | trigger | aggregation key | ATT&CK |\n",
         );
         out.push_str("|---|---|---|---|---|---|---|\n");
-        for info in catalogue.iter().filter(|info| info.source == source) {
+        for info in entries
+            .iter()
+            .filter(|info| source.is_none_or(|source| info.source == source))
+        {
             let _ = writeln!(
                 out,
                 "| `{}` | {} | {} | {} | {} | {} | {} |",

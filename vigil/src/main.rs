@@ -291,7 +291,10 @@ fn rules(command: RulesCommand) -> Result<ExitCode, Box<dyn std::error::Error>> 
                 write!(
                     out,
                     "{}",
-                    catalogue::markdown(&Engine::catalogue(&settings.detect)?)
+                    catalogue::markdown(
+                        &Engine::catalogue(&settings.detect)?,
+                        &catalogue::correlation(&settings.correlation)
+                    )
                 )?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -300,7 +303,9 @@ fn rules(command: RulesCommand) -> Result<ExitCode, Box<dyn std::error::Error>> 
                 "{:<40} {:<3} {:<28} {:<68} {:<28} ATT&CK",
                 "name", "on", "severity", "finding type", "origin"
             )?;
-            for info in Engine::catalogue(&settings.detect)? {
+            let mut entries = Engine::catalogue(&settings.detect)?;
+            entries.extend(catalogue::correlation(&settings.correlation));
+            for info in entries {
                 writeln!(
                     out,
                     "{:<40} {:<3} {:<38} {:<68} {:<28} {}",

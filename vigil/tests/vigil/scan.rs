@@ -54,7 +54,7 @@ fn types(findings: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
-const ATTACK_TYPES: [&str; 22] = [
+const ATTACK_TYPES: [&str; 24] = [
     // The example's own rule (examples/rules/shop.toml), loaded by the example settings.
     "CredentialAccess:Kubernetes/SecretsReadFromPublicAddress",
     // The stolen web token used from the listed address (the audit half of the runtime attack).
@@ -80,6 +80,10 @@ const ATTACK_TYPES: [&str; 22] = [
     "PrivilegeEscalation:Kubernetes/ClusterAdminBinding",
     "PrivilegeEscalation:Kubernetes/HostNamespaceContainer",
     "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+    // Chain rules: bob's cluster-admin binding, then his DaemonSet seven minutes later; the web
+    // pod's token read at 14:40, then used from outside at 14:46.
+    "PrivilegeEscalation:Kubernetes/RBACChangeThenWorkloadChange",
+    "CredentialAccess:Kubernetes/CredentialUsedFromNewNetwork",
 ];
 
 /// The runtime half: the shop's web pod exploited at 14:40.
