@@ -216,9 +216,9 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     RustDetector {
         name: "runtime_threat_intel",
         source: Source::Runtime,
-        finding_types: "Backdoor:Runtime/C&CActivity.B[!DNS], CryptoCurrency:Runtime/BitcoinTool.B[!DNS], Trojan:Runtime/DropPoint[!DNS], Trojan:Runtime/BlackholeTraffic[!DNS], Trojan:Runtime/{Phishing,DGA,DriveBySource}...!DNS, UnauthorizedAccess:Runtime/TorClient, UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom, Impact:Runtime/MaliciousDomainRequest.Reputation, Impact:Runtime/AbusedDomainRequest.Reputation, Execution:Runtime/MaliciousFileExecuted[.Custom]",
+        finding_types: "Backdoor:Runtime/C&CActivity.B[!DNS], CryptoCurrency:Runtime/BitcoinTool.B[!DNS], Trojan:Runtime/DropPoint[!DNS], Trojan:Runtime/BlackholeTraffic[!DNS], Trojan:Runtime/{Phishing,DGA,DriveBySource}...!DNS, UnauthorizedAccess:Runtime/TorClient, UnauthorizedAccess:Runtime/TorRelay, UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom, Impact:Runtime/MaliciousDomainRequest.Reputation, Impact:Runtime/AbusedDomainRequest.Reputation, Execution:Runtime/MaliciousFileExecuted[.Custom]",
         severity: "by list category (High: C&C, mining, phishing, DGA, drive-by, Tor; Medium: others)",
-        trigger: "a connection to, or DNS query for, an entry of a threat list, by the list's category (`c2`, `mining`, `drop_point`, `blackhole`, `phishing`, `dga`, `drive_by`, `abused`: AbusedDomainRequest.Reputation; none or `malware`: MaliciousIPCaller.Custom, MaliciousDomainRequest.Reputation), a connection to a Tor exit, or the exec of a file whose SHA-256 (reported by the sensor) is on a list: MaliciousFileExecuted (curated feed) or .Custom",
+        trigger: "a connection to, or DNS query for, an entry of a threat list, by the list's category (`c2`, `mining`, `drop_point`, `blackhole`, `phishing`, `dga`, `drive_by`, `abused`: AbusedDomainRequest.Reputation; none or `malware`: MaliciousIPCaller.Custom, MaliciousDomainRequest.Reputation), a connection to a Tor exit or to a relay's OR port (TorClient), an inbound connection from a Tor relay (TorRelay; the relay list in the consensus or Onionoo form), or the exec of a file whose SHA-256 (reported by the sensor) is on a list: MaliciousFileExecuted (curated feed) or .Custom",
         key: "workload, list entry",
         build: |_| Box::new(runtime::RuntimeThreatIntel),
     },

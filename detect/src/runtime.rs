@@ -58,8 +58,11 @@ fn threat_types(category: Option<&str>) -> (Option<&'static str>, &'static str, 
 ///   their `Trojan:Runtime/...!DNS` types, `abused` → `Impact:Runtime/AbusedDomainRequest.Reputation`
 ///   (domains only); no category → `UnauthorizedAccess:Runtime/MaliciousIPCaller.Custom`
 ///   for addresses, `Impact:Runtime/MaliciousDomainRequest.Reputation` for domains); a Tor exit
-///   address → `UnauthorizedAccess:Runtime/TorClient`; an executed file whose SHA-256 is on a list
-///   → `Execution:Runtime/MaliciousFileExecuted` (a curated feed) or `.Custom` (the user's list).
+///   address, or a relay's OR port from the Tor relay list → `UnauthorizedAccess:Runtime/TorClient`;
+///   an inbound connection (`network_accept`) from a relay → `UnauthorizedAccess:Runtime/TorRelay`
+///   (relays connect to relays: one reaching in means this workload relays); an executed file
+///   whose SHA-256 is on a list → `Execution:Runtime/MaliciousFileExecuted` (a curated feed) or
+///   `.Custom` (the user's list).
 /// - Severity: the catalogue's (High for C&C, mining, phishing, DGA, drive-by and Tor; Medium else).
 /// - Trigger: a `network_connect` whose remote address, or a `dns_query` (or a connection that
 ///   names its domain) whose name, is on a list; an exec (or an exec check) whose file hash the
@@ -200,8 +203,41 @@ impl Detector for RuntimeThreatIntel {
             Self::malicious_file(enriched, event, hash, found, out);
         }
         let connects = event.runtime_kind() == Some(RuntimeKind::NetworkConnect);
+        let accepts = event.runtime_kind() == Some(RuntimeKind::NetworkAccept);
+        if accepts
+            && let Some(remote) = enriched
+                .destination_ip
+                .as_ref()
+                .filter(|ip| ip.tor_relay && !ip.trusted)
+        {
+            // Tor relays connect to other relays' OR ports: a relay reaching in means this
+            // workload (or node) is one of them.
+            let found = ThreatMatch {
+                list_name: "tor_relays".into(),
+                entry: remote.ip.clone(),
+                ..ThreatMatch::default()
+            };
+            Self::raise(
+                enriched,
+                event,
+                "UnauthorizedAccess:Runtime/TorRelay",
+                severity::HIGH,
+                &remote.ip,
+                &found,
+                out,
+            );
+        }
         if connects && let Some(remote) = enriched.destination_ip.as_ref().filter(|ip| !ip.trusted)
         {
+            let port = event
+                .network
+                .as_ref()
+                .and_then(|network| network.destination_port);
+            // A relay's OR port (any port, when the list does not give them): where a Tor client
+            // enters the network (its guard) or fetches the directory.
+            let to_relay = remote.tor_relay
+                && (remote.tor_relay_or_ports.is_empty()
+                    || port.is_some_and(|port| remote.tor_relay_or_ports.contains(&port)));
             if let Some(found) = remote.threat_matches.first() {
                 let (ip_type, _, severity) = threat_types(found.category.as_deref());
                 if let Some(finding_type) = ip_type {
@@ -215,9 +251,14 @@ impl Detector for RuntimeThreatIntel {
                         out,
                     );
                 }
-            } else if remote.tor_exit {
+            } else if remote.tor_exit || to_relay {
                 let found = ThreatMatch {
-                    list_name: "tor_exits".into(),
+                    list_name: if remote.tor_exit {
+                        "tor_exits"
+                    } else {
+                        "tor_relays"
+                    }
+                    .into(),
                     entry: remote.ip.clone(),
                     ..ThreatMatch::default()
                 };

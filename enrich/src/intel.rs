@@ -497,6 +497,8 @@ pub struct ThreatIntel {
     /// Cloud providers' published ranges (`ip-ranges.json` and its kin), shared like the ASN
     /// database.
     pub providers: Vec<std::sync::Arc<crate::providers::ProviderRanges>>,
+    /// The user's Tor relay list (addresses and OR ports), shared like the ASN database.
+    pub tor_relays: Option<std::sync::Arc<crate::TorRelays>>,
 }
 
 /// Loopback, private (inside a cluster or VPC) or public.
@@ -542,6 +544,11 @@ impl ThreatIntel {
                 .tor_exits
                 .as_ref()
                 .is_some_and(|list| list.set.contains(ip));
+        let relay_or_ports = self
+            .tor_relays
+            .as_ref()
+            .filter(|_| public)
+            .and_then(|relays| relays.lookup(ip));
         let threat_matches = if public {
             self.threat_lists
                 .iter()
@@ -568,6 +575,12 @@ impl ThreatIntel {
             scope: scope.label().to_owned(),
             tor_exit,
             trusted,
+            tor_relay: relay_or_ports.is_some(),
+            tor_relay_or_ports: relay_or_ports
+                .unwrap_or_default()
+                .iter()
+                .map(|port| i32::from(*port))
+                .collect(),
             threat_matches,
             asn: announced.map(|(asn, _)| i64::from(asn)),
             as_organization: announced
@@ -772,13 +785,19 @@ not a domain
             trusted: vec![NamedList::parse("ours", "203.0.113.0/24\n")],
             asn: None,
             providers: Vec::new(),
+            tor_relays: Some(std::sync::Arc::new(crate::TorRelays::parse(
+                "203.0.113.7:9001\n10.1.2.3:9001\n",
+            ))),
         };
         let private = intel.classify("10.1.2.3").unwrap();
+        assert!(!private.tor_relay, "a private address is no relay");
         assert_eq!(private.scope, "private");
         assert!(private.threat_matches.is_empty());
         let public = intel.classify("203.0.113.7").unwrap();
         assert_eq!(public.scope, "public");
         assert!(public.tor_exit && public.trusted);
+        assert!(public.tor_relay);
+        assert_eq!(public.tor_relay_or_ports, [9001]);
         assert_eq!(public.threat_matches[0].list_name, "bad");
         assert_eq!(intel.classify("::1").unwrap().scope, "loopback");
         assert_eq!(intel.classify("100.64.3.2").unwrap().scope, "private");

@@ -9,6 +9,7 @@ pub mod intel;
 pub mod inventory;
 pub mod process;
 pub mod providers;
+pub mod tor_relays;
 
 pub use asn::AsnDatabase;
 pub use cluster::{ClusterConfig, ClusterConfigError};
@@ -16,6 +17,7 @@ pub use intel::{IpSet, ListFormat, NamedList, ThreatIntel};
 pub use inventory::Inventory;
 pub use process::ProcessTable;
 pub use providers::ProviderRanges;
+pub use tor_relays::TorRelays;
 use vigil_schemas::{AuditEvent, EnrichedEvent, Event, IpScope, RuntimeEvent};
 
 /// The enrich stage's state.

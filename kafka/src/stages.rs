@@ -300,6 +300,17 @@ fn record_lists(metrics: &Metrics, sources: &[ListSource], intel: &ThreatIntel) 
             .with_label_values(&[source.name.as_str(), "asn"])
             .set(i64::try_from(database.len()).unwrap_or(i64::MAX));
     }
+    if let (Some(relays), Some(source)) = (
+        &intel.tor_relays,
+        sources
+            .iter()
+            .find(|source| source.role == ListRole::TorRelays),
+    ) {
+        metrics
+            .threat_list_entries
+            .with_label_values(&[source.name.as_str(), "tor_relays"])
+            .set(i64::try_from(relays.len()).unwrap_or(i64::MAX));
+    }
     let lists = intel
         .threat_lists
         .iter()

@@ -67,7 +67,7 @@ record!(Finding, "Finding.avsc");
 
 /// The writer schemas of earlier releases, by record: `schemas/history/<Record>/<fingerprint>.avsc`.
 /// A test holds this list to the directory, so none is forgotten.
-pub const HISTORY: [(&str, &str, &str); 8] = [
+pub const HISTORY: [(&str, &str, &str); 9] = [
     history!(AuditEvent, "a8cbb10e67e3ad7e"),
     history!(RuntimeEvent, "00ca457dc1afe118"),
     history!(EnrichedEvent, "0cebec42cef3d6cd"),
@@ -76,6 +76,7 @@ pub const HISTORY: [(&str, &str, &str); 8] = [
     history!(Finding, "64f1cdf8bc4ed2cb"),
     history!(Detection, "a4fc4b4b4d42a169"),
     history!(Finding, "14e4b68b64b9ca9a"),
+    history!(EnrichedEvent, "5de0f59ede2d954e"),
 ];
 
 /// Every `.avsc` file with the name of the record it defines.

@@ -396,6 +396,14 @@ pub struct IpIntel {
     /// For a private address, where in the cluster's network it is, when the cluster's ranges are
     /// configured: `in-cluster` (a pod) or `vpc` (a node, the VPC).
     pub network: Option<String>,
+    /// On the user's Tor relay list (a consensus or Onionoo export).
+    #[serde(default)]
+    #[avro(default = "false")]
+    pub tor_relay: bool,
+    /// The relay's OR ports, when the list gives them (empty: not known).
+    #[serde(default)]
+    #[avro(default = "[]")]
+    pub tor_relay_or_ports: Vec<i32>,
 }
 
 /// A pod the request targets (exec, attach, port-forward, delete...), from the inventory enrich keeps.

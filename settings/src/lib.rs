@@ -15,6 +15,7 @@
 //!                 { path = "intel/c2-domains.txt", category = "c2" }]
 //! curated_feeds = [{ path = "intel/feed.json", format = "stix" }]
 //! tor_exits = "intel/tor-exit-addresses.txt"
+//! tor_relays = "intel/tor-consensus"   # optional: relays and OR ports (consensus, Onionoo, lines)
 //! trusted = ["intel/office.txt"]
 //! asn_database = "intel/GeoLite2-ASN-Blocks-IPv4.csv"
 //! provider_ranges = ["intel/ip-ranges.json"]   # AWS ip-ranges.json, Google cloud.json, Azure ServiceTags
@@ -78,6 +79,11 @@ pub struct SettingsArgs {
     /// Tor exit addresses: plain addresses or the Tor Project's `exit-addresses` format.
     #[arg(long, env = "VIGIL_TOR_EXITS", value_name = "FILE")]
     pub tor_exits: Option<PathBuf>,
+    /// Tor relays and their OR ports (`UnauthorizedAccess:Runtime/TorRelay`, and `TorClient` for
+    /// connections to relays): the Tor Project's consensus, an Onionoo details document or
+    /// `address[:port]` lines. Replaces the file's.
+    #[arg(long, env = "VIGIL_TOR_RELAYS", value_name = "FILE")]
+    pub tor_relays: Option<PathBuf>,
     /// Trusted IPs and CIDRs: no IP-based finding is raised for them. Repeatable.
     #[arg(long, value_name = "FILE")]
     pub trusted_ips: Vec<PathBuf>,
@@ -242,6 +248,8 @@ struct IntelSection {
     #[serde(default)]
     tor_exits: Option<ListEntry>,
     #[serde(default)]
+    tor_relays: Option<PathBuf>,
+    #[serde(default)]
     trusted: Vec<ListEntry>,
     #[serde(default)]
     asn_database: Option<PathBuf>,
@@ -404,6 +412,17 @@ impl Settings {
             (None, Some(path)) => lists.push(source(base, ListEntry::Path(path), ListRole::Asn)),
             (None, None) => {}
         }
+        match (&args.tor_relays, intel.tor_relays) {
+            (Some(path), _) => lists.push(source(
+                None,
+                ListEntry::Path(path.clone()),
+                ListRole::TorRelays,
+            )),
+            (None, Some(path)) => {
+                lists.push(source(base, ListEntry::Path(path), ListRole::TorRelays))
+            }
+            (None, None) => {}
+        }
         for path in intel.provider_ranges {
             lists.push(source(base, ListEntry::Path(path), ListRole::Provider));
         }
@@ -534,6 +553,11 @@ mod tests {
         )
         .unwrap();
         std::fs::write(
+            dir.join("intel/consensus"),
+            "network-status-version 3\nr relay AAAA BBBB 2026-12-06 21:00:00 192.0.2.44 9001 0\ns Guard Running\n",
+        )
+        .unwrap();
+        std::fs::write(
             dir.join("ours.toml"),
             "[[rule]]\nid = \"ours\"\ntype = \"Discovery:Kubernetes/Ours\"\nseverity = \"Low\"\ntitle = \"t\"\ndescription = \"d\"\nwhen = [{ field = \"verb\", eq = \"list\" }]\n",
         )
@@ -550,6 +574,7 @@ account_id = "111122223333"
 threat_lists = ["intel/bad.txt", { path = "intel/c2.txt", category = "c2" }]
 curated_feeds = [{ path = "intel/feed.csv", name = "otx", format = "otx-csv" }]
 tor_exits = "intel/tor.txt"
+tor_relays = "intel/consensus"
 reload_secs = 5
 
 [rules]
@@ -571,7 +596,7 @@ name = "alice"
         })
         .unwrap();
         assert_eq!(settings.clusters.default_cluster.as_deref(), Some("prod"));
-        assert_eq!(settings.lists.len(), 4);
+        assert_eq!(settings.lists.len(), 5);
         assert_eq!(settings.reload_every, Duration::from_secs(5));
         assert_eq!(settings.suppression.len(), 1);
         assert!(settings.notes.is_empty(), "{:?}", settings.notes);
@@ -591,6 +616,10 @@ name = "alice"
                 .all(|m| m.curated && m.list_name == "otx")
         );
         assert!(intel.classify("185.220.101.4").unwrap().tor_exit);
+        assert_eq!(
+            intel.classify("192.0.2.44").unwrap().tor_relay_or_ports,
+            [9001]
+        );
         let c2 = intel.classify_domain("x.beacon.example");
         assert_eq!(c2[0].category.as_deref(), Some("c2"));
         let listed = intel.classify("203.0.113.66").unwrap().threat_matches;

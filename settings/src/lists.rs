@@ -82,6 +82,8 @@ pub enum ListRole {
     Asn,
     /// Not a list: a cloud provider's published ranges, watched and reloaded like one.
     Provider,
+    /// Tor relays with their OR ports (a consensus, an Onionoo document or address lines).
+    TorRelays,
 }
 
 impl ListRole {
@@ -93,6 +95,7 @@ impl ListRole {
             Self::Trusted => "trusted",
             Self::Asn => "asn",
             Self::Provider => "provider",
+            Self::TorRelays => "tor_relays",
         }
     }
 }
@@ -214,13 +217,30 @@ pub fn load_lists(
             intel.providers.push(std::sync::Arc::new(ranges));
             continue;
         }
+        if source.role == ListRole::TorRelays {
+            let relays = vigil_enrich::TorRelays::parse(&read_with(read_file, &source.path)?);
+            for (line, text) in relays.bad_lines.iter().take(5) {
+                notes.push(format!(
+                    "Tor relay list {}: line {line} is not a relay (consensus r/a line, Onionoo or_addresses, address[:port]), ignored: {text:?}",
+                    source.path.display()
+                ));
+            }
+            if relays.is_empty() {
+                return Err(SettingsError::List {
+                    path: source.path.clone(),
+                    message: "no relay read: not a Tor consensus, an Onionoo details document or address lines".to_owned(),
+                });
+            }
+            intel.tor_relays = Some(std::sync::Arc::new(relays));
+            continue;
+        }
         let list = read_list(source, read_file)?;
         list_notes(&list, notes);
         match source.role {
             ListRole::Threat | ListRole::Curated => intel.threat_lists.push(list),
             ListRole::TorExits => intel.tor_exits = Some(list),
             ListRole::Trusted => intel.trusted.push(list),
-            ListRole::Asn | ListRole::Provider => {}
+            ListRole::Asn | ListRole::Provider | ListRole::TorRelays => {}
         }
     }
     Ok(intel)

@@ -204,6 +204,112 @@ mod tests {
         assert!(checked > 90, "{checked}");
     }
 
+    /// Every active audit and runtime type of GuardDuty's catalogue (its Kubernetes and Runtime
+    /// Monitoring finding types, as published), raised by a detector, a rule or the correlator.
+    #[test]
+    fn every_active_guardduty_type_has_a_detector() {
+        let mut entries = Engine::catalogue(&DetectConfig::default()).unwrap();
+        entries.extend(correlation(&vigil_publish::CorrelationSettings::default()));
+        let raised: Vec<String> = entries
+            .iter()
+            .flat_map(|info| kinds(&info.finding_type))
+            .collect();
+        let covered = |wanted: &str| {
+            let (purpose, rest) = wanted.split_once(':').unwrap();
+            raised.iter().any(|kind| {
+                kind == wanted
+                    // `<Purpose>:Kubernetes/SuccessfulAnonymousAccess`: the purpose is the call's.
+                    || (kind == &format!("<Purpose>:{rest}") && !purpose.is_empty())
+            })
+        };
+        let missing: Vec<&str> = [
+            "CredentialAccess:Kubernetes/MaliciousIPCaller",
+            "CredentialAccess:Kubernetes/MaliciousIPCaller.Custom",
+            "CredentialAccess:Kubernetes/SuccessfulAnonymousAccess",
+            "CredentialAccess:Kubernetes/TorIPCaller",
+            "DefenseEvasion:Kubernetes/MaliciousIPCaller",
+            "DefenseEvasion:Kubernetes/MaliciousIPCaller.Custom",
+            "DefenseEvasion:Kubernetes/SuccessfulAnonymousAccess",
+            "DefenseEvasion:Kubernetes/TorIPCaller",
+            "Discovery:Kubernetes/MaliciousIPCaller",
+            "Discovery:Kubernetes/MaliciousIPCaller.Custom",
+            "Discovery:Kubernetes/SuccessfulAnonymousAccess",
+            "Discovery:Kubernetes/TorIPCaller",
+            "Impact:Kubernetes/MaliciousIPCaller",
+            "Impact:Kubernetes/MaliciousIPCaller.Custom",
+            "Impact:Kubernetes/SuccessfulAnonymousAccess",
+            "Impact:Kubernetes/TorIPCaller",
+            "Persistence:Kubernetes/MaliciousIPCaller",
+            "Persistence:Kubernetes/MaliciousIPCaller.Custom",
+            "Persistence:Kubernetes/SuccessfulAnonymousAccess",
+            "Persistence:Kubernetes/TorIPCaller",
+            "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed",
+            "Discovery:Kubernetes/AnomalousBehavior.PermissionChecked",
+            "Execution:Kubernetes/ExecInKubeSystemPod",
+            "Execution:Kubernetes/AnomalousBehavior.ExecInPod",
+            "Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed",
+            "Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount",
+            "Policy:Kubernetes/AdminAccessToDefaultServiceAccount",
+            "Policy:Kubernetes/AnonymousAccessGranted",
+            "Policy:Kubernetes/ExposedDashboard",
+            "Policy:Kubernetes/KubeflowDashboardExposed",
+            "PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated",
+            "PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated",
+            "PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer",
+            "Backdoor:Runtime/C&CActivity.B",
+            "Backdoor:Runtime/C&CActivity.B!DNS",
+            "CryptoCurrency:Runtime/BitcoinTool.B",
+            "CryptoCurrency:Runtime/BitcoinTool.B!DNS",
+            "DefenseEvasion:Runtime/FilelessExecution",
+            "DefenseEvasion:Runtime/KernelModuleLoaded",
+            "DefenseEvasion:Runtime/ProcessInjection.Proc",
+            "DefenseEvasion:Runtime/ProcessInjection.Ptrace",
+            "DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite",
+            "DefenseEvasion:Runtime/PtraceAntiDebugging",
+            "DefenseEvasion:Runtime/SuspiciousCommand",
+            "DefenseEvasion:Runtime/SensitiveFileModified",
+            "Discovery:Runtime/SuspiciousCommand",
+            "Execution:Runtime/MaliciousFileExecuted",
+            "Execution:Runtime/MaliciousFileExecuted.Custom",
+            "Execution:Runtime/NewBinaryExecuted",
+            "Execution:Runtime/NewLibraryLoaded",
+            "Execution:Runtime/ReverseShell",
+            "Execution:Runtime/SuspiciousCommand",
+            "Execution:Runtime/SuspiciousShellCreated",
+            "Execution:Runtime/SuspiciousTool",
+            "Impact:Runtime/AbusedDomainRequest.Reputation",
+            "Impact:Runtime/BitcoinDomainRequest.Reputation",
+            "Impact:Runtime/CryptoMinerExecuted",
+            "Impact:Runtime/MaliciousDomainRequest.Reputation",
+            "Impact:Runtime/SuspiciousDomainRequest.Reputation",
+            "Persistence:Runtime/SuspiciousCommand",
+            "Persistence:Runtime/SensitiveFileModified",
+            "PrivilegeEscalation:Runtime/CGroupsReleaseAgentModified",
+            "PrivilegeEscalation:Runtime/ContainerMountsHostDirectory",
+            "PrivilegeEscalation:Runtime/DockerSocketAccessed",
+            "PrivilegeEscalation:Runtime/ElevationToRoot",
+            "PrivilegeEscalation:Runtime/RuncContainerEscape",
+            "PrivilegeEscalation:Runtime/SuspiciousCommand",
+            "PrivilegeEscalation:Runtime/SensitiveFileModified",
+            "PrivilegeEscalation:Runtime/UserfaultfdUsage",
+            "Trojan:Runtime/BlackholeTraffic",
+            "Trojan:Runtime/BlackholeTraffic!DNS",
+            "Trojan:Runtime/DGADomainRequest.C!DNS",
+            "Trojan:Runtime/DriveBySourceTraffic!DNS",
+            "Trojan:Runtime/DropPoint",
+            "Trojan:Runtime/DropPoint!DNS",
+            "Trojan:Runtime/PhishingDomainRequest!DNS",
+            "UnauthorizedAccess:Runtime/MetadataDNSRebind",
+            "UnauthorizedAccess:Runtime/TorClient",
+            "UnauthorizedAccess:Runtime/TorRelay",
+            "AttackSequence:EKS/CompromisedCluster",
+        ]
+        .into_iter()
+        .filter(|wanted| !covered(wanted))
+        .collect();
+        assert!(missing.is_empty(), "no detector raises {missing:?}");
+    }
+
     #[test]
     fn catalogue_spellings_expand_to_the_types_they_stand_for() {
         assert_eq!(
