@@ -1,7 +1,6 @@
 //! An attack sequence: its signals, and what GuardDuty's `service.detection.sequence` shows of them.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use vigil_schemas::ClusterDetails;
 use vigil_schemas::time::format_rfc3339_millis;
 
@@ -190,17 +189,7 @@ impl Sequence {
 /// 32 hex digits of SHA-256 over the type, the cluster and the earliest signal's id, each
 /// length-prefixed as finding ids are.
 fn sequence_id(cluster: &ClusterDetails, earliest: &str) -> String {
-    let mut hasher = Sha256::new();
-    for part in [crate::SEQUENCE_TYPE, cluster.key(), earliest] {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
-    }
-    hasher
-        .finalize()
-        .iter()
-        .take(16)
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    vigil_schemas::hash::id_digest([crate::SEQUENCE_TYPE, cluster.key(), earliest])
 }
 
 /// The story in order, in one paragraph (at most 4,096 characters, GuardDuty's limit).

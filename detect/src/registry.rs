@@ -234,9 +234,9 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     RustDetector {
         name: "principal_baselines",
         source: Source::Audit,
-        finding_types: "Execution:Kubernetes/AnomalousBehavior.ExecInPod, CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated, Discovery:Kubernetes/AnomalousBehavior.PermissionChecked, Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer, Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount",
+        finding_types: "Execution:Kubernetes/AnomalousBehavior.ExecInPod, CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated, PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated, Discovery:Kubernetes/AnomalousBehavior.PermissionChecked, Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed, PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer, Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount, Discovery:Kubernetes/AnomalousBehavior.UnusualCall",
         severity: "Low to High by call (see detect/src/baselines/principal/mod.rs)",
-        trigger: "a stable principal (and its peer group, namespace and cluster) doing what its profile never held: exec, secret reads, roles and bindings, permission checks and workloads of a kind, namespace, client or network origin it has not used ([baselines](baselines.md))",
+        trigger: "a stable principal (and its peer group, namespace and cluster) doing what its profile never held: exec, secret reads, roles and bindings, permission checks and workloads of a kind, namespace, client or network origin it has not used ([baselines](baselines.md)); any other call of a stable principal that departs as much is a weak signal (UnusualCall: no finding, a step for attack sequences)",
         key: "principal, object",
         build: |config| {
             Box::new(baselines::PrincipalBaselines::new(

@@ -603,13 +603,7 @@ impl Processor for DetectStage {
         restored
     }
     fn retain_partitions(&mut self, assigned: &[i32]) {
-        let stale: Vec<String> = self
-            .state
-            .iter()
-            .filter(|(_, partition)| !assigned.contains(partition))
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in stale {
+        for key in unassigned(&self.state, assigned) {
             // As a tombstone would: the detector forgets the entry.
             self.engine.restore(&key, None);
             self.state.remove(&key);
@@ -695,6 +689,15 @@ impl Processor for DetectStage {
         self.engine.flush_state(&mut self.changes);
         self.checkpoint_changes(out);
     }
+}
+
+/// The keys whose input partition is not among `assigned`: state another instance owns now.
+fn unassigned(owners: &BTreeMap<String, i32>, assigned: &[i32]) -> Vec<String> {
+    owners
+        .iter()
+        .filter(|(_, partition)| !assigned.contains(partition))
+        .map(|(key, _)| key.clone())
+        .collect()
 }
 
 /// publish: `Detection`s → findings and attack sequences as JSON keyed by id. Detections arrive
@@ -859,13 +862,7 @@ impl Processor for PublishStage {
         }
     }
     fn retain_partitions(&mut self, assigned: &[i32]) {
-        let stale: Vec<String> = self
-            .clusters
-            .iter()
-            .filter(|(_, partition)| !assigned.contains(partition))
-            .map(|(cluster, _)| cluster.clone())
-            .collect();
-        for cluster in stale {
+        for cluster in unassigned(&self.clusters, assigned) {
             self.publisher.forget_cluster(&cluster);
             self.clusters.remove(&cluster);
         }

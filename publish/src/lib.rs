@@ -17,26 +17,16 @@ pub use vigil_correlate::{
 
 use std::collections::HashMap;
 
-use sha2::{Digest, Sha256};
 use vigil_schemas::{Detection, Finding};
 
 /// The finding id: 32 hex digits of SHA-256 over type, cluster and aggregation key, each
 /// length-prefixed so that no two different keys can run together into the same bytes.
 pub fn finding_id(detection: &Detection) -> String {
-    let mut hasher = Sha256::new();
-    for part in [detection.finding_type.as_str(), detection.cluster.key()]
-        .into_iter()
-        .chain(detection.aggregation_key.iter().map(String::as_str))
-    {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
-    }
-    hasher
-        .finalize()
-        .iter()
-        .take(16)
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    vigil_schemas::hash::id_digest(
+        [detection.finding_type.as_str(), detection.cluster.key()]
+            .into_iter()
+            .chain(detection.aggregation_key.iter().map(String::as_str)),
+    )
 }
 
 /// How many event ids of recent occurrences a finding remembers to recognise redeliveries.

@@ -48,6 +48,24 @@ impl std::hash::Hasher for StableHasher {
     }
 }
 
+/// A finding's or sequence's id: 32 hex digits of SHA-256 over the parts, each length-prefixed so
+/// that no two different lists of parts run together into the same bytes. Ids are published and
+/// checkpointed: this must never change.
+pub fn id_digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
 /// A SHA-256 as 64 lowercase hex digits, from the spellings sensors and threat lists use
 /// (`sha256:HEX`, upper or lower case); `None` for anything else (another algorithm, a truncated
 /// digest).

@@ -1322,6 +1322,8 @@ pub fn evaluate(options: &EvalOptions) -> Result<EvalReport, vigil_detect::Build
             detections.clear();
             engine.process(event, &mut detections);
             if day >= options.learn_days {
+                // Weak signals raise no finding: only publish's correlator reads them.
+                detections.retain(|found| !found.signal_only);
                 false_findings += detections.len() as u64;
                 for found in detections.iter().take(10 - false_examples.len().min(10)) {
                     false_examples.push(format!(

@@ -240,12 +240,18 @@ fn unusual_secret_reads_roles_and_workloads_have_their_own_types() {
             .iter()
             .any(|a| a.dimension == "image" && a.observed == "docker.io/xmrig/xmrig")
     );
-    // Reads of pods in a new namespace are unusual but not security-relevant: no finding.
+    // Reads of pods in a new namespace are unusual but not security-relevant: no finding, a weak
+    // signal for publish's correlator only.
     engine.process(
         &event(&alice("list", "pods", "monitoring"), at + 5),
         &mut out,
     );
-    assert!(out.is_empty(), "{out:#?}");
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert!(out[0].signal_only, "{out:#?}");
+    assert_eq!(
+        out[0].finding_type,
+        "Discovery:Kubernetes/AnomalousBehavior.UnusualCall"
+    );
 }
 
 #[test]

@@ -39,6 +39,16 @@ fn user_details(user: &UserInfo, impersonated: Option<&UserInfo>) -> Value {
     Value::Object(details)
 }
 
+/// `resource.eksClusterDetails`, for findings and attack sequences alike.
+pub(crate) fn eks_cluster_details(cluster: &vigil_schemas::ClusterDetails) -> Value {
+    json!({
+        "name": cluster.name, "arn": cluster.arn, "vpcId": cluster.vpc_id, "status": "ACTIVE",
+        "tags": cluster.tags.iter().map(|tag| json!({"key": tag.key, "value": tag.value})).collect::<Vec<_>>(),
+        // Vigil's addition: the cloud the cluster runs in (aws, azure, gcp), when known.
+        "cloudProvider": cluster.provider,
+    })
+}
+
 /// `nginx:1.25` → `nginx`, `602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/kube-proxy:v1` →
 /// `602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/kube-proxy`: the image without tag or digest,
 /// what GuardDuty calls `imagePrefix` and what suppression rules match on.
@@ -153,12 +163,7 @@ fn with_nulls(finding: &Finding) -> Value {
         "updatedAt": format_rfc3339_millis(finding.updated_at_micros),
         "resource": {
             "resourceType": "EKSCluster",
-            "eksClusterDetails": {
-                "name": cluster.name, "arn": cluster.arn, "vpcId": cluster.vpc_id, "status": "ACTIVE",
-                "tags": cluster.tags.iter().map(|tag| json!({"key": tag.key, "value": tag.value})).collect::<Vec<_>>(),
-                // Vigil's addition: the cloud the cluster runs in (aws, azure, gcp), when known.
-                "cloudProvider": cluster.provider,
-            },
+            "eksClusterDetails": eks_cluster_details(cluster),
             "kubernetesDetails": kubernetes,
             "containerDetails": detection.runtime.as_ref().filter(|runtime| runtime.container_id.is_some()).map(container_json),
         },

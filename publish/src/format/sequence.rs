@@ -205,11 +205,7 @@ pub fn render(sequence: &Sequence) -> Value {
         "updatedAt": format_rfc3339_millis(sequence.updated_at_micros),
         "resource": {
             "resourceType": "EKSCluster",
-            "eksClusterDetails": {
-                "name": cluster.name, "arn": cluster.arn, "vpcId": cluster.vpc_id, "status": "ACTIVE",
-                "tags": cluster.tags.iter().map(|tag| json!({"key": tag.key, "value": tag.value})).collect::<Vec<_>>(),
-                "cloudProvider": cluster.provider,
-            },
+            "eksClusterDetails": super::guardduty::eks_cluster_details(cluster),
         },
         "service": {
             "serviceName": "guardduty",

@@ -401,12 +401,15 @@ impl Detector for PrincipalBaselines {
             .as_deref()
             .and_then(|asked| self.observe_cluster_questions(enriched, event, asked));
 
-        let Some((finding_type, severity, target)) = relevant(event, &self.sensitive_paths) else {
-            return;
-        };
+        let judged = relevant(event, &self.sensitive_paths);
         let Some(principal_view) = principal_view else {
             return;
         };
+        // A call that is not security-relevant is judged only for a stable principal, and only as
+        // a weak signal: no finding, but a step publish's correlator can link into an attack.
+        if judged.is_none() && principal_view.phase != Phase::Stable {
+            return;
+        }
         // Peers judge a principal too young to judge itself (not an unstable one: novelty is its
         // normal), and temper an older one's judgement; only when they are a group.
         let young = matches!(principal_view.phase, Phase::WarmUp | Phase::Learning);
@@ -430,17 +433,39 @@ impl Detector for PrincipalBaselines {
             return;
         }
         let call = values.first().map_or("", |(_, call)| call.as_str());
+        let Some(judged) = judged else {
+            let mut weak = anomaly_detection(
+                enriched,
+                event,
+                &who,
+                &principal_view,
+                (
+                    UNUSUAL_CALL,
+                    crate::detection::severity::LOW,
+                    crate::facts::object_name(event),
+                ),
+                call,
+                &unusual,
+            );
+            weak.signal_only = true;
+            out.push(weak);
+            return;
+        };
         out.push(anomaly_detection(
             enriched,
             event,
             &who,
             &principal_view,
-            (finding_type, severity, target),
+            judged,
             call,
             &unusual,
         ));
     }
 }
+
+/// The weak signal of a stable principal's unusual call that is not security-relevant (a kind of
+/// call it never made, from a new client and network): no finding of its own (`signal_only`).
+pub const UNUSUAL_CALL: &str = "Discovery:Kubernetes/AnomalousBehavior.UnusualCall";
 
 /// The finding for an anomalous call: what the principal's baseline holds and, scope by scope,
 /// what was unusual.
