@@ -17,13 +17,11 @@ pub struct ChainMatch {
 }
 
 impl ChainMatch {
-    /// One occurrence per pair of moments: the several findings one API call raises (a binding is
-    /// a ClusterAdminBinding and a TorIPCaller) make one pair, not many.
+    /// One occurrence per rule and shared key: whether a chain was completed does not depend on
+    /// the order a cluster's signals arrive in (through Kafka, raw partitions interleave), how
+    /// many pairs completed it does; so a chain is raised once and its count stays 1.
     pub fn event_id(&self) -> String {
-        format!(
-            "chain/{}/{}/{}/{}",
-            self.rule.id, self.key, self.first.first_seen_micros, self.then.first_seen_micros
-        )
+        format!("chain/{}/{}", self.rule.id, self.key)
     }
 
     /// The chain's finding, with the details of `then_finding` (the finding of [`Self::then`]).
@@ -278,7 +276,7 @@ impl ChainRule {
 
     /// The finding a match raises: the details of `base` (the second step's finding, so they do
     /// not depend on which step arrived last), the rule's type, severity and words, one finding per
-    /// rule and shared key, one occurrence per pair of moments.
+    /// rule and shared key, raised once.
     pub fn detection(&self, base: &Finding, key: &str, first: &Signal, then: &Signal) -> Detection {
         let mut detection = base.detection.clone();
         detection.finding_type = self.finding_type.to_owned();
@@ -299,10 +297,7 @@ impl ChainRule {
             self.doc
         );
         detection.aggregation_key = vec![self.id.to_owned(), key.to_owned()];
-        detection.event_id = format!(
-            "chain/{}/{key}/{}/{}",
-            self.id, first.first_seen_micros, then.first_seen_micros
-        );
+        detection.event_id = format!("chain/{}/{key}", self.id);
         detection.event_time_micros = then.first_seen_micros.max(first.first_seen_micros);
         detection.additional_info = vec![KeyValue {
             key: "correlatedFindings".into(),

@@ -11,8 +11,8 @@
 //! 2. **Links.** Two signals are linked when they name the same actor (a principal, a ServiceAccount,
 //!    a process), endpoint (a public address, a domain) or, within `resource_link_minutes` (60) of
 //!    each other, the same resource (a workload, a pod, a container; a node only for signals about
-//!    the node itself). A weak signal links only within `resource_link_minutes`, by any link, and
-//!    counts at its first occurrence. A group is what links reach.
+//!    the node itself). A weak signal (one hour's occurrences) links only by actor or endpoint,
+//!    within `resource_link_minutes`. A group is what links reach.
 //! 3. **Qualifying.** A group becomes a sequence when it has at least `min_signals` (2) signals, at
 //!    least one of them a finding at `min_finding_severity` (4.0, Medium) or above, and either
 //!    - it spans `min_tactics` (2) ATT&CK tactics in a plausible order: a signal of an earlier stage
@@ -373,7 +373,7 @@ impl ClusterWindow {
                 }
             }
         }
-        // Of the pairs of one moment, the first by uids: the same whichever step came last.
+        // Of the pairs of one rule and key, the first by uids: the same whichever came last.
         found.sort_by(|a, b| {
             a.event_id()
                 .cmp(&b.event_id())
@@ -409,9 +409,14 @@ impl ClusterWindow {
                     let Some(other) = self.signals.get(other_uid) else {
                         continue;
                     };
-                    // Weak signals are context: they join only steps close to them in time, by
-                    // any link (the web pod's everyday traffic is not part of its compromise).
-                    let bounded = kind == LinkKind::Resource || signal.weak || other.weak;
+                    // Weak signals are context: they join only steps close to them in time, and
+                    // only through who did them or where they went, not through the workload
+                    // (CI rolling out the web Deployment is not part of its compromise).
+                    let weak = signal.weak || other.weak;
+                    if weak && kind == LinkKind::Resource {
+                        continue;
+                    }
+                    let bounded = kind == LinkKind::Resource || weak;
                     if bounded && gap(signal, other) > resource_gap {
                         continue;
                     }
@@ -424,22 +429,14 @@ impl ClusterWindow {
     }
 }
 
-/// The time between two signals' occurrences (0 when they overlap). A weak signal counts at its
-/// first occurrence only: what makes it a signal (a first exec, a new destination) happened then,
-/// and its repeats all day long are ordinary.
+/// The time between two signals' occurrences (0 when they overlap). Spans only grow as
+/// occurrences arrive, so a link, once made, holds whatever order they arrive in (a weak signal is
+/// one hour's occurrences: publish keys it by the hour).
 fn gap(a: &Signal, b: &Signal) -> i64 {
-    let span = |signal: &Signal| {
-        if signal.weak {
-            (signal.first_seen_micros, signal.first_seen_micros)
-        } else {
-            (signal.first_seen_micros, signal.last_seen_micros)
-        }
-    };
-    let ((a_first, a_last), (b_first, b_last)) = (span(a), span(b));
-    if a_last < b_first {
-        b_first - a_last
-    } else if b_last < a_first {
-        a_first - b_last
+    if a.last_seen_micros < b.first_seen_micros {
+        b.first_seen_micros - a.last_seen_micros
+    } else if b.last_seen_micros < a.first_seen_micros {
+        a.first_seen_micros - b.last_seen_micros
     } else {
         0
     }

@@ -90,7 +90,7 @@ pub struct Sequence {
     pub created_at_micros: i64,
     pub updated_at_micros: i64,
     pub severity: f64,
-    /// Occurrences of its signals, together.
+    /// Signals it holds (listed or left out past `max_signals`).
     pub count: i64,
     pub description: String,
     /// Set when a link joined this sequence into an earlier one.
@@ -119,7 +119,9 @@ impl Sequence {
             .map(|signal| signal.last_seen_micros)
             .max()
             .unwrap_or(created_at_micros);
-        let count = signals.iter().map(|signal| signal.count).sum();
+        // The signals it holds (listed or left out): each signal's own count is in its entry, and
+        // a sum of them would depend on when each was last seen inside the window.
+        let count = i64::try_from(signals.len()).unwrap_or(i64::MAX);
         let mut tactics: Vec<String> = signals
             .iter()
             .flat_map(|signal| signal.tactics.iter().map(|(id, _)| id.clone()))

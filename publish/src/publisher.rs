@@ -62,8 +62,15 @@ impl Publisher {
     }
 
     /// Folds one detection in; returns what changed.
-    pub fn add(&mut self, detection: Detection) -> Published {
+    pub fn add(&mut self, mut detection: Detection) -> Published {
         let weak = detection.signal_only;
+        if weak {
+            // A weak signal is one hour's occurrences: it spans at most an hour of event time, so
+            // a workload's routine all day long never overlaps an attack's hour by aggregation.
+            const HOUR: i64 = 3_600_000_000;
+            let hour = detection.event_time_micros.div_euclid(HOUR);
+            detection.aggregation_key.push(format!("hour:{hour}"));
+        }
         if weak && !self.correlator.settings().enabled {
             // Nothing reads weak signals when correlation is off.
             return Published {

@@ -155,11 +155,13 @@ fn the_attack_is_one_sequence(found: &[Value], sequences: &[Value]) {
     ] {
         assert!(names.contains(step), "{step} missing from {names:?}");
     }
-    // The attack began at 14:00 UTC; the ordinary day's traffic before it stays out.
-    let attack_start = 1_710_252_000_000_i64;
+    // The attack ran from 14:00 to 14:46 UTC; the ordinary day's traffic before and after it (CI
+    // rolling out the web Deployment at 15:05) stays out.
+    let (attack_start, attack_end) = (1_710_252_000_000_i64, 1_710_254_761_000_i64);
     for signal in signals {
         assert!(
-            signal["firstSeenAt"].as_i64().unwrap() >= attack_start,
+            signal["firstSeenAt"].as_i64().unwrap() >= attack_start
+                && signal["lastSeenAt"].as_i64().unwrap() <= attack_end,
             "ordinary traffic in the sequence: {signal}"
         );
     }
