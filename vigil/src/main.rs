@@ -16,7 +16,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vigil_detect::Engine;
-use vigil_publish::Publisher;
 use vigil_settings::{Settings, SettingsArgs};
 
 #[derive(Debug, Parser)]
@@ -152,7 +151,7 @@ fn run(args: &RunArgs) -> ExitCode {
         service.spawn(PublishStage::new(
             topics,
             metrics,
-            Publisher::new(settings.suppression, settings.correlation),
+            vigil_publish::Publisher::new(settings.suppression, settings.correlation),
             settings.format,
         ));
         Ok(())
