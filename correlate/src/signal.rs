@@ -190,6 +190,21 @@ impl Signal {
     fn workload(&mut self, namespace: &str, kind: &str, name: &str) -> String {
         // Kinds as the API writes them (`DaemonSet`), whichever side named them.
         let key = format!("workload:{namespace}/{}/{name}", kind.to_ascii_lowercase());
+        self.kubernetes_workload(key, namespace, name, kind)
+    }
+
+    fn pod(&mut self, namespace: &str, name: &str) -> String {
+        self.kubernetes_workload(format!("pod:{namespace}/{name}"), namespace, name, "Pod")
+    }
+
+    /// A workload or pod entity (GuardDuty's `KUBERNETES_WORKLOAD`, its kind as the detail).
+    fn kubernetes_workload(
+        &mut self,
+        key: String,
+        namespace: &str,
+        name: &str,
+        kind: &str,
+    ) -> String {
         let entity = self.entity(
             LinkKind::Resource,
             key.clone(),
@@ -198,19 +213,6 @@ impl Signal {
         );
         entity.namespace = Some(namespace.to_owned());
         entity.detail = Some(kind.to_owned());
-        key
-    }
-
-    fn pod(&mut self, namespace: &str, name: &str) -> String {
-        let key = format!("pod:{namespace}/{name}");
-        let entity = self.entity(
-            LinkKind::Resource,
-            key.clone(),
-            "KUBERNETES_WORKLOAD",
-            format!("{namespace}/{name}"),
-        );
-        entity.namespace = Some(namespace.to_owned());
-        entity.detail = Some("Pod".to_owned());
         key
     }
 

@@ -939,15 +939,20 @@ mod tests {
         assert!(!partition_key(None).is_empty());
     }
 
-    /// detect as a plain processor, with the default topics and detectors.
-    fn detect_stage() -> DetectStage {
+    /// The default topics, as the flags give them, and a fresh registry of metrics.
+    fn topics_and_metrics() -> (Topics, Metrics) {
         #[derive(clap::Parser)]
         struct TopicArgs {
             #[command(flatten)]
             topics: Topics,
         }
         let topics = <TopicArgs as clap::Parser>::parse_from(["test"]).topics;
-        let metrics = Metrics::new().expect("metrics register");
+        (topics, Metrics::new().expect("metrics register"))
+    }
+
+    /// detect as a plain processor, with the default topics and detectors.
+    fn detect_stage() -> DetectStage {
+        let (topics, metrics) = topics_and_metrics();
         DetectStage::new(topics, metrics, Engine::default())
     }
 
@@ -1052,13 +1057,7 @@ mod tests {
     }
 
     fn publish_stage(settings: &Settings) -> PublishStage {
-        #[derive(clap::Parser)]
-        struct TopicArgs {
-            #[command(flatten)]
-            topics: Topics,
-        }
-        let topics = <TopicArgs as clap::Parser>::parse_from(["test"]).topics;
-        let metrics = Metrics::new().expect("metrics register");
+        let (topics, metrics) = topics_and_metrics();
         PublishStage::new(
             topics,
             metrics,
