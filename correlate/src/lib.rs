@@ -292,8 +292,12 @@ impl Correlator {
                 changes.associations.push((signal.uid.clone(), arn.clone()));
             }
         }
-        let changed = window.sequences.get(&sequence.id) != Some(&sequence);
+        let mut sequence = sequence;
+        let previous = window.sequences.get(&sequence.id);
+        sequence.revision = previous.map_or(0, |previous| previous.revision);
+        let changed = previous != Some(&sequence);
         if changed {
+            sequence.revision += u64::from(previous.is_some());
             changes.sequences.push(sequence.id.clone());
             window.sequences.insert(sequence.id.clone(), sequence);
         }

@@ -95,6 +95,10 @@ pub struct Sequence {
     pub description: String,
     /// Set when a link joined this sequence into an earlier one.
     pub merged_into: Option<String>,
+    /// How many times the sequence changed after it was first raised: 0 for its first version
+    /// (OCSF's Create), more for the versions after (Update).
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl Sequence {
@@ -155,6 +159,7 @@ impl Sequence {
             count,
             description,
             merged_into: None,
+            revision: 0,
         }
     }
 

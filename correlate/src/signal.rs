@@ -375,7 +375,16 @@ impl Signal {
         }
         for pair in &runtime.context {
             match pair.key.as_str() {
-                "ipAddress" | "ipAddressV4" | "ipAddressV6" => self.address(&pair.value),
+                // The address a process reached, when public: private ones (the cluster's DNS,
+                // the API server) are shared by too much to link.
+                "remoteIp"
+                    if runtime
+                        .context
+                        .iter()
+                        .any(|scope| scope.key == "remoteIpScope" && scope.value == "public") =>
+                {
+                    self.address(&pair.value);
+                }
                 "domain" => {
                     self.entity(
                         LinkKind::Endpoint,

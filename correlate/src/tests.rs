@@ -971,10 +971,16 @@ fn an_exec_then_a_connection_out_of_that_pod_is_a_chain() {
         "web-1",
     ));
     if let Some(runtime) = &mut connection.detection.runtime {
-        runtime.context = vec![vigil_schemas::KeyValue {
-            key: "ipAddress".into(),
-            value: "198.51.100.7".into(),
-        }];
+        runtime.context = vec![
+            vigil_schemas::KeyValue {
+                key: "remoteIp".into(),
+                value: "198.51.100.7".into(),
+            },
+            vigil_schemas::KeyValue {
+                key: "remoteIpScope".into(),
+                value: "public".into(),
+            },
+        ];
     }
     let steps = [
         execs("exec", T0, "dave", "shop", "web-1"),

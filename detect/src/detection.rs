@@ -173,6 +173,42 @@ pub fn runtime_detection(
     if let Some(remote) = &enriched.destination_ip {
         threat_intel.extend(remote.threat_matches.iter().cloned());
     }
+    // The endpoint the event reached, ahead of the detector's own context: findings on a connection
+    // or a lookup name what was reached (the GuardDuty format writes it as the network or DNS
+    // action, the correlator links public ones).
+    let mut endpoint = Vec::new();
+    if let Some(network) = &event.network {
+        let mut pair = |key: &str, value: String| {
+            endpoint.push(KeyValue {
+                key: key.into(),
+                value,
+            });
+        };
+        if let Some(ip) = &network.destination_ip {
+            pair("remoteIp", ip.clone());
+            if let Some(remote) = &enriched.destination_ip {
+                pair("remoteIpScope", remote.scope.clone());
+            }
+        }
+        if let Some(port) = network.destination_port {
+            pair("remotePort", port.to_string());
+        }
+        if !network.protocol.is_empty() {
+            pair("protocol", network.protocol.clone());
+        }
+        if let Some(domain) = &network.destination_domain {
+            pair("domain", domain.clone());
+        }
+    }
+    if let Some(query) = &event.dns_query
+        && !endpoint.iter().any(|pair| pair.key == "domain")
+    {
+        endpoint.push(KeyValue {
+            key: "domain".into(),
+            value: query.clone(),
+        });
+    }
+    let context = endpoint.into_iter().chain(context).collect();
     let mut additional_info = vec![
         KeyValue {
             key: "eventId".into(),

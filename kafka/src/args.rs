@@ -50,13 +50,18 @@ pub struct Topics {
         default_value = "vigil.detections"
     )]
     pub detections: String,
-    /// Findings: GuardDuty finding JSON keyed by finding id; each update replaces the last.
+    /// Findings keyed by finding id, in the settings' `[output] format` (GuardDuty finding JSON by
+    /// default); each update replaces the last.
     #[arg(
         long = "topic-findings",
         env = "VIGIL_TOPIC_FINDINGS",
         default_value = "vigil.findings"
     )]
     pub findings: String,
+    /// Also write every finding as an OCSF 1.6.0 Detection Finding (class 2004) to this topic,
+    /// keyed by finding id: for Security Hub, Security Lake and SIEMs that read OCSF. Off unless set.
+    #[arg(long = "topic-findings-ocsf", env = "VIGIL_TOPIC_FINDINGS_OCSF")]
+    pub findings_ocsf: Option<String>,
     /// Dead letters: the original bytes, with stage, reason and source in the headers.
     #[arg(
         long = "topic-deadletter",

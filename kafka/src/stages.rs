@@ -707,8 +707,9 @@ fn unassigned(owners: &BTreeMap<String, i32>, assigned: &[i32]) -> Vec<String> {
 /// neither loses nor re-counts occurrences and raises the same sequences.
 #[derive(Debug)]
 pub struct PublishStage {
-    /// The findings topic's format, from the settings.
-    format: Format,
+    /// Each findings topic with its format: the findings topic in the settings' format, and the
+    /// OCSF topic when one is named.
+    outputs: Vec<(Format, String)>,
     publisher: Publisher,
     codec: Codec,
     topics: Topics,
@@ -723,8 +724,14 @@ const SEQUENCE_KEY_PREFIX: &str = "sequence:";
 
 impl PublishStage {
     pub fn new(topics: Topics, metrics: Metrics, publisher: Publisher, format: Format) -> Self {
+        let mut outputs = vec![(format, topics.findings.clone())];
+        if let Some(topic) = &topics.findings_ocsf
+            && !outputs.contains(&(Format::Ocsf, topic.clone()))
+        {
+            outputs.push((Format::Ocsf, topic.clone()));
+        }
         Self {
-            format,
+            outputs,
             publisher,
             codec: codec(),
             topics,
@@ -745,12 +752,10 @@ impl PublishStage {
             return;
         };
         if !weak {
-            let json = self.format.render(finding).to_string().into_bytes();
-            out.push(Outgoing::new(
-                &self.topics.findings,
-                finding.id.clone(),
-                json,
-            ));
+            for (format, topic) in &self.outputs {
+                let json = format.render(finding).to_string().into_bytes();
+                out.push(Outgoing::new(topic, finding.id.clone(), json));
+            }
         }
         match self.codec.encode(finding) {
             Ok(bytes) => out.push(Outgoing::checkpoint(
@@ -767,16 +772,10 @@ impl PublishStage {
     /// A sequence as it stands (or, merged, one last time, archived): its JSON on the findings
     /// topic and its checkpoint (a tombstone once merged).
     fn write_sequence(&self, sequence: &Sequence, out: &mut Vec<Outgoing>) {
-        let json = self
-            .format
-            .render_sequence(sequence)
-            .to_string()
-            .into_bytes();
-        out.push(Outgoing::new(
-            &self.topics.findings,
-            sequence.id.clone(),
-            json,
-        ));
+        for (format, topic) in &self.outputs {
+            let json = format.render_sequence(sequence).to_string().into_bytes();
+            out.push(Outgoing::new(topic, sequence.id.clone(), json));
+        }
         let key = format!("{SEQUENCE_KEY_PREFIX}{}", sequence.id);
         let saved = if sequence.merged_into.is_some() {
             None
@@ -809,20 +808,23 @@ impl Processor for PublishStage {
         vec![self.topics.detections.clone()]
     }
     fn output_topics(&self) -> Vec<TopicSpec> {
-        vec![
-            TopicSpec {
-                name: self.topics.findings.clone(),
+        let mut topics: Vec<TopicSpec> = self
+            .outputs
+            .iter()
+            .map(|(_, topic)| TopicSpec {
+                name: topic.clone(),
                 compacted: false,
-            },
-            TopicSpec {
-                name: self.topics.deadletter.clone(),
-                compacted: false,
-            },
-            TopicSpec {
-                name: self.topics.publish_state.clone(),
-                compacted: true,
-            },
-        ]
+            })
+            .collect();
+        topics.push(TopicSpec {
+            name: self.topics.deadletter.clone(),
+            compacted: false,
+        });
+        topics.push(TopicSpec {
+            name: self.topics.publish_state.clone(),
+            compacted: true,
+        });
+        topics
     }
     fn state(&self) -> StateKeeping {
         StateKeeping::Checkpoints(self.topics.publish_state.clone())
@@ -1100,6 +1102,52 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn publish_writes_each_format_to_its_own_topic_when_asked() {
+        let (settings, detections) = example_detections();
+        let (mut topics, metrics) = topics_and_metrics();
+        let guardduty_only = {
+            let mut stage = PublishStage::new(
+                topics.clone(),
+                metrics.clone(),
+                Publisher::new(settings.suppression.clone(), settings.correlation.clone()),
+                settings.format,
+            );
+            publish_all(&mut stage, &detections)
+        };
+        assert!(
+            guardduty_only
+                .iter()
+                .all(|out| out.topic != "vigil.findings.ocsf")
+        );
+        topics.findings_ocsf = Some("vigil.findings.ocsf".into());
+        let mut stage = PublishStage::new(
+            topics,
+            metrics,
+            Publisher::new(settings.suppression.clone(), settings.correlation.clone()),
+            settings.format,
+        );
+        assert!(
+            stage
+                .output_topics()
+                .iter()
+                .any(|topic| topic.name == "vigil.findings.ocsf")
+        );
+        let both = publish_all(&mut stage, &detections);
+        let guardduty = latest(&both, "vigil.findings");
+        let ocsf = latest(&both, "vigil.findings.ocsf");
+        // The same findings by id, each in its format.
+        assert_eq!(
+            guardduty.keys().collect::<Vec<_>>(),
+            ocsf.keys().collect::<Vec<_>>()
+        );
+        assert_eq!(guardduty, latest(&guardduty_only, "vigil.findings"));
+        for payload in ocsf.values().flatten() {
+            let json: serde_json::Value = serde_json::from_slice(payload).expect("JSON");
+            assert_eq!(json["class_uid"], 2004);
+        }
     }
 
     #[test]

@@ -70,6 +70,26 @@ fn a_busy_ordinary_week_and_a_half_raises_no_sequence() {
         .map(|finding| finding.detection.description.clone())
         .collect();
     assert!(chained.is_empty(), "ordinary traffic: {chained:#?}");
+
+    // Every finding of the busy week is a valid OCSF Detection Finding.
+    let schema = vigil_ocsf::Schema::reference().unwrap_or_else(|message| panic!("{message}"));
+    let left_out: Vec<&str> = vigil_publish::format::ocsf::LEFT_OUT
+        .iter()
+        .map(|(attribute, _)| *attribute)
+        .collect();
+    let mut problems = std::collections::BTreeSet::new();
+    for finding in publisher.findings() {
+        let ocsf = Format::Ocsf.render(finding);
+        let report = schema.validate(&ocsf);
+        for issue in &report.issues {
+            let unexplained = issue.kind == vigil_ocsf::IssueKind::MissingRecommended
+                && !left_out.contains(&issue.attribute.as_str());
+            if !issue.kind.is_warning() || unexplained {
+                problems.insert(format!("{}: {issue}", finding.detection.finding_type));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
 }
 
 fn cluster() -> ClusterDetails {

@@ -170,6 +170,10 @@ struct ScanArgs {
     /// Write findings to FILE instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// The findings' format: `guardduty` (GuardDuty's finding JSON) or `ocsf` (OCSF 1.6.0 Detection
+    /// Finding, class 2004). Replaces the settings' `[output] format`.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    format: Option<vigil_publish::Format>,
     /// Also write the summary's numbers as JSON to FILE, for scripts and CI.
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
@@ -178,6 +182,16 @@ struct ScanArgs {
     /// `vigil scan --state s.json last-month/` then `vigil scan --state s.json today.json`.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+}
+
+fn parse_format(name: &str) -> Result<vigil_publish::Format, String> {
+    vigil_publish::Format::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = vigil_publish::Format::ALL
+            .iter()
+            .map(|format| format.name())
+            .collect();
+        format!("{name:?} is not one of: {}", known.join(", "))
+    })
 }
 
 #[allow(clippy::print_stderr)]
@@ -218,9 +232,12 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         scan::expand_paths(&args.paths)?
     };
-    let (settings, intel, notes) = scan_settings(&args.settings, embedded)?;
+    let (mut settings, intel, notes) = scan_settings(&args.settings, embedded)?;
     for text in &notes {
         note(text);
+    }
+    if let Some(format) = args.format {
+        settings.format = format;
     }
     let mut engine = Engine::build(&settings.detect)?;
     let mut state = std::collections::BTreeMap::new();

@@ -180,6 +180,7 @@ fn topics(prefix: &str) -> Topics {
         enriched: name("enriched"),
         detections: name("detections"),
         findings: name("findings"),
+        findings_ocsf: None,
         deadletter: name("deadletter"),
         inventory: name("inventory"),
         detect_state: name("detect.state"),

@@ -352,6 +352,55 @@ fn additional_info(detection: &Detection) -> (Map<String, Value>, Option<Value>)
     (additional, anomaly)
 }
 
+/// The context keys detect writes for the endpoint a runtime event reached; GuardDuty shows them
+/// as the finding's network or DNS action, not in `runtimeDetails.context`.
+pub(crate) const ENDPOINT_CONTEXT: [&str; 5] = [
+    "remoteIp",
+    "remoteIpScope",
+    "remotePort",
+    "protocol",
+    "domain",
+];
+
+/// A runtime context's value.
+pub(crate) fn context_value<'a>(runtime: &'a RuntimeDetails, key: &str) -> Option<&'a str> {
+    runtime
+        .context
+        .iter()
+        .find(|pair| pair.key == key)
+        .map(|pair| pair.value.as_str())
+}
+
+/// `service.action` of a runtime finding on a connection (`networkConnectionAction`) or a lookup
+/// (`dnsRequestAction`).
+fn runtime_action(runtime: &RuntimeDetails) -> Option<Value> {
+    let protocol = context_value(runtime, "protocol").map(str::to_ascii_uppercase);
+    if let Some(ip) = context_value(runtime, "remoteIp") {
+        let family = if ip.contains(':') {
+            "ipAddressV6"
+        } else {
+            "ipAddressV4"
+        };
+        let port = context_value(runtime, "remotePort").and_then(|port| port.parse::<i64>().ok());
+        return Some(json!({
+            "actionType": "NETWORK_CONNECTION",
+            "networkConnectionAction": {
+                "connectionDirection": "OUTBOUND",
+                "blocked": false,
+                "protocol": protocol,
+                "remoteIpDetails": {family: ip, "ipScope": context_value(runtime, "remoteIpScope")},
+                "remotePortDetails": port.map(|port| json!({"port": port})),
+            },
+        }));
+    }
+    context_value(runtime, "domain").map(|domain| {
+        json!({
+            "actionType": "DNS_REQUEST",
+            "dnsRequestAction": {"domain": domain, "protocol": protocol.unwrap_or_else(|| "UDP".into()), "blocked": false},
+        })
+    })
+}
+
 /// `service`: counts, times, the action, the evidence, the explanation and the runtime details.
 fn service(finding: &Finding, action: Map<String, Value>) -> Value {
     let detection = &finding.detection;
@@ -396,9 +445,13 @@ fn service(finding: &Finding, action: Map<String, Value>) -> Value {
         object.remove("action");
     }
     if let (Some(runtime), Some(object)) = (&detection.runtime, service.as_object_mut()) {
+        if let Some(action) = runtime_action(runtime) {
+            object.insert("action".into(), action);
+        }
         let context: Map<String, Value> = runtime
             .context
             .iter()
+            .filter(|pair| !ENDPOINT_CONTEXT.contains(&pair.key.as_str()))
             .map(|pair| (pair.key.clone(), json!(pair.value)))
             .collect();
         let mut process = process_json(&runtime.process);

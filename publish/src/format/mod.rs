@@ -1,9 +1,10 @@
 //! How findings are written out: the seam between the aggregated [`Finding`] record and the documents
-//! SIEMs read. GuardDuty's JSON today; a format is a module here with a `render` and a variant below.
+//! SIEMs read. GuardDuty's JSON and OCSF's Detection Finding; a format is a module here with a `render` and a variant below.
 //! Suppression rules are judged on the GuardDuty view whatever the output format (they are GuardDuty
 //! filter criteria over its JSON paths: `crate::suppress`).
 
 pub mod guardduty;
+pub mod ocsf;
 pub mod sequence;
 
 use serde_json::Value;
@@ -16,16 +17,19 @@ pub enum Format {
     /// GuardDuty's finding JSON, schema version 2.0.
     #[default]
     GuardDuty,
+    /// OCSF 1.6.0 Detection Finding (class 2004), as Security Hub and Security Lake store findings.
+    Ocsf,
 }
 
 impl Format {
     /// Every format, for `--help` and the settings' checks.
-    pub const ALL: [Self; 1] = [Self::GuardDuty];
+    pub const ALL: [Self; 2] = [Self::GuardDuty, Self::Ocsf];
 
-    /// The name the settings and flags use: `guardduty`.
+    /// The name the settings and flags use: `guardduty`, `ocsf`.
     pub const fn name(self) -> &'static str {
         match self {
             Self::GuardDuty => "guardduty",
+            Self::Ocsf => "ocsf",
         }
     }
 
@@ -36,6 +40,7 @@ impl Format {
     pub fn render(self, finding: &Finding) -> Value {
         match self {
             Self::GuardDuty => guardduty::render(finding),
+            Self::Ocsf => ocsf::render(finding),
         }
     }
 
@@ -43,6 +48,7 @@ impl Format {
     pub fn render_sequence(self, sequence: &Sequence) -> Value {
         match self {
             Self::GuardDuty => sequence::render(sequence),
+            Self::Ocsf => ocsf::render_sequence(sequence),
         }
     }
 }

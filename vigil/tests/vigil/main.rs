@@ -7,5 +7,6 @@
     clippy::panic
 )]
 
+mod ocsf;
 mod scan;
 mod variants;
