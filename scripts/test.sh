@@ -5,7 +5,8 @@
 # fetches from Maven Central with mvn (about 50 MB, a few seconds, once; cached in target/kafka and
 # ~/.m2) and the tests start on free loopback ports. The Helm chart's tests (scripts/test-chart.sh)
 # build helm from the Go module proxy and a schema validator from PyPI, once. Needs java (17 or
-# later), mvn, go and python3.
+# later), mvn, go, python3 and Node.js with npm; the report's browser test installs Debian's
+# chromium when it is missing (scripts/test-report.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,9 @@ if cargo tree -p vigil --no-default-features --locked -e normal | grep rdkafka >
   exit 1
 fi
 cargo test --workspace --locked --exclude vigil-kafka
+# The HTML report in headless Chromium (Debian's chromium, installed when missing; Playwright from
+# npm), with the vigil the tests above built.
+scripts/test-report.sh target/debug/vigil
 scripts/test-chart.sh
 # The real-broker tests each start a broker and four to eight stage processes: one at a time, and
 # with the release binaries (as they ship), so that two cores do not turn group heartbeats and

@@ -222,12 +222,15 @@ impl Signal {
         } else {
             "KUBERNETES_USER"
         };
-        self.entity(
+        let entity = self.entity(
             LinkKind::Actor,
             format!("user:{username}"),
             entity_type,
             username.to_owned(),
         );
+        // Anyone can be anonymous: two unauthenticated callers are not one actor. Their calls
+        // link by the address they came from, or not at all.
+        entity.links = !matches!(username, "system:anonymous" | "system:unauthenticated");
     }
 
     fn address(&mut self, ip: &str) {

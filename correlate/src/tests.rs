@@ -261,6 +261,45 @@ fn the_same_steps_by_different_people_are_not_linked() {
 }
 
 #[test]
+fn anonymous_callers_are_not_one_actor() {
+    // Two unauthenticated callers from different addresses: anyone can be system:anonymous.
+    let steps = [
+        api(
+            "read",
+            "CredentialAccess:Kubernetes/SuccessfulAnonymousAccess",
+            8.0,
+            T0,
+            "system:anonymous",
+            "198.51.100.7",
+        ),
+        api(
+            "bind",
+            "Persistence:Kubernetes/SuccessfulAnonymousAccess",
+            8.0,
+            T0 + 10 * MINUTE,
+            "system:anonymous",
+            "203.0.113.200",
+        ),
+    ];
+    let mut correlator = correlator();
+    observe_all(&mut correlator, &steps);
+    assert!(correlator.sequences().is_empty());
+    // From one address they are one caller.
+    let mut same_address = steps.clone();
+    same_address[1] = api(
+        "bind",
+        "Persistence:Kubernetes/SuccessfulAnonymousAccess",
+        8.0,
+        T0 + 10 * MINUTE,
+        "system:anonymous",
+        "198.51.100.7",
+    );
+    let mut correlator = self::correlator();
+    observe_all(&mut correlator, &same_address);
+    assert_eq!(correlator.sequences().len(), 1);
+}
+
+#[test]
 fn two_tactics_of_the_same_stage_are_not_an_attack_in_order() {
     // Credential access and discovery from Tor: both are how an attack starts.
     let steps = [
@@ -442,6 +481,9 @@ fn a_sequence_grows_under_one_id_as_the_attack_goes_on() {
     assert_eq!(changes.associations, [("miner".to_owned(), first.arn())]);
     let grown = correlator.sequences()[0];
     assert_eq!(grown.id, first.id);
+    // Its first version, then one revision per change: Create, then Update.
+    assert_eq!(first.revision, 0);
+    assert_eq!(grown.revision, 2);
     assert_eq!(uids(grown), ["tor", "privileged", "miner"]);
     assert_eq!(grown.count, 3, "its signals");
     assert_eq!(grown.updated_at_micros, T0 + 30 * MINUTE);

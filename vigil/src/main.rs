@@ -2,6 +2,7 @@
 
 mod catalogue;
 mod examples;
+mod report;
 mod rules_test;
 mod scan;
 
@@ -41,6 +42,11 @@ enum Command {
     /// the vigil-ingest, vigil-enrich, vigil-detect and vigil-publish binaries, each in a consumer
     /// group of its own (`<group>-<stage>`), one /metrics endpoint for all.
     Run(Box<RunArgs>),
+    /// Write findings as one self-contained HTML file for people: a summary by severity and type,
+    /// a filterable, sortable and paged table, each finding's detail (the API call, the process
+    /// lineage as a tree, a baseline's observed-versus-usual, the evidence) and attack sequences as
+    /// timelines. No network is needed to open it.
+    Report(ReportArgs),
     /// Inspect, check and try detection rules.
     ///
     /// Rules are TOML: `[[rule]]` tables with `id`, `type` (ThreatPurpose:Kubernetes/Name),
@@ -70,6 +76,48 @@ enum Command {
         #[arg(long, default_value_t = 14)]
         learn_days: i64,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct ReportArgs {
+    /// Findings files: GuardDuty finding JSON, one per line (what `vigil scan` writes and the
+    /// findings topic carries) or a JSON array; `-` for stdin.
+    #[arg(required = true)]
+    findings: Vec<PathBuf>,
+    /// The HTML file to write.
+    #[arg(long, short, value_name = "FILE")]
+    output: PathBuf,
+    /// The report's title.
+    #[arg(long, default_value = "Vigil findings report")]
+    title: String,
+}
+
+fn write_report(args: &ReportArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let mut findings = Vec::new();
+    let mut skipped = 0;
+    for path in &args.findings {
+        let text = if path.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+            text
+        } else {
+            std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?
+        };
+        skipped += report::read_findings(&text, &mut findings);
+    }
+    if skipped > 0 {
+        note(&format!(
+            "{skipped} lines were not findings and are left out"
+        ));
+    }
+    std::fs::write(&args.output, report::render(&findings, &args.title))
+        .map_err(|error| format!("{}: {error}", args.output.display()))?;
+    note(&format!(
+        "{} findings written to {}",
+        findings.len(),
+        args.output.display()
+    ));
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +222,9 @@ struct ScanArgs {
     /// Finding, class 2004). Replaces the settings' `[output] format`.
     #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
     format: Option<vigil_publish::Format>,
+    /// Also write the findings as a self-contained HTML report to FILE (see `vigil report`).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Also write the summary's numbers as JSON to FILE, for scripts and CI.
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
@@ -272,7 +323,16 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
         pipeline: vigil_pipeline::Pipeline::with_engine(&settings, intel, engine),
         output: output.clone(),
         progress: scan::wants_progress(),
+        report: args.report.is_some(),
     })?;
+    if let Some(path) = &args.report {
+        std::fs::write(
+            path,
+            report::render(&report.report_findings, "Vigil findings report"),
+        )
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+        note(&format!("report written to {}", path.display()));
+    }
     if output.is_none() {
         scan::write_findings(&mut std::io::stdout().lock(), &report.findings)?;
     }
@@ -417,6 +477,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => scan(args),
+        Command::Report(args) => write_report(&args),
         #[cfg(feature = "kafka")]
         Command::Run(args) => return run(&args),
         Command::Rules { command } => match rules(command) {

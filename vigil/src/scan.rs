@@ -63,6 +63,8 @@ pub struct ScanOptions {
     pub pipeline: Pipeline,
     pub output: Option<PathBuf>,
     pub progress: bool,
+    /// Also render the findings as GuardDuty JSON for `--report`, whatever the output format.
+    pub report: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +128,8 @@ pub struct ScanReport {
     pub rejections: Vec<(String, Rejection)>,
     pub detections: u64,
     pub findings: Vec<serde_json::Value>,
+    /// The findings as GuardDuty JSON, what the HTML report reads (when asked for).
+    pub report_findings: Vec<serde_json::Value>,
     pub elapsed: Duration,
     pub sources: usize,
     /// The detectors' state changes during the scan (behaviour baselines, burst windows), in order;
@@ -293,11 +297,27 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
             &findings,
         )?;
     }
+    let report_findings = match (options.report, format) {
+        (false, _) => Vec::new(),
+        (true, vigil_publish::Format::GuardDuty) => findings.clone(),
+        (true, _) => publisher
+            .findings()
+            .into_iter()
+            .map(|finding| vigil_publish::Format::GuardDuty.render(finding))
+            .chain(
+                publisher
+                    .sequences()
+                    .into_iter()
+                    .map(|sequence| vigil_publish::Format::GuardDuty.render_sequence(sequence)),
+            )
+            .collect(),
+    };
     Ok(ScanReport {
         ingest: ingest_stats,
         rejections,
         detections,
         findings,
+        report_findings,
         elapsed: started.elapsed(),
         sources,
         state_changes,
