@@ -26,6 +26,8 @@ command -v node > /dev/null || { echo "report test: Node.js is needed (node, npm
 "$vigil" scan --config examples/vigil.toml examples/audit examples/runtime \
   tests/browser/hostile-audit.jsonl tests/browser/hostile-runtime.jsonl \
   --report "$out/example.html" > "$out/example-findings.jsonl" 2> "$out/example-scan.log"
+# The bundled example alone, for the README's screenshot (target/report/report-readme.png).
+"$vigil" scan --report "$out/plain.html" > /dev/null 2>&1
 node tests/browser/make-findings.mjs 100000 > "$out/large-findings.jsonl"
 "$vigil" report "$out/large-findings.jsonl" -o "$out/large.html" 2> "$out/large-report.log"
-node tests/browser/report.test.mjs "$out/example.html" "$out/large.html" 100000 "$out"
+node tests/browser/report.test.mjs "$out/example.html" "$out/large.html" 100000 "$out" "$out/plain.html"

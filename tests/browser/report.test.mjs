@@ -1,17 +1,19 @@
 // vigil's HTML report in a real browser: headless Chromium (Debian's chromium) driven by
 // Playwright. Usage: node report.test.mjs EXAMPLE_REPORT LARGE_REPORT LARGE_COUNT SCREENSHOT_DIR
+// [PLAIN_REPORT]
 //
 // The example report is of the example day plus two hostile events whose user agent, command
 // line and parent command hold markup (tests/browser/hostile-*.jsonl). The large one holds
-// LARGE_COUNT findings. Exits non-zero, naming the check, when one fails.
+// LARGE_COUNT findings. PLAIN_REPORT (optional), the bundled example's report alone, gives the
+// README's screenshot. Exits non-zero, naming the check, when one fails.
 import { chromium } from "playwright-core";
 import { pathToFileURL } from "node:url";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 
-const [examplePath, largePath, largeCount, shots] = process.argv.slice(2);
+const [examplePath, largePath, largeCount, shots, plainPath] = process.argv.slice(2);
 if (!examplePath || !largePath || !largeCount || !shots) {
-  console.error("usage: node report.test.mjs EXAMPLE_REPORT LARGE_REPORT LARGE_COUNT SCREENSHOT_DIR");
+  console.error("usage: node report.test.mjs EXAMPLE_REPORT LARGE_REPORT LARGE_COUNT SCREENSHOT_DIR [PLAIN_REPORT]");
   process.exit(2);
 }
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -96,6 +98,8 @@ try {
 
   await page.click('#finding-table th[data-key="severity"]');
   await page.screenshot({ path: join(shots, "report.png"), fullPage: true });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(shots, "report-top.png") });
   check("the example report opens without errors or network requests", problems.length === 0, problems.join("; "));
   await page.close();
 
@@ -111,7 +115,17 @@ try {
   await large.page.fill("#text-filter", "finding-99999");
   const found = await large.page.locator("#finding-table tbody tr").count();
   check("filtering a large report finds one finding", found === 1, `${found} rows`);
+  // A baseline's finding: what was observed against what is usual.
+  await large.page.fill("#text-filter", "finding-0");
+  await large.page.locator("#finding-table tbody tr.finding").first().click();
+  const anomaly = await large.page.$$eval("#detail table.anomaly tbody td", cells => cells.map(c => c.textContent));
+  check("a baseline finding shows observed against usual", JSON.stringify(anomaly) === '["principal:alice","namespace","kube-system","UNSEEN","shop, payments"]', JSON.stringify(anomaly));
   check("the large report opens without errors or network requests", large.problems.length === 0, large.problems.join("; "));
+  if (plainPath) {
+    const plain = await open(plainPath);
+    await plain.page.screenshot({ path: join(shots, "report-readme.png") });
+    check("the plain example's report opens without errors", plain.problems.length === 0, plain.problems.join("; "));
+  }
 } catch (error) {
   check("the browser session", false, error.stack || String(error));
 } finally {
