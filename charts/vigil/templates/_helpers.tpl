@@ -79,6 +79,10 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.topics.detections | quote }}
 - name: VIGIL_TOPIC_FINDINGS
   value: {{ .Values.topics.findings | quote }}
+{{- if .Values.topics.findingsOcsf }}
+- name: VIGIL_TOPIC_FINDINGS_OCSF
+  value: {{ .Values.topics.findingsOcsf | quote }}
+{{- end }}
 - name: VIGIL_TOPIC_DEADLETTER
   value: {{ .Values.topics.deadletter | quote }}
 {{- if .Values.kafka.saslSecret }}
