@@ -90,7 +90,17 @@ pub fn assert_same_findings(found: &FindingCounts, expected: &FindingCounts, sta
 fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
     let broker = Broker::start("e2e");
     create_topics(&broker, &["vigil.audit.raw", "vigil.runtime.raw"]);
-    let stages = start_pipeline(&broker);
+    // publish writes both formats, each to its own topic.
+    let publish_args: Vec<String> = settings_args()
+        .into_iter()
+        .chain(["--topic-findings-ocsf".to_owned(), "vigil.findings.ocsf".to_owned()])
+        .collect();
+    let stages = vec![
+        Stage::start("ingest", &broker, &[]),
+        Stage::start("enrich", &broker, &settings_args()),
+        Stage::start("detect", &broker, &settings_args()),
+        Stage::start("publish", &broker, &publish_args),
+    ];
     for stage in &stages {
         stage.wait_ready(Duration::from_secs(60));
     }
@@ -117,6 +127,14 @@ fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
     );
     let found = wait_for_findings(&broker, &expected);
     assert_same_findings(&found, &expected, &stages);
+    // The same findings as OCSF Detection Findings on their own topic.
+    let records = consume_until(
+        &broker,
+        "vigil.findings.ocsf",
+        FINDINGS_TIMEOUT,
+        &mut |records| latest_ocsf_findings(records) == expected,
+    );
+    assert_same_findings(&latest_ocsf_findings(&records), &expected, &stages);
 
     // Every binary serves its metrics and health, and stops cleanly on SIGTERM.
     for mut stage in stages {

@@ -788,6 +788,31 @@ pub fn latest_findings(records: &[Record]) -> BTreeMap<String, (String, i64)> {
     latest
 }
 
+/// The latest state of each OCSF Detection Finding on a topic, as [`latest_findings`] reads
+/// GuardDuty's: id, GuardDuty type (`metadata.event_code`), count; a sequence closed by a merge
+/// (`activity_id` 3) is left out.
+pub fn latest_ocsf_findings(records: &[Record]) -> BTreeMap<String, (String, i64)> {
+    let mut latest = BTreeMap::new();
+    let mut closed = Vec::new();
+    for record in records {
+        let Some(value) = &record.value else { continue };
+        let finding: serde_json::Value = serde_json::from_slice(value).expect("OCSF JSON");
+        assert_eq!(finding["class_uid"], 2004, "a Detection Finding");
+        let id = finding["finding_info"]["uid"].as_str().expect("uid").to_owned();
+        let kind = finding["metadata"]["event_code"].as_str().expect("event_code").to_owned();
+        let count = finding["count"].as_i64().expect("count");
+        if finding["activity_id"] == 3 {
+            closed.push(id.clone());
+        }
+        let entry = latest.entry(id).or_insert((kind, 0));
+        entry.1 = entry.1.max(count);
+    }
+    for id in closed {
+        latest.remove(&id);
+    }
+    latest
+}
+
 /// What `vigil scan` finds in the same input with the same settings, computed with the same stage
 /// libraries in-process.
 pub fn expected_findings(inputs: &[&[u8]], settings: &Settings) -> BTreeMap<String, (String, i64)> {
