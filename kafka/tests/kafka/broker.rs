@@ -93,7 +93,10 @@ fn the_example_day_through_kafka_gives_what_vigil_scan_gives() {
     // publish writes both formats, each to its own topic.
     let publish_args: Vec<String> = settings_args()
         .into_iter()
-        .chain(["--topic-findings-ocsf".to_owned(), "vigil.findings.ocsf".to_owned()])
+        .chain([
+            "--topic-findings-ocsf".to_owned(),
+            "vigil.findings.ocsf".to_owned(),
+        ])
         .collect();
     let stages = vec![
         Stage::start("ingest", &broker, &[]),

@@ -221,7 +221,10 @@ fn the_topic_setup_creates_every_default_topic_and_compacts_the_state_topics() {
     let ocsf = publish
         .get("VIGIL_TOPIC_FINDINGS_OCSF")
         .expect("compose turns the OCSF findings topic on");
-    assert!(setup.contains(ocsf.as_str()), "the topic set-up misses {ocsf}");
+    assert!(
+        setup.contains(ocsf.as_str()),
+        "the topic set-up misses {ocsf}"
+    );
     let compacted_line = setup
         .lines()
         .find(|line| line.contains("cleanup.policy=compact"))

@@ -798,8 +798,14 @@ pub fn latest_ocsf_findings(records: &[Record]) -> BTreeMap<String, (String, i64
         let Some(value) = &record.value else { continue };
         let finding: serde_json::Value = serde_json::from_slice(value).expect("OCSF JSON");
         assert_eq!(finding["class_uid"], 2004, "a Detection Finding");
-        let id = finding["finding_info"]["uid"].as_str().expect("uid").to_owned();
-        let kind = finding["metadata"]["event_code"].as_str().expect("event_code").to_owned();
+        let id = finding["finding_info"]["uid"]
+            .as_str()
+            .expect("uid")
+            .to_owned();
+        let kind = finding["metadata"]["event_code"]
+            .as_str()
+            .expect("event_code")
+            .to_owned();
         let count = finding["count"].as_i64().expect("count");
         if finding["activity_id"] == 3 {
             closed.push(id.clone());
