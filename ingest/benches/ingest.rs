@@ -1,4 +1,5 @@
-//! Parse + normalize throughput over the example day's events, one JSON line at a time.
+//! Parse + normalize throughput over the example day's events: one JSON line at a time, and the
+//! same events pretty-printed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -33,6 +34,31 @@ fn parse_and_normalize(c: &mut Criterion) {
         b.iter(|| {
             let mut ingestor = Ingestor::default();
             ingestor.ingest_payload(EXAMPLE.as_bytes(), &mut |_| {});
+        });
+    });
+    // The same day pretty-printed, one value over many lines as `kubectl -o json` and `jq` write
+    // it: read in one pass, it should cost about what the JSON lines cost.
+    let pretty: String = lines
+        .iter()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            serde_json::to_string_pretty(&value).unwrap() + "\n"
+        })
+        .collect();
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("example_day_pretty_printed_per_event", |b| {
+        b.iter(|| {
+            let mut ingestor = Ingestor::new(Limits {
+                dedup_window: 1 << 20,
+                ..Limits::default()
+            });
+            let mut events = 0u64;
+            ingestor.ingest_payload(pretty.as_bytes(), &mut |item| {
+                if let Ok(Event::Audit(_)) = item {
+                    events += 1;
+                }
+            });
+            assert_eq!(events, lines.len() as u64);
         });
     });
     group.finish();

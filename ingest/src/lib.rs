@@ -209,6 +209,9 @@ pub struct Ingestor {
     /// The time the transport gave the message being read (a Kafka record's timestamp), for events
     /// that carry none of their own.
     transport_time: Option<i64>,
+    /// Times a value spanning several lines was handed to the JSON parser: once per value, which
+    /// the tests hold (a value re-parsed at every line made pretty-printed input quadratic).
+    multiline_parses: u64,
 }
 
 impl Default for Ingestor {
@@ -224,6 +227,7 @@ impl Ingestor {
             limits,
             stats: IngestStats::default(),
             transport_time: None,
+            multiline_parses: 0,
         }
     }
 
@@ -233,6 +237,11 @@ impl Ingestor {
 
     pub fn stats(&self) -> &IngestStats {
         &self.stats
+    }
+
+    /// How many times a value spanning several lines was parsed (see the field).
+    pub fn multiline_parses(&self) -> u64 {
+        self.multiline_parses
     }
 
     /// Ingests one message (a Kafka record's value): any shape above, gzip or plain.

@@ -201,6 +201,72 @@ enum Parsed {
     Incomplete,
 }
 
+/// Follows a JSON value over the lines it spans, byte by byte, once: whether it is balanced (so
+/// worth parsing), and whether the next line can go on with it. A pretty-printed value is read in
+/// one pass this way, not parsed again from its start at every line; a line cut short (log
+/// rotation, a runtime's 16 KiB split, a killed shipper) is told apart from the start of a value
+/// that goes on, so the good line after it is read as its own.
+#[derive(Debug, Default)]
+struct ValueScanner {
+    /// The open containers, `{` or `[`, innermost last (no deeper than the bytes fed, which the
+    /// event size limit bounds).
+    open: Vec<u8>,
+    in_string: bool,
+    escaped: bool,
+    /// The last byte outside blank space, strings counted as their closing quote.
+    last: Option<u8>,
+}
+
+impl ValueScanner {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if byte == b'\\' {
+                    self.escaped = true;
+                } else if byte == b'"' {
+                    self.in_string = false;
+                    self.last = Some(b'"');
+                }
+                continue;
+            }
+            match byte {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.open.push(byte),
+                b'}' | b']' => {
+                    self.open.pop();
+                }
+                _ => {}
+            }
+            if !byte.is_ascii_whitespace() {
+                self.last = Some(byte);
+            }
+        }
+    }
+
+    fn balanced(&self) -> bool {
+        self.open.is_empty() && !self.in_string
+    }
+
+    /// Whether a line starting with `next` can go on with the value so far. JSON strings hold no
+    /// raw line break, so a line that ends inside one was cut; after a complete value inside a
+    /// container only `,`, `}` or `]` can follow; after `{`, or a `,` in an object, only a key
+    /// (or `}`); after `[`, `:` or a `,` in an array, a value.
+    fn goes_on_with(&self, next: u8) -> bool {
+        if self.in_string {
+            return false;
+        }
+        let in_object = self.open.last() == Some(&b'{');
+        match self.last {
+            Some(b'{') => matches!(next, b'"' | b'}'),
+            Some(b',') if in_object => next == b'"',
+            Some(b'[' | b',' | b':') => true,
+            _ => matches!(next, b',' | b'}' | b']'),
+        }
+    }
+}
+
 fn read_lines<B: BufRead>(
     ingestor: &mut Ingestor,
     mut reader: B,
@@ -210,6 +276,7 @@ fn read_lines<B: BufRead>(
     let max = ingestor.limits().max_event_bytes;
     let mut line = Vec::with_capacity(4096);
     let mut pending: Vec<u8> = Vec::new();
+    let mut scanner = ValueScanner::default();
     let mut pending_from = 0u64;
     let mut line_number = 0u64;
     // After a broken multi-line value, lines up to the next one that opens a value belong to it.
@@ -240,8 +307,30 @@ fn read_lines<B: BufRead>(
             ingestor.reject(at(rejection, start), out);
             continue;
         }
+        if !pending.is_empty()
+            && let Some(&next) = line.trim_ascii().first()
+            && !scanner.goes_on_with(next)
+        {
+            // The value so far was cut short: rejected alone, and this line read as its own.
+            pending.clear();
+            ingestor.reject(
+                at(
+                    Rejection::new(
+                        RejectReason::InvalidJson,
+                        "a JSON value cut short (the line ends inside it and the next does not go on with it)",
+                    ),
+                    pending_from,
+                ),
+                out,
+            );
+        }
         if !pending.is_empty() {
             pending.extend_from_slice(&line);
+            scanner.feed(&line);
+            if !scanner.balanced() {
+                // Not closed yet: nothing to parse, whatever the value's size.
+                continue;
+            }
             let Ok(text) = std::str::from_utf8(&pending) else {
                 pending.clear();
                 ingestor.reject(
@@ -254,6 +343,7 @@ fn read_lines<B: BufRead>(
                 resyncing = true;
                 continue;
             };
+            ingestor.multiline_parses += 1;
             match handle_top_level(ingestor, text, None, out, pending_from) {
                 Ok(Parsed::Incomplete) => {}
                 Ok(Parsed::Done) => pending.clear(),
@@ -299,6 +389,8 @@ fn read_lines<B: BufRead>(
             Ok(Parsed::Done) => {}
             Ok(Parsed::Incomplete) => {
                 pending.extend_from_slice(&line);
+                scanner = ValueScanner::default();
+                scanner.feed(&line);
                 pending_from = line_number;
             }
             Err(rejection) => ingestor.reject(at(rejection, line_number), out),

@@ -2,6 +2,7 @@
 
 mod catalogue;
 mod examples;
+mod outputs;
 mod report;
 mod rules_test;
 mod scan;
@@ -277,6 +278,26 @@ fn scan_settings(
 }
 
 fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // Every file the scan writes, checked and opened before any input is read.
+    let named: Vec<(&str, &Path)> = [
+        ("-o", args.output.as_deref()),
+        ("--report", args.report.as_deref()),
+        ("--stats", args.stats.as_deref()),
+        ("--state", args.state.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| Some((flag, path?)))
+    .collect();
+    outputs::refuse_overlap(&args.paths, &named)?;
+    let open = |path: &Option<PathBuf>| {
+        path.as_deref()
+            .map(outputs::PendingFile::create)
+            .transpose()
+    };
+    let mut output_file = open(&args.output)?;
+    let report_file = open(&args.report)?;
+    let stats_file = open(&args.stats)?;
+    let state_file = open(&args.state)?;
     let embedded = args.paths.is_empty();
     let sources = if embedded {
         scan::embedded_sources()
@@ -317,26 +338,27 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
         ));
     }
-    let output = args.output.clone();
     let report = scan::run(scan::ScanOptions {
         sources,
         pipeline: vigil_pipeline::Pipeline::with_engine(&settings, intel, engine),
-        output: output.clone(),
         progress: scan::wants_progress(),
-        report: args.report.is_some(),
+        report: report_file.is_some(),
     })?;
-    if let Some(path) = &args.report {
-        std::fs::write(
-            path,
-            report::render(&report.report_findings, "Vigil findings report"),
-        )
-        .map_err(|error| format!("{}: {error}", path.display()))?;
-        note(&format!("report written to {}", path.display()));
+    match output_file.as_mut() {
+        Some(file) => scan::write_findings(file.writer()?, &report.findings)?,
+        None => scan::write_findings(&mut std::io::stdout().lock(), &report.findings)?,
     }
-    if output.is_none() {
-        scan::write_findings(&mut std::io::stdout().lock(), &report.findings)?;
+    if let Some(file) = output_file {
+        file.commit()?;
     }
-    if let Some(path) = &args.state {
+    if let Some(file) = report_file {
+        let path = file.path().display().to_string();
+        file.commit_with(
+            report::render(&report.report_findings, "Vigil findings report").as_bytes(),
+        )?;
+        note(&format!("report written to {path}"));
+    }
+    if let Some(file) = state_file {
         // What was restored, with what this scan changed on top.
         for change in &report.state_changes {
             match &change.value {
@@ -344,12 +366,10 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
                 None => state.remove(&change.key),
             };
         }
-        std::fs::write(path, scan::write_state(&state))
-            .map_err(|error| format!("{}: {error}", path.display()))?;
+        file.commit_with(scan::write_state(&state).as_bytes())?;
     }
-    if let Some(path) = &args.stats {
-        std::fs::write(path, scan::stats_json(&report).to_string())
-            .map_err(|error| format!("{}: {error}", path.display()))?;
+    if let Some(file) = stats_file {
+        file.commit_with(scan::stats_json(&report).to_string().as_bytes())?;
     }
     #[allow(clippy::print_stderr)]
     {

@@ -61,7 +61,6 @@ pub struct ScanOptions {
     pub sources: Vec<Source>,
     /// The stages, built from the settings (and the detectors' restored state).
     pub pipeline: Pipeline,
-    pub output: Option<PathBuf>,
     pub progress: bool,
     /// Also render the findings as GuardDuty JSON for `--report`, whatever the output format.
     pub report: bool,
@@ -291,12 +290,6 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
                 .map(|sequence| format.render_sequence(sequence)),
         )
         .collect();
-    if let Some(path) = &options.output {
-        write_findings(
-            &mut File::create(path).map_err(ScanError::Output)?,
-            &findings,
-        )?;
-    }
     let report_findings = match (options.report, format) {
         (false, _) => Vec::new(),
         (true, vigil_publish::Format::GuardDuty) => findings.clone(),

@@ -563,3 +563,48 @@ fn a_transport_s_cluster_goes_to_events_whose_envelope_names_none() {
     );
     assert_eq!(without, Some(None));
 }
+
+#[test]
+fn a_pretty_printed_value_is_parsed_once_not_at_every_line() {
+    // 300 pretty-printed events of about 30 lines each: one parse per event. Parsing each value
+    // again from its start at every line made 3,479 such events take minutes.
+    let text: String = (0..300)
+        .map(|index| serde_json::to_string_pretty(&event(&format!("p{index}"))).unwrap() + "\n")
+        .collect();
+    assert!(text.lines().count() > 300 * 25);
+    let result = run(text.as_bytes());
+    assert_eq!(result.events.len(), 300);
+    assert!(result.rejections.is_empty(), "{:?}", result.rejections);
+    assert_eq!(result.ingestor.multiline_parses(), 300);
+}
+
+#[test]
+fn a_line_cut_short_is_rejected_alone_and_the_next_line_is_read() {
+    let whole = event("cut").to_string();
+    // Cut inside a string, cut after a value, cut after an opening brace: each followed by a good
+    // event on the next line, which must be read.
+    for cut in [
+        whole.find("kubectl").unwrap() + 3,
+        whole.find(",\"user\"").unwrap(),
+        whole.find("{\"extra\"").unwrap() + 1,
+    ] {
+        let text = format!("{}\n{}\n{}\n", &whole[..cut], event("next"), event("after"));
+        let result = run(text.as_bytes());
+        assert_eq!(
+            ids(&result),
+            ["next", "after"],
+            "cut at {cut}: {:?}",
+            result.rejections
+        );
+        assert_eq!(result.rejections.len(), 1, "{:?}", result.rejections);
+        assert_eq!(result.rejections[0].line, Some(1));
+        assert_eq!(result.rejections[0].reason, RejectReason::InvalidJson);
+    }
+    // A pretty-printed value cut short, then a good line.
+    let pretty = serde_json::to_string_pretty(&event("cut")).unwrap();
+    let half: Vec<&str> = pretty.lines().take(8).collect();
+    let text = format!("{}\n{}\n", half.join("\n"), event("next"));
+    let result = run(text.as_bytes());
+    assert_eq!(ids(&result), ["next"], "{:?}", result.rejections);
+    assert_eq!(result.rejections.len(), 1);
+}

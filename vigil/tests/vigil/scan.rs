@@ -911,3 +911,60 @@ fn the_detector_tables_in_the_manual_are_what_rules_list_prints() {
         "docs/detectors.md differs from `vigil rules list --markdown`; rewrite it with VIGIL_WRITE_DOCS=1 cargo test -p vigil --test vigil"
     );
 }
+
+#[test]
+fn outputs_are_checked_before_the_scan_and_never_overwrite_an_input() {
+    let dir = scratch("outputs");
+    let input = dir.join("audit.jsonl");
+    std::fs::copy(repo().join("examples/audit/day-of-traffic.jsonl"), &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    // -o onto the input: refused, the input intact.
+    let output = vigil(&[
+        "scan",
+        input.to_str().unwrap(),
+        "-o",
+        input.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("one of the inputs"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+    // A --stats path that cannot be written fails first: no findings were printed.
+    let missing = dir.join("no-such-dir/stats.json");
+    let output = vigil(&[
+        "scan",
+        input.to_str().unwrap(),
+        "--stats",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        output.stdout.is_empty(),
+        "the scan ran before the bad path was found"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no-such-dir"));
+    // Written whole: the state file in place, no temporary file left beside it.
+    let state = dir.join("state.json");
+    let output = vigil(&[
+        "scan",
+        input.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    let leftovers: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(
+        std::fs::read_to_string(&state)
+            .unwrap()
+            .contains("\"version\"")
+    );
+}
