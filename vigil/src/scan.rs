@@ -23,6 +23,8 @@ const BATCH: usize = 512;
 const CHANNEL_BATCHES: usize = 16;
 /// Rejections shown one by one on stderr before only counting the rest.
 const REJECTIONS_SHOWN: usize = 10;
+/// Rejections kept as examples, per reason.
+const REJECTION_EXAMPLES: usize = 5;
 
 /// Where input comes from.
 #[derive(Debug, Clone)]
@@ -123,7 +125,8 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<Source>, ScanError> {
 #[derive(Debug, Default)]
 pub struct ScanReport {
     pub ingest: IngestStats,
-    /// Rejections with the source they came from; all of them are counted in `ingest`.
+    /// The first few rejections of each reason with the source they came from, as examples; all
+    /// of them are counted in `ingest`.
     pub rejections: Vec<(String, Rejection)>,
     pub detections: u64,
     pub findings: Vec<serde_json::Value>,
@@ -142,7 +145,10 @@ fn ingest_thread(
     to_enrich: SyncSender<Vec<Event>>,
     read: Arc<AtomicU64>,
 ) -> Result<(IngestStats, Vec<(String, Rejection)>), ScanError> {
+    // The first few rejections of each reason, as examples: every one is counted in the ingest
+    // stats, but keeping them all let a stream of garbage fill memory.
     let mut rejections = Vec::new();
+    let mut examples: BTreeMap<vigil_ingest::RejectReason, usize> = BTreeMap::new();
     let mut batch = Vec::with_capacity(BATCH);
     for source in sources {
         let label = source.label();
@@ -151,7 +157,11 @@ fn ingest_thread(
             let event = match item {
                 Ok(event) => event,
                 Err(rejection) => {
-                    rejections.push((label.clone(), rejection));
+                    let kept = examples.entry(rejection.reason).or_default();
+                    if *kept < REJECTION_EXAMPLES {
+                        *kept += 1;
+                        rejections.push((label.clone(), rejection));
+                    }
                     return;
                 }
             };
@@ -433,11 +443,9 @@ pub fn summary(report: &ScanReport) -> String {
     for (source, rejection) in report.rejections.iter().take(REJECTIONS_SHOWN) {
         text += &format!("    {source}: {rejection}\n");
     }
-    if report.rejections.len() > REJECTIONS_SHOWN {
-        text += &format!(
-            "    ... and {} more\n",
-            report.rejections.len() - REJECTIONS_SHOWN
-        );
+    let shown = report.rejections.len().min(REJECTIONS_SHOWN) as u64;
+    if stats.rejected_total() > shown {
+        text += &format!("    ... and {} more\n", stats.rejected_total() - shown);
     }
     if !stats.skipped.is_empty() {
         text += &format!(

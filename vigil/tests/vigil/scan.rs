@@ -968,3 +968,19 @@ fn outputs_are_checked_before_the_scan_and_never_overwrite_an_input() {
             .contains("\"version\"")
     );
 }
+
+#[test]
+fn rejections_are_counted_and_only_a_few_kept_as_examples() {
+    let dir = scratch("garbage");
+    let input = dir.join("garbage.txt");
+    let garbage: String = (0..50_000).map(|line| format!("not json {line}\n")).collect();
+    std::fs::write(&input, garbage).unwrap();
+    let stats = dir.join("stats.json");
+    let output = vigil(&["scan", input.to_str().unwrap(), "--stats", stats.to_str().unwrap()]);
+    assert!(output.status.success());
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(stats["rejected"]["invalid_json"], 50_000);
+    let examples = stats["rejections"].as_array().unwrap();
+    assert_eq!(examples.len(), 5, "{examples:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("... and 49995 more"));
+}
