@@ -74,6 +74,13 @@ impl Pipeline {
         })
     }
 
+    /// The same with ingest's size bounds (`--max-event-bytes`).
+    #[must_use]
+    pub fn with_ingest_limits(mut self, limits: vigil_ingest::Limits) -> Self {
+        self.stages.ingestor = Ingestor::new(limits);
+        self
+    }
+
     pub fn from_stages(stages: Stages) -> Self {
         Self {
             stages,

@@ -226,6 +226,10 @@ struct ScanArgs {
     /// Also write the findings as a self-contained HTML report to FILE (see `vigil report`).
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Largest event or line read; a larger one is rejected (counted, with its reason), as the
+    /// Kafka ingest stage's flag of the same name does.
+    #[arg(long, env = "VIGIL_MAX_EVENT_BYTES", default_value_t = 4 * 1024 * 1024)]
+    max_event_bytes: usize,
     /// Also write the summary's numbers as JSON to FILE, for scripts and CI.
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
@@ -340,7 +344,11 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let report = scan::run(scan::ScanOptions {
         sources,
-        pipeline: vigil_pipeline::Pipeline::with_engine(&settings, intel, engine),
+        pipeline: vigil_pipeline::Pipeline::with_engine(&settings, intel, engine)
+            .with_ingest_limits(vigil_ingest::Limits {
+                max_event_bytes: args.max_event_bytes,
+                ..vigil_ingest::Limits::default()
+            }),
         progress: scan::wants_progress(),
         report: report_file.is_some(),
     })?;

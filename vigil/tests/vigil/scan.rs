@@ -973,14 +973,49 @@ fn outputs_are_checked_before_the_scan_and_never_overwrite_an_input() {
 fn rejections_are_counted_and_only_a_few_kept_as_examples() {
     let dir = scratch("garbage");
     let input = dir.join("garbage.txt");
-    let garbage: String = (0..50_000).map(|line| format!("not json {line}\n")).collect();
+    let garbage: String = (0..50_000)
+        .map(|line| format!("not json {line}\n"))
+        .collect();
     std::fs::write(&input, garbage).unwrap();
     let stats = dir.join("stats.json");
-    let output = vigil(&["scan", input.to_str().unwrap(), "--stats", stats.to_str().unwrap()]);
+    let output = vigil(&[
+        "scan",
+        input.to_str().unwrap(),
+        "--stats",
+        stats.to_str().unwrap(),
+    ]);
     assert!(output.status.success());
     let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     assert_eq!(stats["rejected"]["invalid_json"], 50_000);
     let examples = stats["rejections"].as_array().unwrap();
     assert_eq!(examples.len(), 5, "{examples:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("... and 49995 more"));
+}
+
+#[test]
+fn the_event_size_limit_is_a_flag() {
+    let dir = scratch("max-event-bytes");
+    let input = dir.join("audit.jsonl");
+    let line = std::fs::read_to_string(repo().join("examples/audit/day-of-traffic.jsonl"))
+        .unwrap()
+        .lines()
+        .find(|line| line.len() > 600)
+        .unwrap()
+        .to_owned();
+    std::fs::write(&input, format!("{line}\n")).unwrap();
+    let stats = dir.join("stats.json");
+    let read = |limit: &str| -> Value {
+        let output = vigil(&[
+            "scan",
+            input.to_str().unwrap(),
+            "--max-event-bytes",
+            limit,
+            "--stats",
+            stats.to_str().unwrap(),
+        ]);
+        assert!(output.status.success());
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap()
+    };
+    assert_eq!(read("500")["rejected"]["too_large"], 1);
+    assert_eq!(read("1000000")["events"], 1);
 }
