@@ -199,6 +199,53 @@ pub enum BuildError {
     Contradiction(String),
     #[error("rule id {id:?} at {origin} is already taken by a built-in detector or rule")]
     Duplicate { id: String, origin: String },
+    #[error(
+        "rule {id:?} at {origin} raises {finding_type}, which the built-in {builtin:?} raises: its \
+         findings would merge into the built-in's and rewrite their title, description and \
+         severity. Give the rule a type of its own, or say `overrides = \"{builtin}\"` to replace \
+         the built-in (which is then off)"
+    )]
+    TakesOverBuiltin {
+        id: String,
+        origin: String,
+        finding_type: String,
+        builtin: String,
+    },
+    #[error(
+        "rule {id:?} at {origin} overrides {name:?}, which is no built-in raising {finding_type}"
+    )]
+    BadOverride {
+        id: String,
+        origin: String,
+        name: String,
+        finding_type: String,
+    },
+}
+
+/// Whether a catalogue entry's type (`<Purpose>:Kubernetes/TorIPCaller`,
+/// `Backdoor:Runtime/C&CActivity.B[!DNS]`, `Trojan:Runtime/{Phishing,DGA}...!DNS`, several
+/// separated by `, `) names `finding_type`.
+fn names_type(catalogue_type: &str, finding_type: &str) -> bool {
+    catalogue_type.split(", ").map(str::trim).any(|part| {
+        if let Some(rest) = part.strip_prefix("<Purpose>:") {
+            return finding_type
+                .split_once(':')
+                .is_some_and(|(_, tail)| tail == rest);
+        }
+        if let Some((base, optional)) = part.strip_suffix(']').and_then(|rest| rest.split_once('['))
+        {
+            return finding_type == base || finding_type.strip_prefix(base) == Some(optional);
+        }
+        if let (Some((head, rest)), true) = (part.split_once('{'), part.contains("...")) {
+            let (alternatives, tail) = rest.split_once('}').unwrap_or((rest, ""));
+            let suffix = tail.trim_start_matches("...");
+            return alternatives.split(',').any(|alternative| {
+                finding_type.starts_with(&format!("{head}{alternative}"))
+                    && finding_type.ends_with(suffix)
+            });
+        }
+        part == finding_type
+    })
 }
 
 /// One detector or rule as `vigil rules list` shows it.
@@ -258,6 +305,48 @@ fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, B
     for source in &config.rule_files {
         custom.extend(rules::parse_rules(&source.name, &source.text)?);
     }
+    // Built-ins whose findings a custom rule replaces: off.
+    let mut overridden: Vec<String> = Vec::new();
+    {
+        let builtin_types: Vec<(&str, &str)> = all
+            .iter()
+            .map(|(info, _)| (info.name, info.finding_type.as_str()))
+            .chain(
+                builtin
+                    .iter()
+                    .map(|rule| (rule.id, rule.finding_type.as_str())),
+            )
+            .collect();
+        for rule in &custom {
+            let takes_over: Vec<&str> = builtin_types
+                .iter()
+                .filter(|(_, kind)| names_type(kind, &rule.finding_type))
+                .map(|(name, _)| *name)
+                .collect();
+            match (&rule.overrides, takes_over.first()) {
+                (None, None) => {}
+                (None, Some(builtin)) => {
+                    return Err(BuildError::TakesOverBuiltin {
+                        id: rule.id.to_owned(),
+                        origin: rule.origin.clone(),
+                        finding_type: rule.finding_type.clone(),
+                        builtin: (*builtin).to_owned(),
+                    });
+                }
+                (Some(name), _) if takes_over.contains(&name.as_str()) => {
+                    overridden.push(name.clone());
+                }
+                (Some(name), _) => {
+                    return Err(BuildError::BadOverride {
+                        id: rule.id.to_owned(),
+                        origin: rule.origin.clone(),
+                        name: name.clone(),
+                        finding_type: rule.finding_type.clone(),
+                    });
+                }
+            }
+        }
+    }
     for rule in builtin.into_iter().chain(custom) {
         if all.iter().any(|(info, _)| info.name == rule.id) {
             return Err(BuildError::Duplicate {
@@ -279,6 +368,11 @@ fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, B
             },
             Some(rule),
         ));
+    }
+    for (info, _) in &mut all {
+        if overridden.iter().any(|name| name == info.name) {
+            info.enabled = false;
+        }
     }
     for name in &config.enable {
         if config.disable.contains(name) {

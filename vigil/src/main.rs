@@ -53,7 +53,8 @@ enum Command {
     /// Rules are TOML: `[[rule]]` tables with `id`, `type` (ThreatPurpose:Kubernetes/Name),
     /// `severity` (Low, Medium, High, Critical or 1.0-10.0), `title` and `description` (with `{field}`
     /// placeholders), optional `key` (aggregation key fields; default user.username and object),
-    /// `enabled`, `doc`, and conditions: `when` (all must hold), `any` (one must), `unless` (none may).
+    /// `enabled`, `doc`, `overrides` (the built-in it replaces, required to raise a built-in's
+    /// type), and conditions: `when` (all must hold), `any` (one must), `unless` (none may).
     /// A condition is `{ field = "...", <op> = value }` with op one of eq, neq, in, not_in, prefix,
     /// suffix, contains, matches (wildcards * and ?, as in suppression rules), regex, exists, gt,
     /// lt. Fields: `vigil rules fields` (Sigma's, Falco's and the audit JSON's names work too). The

@@ -76,6 +76,10 @@ pub(super) struct RawRule {
     /// A weak signal: raises no finding, only feeds the correlator's attack sequences.
     #[serde(default)]
     signal: bool,
+    /// The built-in detector or rule this rule replaces (which is then off): required when the
+    /// rule raises a finding type a built-in raises, whose findings it would otherwise take over.
+    #[serde(default)]
+    overrides: Option<String>,
     #[serde(default)]
     when: Vec<Spanned<RawCondition>>,
     #[serde(default)]
@@ -297,6 +301,7 @@ impl Loader<'_> {
             tags: self.tags(&raw.tags)?,
             references: raw.references,
             signal: raw.signal,
+            overrides: raw.overrides,
             when: self.conditions(raw.when, lists, source)?,
             any: self.conditions(raw.any, lists, source)?,
             unless: self.conditions(raw.unless, lists, source)?,

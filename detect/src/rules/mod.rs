@@ -77,6 +77,8 @@ pub struct Rule {
     /// A weak signal: its detections are marked `signal_only`, so publish raises no finding for
     /// them and only its correlator reads them (see `vigil-correlate`).
     pub signal: bool,
+    /// The built-in this rule replaces (`overrides = "id"`).
+    pub overrides: Option<String>,
     when: Vec<Condition>,
     any: Vec<Condition>,
     unless: Vec<Condition>,

@@ -1106,3 +1106,72 @@ fn acting_as_an_ordinary_user_or_being_refused_does_not_fire() {
     refused.status_code = Some(403);
     assert!(run("privileged_identity_impersonated", refused).is_empty());
 }
+
+fn rule_config(finding_type: &str, overrides: Option<&str>) -> DetectConfig {
+    let overrides = overrides.map_or(String::new(), |name| format!("overrides = \"{name}\"\n"));
+    let text = format!(
+        r#"
+[[rule]]
+id = "my_rule"
+type = "{finding_type}"
+severity = "Low"
+title = "mine"
+description = "mine"
+{overrides}when = [{{ field = "verb", eq = "get" }}]
+"#
+    );
+    DetectConfig {
+        rule_files: vec![RuleSource {
+            name: "mine.toml".into(),
+            text,
+        }],
+        ..DetectConfig::default()
+    }
+}
+
+fn with_rule(
+    finding_type: &str,
+    overrides: Option<&str>,
+) -> Result<Engine, BuildError> {
+    Engine::build(&rule_config(finding_type, overrides))
+}
+
+#[test]
+fn a_custom_rule_may_not_take_over_a_built_in_s_findings_unless_it_says_so() {
+    // A built-in's type, spelled as it raises it, or as a `<Purpose>:` type: refused, naming the
+    // built-in (its findings would merge and take the rule's title and severity).
+    for (kind, builtin) in [
+        (
+            "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+            "privileged_container",
+        ),
+        ("Discovery:Kubernetes/TorIPCaller", ""),
+        ("Backdoor:Runtime/C&CActivity.B!DNS", ""),
+    ] {
+        let error = with_rule(kind, None).expect_err(kind).to_string();
+        assert!(error.contains("overrides"), "{error}");
+        assert!(error.contains(builtin), "{error}");
+    }
+    // A type of its own: fine.
+    assert!(with_rule("CredentialAccess:Kubernetes/MyOwnThing", None).is_ok());
+    // Saying it replaces the built-in: accepted, and the built-in is off.
+    let config = rule_config(
+        "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+        Some("privileged_container"),
+    );
+    assert!(Engine::build(&config).is_ok());
+    let catalogue = Engine::catalogue(&config).unwrap();
+    let builtin = catalogue
+        .iter()
+        .find(|info| info.name == "privileged_container")
+        .unwrap();
+    assert!(!builtin.enabled);
+    // Overriding something that does not raise the type is a mistake.
+    let error = with_rule(
+        "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+        Some("exec_in_kube_system_pod"),
+    )
+    .expect_err("a wrong override")
+    .to_string();
+    assert!(error.contains("no built-in raising"), "{error}");
+}
