@@ -132,6 +132,9 @@ pub enum Tolerance {
     RequestUriInferred,
     /// No `stage`: taken as `ResponseComplete`.
     StageInferred,
+    /// An `auditID` (or runtime event id) an earlier, different event had: processed, since the
+    /// client sets the id (`Audit-ID`) and a reused one would otherwise hide its call.
+    IdReused,
 }
 
 impl Tolerance {
@@ -142,6 +145,7 @@ impl Tolerance {
             Self::TimeInferred => "time_inferred",
             Self::RequestUriInferred => "request_uri_inferred",
             Self::StageInferred => "stage_inferred",
+            Self::IdReused => "audit_id_reused",
         }
     }
 }
@@ -321,14 +325,39 @@ impl Ingestor {
         *self.stats.skipped.entry(reason).or_default() += 1;
     }
 
+    /// Whether an event goes on: not a repeat of its id with the same content (a redelivery,
+    /// skipped as a duplicate); a reused id with other content goes on, counted.
+    fn first_sighting(&mut self, id: &str, event: &impl serde::Serialize) -> bool {
+        match self.dedup.sighting(id, digest(event)) {
+            dedup::Sighting::First => true,
+            dedup::Sighting::Repeat => {
+                self.skip(SkipReason::Duplicate);
+                false
+            }
+            dedup::Sighting::Reused => {
+                self.tolerate(Tolerance::IdReused);
+                true
+            }
+        }
+    }
+
     /// Passes an event on unless its stage is not final or it is a duplicate.
     pub(crate) fn accept(&mut self, event: AuditEvent, out: &mut dyn FnMut(Ingested)) {
         if !is_final_stage(&event) {
             self.skip(SkipReason::NonFinalStage);
             return;
         }
-        if !self.dedup.first_sighting(&event.audit_id) {
-            self.skip(SkipReason::Duplicate);
+        // The request, not its stage: an exec's ResponseStarted and ResponseComplete are one call.
+        let request = (
+            &event.verb,
+            &event.request_uri,
+            &event.user,
+            &event.impersonated_user,
+            &event.source_ips,
+            &event.user_agent,
+            &event.object_ref,
+        );
+        if !self.first_sighting(&event.audit_id, &request) {
             return;
         }
         self.stats.events += 1;
@@ -349,8 +378,7 @@ impl Ingestor {
                 if event.cluster_hint.is_none() {
                     event.cluster_hint = cluster_hint.map(str::to_owned);
                 }
-                if !self.dedup.first_sighting(&event.event_id) {
-                    self.skip(SkipReason::Duplicate);
+                if !self.first_sighting(&event.event_id, &event) {
                     return;
                 }
                 self.stats.events += 1;
@@ -359,6 +387,28 @@ impl Ingestor {
             Err(rejection) => self.reject(rejection, out),
         }
     }
+}
+
+/// A digest of a normalized event (or of the request an audit event records): what detection
+/// reads, so the same event in another envelope or field order digests the same.
+fn digest(event: &impl serde::Serialize) -> u64 {
+    struct Digest(vigil_schemas::hash::StableHasher);
+    impl std::io::Write for Digest {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            std::hash::Hasher::write(&mut self.0, bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut digest = Digest(vigil_schemas::hash::StableHasher::default());
+    // Serializing plain data into a writer that cannot fail does not fail; were it to, the event
+    // counts as new rather than being dropped.
+    if serde_json::to_writer(&mut digest, event).is_err() {
+        return 0;
+    }
+    std::hash::Hasher::finish(&digest.0)
 }
 
 /// Connect requests whose `ResponseStarted` is the moment that matters.

@@ -1129,10 +1129,7 @@ description = "mine"
     }
 }
 
-fn with_rule(
-    finding_type: &str,
-    overrides: Option<&str>,
-) -> Result<Engine, BuildError> {
+fn with_rule(finding_type: &str, overrides: Option<&str>) -> Result<Engine, BuildError> {
     Engine::build(&rule_config(finding_type, overrides))
 }
 

@@ -608,3 +608,32 @@ fn a_line_cut_short_is_rejected_alone_and_the_next_line_is_read() {
     assert_eq!(ids(&result), ["next"], "{:?}", result.rejections);
     assert_eq!(result.rejections.len(), 1);
 }
+
+#[test]
+fn a_reused_audit_id_with_another_event_is_read_and_counted() {
+    // The client sets Audit-ID: an attacker's call that reuses an earlier event's id is its own
+    // event, not a redelivery.
+    let first = event("reused-id");
+    let mut attack = event("reused-id");
+    attack["user"]["username"] = json!("system:anonymous");
+    attack["verb"] = json!("get");
+    attack["objectRef"]["resource"] = json!("secrets");
+    let text = format!("{first}\n{attack}\n{first}\n{attack}\n");
+    let result = run(text.as_bytes());
+    let users: Vec<&str> = result
+        .events
+        .iter()
+        .map(|event| event.user.username.as_str())
+        .collect();
+    assert_eq!(users, ["alice", "system:anonymous"]);
+    let stats = result.ingestor.stats();
+    assert_eq!(
+        stats
+            .tolerated
+            .get(&vigil_ingest::Tolerance::IdReused)
+            .copied(),
+        Some(1)
+    );
+    // The exact repeats are redeliveries.
+    assert_eq!(stats.skipped.get(&SkipReason::Duplicate).copied(), Some(2));
+}
