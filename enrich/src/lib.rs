@@ -18,7 +18,7 @@ pub use inventory::Inventory;
 pub use process::ProcessTable;
 pub use providers::ProviderRanges;
 pub use tor_relays::TorRelays;
-use vigil_schemas::{AuditEvent, EnrichedEvent, Event, IpScope, RuntimeEvent};
+use vigil_schemas::{AuditEvent, EnrichedEvent, Event, IpIntel, IpScope, RuntimeEvent};
 
 /// The enrich stage's state.
 #[derive(Debug, Default)]
@@ -69,7 +69,7 @@ impl Enricher {
     /// A private address placed in the cluster's network (pods, VPC) when its ranges are configured;
     /// a public one that is the cluster's own (its NAT gateways, its nodes' public addresses) is
     /// `cluster`, whatever provider announces it.
-    fn placed(&self, cluster: &str, mut intel: vigil_schemas::IpIntel) -> vigil_schemas::IpIntel {
+    fn placed(&self, cluster: &str, mut intel: IpIntel) -> IpIntel {
         if let Ok(ip) = intel.ip.parse() {
             if intel.ip_scope() == Some(IpScope::Private) {
                 intel.network = self.clusters.network_of(cluster, ip).map(str::to_owned);
@@ -95,12 +95,20 @@ impl Enricher {
         if cluster.provider.is_none() {
             cluster.provider.clone_from(&event.cloud_provider);
         }
-        // The first source IP is the client; later ones are proxies it passed through.
+        // Every address is judged. `sourceIPs` is X-Forwarded-For (which the client writes), then
+        // X-Real-Ip, then the peer the API server saw (last): a first entry may be anything the
+        // caller chose. The caller is taken to be the address that says most: one on a threat list
+        // or a Tor exit anywhere in the list, else a public one not trusted, else a trusted public
+        // one, else any; among equals the last, the one nearest the API server. A private or
+        // trusted address written first cannot make a public caller look internal or trusted.
         let source_ip = event
             .source_ips
-            .first()
-            .and_then(|ip| self.intel.classify(ip))
-            .map(|intel| self.placed(&cluster.name, intel));
+            .iter()
+            .filter_map(|ip| self.intel.classify(ip))
+            .map(|intel| self.placed(&cluster.name, intel))
+            .enumerate()
+            .max_by_key(|(position, intel)| (caller_weight(intel), *position))
+            .map(|(_, intel)| intel);
         self.inventory.learn(&cluster.name, &event);
         let target = self.inventory.target_of(&cluster.name, &event);
         let owner = self.inventory.top_owner_of(&cluster.name, &event);
@@ -177,6 +185,24 @@ impl Enricher {
             file_matches,
             ..EnrichedEvent::default()
         }
+    }
+}
+
+/// How much an address of `sourceIPs` says about the caller: listed (a threat list, a Tor exit or
+/// relay) 3, public and neither trusted nor the cluster's own (its NAT gateways) 2, another public
+/// one 1, anything else 0.
+fn caller_weight(intel: &IpIntel) -> u8 {
+    if intel.tor_exit || intel.tor_relay || !intel.threat_matches.is_empty() {
+        3
+    } else if intel.ip_scope() == Some(IpScope::Public)
+        && !intel.trusted
+        && intel.network.as_deref() != Some("cluster")
+    {
+        2
+    } else if intel.ip_scope() == Some(IpScope::Public) {
+        1
+    } else {
+        0
     }
 }
 

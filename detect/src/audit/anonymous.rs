@@ -55,7 +55,14 @@ impl Detector for SuccessfulAnonymousAccess {
             severity::HIGH
         };
         let resource = resource_of(event);
-        let source = event.source_ips.first().cloned().unwrap_or_default();
+        // The address enrich judged the caller's (the most telling of `sourceIPs`, whose first
+        // entries the client writes).
+        let source = enriched
+            .source_ip
+            .as_ref()
+            .map(|intel| intel.ip.clone())
+            .or_else(|| event.source_ips.last().cloned())
+            .unwrap_or_default();
         let title = format!(
             "Unauthenticated {} succeeded against {resource}.",
             event.verb

@@ -1019,3 +1019,68 @@ fn the_event_size_limit_is_a_flag() {
     assert_eq!(read("500")["rejected"]["too_large"], 1);
     assert_eq!(read("1000000")["events"], 1);
 }
+
+#[test]
+fn a_spoofed_first_source_ip_hides_no_caller() {
+    // X-Forwarded-For is the client's to write: a private first entry before a Tor exit (the peer
+    // the API server saw), or a Tor exit behind a private load balancer, is a Tor caller.
+    let dir = scratch("spoofed-xff");
+    let event = |id: &str, ips: &[&str]| {
+        serde_json::json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": id,
+            "stage": "ResponseComplete", "requestURI": "/api/v1/namespaces/shop/secrets", "verb": "list",
+            "user": {"username": format!("user-{id}"), "groups": ["system:authenticated"]},
+            "sourceIPs": ips, "userAgent": "kubectl/v1.29.1",
+            "objectRef": {"resource": "secrets", "namespace": "shop", "apiVersion": "v1"},
+            "responseStatus": {"metadata": {}, "code": 200},
+            "requestReceivedTimestamp": "2024-03-12T09:00:00.000000Z",
+            "stageTimestamp": "2024-03-12T09:00:00.010000Z",
+        })
+        .to_string()
+    };
+    let input = dir.join("audit.jsonl");
+    std::fs::write(
+        &input,
+        [
+            event("spoofed", &["10.0.0.7", "185.220.101.4"]),
+            event("behind-lb", &["185.220.101.4", "10.0.0.8"]),
+            event("internal", &["10.0.0.9"]),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let found = findings(&vigil(&[
+        "scan",
+        "--config",
+        "examples/vigil.toml",
+        input.to_str().unwrap(),
+    ]));
+    let tor_callers: BTreeSet<String> = found
+        .iter()
+        .filter(|finding| finding["type"] == "CredentialAccess:Kubernetes/TorIPCaller")
+        .map(|finding| {
+            let call = &finding["service"]["action"]["kubernetesApiCallAction"];
+            assert_eq!(call["remoteIpDetails"]["ipAddressV4"], "185.220.101.4");
+            finding["resource"]["kubernetesDetails"]["kubernetesUserDetails"]["username"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        tor_callers,
+        BTreeSet::from(["user-spoofed".to_owned(), "user-behind-lb".to_owned()])
+    );
+    // Every address is in the finding.
+    let spoofed = found
+        .iter()
+        .find(|finding| {
+            finding["resource"]["kubernetesDetails"]["kubernetesUserDetails"]["username"]
+                == "user-spoofed"
+        })
+        .unwrap();
+    assert_eq!(
+        spoofed["service"]["action"]["kubernetesApiCallAction"]["sourceIPs"],
+        serde_json::json!(["10.0.0.7", "185.220.101.4"])
+    );
+}
