@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod detection;
 pub mod facts;
 pub mod recent;
+pub mod redact;
 pub mod registry;
 pub mod rules;
 pub mod runtime;
@@ -499,6 +500,10 @@ impl Engine {
             let fired = out.len() - before;
             if fired > 0 {
                 *self.fired.entry(detector.name()).or_default() += fired as u64;
+                // No secret from a URI or a command line leaves detect in a finding.
+                for detection in out.iter_mut().skip(before) {
+                    redact::redact_detection(detection);
+                }
             }
         }
     }

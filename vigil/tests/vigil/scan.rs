@@ -1084,3 +1084,48 @@ fn a_spoofed_first_source_ip_hides_no_caller() {
         serde_json::json!(["10.0.0.7", "185.220.101.4"])
     );
 }
+
+#[test]
+fn secrets_in_commands_and_uris_do_not_reach_findings() {
+    let dir = scratch("redaction");
+    let jwt = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6a3ViZS1zeXN0ZW06ZGVmYXVsdCJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+    let uri = format!(
+        "/api/v1/namespaces/kube-system/pods/coredns-1/exec?command=curl&command=-H&command=Authorization%3A+Bearer+{jwt}&command=https%3A%2F%2Fkubernetes&command=--password%3Dhunter22&container=coredns&stdout=true"
+    );
+    let event = serde_json::json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": "redact-1",
+        "stage": "ResponseStarted", "requestURI": uri, "verb": "create",
+        "user": {"username": "bob", "groups": ["system:authenticated"]},
+        "sourceIPs": ["10.0.0.5"], "userAgent": "kubectl/v1.29.1",
+        "objectRef": {"resource": "pods", "subresource": "exec", "namespace": "kube-system", "name": "coredns-1", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 101},
+        "requestReceivedTimestamp": "2024-03-12T09:00:00.000000Z", "stageTimestamp": "2024-03-12T09:00:00.010000Z",
+    });
+    let input = dir.join("audit.jsonl");
+    std::fs::write(&input, event.to_string()).unwrap();
+    for format in ["guardduty", "ocsf"] {
+        let output = vigil(&["scan", "--format", format, input.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success());
+        assert!(text.contains("ExecInKubeSystemPod"), "{text}");
+        assert!(!text.contains(jwt), "{format}: the token is in a finding");
+        assert!(
+            !text.contains("hunter22"),
+            "{format}: the password is in a finding"
+        );
+        assert!(text.contains("[REDACTED:jwt:"), "{text}");
+    }
+    let found = findings(&vigil(&["scan", input.to_str().unwrap()]));
+    let additional: Value = serde_json::from_str(
+        found[0]["service"]["additionalInfo"]["value"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    // The finding says what it redacted.
+    let redacted = additional["redacted"].as_str().unwrap();
+    assert!(
+        redacted.contains("jwt") && redacted.contains("credential"),
+        "{redacted}"
+    );
+}
