@@ -74,6 +74,12 @@ impl Pipeline {
         })
     }
 
+    /// Holds at most `cap` findings in publish (`vigil scan --max-findings`).
+    pub fn bound_findings(&mut self, cap: usize) {
+        let publisher = std::mem::take(&mut self.stages.publisher);
+        self.stages.publisher = publisher.with_max_findings(cap);
+    }
+
     /// The same with ingest's size bounds (`--max-event-bytes`).
     #[must_use]
     pub fn with_ingest_limits(mut self, limits: vigil_ingest::Limits) -> Self {

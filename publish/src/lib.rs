@@ -38,6 +38,11 @@ pub struct Aggregator {
     findings: HashMap<String, Finding>,
     suppression: suppress::Suppression,
     suppressed: u64,
+    /// When each finding was last updated, in order of updates: the least recently updated is
+    /// the first to go when a cap bounds the store.
+    touched: HashMap<String, u64>,
+    by_touch: std::collections::BTreeMap<u64, String>,
+    clock: u64,
 }
 
 /// What adding a detection did.
@@ -67,7 +72,23 @@ impl Aggregator {
 
     /// Puts back a finding from saved state (a restart).
     pub fn restore(&mut self, finding: Finding) {
+        self.touch(&finding.id);
         self.findings.insert(finding.id.clone(), finding);
+    }
+
+    fn touch(&mut self, id: &str) {
+        self.clock += 1;
+        if let Some(before) = self.touched.insert(id.to_owned(), self.clock) {
+            self.by_touch.remove(&before);
+        }
+        self.by_touch.insert(self.clock, id.to_owned());
+    }
+
+    /// Takes out the least recently updated finding.
+    pub fn evict_least_recent(&mut self) -> Option<Finding> {
+        let (_, id) = self.by_touch.pop_first()?;
+        self.touched.remove(&id);
+        self.findings.remove(&id)
     }
 
     /// Folds one detection in; returns what happened and the finding as it now stands.
@@ -77,6 +98,9 @@ impl Aggregator {
             .findings
             .get(&id)
             .is_some_and(|found| found.recent_event_ids.contains(&detection.event_id));
+        if !repeated {
+            self.touch(&id);
+        }
         let time = detection.event_time_micros;
         let finding = self.findings.entry(id.clone()).or_insert_with(|| Finding {
             id,
@@ -144,8 +168,22 @@ impl Aggregator {
 
     /// Forgets the findings of a cluster (its partition went to another instance).
     pub(crate) fn forget_cluster(&mut self, cluster_key: &str) {
-        self.findings
-            .retain(|_, finding| finding.detection.cluster.key() != cluster_key);
+        let gone: Vec<String> = self
+            .findings
+            .values()
+            .filter(|finding| finding.detection.cluster.key() == cluster_key)
+            .map(|finding| finding.id.clone())
+            .collect();
+        for id in &gone {
+            self.remove(id);
+        }
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Finding> {
+        if let Some(at) = self.touched.remove(id) {
+            self.by_touch.remove(&at);
+        }
+        self.findings.remove(id)
     }
 
     /// Forgets the findings last seen before `micros`; returns their ids.
@@ -158,7 +196,7 @@ impl Aggregator {
             .collect();
         old.sort();
         for id in &old {
-            self.findings.remove(id);
+            self.remove(id);
         }
         old
     }

@@ -41,6 +41,11 @@ pub struct Publisher {
     /// The latest event time seen, and when weak signals were last pruned.
     watermark: i64,
     pruned_at: i64,
+    /// At most this many findings are held; past it the least recently updated is handed out
+    /// (`take_evicted`) and forgotten. `None`: no cap (the Kafka stage, whose state is a topic).
+    max_findings: Option<usize>,
+    evicted: Vec<Finding>,
+    evicted_total: u64,
 }
 
 impl Default for Publisher {
@@ -58,7 +63,28 @@ impl Publisher {
             correlator: Correlator::new(correlation),
             watermark: i64::MIN,
             pruned_at: i64::MIN,
+            max_findings: None,
+            evicted: Vec::new(),
+            evicted_total: 0,
         }
+    }
+
+    /// Holds at most `cap` findings: memory stays flat however many distinct findings the input
+    /// raises. A finding evicted and raised again starts counting afresh under the same id.
+    #[must_use]
+    pub fn with_max_findings(mut self, cap: usize) -> Self {
+        self.max_findings = Some(cap.max(1));
+        self
+    }
+
+    /// The findings evicted since the last call, least recently updated first: to write out now.
+    pub fn take_evicted(&mut self) -> Vec<Finding> {
+        std::mem::take(&mut self.evicted)
+    }
+
+    /// Findings evicted so far.
+    pub fn evicted_total(&self) -> u64 {
+        self.evicted_total
     }
 
     /// Folds one detection in; returns what changed.
@@ -148,6 +174,15 @@ impl Publisher {
         }
         published.associated.sort();
         published.associated.dedup();
+        if let Some(cap) = self.max_findings {
+            while self.findings.len() > cap {
+                let Some(finding) = self.findings.evict_least_recent() else {
+                    break;
+                };
+                self.evicted_total += 1;
+                self.evicted.push(finding);
+            }
+        }
         published
     }
 

@@ -231,6 +231,12 @@ struct ScanArgs {
     /// Kafka ingest stage's flag of the same name does.
     #[arg(long, env = "VIGIL_MAX_EVENT_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_event_bytes: usize,
+    /// Most findings held at once. Past it the least recently updated is written out and
+    /// forgotten, so memory stays flat however many distinct findings the input raises; one raised
+    /// again is written again, its count starting afresh (the output then holds it twice, and its
+    /// counts add up).
+    #[arg(long, default_value_t = 20_000)]
+    max_findings: usize,
     /// Also write the summary's numbers as JSON to FILE, for scripts and CI.
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
@@ -343,20 +349,22 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
         ));
     }
-    let report = scan::run(scan::ScanOptions {
+    let mut pipeline = vigil_pipeline::Pipeline::with_engine(&settings, intel, engine)
+        .with_ingest_limits(vigil_ingest::Limits {
+            max_event_bytes: args.max_event_bytes,
+            ..vigil_ingest::Limits::default()
+        });
+    pipeline.bound_findings(args.max_findings);
+    let options = scan::ScanOptions {
         sources,
-        pipeline: vigil_pipeline::Pipeline::with_engine(&settings, intel, engine)
-            .with_ingest_limits(vigil_ingest::Limits {
-                max_event_bytes: args.max_event_bytes,
-                ..vigil_ingest::Limits::default()
-            }),
+        pipeline,
         progress: scan::wants_progress(),
         report: report_file.is_some(),
-    })?;
-    match output_file.as_mut() {
-        Some(file) => scan::write_findings(file.writer()?, &report.findings)?,
-        None => scan::write_findings(&mut std::io::stdout().lock(), &report.findings)?,
-    }
+    };
+    let report = match output_file.as_mut() {
+        Some(file) => scan::run(options, file.writer()?)?,
+        None => scan::run(options, &mut std::io::stdout().lock())?,
+    };
     if let Some(file) = output_file {
         file.commit()?;
     }

@@ -129,7 +129,8 @@ pub struct ScanReport {
     /// of them are counted in `ingest`.
     pub rejections: Vec<(String, Rejection)>,
     pub detections: u64,
-    pub findings: Vec<serde_json::Value>,
+    /// The findings written, counted as they went: none is kept in memory.
+    pub tally: Tally,
     /// The findings as GuardDuty JSON, what the HTML report reads (when asked for).
     pub report_findings: Vec<serde_json::Value>,
     pub elapsed: Duration,
@@ -214,9 +215,81 @@ fn detect_thread(
     engine
 }
 
-/// Runs the pipeline's stages, each on its own thread, to the end of the input and returns the
-/// findings with the statistics.
-pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
+/// The findings written so far, counted for the summary: by severity and type (archived apart), and
+/// how many were evicted early because the store was full.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub written: u64,
+    pub archived: u64,
+    pub evicted: u64,
+    /// Not archived, by (severity, type).
+    pub by_type: BTreeMap<(String, String), u64>,
+}
+
+/// Writes findings as JSON lines as they are done, counting them.
+struct FindingWriter<'a> {
+    out: std::io::BufWriter<&'a mut dyn Write>,
+    format: vigil_publish::Format,
+    /// GuardDuty JSON of every finding, kept only for `--report`.
+    report: Option<Vec<serde_json::Value>>,
+    tally: Tally,
+}
+
+impl FindingWriter<'_> {
+    fn line(&mut self, value: &serde_json::Value) -> Result<(), ScanError> {
+        serde_json::to_writer(&mut self.out, value)
+            .map_err(|error| ScanError::Output(error.into()))?;
+        self.out.write_all(b"\n").map_err(ScanError::Output)
+    }
+
+    fn count(&mut self, kind: &str, severity: f64, archived: bool) {
+        self.tally.written += 1;
+        if archived {
+            self.tally.archived += 1;
+        } else {
+            *self
+                .tally
+                .by_type
+                .entry((severity_name(severity).to_owned(), kind.to_owned()))
+                .or_default() += 1;
+        }
+    }
+
+    fn finding(&mut self, finding: &vigil_schemas::Finding) -> Result<(), ScanError> {
+        self.count(
+            &finding.detection.finding_type,
+            finding.detection.severity,
+            finding.archived,
+        );
+        let rendered = self.format.render(finding);
+        self.line(&rendered)?;
+        if let Some(report) = &mut self.report {
+            report.push(match self.format {
+                vigil_publish::Format::GuardDuty => rendered,
+                _ => vigil_publish::Format::GuardDuty.render(finding),
+            });
+        }
+        Ok(())
+    }
+
+    fn sequence(&mut self, sequence: &vigil_publish::Sequence) -> Result<(), ScanError> {
+        self.count(vigil_publish::SEQUENCE_TYPE, sequence.severity, false);
+        let rendered = self.format.render_sequence(sequence);
+        self.line(&rendered)?;
+        if let Some(report) = &mut self.report {
+            report.push(match self.format {
+                vigil_publish::Format::GuardDuty => rendered,
+                _ => vigil_publish::Format::GuardDuty.render_sequence(sequence),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Runs the pipeline's stages, each on its own thread, to the end of the input, writing the
+/// findings to `output` as JSON lines (a finding evicted from a full store as it goes, the rest
+/// at the end, oldest first, then the attack sequences) and returns the statistics.
+pub fn run(options: ScanOptions, output: &mut dyn Write) -> Result<ScanReport, ScanError> {
     let Stages {
         ingestor,
         enricher,
@@ -248,6 +321,12 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
         .spawn(move || detect_thread(engine, detect_input, to_publish))
         .map_err(|_| ScanError::Thread("detect"))?;
 
+    let mut writer = FindingWriter {
+        out: std::io::BufWriter::new(output),
+        format,
+        report: options.report.then(Vec::new),
+        tally: Tally::default(),
+    };
     // publish runs here, with the progress line.
     let mut detections = 0u64;
     let mut last_progress = Instant::now();
@@ -257,6 +336,10 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
                 for detection in batch {
                     if !publisher.add(detection).weak {
                         detections += 1;
+                    }
+                    for finding in publisher.take_evicted() {
+                        writer.tally.evicted += 1;
+                        writer.finding(&finding)?;
                     }
                 }
             }
@@ -288,39 +371,21 @@ pub fn run(options: ScanOptions) -> Result<ScanReport, ScanError> {
     let mut state_changes = Vec::new();
     engine.drain_state(&mut state_changes);
 
-    // The findings, oldest first, then the attack sequences they form.
-    let findings: Vec<serde_json::Value> = publisher
-        .findings()
-        .into_iter()
-        .map(|finding| format.render(finding))
-        .chain(
-            publisher
-                .sequences()
-                .into_iter()
-                .map(|sequence| format.render_sequence(sequence)),
-        )
-        .collect();
-    let report_findings = match (options.report, format) {
-        (false, _) => Vec::new(),
-        (true, vigil_publish::Format::GuardDuty) => findings.clone(),
-        (true, _) => publisher
-            .findings()
-            .into_iter()
-            .map(|finding| vigil_publish::Format::GuardDuty.render(finding))
-            .chain(
-                publisher
-                    .sequences()
-                    .into_iter()
-                    .map(|sequence| vigil_publish::Format::GuardDuty.render_sequence(sequence)),
-            )
-            .collect(),
-    };
+    // The findings held, oldest first, then the attack sequences they form.
+    for finding in publisher.findings() {
+        writer.finding(finding)?;
+    }
+    for sequence in publisher.sequences() {
+        writer.sequence(sequence)?;
+    }
+    writer.out.flush().map_err(ScanError::Output)?;
+    let FindingWriter { report, tally, .. } = writer;
     Ok(ScanReport {
         ingest: ingest_stats,
         rejections,
         detections,
-        findings,
-        report_findings,
+        tally,
+        report_findings: report.unwrap_or_default(),
         elapsed: started.elapsed(),
         sources,
         state_changes,
@@ -384,20 +449,6 @@ pub fn write_state(state: &BTreeMap<String, Vec<u8>>) -> String {
         })
         .collect();
     serde_json::json!({"version": STATE_FILE_VERSION, "entries": entries}).to_string()
-}
-
-/// Findings as JSON lines.
-pub fn write_findings(
-    out: &mut dyn Write,
-    findings: &[serde_json::Value],
-) -> Result<(), ScanError> {
-    let mut buffered = std::io::BufWriter::new(out);
-    for finding in findings {
-        serde_json::to_writer(&mut buffered, finding)
-            .map_err(|error| ScanError::Output(error.into()))?;
-        buffered.write_all(b"\n").map_err(ScanError::Output)?;
-    }
-    buffered.flush().map_err(ScanError::Output)
 }
 
 fn severity_name(severity: f64) -> &'static str {
@@ -473,10 +524,11 @@ pub fn summary(report: &ScanReport) -> String {
             )
         );
     }
-    let archived = archived_count(report);
+    let tally = &report.tally;
+    let archived = tally.archived;
     text += &format!(
         "  findings: {} (from {} detections){}\n",
-        report.findings.len() - archived,
+        tally.written - archived,
         report.detections,
         if archived > 0 {
             format!(", and {archived} archived by suppression rules")
@@ -484,50 +536,25 @@ pub fn summary(report: &ScanReport) -> String {
             String::new()
         }
     );
-    let mut by_type: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for finding in report
-        .findings
-        .iter()
-        .filter(|finding| !is_archived(finding))
-    {
-        let kind = finding["type"].as_str().unwrap_or_default().to_owned();
-        let severity = severity_name(finding["severity"].as_f64().unwrap_or_default()).to_owned();
-        *by_type.entry((severity, kind)).or_default() += 1;
+    if tally.evicted > 0 {
+        text += &format!(
+            "  {} findings were written early and forgotten, the store being full \
+             (--max-findings): one raised again is written again, counting afresh\n",
+            tally.evicted
+        );
     }
-    for ((severity, kind), count) in by_type {
+    for ((severity, kind), count) in &tally.by_type {
         text += &format!("    {severity:<8} {kind}  x{count}\n");
     }
     text
 }
 
-fn is_archived(finding: &serde_json::Value) -> bool {
-    finding
-        .get("service")
-        .and_then(|service| service.get("archived"))
-        .and_then(serde_json::Value::as_bool)
-        == Some(true)
-}
-
-fn archived_count(report: &ScanReport) -> usize {
-    report
-        .findings
-        .iter()
-        .filter(|finding| is_archived(finding))
-        .count()
-}
-
 /// The summary's numbers as JSON: `events`, `rejected` and `skipped` by reason, `tolerated` by kind, `detections`,
-/// `findings` by type (archived ones apart, under `archived`), `seconds`.
+/// `findings` by type (archived ones apart, under `archived`), `evicted`, `seconds`.
 pub fn stats_json(report: &ScanReport) -> serde_json::Value {
-    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
-    for finding in report
-        .findings
-        .iter()
-        .filter(|finding| !is_archived(finding))
-    {
-        *by_type
-            .entry(finding["type"].as_str().unwrap_or_default().to_owned())
-            .or_default() += 1;
+    let mut by_type: BTreeMap<&str, u64> = BTreeMap::new();
+    for ((_, kind), count) in &report.tally.by_type {
+        *by_type.entry(kind.as_str()).or_default() += count;
     }
     serde_json::json!({
         "events": report.ingest.events,
@@ -537,7 +564,8 @@ pub fn stats_json(report: &ScanReport) -> serde_json::Value {
         "rejections": report.rejections.iter().map(|(source, rejection)| format!("{source}: {rejection}")).collect::<Vec<_>>(),
         "detections": report.detections,
         "findings": by_type,
-        "archived": archived_count(report),
+        "archived": report.tally.archived,
+        "evicted": report.tally.evicted,
         "seconds": report.elapsed.as_secs_f64(),
     })
 }

@@ -1129,3 +1129,57 @@ fn secrets_in_commands_and_uris_do_not_reach_findings() {
         "{redacted}"
     );
 }
+
+#[test]
+fn the_finding_store_is_bounded_and_what_leaves_it_is_written_not_lost() {
+    // 300 anonymous reads from 300 (spoofable) addresses: 300 distinct findings, with room for 50.
+    let dir = scratch("bounded-findings");
+    let input = dir.join("audit.jsonl");
+    let lines: Vec<String> = (0..300)
+        .map(|index| {
+            serde_json::json!({
+                "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+                "auditID": format!("anon-{index}"), "stage": "ResponseComplete",
+                "requestURI": "/api/v1/namespaces/shop/configmaps", "verb": "list",
+                "user": {"username": "system:anonymous", "groups": ["system:unauthenticated"]},
+                "sourceIPs": [format!("198.51.{}.{}", 100 + index / 250, index % 250 + 1)],
+                "objectRef": {"resource": "configmaps", "namespace": "shop", "apiVersion": "v1"},
+                "responseStatus": {"metadata": {}, "code": 200},
+                "requestReceivedTimestamp": format!("2024-03-12T09:{:02}:{:02}.000000Z", index / 60, index % 60),
+                "stageTimestamp": format!("2024-03-12T09:{:02}:{:02}.010000Z", index / 60, index % 60),
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let stats = dir.join("stats.json");
+    let scan = |cap: &str| {
+        let output = vigil(&[
+            "scan",
+            input.to_str().unwrap(),
+            "--max-findings",
+            cap,
+            "--stats",
+            stats.to_str().unwrap(),
+        ]);
+        let found = findings(&output);
+        let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+        (found, stats)
+    };
+    let (bounded, bounded_stats) = scan("50");
+    let (unbounded, _) = scan("100000");
+    let ids = |found: &[Value]| -> BTreeSet<String> {
+        found
+            .iter()
+            .map(|finding| finding["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Every finding is written, whether it left the store early or not.
+    assert!(unbounded.len() >= 300, "{}", unbounded.len());
+    assert_eq!(ids(&bounded), ids(&unbounded));
+    assert_eq!(bounded.len(), unbounded.len());
+    assert!(
+        bounded_stats["evicted"].as_u64().unwrap() >= 250,
+        "{bounded_stats}"
+    );
+}
