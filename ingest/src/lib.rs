@@ -327,22 +327,18 @@ impl Ingestor {
 
     /// Whether an event goes on: not a repeat of its id with the same content (a redelivery,
     /// skipped as a duplicate); a reused id with other content goes on, counted.
-    fn first_sighting(&mut self, id: &str, event: &impl serde::Serialize) -> bool {
-        match self.dedup.sighting(id, digest(event)) {
-            dedup::Sighting::First => true,
-            dedup::Sighting::Repeat => {
-                self.skip(SkipReason::Duplicate);
-                false
-            }
-            dedup::Sighting::Reused => {
-                self.tolerate(Tolerance::IdReused);
-                true
-            }
+    fn sighting(&mut self, id: &str, event: &impl serde::Serialize) -> dedup::Sighting {
+        let sighting = self.dedup.sighting(id, digest(event));
+        match sighting {
+            dedup::Sighting::First => {}
+            dedup::Sighting::Repeat => self.skip(SkipReason::Duplicate),
+            dedup::Sighting::Reused => self.tolerate(Tolerance::IdReused),
         }
+        sighting
     }
 
     /// Passes an event on unless its stage is not final or it is a duplicate.
-    pub(crate) fn accept(&mut self, event: AuditEvent, out: &mut dyn FnMut(Ingested)) {
+    pub(crate) fn accept(&mut self, mut event: AuditEvent, out: &mut dyn FnMut(Ingested)) {
         if !is_final_stage(&event) {
             self.skip(SkipReason::NonFinalStage);
             return;
@@ -357,8 +353,10 @@ impl Ingestor {
             &event.user_agent,
             &event.object_ref,
         );
-        if !self.first_sighting(&event.audit_id, &request) {
-            return;
+        match self.sighting(&event.audit_id, &request) {
+            dedup::Sighting::First => {}
+            dedup::Sighting::Repeat => return,
+            dedup::Sighting::Reused => event.audit_id_reused = true,
         }
         self.stats.events += 1;
         out(Ok(Event::Audit(Box::new(event))));
@@ -378,7 +376,7 @@ impl Ingestor {
                 if event.cluster_hint.is_none() {
                     event.cluster_hint = cluster_hint.map(str::to_owned);
                 }
-                if !self.first_sighting(&event.event_id, &event) {
+                if self.sighting(&event.event_id, &event) == dedup::Sighting::Repeat {
                     return;
                 }
                 self.stats.events += 1;

@@ -67,7 +67,7 @@ record!(Finding, "Finding.avsc");
 
 /// The writer schemas of earlier releases, by record: `schemas/history/<Record>/<fingerprint>.avsc`.
 /// A test holds this list to the directory, so none is forgotten.
-pub const HISTORY: [(&str, &str, &str); 9] = [
+pub const HISTORY: [(&str, &str, &str); 11] = [
     history!(AuditEvent, "a8cbb10e67e3ad7e"),
     history!(RuntimeEvent, "00ca457dc1afe118"),
     history!(EnrichedEvent, "0cebec42cef3d6cd"),
@@ -77,6 +77,8 @@ pub const HISTORY: [(&str, &str, &str); 9] = [
     history!(Detection, "a4fc4b4b4d42a169"),
     history!(Finding, "14e4b68b64b9ca9a"),
     history!(EnrichedEvent, "5de0f59ede2d954e"),
+    history!(AuditEvent, "145f23d489364511"),
+    history!(EnrichedEvent, "3f9f55c03ae2b720"),
 ];
 
 /// Every `.avsc` file with the name of the record it defines.

@@ -219,6 +219,11 @@ pub struct AuditEvent {
     #[serde(default)]
     #[avro(default = "null")]
     pub ingress: Option<IngressSpec>,
+    /// Its `auditID` came before with another request: the client sets the id (`Audit-ID`), and
+    /// one reused hides a call from deduplication by id. Set by ingest, which passes it on.
+    #[serde(default)]
+    #[avro(default = "false")]
+    pub audit_id_reused: bool,
 }
 
 /// An Ingress from a create/update/patch request or its response.

@@ -572,6 +572,13 @@ pub const FIELDS: &[FieldDef] = &[
         }
     ),
     field!(
+        "audit_id_reused",
+        "its auditID came before with another request (a client-set Audit-ID reused)",
+        |e, out| if let Some(a) = audit(e) {
+            flag(out, a.audit_id_reused)
+        }
+    ),
+    field!(
         "succeeded",
         "derived: the API server carried the request out (2xx or 101)",
         |e, out| if let Some(a) = audit(e) {

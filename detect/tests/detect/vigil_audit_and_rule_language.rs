@@ -1172,3 +1172,17 @@ fn a_custom_rule_may_not_take_over_a_built_in_s_findings_unless_it_says_so() {
     .to_string();
     assert!(error.contains("no built-in raising"), "{error}");
 }
+
+// ---- audit ids
+
+#[test]
+fn a_reused_audit_id_fires_and_a_fresh_one_does_not() {
+    let mut reused = request("mallory", "get", "secrets", Some("shop"), Some("db"), 200);
+    reused.audit_id_reused = true;
+    assert_eq!(
+        run("audit_id_reused", reused),
+        ["DefenseEvasion:Kubernetes/AuditIdReused"]
+    );
+    let fresh = request("mallory", "get", "secrets", Some("shop"), Some("db"), 200);
+    assert!(run("audit_id_reused", fresh).is_empty());
+}

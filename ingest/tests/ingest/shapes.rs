@@ -626,6 +626,13 @@ fn a_reused_audit_id_with_another_event_is_read_and_counted() {
         .map(|event| event.user.username.as_str())
         .collect();
     assert_eq!(users, ["alice", "system:anonymous"]);
+    // The reused one says so, for detection (DefenseEvasion:Kubernetes/AuditIdReused).
+    let reused: Vec<bool> = result
+        .events
+        .iter()
+        .map(|event| event.audit_id_reused)
+        .collect();
+    assert_eq!(reused, [false, true]);
     let stats = result.ingestor.stats();
     assert_eq!(
         stats

@@ -77,6 +77,7 @@ prop_compose! {
             permission_checked, request_object, response_object: None, objects_truncated: false,
             cloud_provider: Some("gcp".into()), exec_command: vec!["sh".into(), "-c".into()],
             ingress: Some(IngressSpec { hosts: vec!["shop.example".into()], tls: false, ..IngressSpec::default() }),
+            audit_id_reused: true,
         }
     }
 }
