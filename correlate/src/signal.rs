@@ -3,7 +3,7 @@
 //! endpoints (public addresses, domains) it names; two signals that share one are linked.
 
 use serde::{Deserialize, Serialize};
-use vigil_schemas::attack::attack_of;
+use vigil_schemas::attack::attack_of_detection;
 use vigil_schemas::{Detection, Finding};
 
 /// What a link key names. Resource links are weaker than the others (a pod lives long and many
@@ -78,13 +78,7 @@ impl Signal {
     pub fn of(finding: &Finding) -> Self {
         let detection = &finding.detection;
         let arn = detection.cluster.finding_arn(&finding.id);
-        let declared: Vec<String> = detection
-            .additional_info
-            .iter()
-            .filter(|pair| pair.key == "mitreAttack")
-            .flat_map(|pair| pair.value.split(',').map(|tag| tag.trim().to_owned()))
-            .collect();
-        let attack = attack_of(&detection.finding_type, &declared);
+        let attack = attack_of_detection(detection);
         let mut signal = Self {
             uid: finding.id.clone(),
             arn,

@@ -130,6 +130,18 @@ pub fn purpose_tactic(purpose: &str) -> Option<&'static str> {
 /// types whose purpose follows the call, with the purpose's tactic), then what the rule that raised
 /// it declared in its `tags` (`TA…` tactics, `T…` techniques). A type with neither gets its
 /// purpose's tactic.
+/// The tactics and techniques of a detection: its type's row with the ids its rule declared
+/// (`additionalInfo` `mitreAttack`, comma-separated).
+pub fn attack_of_detection(detection: &crate::Detection) -> Attack {
+    let declared: Vec<String> = detection
+        .additional_info
+        .iter()
+        .filter(|pair| pair.key == "mitreAttack")
+        .flat_map(|pair| pair.value.split(',').map(|tag| tag.trim().to_owned()))
+        .collect();
+    attack_of(&detection.finding_type, &declared)
+}
+
 pub fn attack_of(finding_type: &str, declared: &[String]) -> Attack {
     let table = table();
     let mut attack = Attack::default();

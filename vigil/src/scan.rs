@@ -255,34 +255,35 @@ impl FindingWriter<'_> {
         }
     }
 
+    /// Writes a finding or sequence rendered by `render` in the output format, and keeps its
+    /// GuardDuty JSON for `--report`.
+    fn write(
+        &mut self,
+        render: impl Fn(vigil_publish::Format) -> serde_json::Value,
+    ) -> Result<(), ScanError> {
+        let rendered = render(self.format);
+        self.line(&rendered)?;
+        if let Some(report) = &mut self.report {
+            report.push(match self.format {
+                vigil_publish::Format::GuardDuty => rendered,
+                _ => render(vigil_publish::Format::GuardDuty),
+            });
+        }
+        Ok(())
+    }
+
     fn finding(&mut self, finding: &vigil_schemas::Finding) -> Result<(), ScanError> {
         self.count(
             &finding.detection.finding_type,
             finding.detection.severity,
             finding.archived,
         );
-        let rendered = self.format.render(finding);
-        self.line(&rendered)?;
-        if let Some(report) = &mut self.report {
-            report.push(match self.format {
-                vigil_publish::Format::GuardDuty => rendered,
-                _ => vigil_publish::Format::GuardDuty.render(finding),
-            });
-        }
-        Ok(())
+        self.write(|format| format.render(finding))
     }
 
     fn sequence(&mut self, sequence: &vigil_publish::Sequence) -> Result<(), ScanError> {
         self.count(vigil_publish::SEQUENCE_TYPE, sequence.severity, false);
-        let rendered = self.format.render_sequence(sequence);
-        self.line(&rendered)?;
-        if let Some(report) = &mut self.report {
-            report.push(match self.format {
-                vigil_publish::Format::GuardDuty => rendered,
-                _ => vigil_publish::Format::GuardDuty.render_sequence(sequence),
-            });
-        }
-        Ok(())
+        self.write(|format| format.render_sequence(sequence))
     }
 }
 

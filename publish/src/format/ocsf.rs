@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 use vigil_correlate::{LinkKind, SEQUENCE_TYPE, Sequence, Signal};
-use vigil_schemas::attack::attack_of;
+use vigil_schemas::attack::attack_of_detection;
 use vigil_schemas::severity::Severity;
 use vigil_schemas::{
     ApiCallAction, ClusterDetails, Detection, Finding, IpIntel, ProcessInfo, RuntimeDetails,
@@ -889,13 +889,7 @@ impl Head<'_> {
 pub fn render(finding: &Finding) -> Value {
     let detection = &finding.detection;
     let cluster = &detection.cluster;
-    let declared: Vec<String> = detection
-        .additional_info
-        .iter()
-        .filter(|pair| pair.key == "mitreAttack")
-        .flat_map(|pair| pair.value.split(',').map(|tag| tag.trim().to_owned()))
-        .collect();
-    let attack = attack_of(&detection.finding_type, &declared);
+    let attack = attack_of_detection(detection);
     let pairs = |entries: &[vigil_schemas::attack::Entry]| -> Vec<(String, String)> {
         entries
             .iter()

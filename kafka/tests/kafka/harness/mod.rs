@@ -767,49 +767,54 @@ pub fn consume_until(
 /// The last finding JSON per id on the findings topic: id → (type, count). Attack sequences are
 /// findings too; one merged into another (published a last time, archived, naming it) is gone.
 pub fn latest_findings(records: &[Record]) -> BTreeMap<String, (String, i64)> {
-    let mut latest = BTreeMap::new();
-    let mut merged = Vec::new();
-    for record in records {
-        let Some(value) = &record.value else { continue };
-        let finding: serde_json::Value = serde_json::from_slice(value).expect("finding JSON");
-        let id = finding["id"].as_str().expect("id").to_owned();
-        let kind = finding["type"].as_str().expect("type").to_owned();
-        let count = finding["service"]["count"].as_i64().expect("count");
-        if kind == vigil_publish::SEQUENCE_TYPE && finding["service"]["archived"] == true {
-            merged.push(id.clone());
-        }
-        // Counts only grow: the highest seen is the finding's current state whatever the partition order.
-        let entry = latest.entry(id).or_insert((kind, 0));
-        entry.1 = entry.1.max(count);
-    }
-    for id in merged {
-        latest.remove(&id);
-    }
-    latest
+    latest_by(records, |finding| {
+        (
+            finding["id"].as_str().expect("id").to_owned(),
+            finding["type"].as_str().expect("type").to_owned(),
+            finding["service"]["count"].as_i64().expect("count"),
+            finding["type"] == vigil_publish::SEQUENCE_TYPE
+                && finding["service"]["archived"] == true,
+        )
+    })
 }
 
 /// The latest state of each OCSF Detection Finding on a topic, as [`latest_findings`] reads
 /// GuardDuty's: id, GuardDuty type (`metadata.event_code`), count; a sequence closed by a merge
 /// (`activity_id` 3) is left out.
 pub fn latest_ocsf_findings(records: &[Record]) -> BTreeMap<String, (String, i64)> {
+    latest_by(records, |finding| {
+        assert_eq!(finding["class_uid"], 2004, "a Detection Finding");
+        (
+            finding["finding_info"]["uid"]
+                .as_str()
+                .expect("uid")
+                .to_owned(),
+            finding["metadata"]["event_code"]
+                .as_str()
+                .expect("event_code")
+                .to_owned(),
+            finding["count"].as_i64().expect("count"),
+            finding["activity_id"] == 3,
+        )
+    })
+}
+
+/// Each finding's latest state from its records: `read` gives id, type, count and whether the
+/// record closes it (a sequence merged into another, left out).
+fn latest_by(
+    records: &[Record],
+    read: impl Fn(&serde_json::Value) -> (String, String, i64, bool),
+) -> BTreeMap<String, (String, i64)> {
     let mut latest = BTreeMap::new();
     let mut closed = Vec::new();
     for record in records {
         let Some(value) = &record.value else { continue };
-        let finding: serde_json::Value = serde_json::from_slice(value).expect("OCSF JSON");
-        assert_eq!(finding["class_uid"], 2004, "a Detection Finding");
-        let id = finding["finding_info"]["uid"]
-            .as_str()
-            .expect("uid")
-            .to_owned();
-        let kind = finding["metadata"]["event_code"]
-            .as_str()
-            .expect("event_code")
-            .to_owned();
-        let count = finding["count"].as_i64().expect("count");
-        if finding["activity_id"] == 3 {
+        let finding: serde_json::Value = serde_json::from_slice(value).expect("finding JSON");
+        let (id, kind, count, closes) = read(&finding);
+        if closes {
             closed.push(id.clone());
         }
+        // Counts only grow: the highest seen is the finding's current state whatever the partition order.
         let entry = latest.entry(id).or_insert((kind, 0));
         entry.1 = entry.1.max(count);
     }
