@@ -107,7 +107,14 @@ pub fn refuse_overlap(inputs: &[PathBuf], outputs: &[(&str, &Path)]) -> Result<(
                     output.display()
                 ));
             }
-            if input.is_dir() && target.starts_with(input) {
+            // Inside an input directory the scan would read it back, unless a dot-file or a
+            // dot-directory on the way (which directory scans skip) hides it.
+            let read_back = target.strip_prefix(input).is_ok_and(|below| {
+                !below
+                    .components()
+                    .any(|part| part.as_os_str().to_string_lossy().starts_with('.'))
+            });
+            if input.is_dir() && read_back {
                 return Err(format!(
                     "{flag} {} is inside the input directory {}: the scan would read it back",
                     output.display(),
@@ -169,6 +176,9 @@ mod tests {
         let inside = dir.join("findings.jsonl");
         let refused = refuse_overlap(std::slice::from_ref(&dir), &[("-o", &inside)]);
         assert!(refused.is_err_and(|error| error.contains("inside the input directory")));
+        // A dot-file in it is skipped by the scan: allowed.
+        let hidden = dir.join(".stats.json");
+        assert!(refuse_overlap(std::slice::from_ref(&dir), &[("--stats", &hidden)]).is_ok());
         let elsewhere = std::env::temp_dir().join("vigil-outputs-elsewhere.jsonl");
         assert!(refuse_overlap(std::slice::from_ref(&input), &[("-o", &elsewhere)]).is_ok());
         let twice = refuse_overlap(&[], &[("-o", &elsewhere), ("--stats", &elsewhere)]);
