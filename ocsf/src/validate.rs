@@ -177,29 +177,31 @@ impl Walk<'_> {
                 .filter(|name| fields.get(*name).is_some_and(|value| !value.is_null()))
                 .count()
         };
-        if !definition.at_least_one.is_empty() && present(&definition.at_least_one) == 0 {
-            self.report.push(
-                IssueKind::Constraint,
-                path,
-                definition.name.clone(),
-                format!(
-                    "{} needs at least one of {}",
-                    definition.name,
-                    definition.at_least_one.join(", ")
-                ),
-            );
-        }
-        if !definition.just_one.is_empty() && present(&definition.just_one) != 1 {
-            self.report.push(
-                IssueKind::Constraint,
-                path,
-                definition.name.clone(),
-                format!(
-                    "{} needs exactly one of {}",
-                    definition.name,
-                    definition.just_one.join(", ")
-                ),
-            );
+        let constraints = [
+            (
+                &definition.at_least_one,
+                "at least one",
+                present(&definition.at_least_one) > 0,
+            ),
+            (
+                &definition.just_one,
+                "exactly one",
+                present(&definition.just_one) == 1,
+            ),
+        ];
+        for (names, how_many, met) in constraints {
+            if !names.is_empty() && !met {
+                self.report.push(
+                    IssueKind::Constraint,
+                    path,
+                    definition.name.clone(),
+                    format!(
+                        "{} needs {how_many} of {}",
+                        definition.name,
+                        names.join(", ")
+                    ),
+                );
+            }
         }
         // A sibling's caption says what its id says (Other leaves the caption to the source).
         for attribute in definition.attributes.values() {

@@ -598,21 +598,20 @@ fn runtime_evidence(runtime: &RuntimeDetails) -> Value {
         })
     });
     let domain = context_value(runtime, "domain");
-    let connection = context_value(runtime, "protocol").map(|protocol| {
-        json!({"protocol_name": protocol.to_ascii_lowercase(), "direction_id": 2, "direction": "Outbound"})
-    });
+    // A connection's protocol; a lookup's is the resolver's, not shown as a connection.
+    let connection = context_value(runtime, "protocol")
+        .filter(|_| destination.is_some())
+        .map(|protocol| {
+            json!({"protocol_name": protocol.to_ascii_lowercase(), "direction_id": 2, "direction": "Outbound"})
+        });
     json!({
         "process": process(runtime, container.as_ref()),
         "container": container,
         "dst_endpoint": destination.or_else(|| domain.map(|domain| json!({"domain": domain}))),
-        "connection_info": destination_has_protocol(runtime).then_some(connection).flatten(),
+        "connection_info": connection,
         "query": domain.map(|domain| json!({"hostname": domain})),
         "name": runtime.event_kind,
     })
-}
-
-fn destination_has_protocol(runtime: &RuntimeDetails) -> bool {
-    context_value(runtime, "remoteIp").is_some()
 }
 
 /// `resources[1..]`: the workload written or targeted, and the container.
