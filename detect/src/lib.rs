@@ -276,6 +276,22 @@ fn severity_word(severity: f64) -> String {
     )
 }
 
+/// The built-in rule files, parsed and compiled once per process: every engine build (each test,
+/// each `vigil rules test`, each fuzz input) clones them instead of compiling their patterns again.
+fn builtin_rules() -> Result<Vec<Rule>, RuleError> {
+    static BUILTIN: std::sync::OnceLock<Result<Vec<Rule>, RuleError>> = std::sync::OnceLock::new();
+    BUILTIN
+        .get_or_init(|| {
+            let mut builtin = rules::parse_rules(rules::BUILTIN_RULES_NAME, rules::BUILTIN_RULES)?;
+            builtin.extend(rules::parse_rules(
+                rules::RUNTIME_RULES_NAME,
+                rules::RUNTIME_RULES,
+            )?);
+            Ok(builtin)
+        })
+        .clone()
+}
+
 /// Every detector and rule the configuration names, in order, and whether it is on.
 fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, BuildError> {
     let mut all: Vec<(DetectorInfo, Option<Rule>)> = registry::RUST_DETECTORS
@@ -297,11 +313,7 @@ fn resolve(config: &DetectConfig) -> Result<Vec<(DetectorInfo, Option<Rule>)>, B
             )
         })
         .collect();
-    let mut builtin = rules::parse_rules(rules::BUILTIN_RULES_NAME, rules::BUILTIN_RULES)?;
-    builtin.extend(rules::parse_rules(
-        rules::RUNTIME_RULES_NAME,
-        rules::RUNTIME_RULES,
-    )?);
+    let builtin = builtin_rules()?;
     let mut custom = Vec::new();
     for source in &config.rule_files {
         custom.extend(rules::parse_rules(&source.name, &source.text)?);

@@ -47,11 +47,13 @@ impl IpSet {
             .map(|length| {
                 if *length == 128 {
                     ip.to_string()
-                } else if ip.is_ipv4() {
+                } else if let Some(ipv4_length) = length.checked_sub(96).filter(|_| ip.is_ipv4()) {
+                    // An IPv6 entry wide enough to hold the IPv4-mapped range (`::/3`, `::/0`)
+                    // matches IPv4 addresses too: it is shown as written, not as an IPv4 block.
                     let network = std::net::Ipv4Addr::from_bits(
                         u32::try_from(mask(bits, *length) & 0xFFFF_FFFF).unwrap_or(0),
                     );
-                    format!("{network}/{}", length - 96)
+                    format!("{network}/{ipv4_length}")
                 } else {
                     format!(
                         "{}/{length}",
@@ -648,6 +650,32 @@ impl ThreatIntel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fuzzer's find: an IPv6 entry holding the IPv4-mapped range made an IPv4 lookup
+    /// subtract 96 from its prefix length (an overflow; a `/163` block in release builds).
+    #[test]
+    fn an_ipv6_entry_wide_enough_to_hold_ipv4_is_shown_as_written() {
+        let list = NamedList::parse(
+            "wide", "::/3
+",
+        );
+        assert_eq!(
+            list.set.lookup("198.51.100.7".parse().unwrap()).as_deref(),
+            Some("::/3")
+        );
+        let mapped = NamedList::parse(
+            "mapped",
+            "::ffff:0:0/96
+",
+        );
+        assert_eq!(
+            mapped
+                .set
+                .lookup("198.51.100.7".parse().unwrap())
+                .as_deref(),
+            Some("0.0.0.0/0")
+        );
+    }
 
     #[test]
     fn plain_lists_with_cidrs_and_comments() {

@@ -9,7 +9,7 @@
 
 pub mod args;
 pub mod credentials;
-pub mod decode;
+pub use vigil_gateway_decode as decode;
 pub mod metrics;
 pub mod server;
 pub mod sink;

@@ -20,6 +20,7 @@ use apache_avro::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::bounds;
 use crate::model::{AuditEvent, Detection, EnrichedEvent, Finding, RuntimeEvent};
 
 /// The two marker bytes of Avro single-object encoding.
@@ -108,6 +109,10 @@ pub enum CodecError {
         expected: &'static str,
         found: &'static str,
     },
+    /// A datum declaring a string, array or map larger than the datum itself (checked before
+    /// decoding, which would reserve room for it): see `bounds`.
+    #[error("Avro datum of {name} declares more than it holds: {detail}")]
+    Overstated { name: &'static str, detail: String },
     #[error("Avro datum does not match schema {name}: {source}")]
     Datum {
         name: &'static str,
@@ -122,6 +127,8 @@ struct KnownSchema {
     fingerprint: u64,
     /// The parsed schema, the reader an earlier writer's records are resolved to.
     schema: Schema,
+    /// Its named types, for the bounds check.
+    names: bounds::Names,
     reader: GenericSingleObjectReader,
     /// The writer keeps a scratch buffer, hence the lock (never contended: a stage encodes on one task).
     writer: std::sync::Mutex<GenericSingleObjectWriter>,
@@ -130,6 +137,7 @@ struct KnownSchema {
 /// An earlier release's writer schema, and the index of this build's schema of the same record.
 struct EarlierSchema {
     writer: Schema,
+    names: bounds::Names,
     current: usize,
 }
 
@@ -175,10 +183,12 @@ impl Codec {
             let writer =
                 GenericSingleObjectWriter::new_with_capacity(&schema, 1024).map_err(bad)?;
             let reader = GenericSingleObjectReader::new(schema.clone()).map_err(bad)?;
+            let names = bounds::names_of(&schema).map_err(bad)?;
             by_fingerprint.insert(fingerprint, schemas.len());
             schemas.push(KnownSchema {
                 name,
                 fingerprint,
+                names,
                 schema,
                 reader,
                 writer: std::sync::Mutex::new(writer),
@@ -196,7 +206,18 @@ impl Codec {
                     found: "no such schema",
                 },
             )?;
-            earlier.insert(fingerprint(&writer), EarlierSchema { writer, current });
+            let names = bounds::names_of(&writer).map_err(|source| CodecError::BadSchema {
+                name,
+                source: Box::new(source),
+            })?;
+            earlier.insert(
+                fingerprint(&writer),
+                EarlierSchema {
+                    writer,
+                    names,
+                    current,
+                },
+            );
         }
         Ok(Self {
             by_fingerprint,
@@ -224,6 +245,12 @@ impl Codec {
                 found: "no such schema",
             })?;
         expect_record::<T>(known.name)?;
+        bounds::check(&earlier.writer, &earlier.names, datum).map_err(|detail| {
+            CodecError::Overstated {
+                name: known.name,
+                detail,
+            }
+        })?;
         let value = apache_avro::from_avro_datum(&earlier.writer, &mut datum, Some(&known.schema))
             .map_err(datum_error(known.name))?;
         into_record(&value, datum, known.name)
@@ -288,6 +315,12 @@ impl Codec {
             };
         };
         expect_record::<T>(known.name)?;
+        bounds::check(&known.schema, &known.names, datum).map_err(|detail| {
+            CodecError::Overstated {
+                name: known.name,
+                detail,
+            }
+        })?;
         // The reader checks the same header again, then decodes with the names resolved at start.
         let mut remaining = bytes;
         let value = known

@@ -3,6 +3,7 @@
 //! encodes them as Avro single-object records.
 
 pub mod attack;
+mod bounds;
 pub mod codec;
 pub mod hash;
 pub mod model;

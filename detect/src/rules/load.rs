@@ -19,6 +19,23 @@ pub const RUNTIME_RULES_NAME: &str = "runtime.toml";
 pub const BUILTIN_LISTS: &str = include_str!("../../rules/lists.toml");
 pub const LISTS_NAME: &str = "lists.toml";
 
+/// A rule's id as the `&'static str` a detector's name is. Each distinct id is allocated once for
+/// the process and kept in this set, so building the engine again (`vigil rules test`, a reload, a
+/// fuzzer's millions of builds) does not allocate it again.
+fn interned(id: String) -> &'static str {
+    static IDS: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut ids = IDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = ids.get(id.as_str()) {
+        return known;
+    }
+    let id: &'static str = Box::leak(id.into_boxed_str());
+    ids.insert(id);
+    id
+}
+
 /// A rule file that does not load: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}: {message}")]
@@ -305,7 +322,7 @@ impl Loader<'_> {
             when: self.conditions(raw.when, lists, source)?,
             any: self.conditions(raw.any, lists, source)?,
             unless: self.conditions(raw.unless, lists, source)?,
-            id: Box::leak(raw.id.into_inner().into_boxed_str()),
+            id: interned(raw.id.into_inner()),
         })
     }
 
@@ -418,6 +435,21 @@ mod tests {
     fn builtin_rules_load() {
         let rules = parse_rules(BUILTIN_RULES_NAME, BUILTIN_RULES).unwrap();
         assert!(rules.len() >= 10, "{}", rules.len());
+    }
+
+    /// The fuzzer found each engine build leaking its rules' ids (a detector's name is
+    /// `&'static str`): loading the same rules again must reuse them.
+    #[test]
+    fn loading_rules_again_reuses_their_ids() {
+        let first = parse_rules(BUILTIN_RULES_NAME, BUILTIN_RULES).unwrap();
+        let again = parse_rules(BUILTIN_RULES_NAME, BUILTIN_RULES).unwrap();
+        for (first, again) in first.iter().zip(&again) {
+            assert!(
+                std::ptr::eq(first.id, again.id),
+                "{} allocated again",
+                first.id
+            );
+        }
     }
 
     #[test]

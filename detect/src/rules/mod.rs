@@ -56,7 +56,7 @@ use self::template::{Template, render_field};
 /// A loaded declarative rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    /// Leaked once at load: rule names live as long as the process, like the built-in detectors'.
+    /// Interned at load: rule names live as long as the process, like the built-in detectors'.
     pub id: &'static str,
     pub finding_type: String,
     pub severity: f64,

@@ -1,5 +1,6 @@
-//! What a request body holds, as records for the raw topics. Free of I/O: bytes in, records and
-//! rejections out, so every shape gets fast tests (and a fuzzer) without a server or a broker.
+//! vigil-gateway-decode: what a gateway request body holds, as records for the raw topics. Free of
+//! I/O and of Kafka: bytes in, records and rejections out, so every shape gets fast tests and a
+//! fuzzer (`fuzz/`) without a server, a broker or librdkafka.
 //!
 //! The gateway checks the envelope (an EventList, a Firehose request, JSON lines) and splits it
 //! into one record per event; it does not judge the events: ingest does that, behind the topic,
@@ -105,7 +106,7 @@ impl Default for DecodeLimits {
     }
 }
 
-pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Inflates gzip (all members) into at most `budget` bytes, taking what it used from the budget.
 pub fn gunzip(bytes: &[u8], budget: &mut usize) -> Result<Vec<u8>, GunzipError> {
@@ -188,7 +189,7 @@ fn short(detail: &str) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use std::io::Write;
 
     pub fn gzip(bytes: &[u8]) -> Vec<u8> {
