@@ -59,16 +59,29 @@ fn event_identity(event: &EnrichedEvent) -> Option<u64> {
     // Clusters share partitions: one cluster's id says nothing of another's. Parts are hashed in
     // turn with a byte no name holds between them, so ("ab", "c") and ("a", "bc") differ; no
     // allocation on this per-event path.
-    let parts: [&str; 3] = if let Some(audit) = &event.audit {
-        ["audit", &audit.audit_id, &audit.stage]
+    //
+    // An audit id is set by the client (the `Audit-ID` header): an attacker reusing one must not
+    // pass as a replay of the original, so the request itself is part of the identity (a replay
+    // is the same record again, equal in every field).
+    let mut hash = fnv1a_64_seeded(FNV64_OFFSET, event.cluster.name.as_bytes());
+    let mut add = |part: &[u8]| hash = fnv1a_64_seeded(fnv1a_64_seeded(hash, b"\0"), part);
+    if let Some(audit) = &event.audit {
+        add(b"audit");
+        add(audit.audit_id.as_bytes());
+        add(audit.stage.as_bytes());
+        add(&audit.event_time_micros.to_le_bytes());
+        add(audit.verb.as_bytes());
+        add(audit.request_uri.as_bytes());
+        add(audit.user.username.as_bytes());
+        for ip in &audit.source_ips {
+            add(ip.as_bytes());
+        }
+        add(audit.user_agent.as_deref().unwrap_or_default().as_bytes());
     } else if let Some(runtime) = &event.runtime {
-        ["runtime", &runtime.event_id, ""]
+        add(b"runtime");
+        add(runtime.event_id.as_bytes());
     } else {
         return None;
-    };
-    let mut hash = fnv1a_64_seeded(FNV64_OFFSET, event.cluster.name.as_bytes());
-    for part in parts {
-        hash = fnv1a_64_seeded(fnv1a_64_seeded(hash, b"\0"), part.as_bytes());
     }
     Some(hash)
 }
@@ -97,6 +110,11 @@ mod tests {
         // The two stages of one exec request are two events; another partition has its own memory.
         assert!(recent.first_time(0, &audit("a", "ResponseStarted")));
         assert!(recent.first_time(1, &audit("a", "ResponseComplete")));
+        // The same id on another request (a client sets it): not a replay.
+        let mut reused = audit("a", "ResponseComplete");
+        reused.audit.as_mut().unwrap().user.username = "mallory".into();
+        assert!(recent.first_time(0, &reused));
+        assert!(!recent.first_time(0, &reused));
         let runtime = EnrichedEvent {
             runtime: Some(RuntimeEvent {
                 event_id: "a".into(),

@@ -39,6 +39,7 @@ fn small_limits() -> Limits {
         max_event_bytes: 4096,
         max_object_bytes: 1024,
         dedup_window: 64,
+        max_inflated_bytes: Some(1 << 20),
     }
 }
 

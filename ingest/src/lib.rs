@@ -159,6 +159,10 @@ pub struct Limits {
     pub max_object_bytes: usize,
     /// auditIDs remembered per generation of the dedup window (two generations are kept).
     pub dedup_window: usize,
+    /// The most bytes one gzip input may inflate to; past it the rest of the input is rejected as
+    /// too large (what came before is kept). A Kafka message of a megabyte can inflate to gigabytes
+    /// (a gzip bomb); the Kafka ingest stage bounds it, `vigil scan` reading files does not.
+    pub max_inflated_bytes: Option<u64>,
 }
 
 impl Default for Limits {
@@ -167,6 +171,7 @@ impl Default for Limits {
             max_event_bytes: 4 * 1024 * 1024,
             max_object_bytes: 16 * 1024,
             dedup_window: 250_000,
+            max_inflated_bytes: None,
         }
     }
 }

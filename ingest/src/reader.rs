@@ -31,14 +31,67 @@ pub(crate) fn read_stream<R: Read>(
         .fill_buf()
         .map_err(|error| io_rejection(&error, false))?;
     if head.starts_with(&GZIP_MAGIC) {
-        let decoder = BufReader::with_capacity(READ_BUFFER, MultiGzDecoder::new(buffered));
+        let inflated = Inflated {
+            inner: MultiGzDecoder::new(buffered),
+            left: ingestor.limits().max_inflated_bytes,
+        };
+        let decoder = BufReader::with_capacity(READ_BUFFER, inflated);
         read_text(ingestor, decoder, true, out)
     } else {
         read_text(ingestor, buffered, false, out)
     }
 }
 
+/// A gzip stream read through a budget of inflated bytes: past it, reading fails with
+/// [`InflateLimit`].
+struct Inflated<R> {
+    inner: R,
+    /// Bytes still allowed; `None`: no bound.
+    left: Option<u64>,
+}
+
+/// The error an [`Inflated`] reader fails with once its budget is spent.
+#[derive(Debug)]
+struct InflateLimit;
+
+impl std::fmt::Display for InflateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the gzip input inflates past the limit")
+    }
+}
+
+impl std::error::Error for InflateLimit {}
+
+impl<R: Read> Read for Inflated<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(left) = self.left else {
+            return self.inner.read(buf);
+        };
+        if left == 0 {
+            // One byte more tells a stream that ends exactly at the budget from one that goes on.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other(InflateLimit)),
+            };
+        }
+        let room = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        let read = self.inner.read(buf.get_mut(..room).unwrap_or_default())?;
+        self.left = Some(left.saturating_sub(u64::try_from(read).unwrap_or(u64::MAX)));
+        Ok(read)
+    }
+}
+
 fn io_rejection(error: &std::io::Error, compressed: bool) -> Rejection {
+    if error
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<InflateLimit>().is_some())
+    {
+        return Rejection::new(
+            RejectReason::TooLarge,
+            "the gzip input inflates past the limit (--max-inflated-bytes); the rest is skipped",
+        );
+    }
     if compressed {
         Rejection::new(
             RejectReason::BadCompression,
@@ -133,6 +186,13 @@ fn read_array<B: BufRead>(
         .and_then(|()| deserializer.end());
     result.map_err(|error| {
         if error.is_io() {
+            let error = std::io::Error::from(error);
+            if error
+                .get_ref()
+                .is_some_and(|inner| inner.is::<InflateLimit>())
+            {
+                return io_rejection(&error, compressed);
+            }
             Rejection::new(
                 if compressed {
                     RejectReason::BadCompression

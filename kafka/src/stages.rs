@@ -32,6 +32,9 @@ fn unreachable_schema(error: &CodecError) -> ! {
     panic!("the compiled-in Avro schemas do not parse: {error}")
 }
 
+/// How many of a message's rejections its dead letter details (all are counted).
+const REJECTIONS_IN_DETAIL: usize = 5;
+
 fn codec_reason(error: &CodecError) -> &'static str {
     match error {
         CodecError::UnknownSchema(_) => "unknown_schema",
@@ -202,7 +205,10 @@ impl Processor for IngestStage {
             ));
             return;
         }
+        // The first few rejections of the message, for the dead letter's detail, and how many
+        // there were: a message inflating to millions of bad lines must not hold them all.
         let mut rejections = Vec::new();
+        let mut rejected = 0usize;
         let mut encoded = Vec::new();
         let codec = &self.codec;
         let transport_time = input
@@ -230,7 +236,16 @@ impl Processor for IngestStage {
                         )
                     }));
                 }
-                Err(rejection) => rejections.push(rejection),
+                Err(rejection) => {
+                    self.metrics
+                        .dead_letters
+                        .with_label_values(&["ingest", rejection.reason.label()])
+                        .inc();
+                    rejected += 1;
+                    if rejections.len() < REJECTIONS_IN_DETAIL {
+                        rejections.push(rejection);
+                    }
+                }
             },
         );
         for result in encoded {
@@ -255,22 +270,18 @@ impl Processor for IngestStage {
             // One dead letter per message, however many of its events were bad: it carries the
             // original bytes once, the first reason as its label and every reason in its detail.
             let reason = first.reason.label();
-            for rejection in &rejections {
-                self.metrics
-                    .dead_letters
-                    .with_label_values(&["ingest", rejection.reason.label()])
-                    .inc();
-            }
-            let detail = rejections
+            let mut detail = rejections
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ");
+            if rejected > rejections.len() {
+                detail.push_str(&format!("; and {} more", rejected - rejections.len()));
+            }
             let mut letter = dead_letter(&self.topics.deadletter, "ingest", input, reason, &detail);
-            letter.headers.push((
-                "vigil.rejections",
-                rejections.len().to_string().into_bytes(),
-            ));
+            letter
+                .headers
+                .push(("vigil.rejections", rejected.to_string().into_bytes()));
             out.push(letter);
         }
         self.count_skips();

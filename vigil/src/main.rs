@@ -176,6 +176,10 @@ struct RunArgs {
     /// Largest event or line ingest accepts; a Kafka message may be up to four times this.
     #[arg(long, env = "VIGIL_MAX_EVENT_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_event_bytes: usize,
+    /// Most bytes one gzip-compressed message may inflate to (a gzip bomb's defence), as the
+    /// ingest stage's flag of the same name.
+    #[arg(long, env = "VIGIL_MAX_INFLATED_BYTES", default_value_t = 64 * 1024 * 1024)]
+    max_inflated_bytes: u64,
 }
 
 #[cfg(feature = "kafka")]
@@ -188,6 +192,7 @@ fn run(args: &RunArgs) -> ExitCode {
         let metrics = service.metrics().clone();
         let limits = vigil_ingest::Limits {
             max_event_bytes: args.max_event_bytes,
+            max_inflated_bytes: Some(args.max_inflated_bytes),
             ..vigil_ingest::Limits::default()
         };
         service.spawn(IngestStage::new(topics.clone(), metrics.clone(), limits));
@@ -231,6 +236,10 @@ struct ScanArgs {
     /// Kafka ingest stage's flag of the same name does.
     #[arg(long, env = "VIGIL_MAX_EVENT_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_event_bytes: usize,
+    /// Most bytes one gzip-compressed input may inflate to; past it the rest of that input is
+    /// rejected as too large. No bound unless given: a day's compressed log is gigabytes.
+    #[arg(long, value_name = "BYTES")]
+    max_inflated_bytes: Option<u64>,
     /// Most findings held at once. Past it the least recently updated is written out and
     /// forgotten, so memory stays flat however many distinct findings the input raises; one raised
     /// again is written again, its count starting afresh (the output then holds it twice, and its
@@ -352,6 +361,7 @@ fn scan(args: ScanArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut pipeline = vigil_pipeline::Pipeline::with_engine(&settings, intel, engine)
         .with_ingest_limits(vigil_ingest::Limits {
             max_event_bytes: args.max_event_bytes,
+            max_inflated_bytes: args.max_inflated_bytes,
             ..vigil_ingest::Limits::default()
         });
     pipeline.bound_findings(args.max_findings);

@@ -644,3 +644,80 @@ fn a_reused_audit_id_with_another_event_is_read_and_counted() {
     // The exact repeats are redeliveries.
     assert_eq!(stats.skipped.get(&SkipReason::Duplicate).copied(), Some(2));
 }
+
+fn bounded(max_inflated_bytes: u64) -> Limits {
+    Limits {
+        max_inflated_bytes: Some(max_inflated_bytes),
+        ..Limits::default()
+    }
+}
+
+/// A gzip bomb: a few hundred kilobytes that inflate to 100 MB of one line. Bounded, the stream
+/// stops at the budget with one too_large rejection; the events before it are kept.
+#[test]
+fn a_gzip_bomb_stops_at_the_inflated_budget_keeping_what_came_before() {
+    let mut text = format!("{}\n{}\n", event("b1"), event("b2")).into_bytes();
+    text.resize(text.len() + 100 * 1024 * 1024, b'x');
+    let bomb = gzip(&text);
+    assert!(bomb.len() < 1024 * 1024, "{} bytes compressed", bomb.len());
+    let result = run_with(&bomb, bounded(8 * 1024 * 1024));
+    assert_eq!(ids(&result), ["b1", "b2"]);
+    let reasons: Vec<RejectReason> = result.rejections.iter().map(|r| r.reason).collect();
+    assert_eq!(reasons, [RejectReason::TooLarge], "{:?}", result.rejections);
+    assert!(
+        result.rejections[0].detail.contains("inflates past"),
+        "{}",
+        result.rejections[0].detail
+    );
+
+    // A stream that ends exactly at the budget is whole, and a JSON array is bounded the same way.
+    let exact = format!("{}\n", event("e1"));
+    let result = run_with(&gzip(exact.as_bytes()), bounded(exact.len() as u64));
+    assert_eq!((ids(&result), result.rejections.len()), (vec!["e1"], 0));
+    let mut array = format!("[{},", event("a1")).into_bytes();
+    array.extend(std::iter::repeat_n(b' ', 20 * 1024 * 1024));
+    let result = run_with(&gzip(&array), bounded(1024 * 1024));
+    assert_eq!(ids(&result), ["a1"]);
+    assert_eq!(result.rejections[0].reason, RejectReason::TooLarge);
+}
+
+/// Millions of garbage lines inflated from one small message: each is rejected (counted), up to
+/// the budget.
+#[test]
+fn garbage_lines_inflated_from_a_small_message_are_counted_up_to_the_budget() {
+    let lines = "not json\n".repeat(2_000_000);
+    let result = run_with(&gzip(lines.as_bytes()), bounded(900_000));
+    let invalid = result
+        .rejections
+        .iter()
+        .filter(|r| r.reason == RejectReason::InvalidJson)
+        .count();
+    assert_eq!(invalid, 100_000, "900,000 bytes hold 100,000 lines of nine");
+    assert_eq!(
+        result.rejections.last().map(|r| r.reason),
+        Some(RejectReason::TooLarge)
+    );
+    assert_eq!(
+        result.ingestor.stats().rejected_total(),
+        result.rejections.len() as u64
+    );
+}
+
+/// Nesting deeper than the JSON parser's recursion bound, as an array and as a line: rejected, not
+/// a stack overflow.
+#[test]
+fn nesting_a_hundred_thousand_deep_is_rejected() {
+    let deep_array = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let result = run(deep_array.as_bytes());
+    assert!(result.events.is_empty());
+    assert_eq!(result.rejections.len(), 1, "{:?}", result.rejections);
+    let deep_object = format!(
+        "{}1{}\n{}\n",
+        "{\"a\":".repeat(100_000),
+        "}".repeat(100_000),
+        event("after")
+    );
+    let result = run(deep_object.as_bytes());
+    assert_eq!(ids(&result), ["after"]);
+    assert_eq!(result.rejections.len(), 1, "{:?}", result.rejections);
+}

@@ -19,6 +19,10 @@ struct Args {
     /// Largest event or line accepted; a Kafka message may be up to four times this.
     #[arg(long, env = "VIGIL_MAX_EVENT_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_event_bytes: usize,
+    /// Most bytes one gzip-compressed message may inflate to; past it the rest of the message is
+    /// dead-lettered as too large (a gzip bomb: a megabyte that inflates to gigabytes).
+    #[arg(long, env = "VIGIL_MAX_INFLATED_BYTES", default_value_t = 64 * 1024 * 1024)]
+    max_inflated_bytes: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -26,6 +30,7 @@ fn main() -> std::process::ExitCode {
     service_main(&args.common, false, |service| {
         let limits = vigil_ingest::Limits {
             max_event_bytes: args.max_event_bytes,
+            max_inflated_bytes: Some(args.max_inflated_bytes),
             ..vigil_ingest::Limits::default()
         };
         service.spawn(IngestStage::new(

@@ -256,7 +256,15 @@ fn the_example_day_through_the_gateway_as_the_api_server_and_firehose_send_it_gi
 #[test]
 fn a_bad_body_a_bad_credential_and_a_body_over_the_limit_get_their_answers_and_a_dead_letter() {
     let broker = Broker::start("gateway-refusals");
-    let (gateway, port) = start_gateway(&broker, &["--max-body-bytes", "65536"]);
+    let (mut gateway, port) = start_gateway(
+        &broker,
+        &[
+            "--max-body-bytes",
+            "65536",
+            "--max-inflated-bytes",
+            "1048576",
+        ],
+    );
     let bearer = format!("Bearer {TOKEN}");
     let (status, answer) = http_post(
         port,
@@ -295,12 +303,52 @@ fn a_bad_body_a_bad_credential_and_a_body_over_the_limit_get_their_answers_and_a
     )
     .expect("post");
     assert_eq!(status, 413);
+    // A gzip bomb: 50 KB on the wire, 50 MB inflated. Refused at the inflated budget.
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    bomb.write_all(&vec![b'x'; 50 * 1024 * 1024]).unwrap();
+    let bomb = bomb.finish().unwrap();
+    assert!(bomb.len() < 65536, "{} bytes", bomb.len());
+    let (status, answer) = http_post(
+        port,
+        "/v1/audit",
+        &[("Authorization", &bearer), ("Content-Encoding", "gzip")],
+        &bomb,
+    )
+    .expect("post");
+    assert_eq!(status, 413, "{answer}");
+    // Nesting 20,000 deep: refused as JSON the parser will not descend into, not a stack overflow.
+    let deep = format!(
+        "{{\"kind\":\"EventList\",\"items\":[{}{}]}}",
+        "[".repeat(20_000),
+        "]".repeat(20_000)
+    );
+    let (status, answer) = http_post(
+        port,
+        "/v1/audit",
+        &[("Authorization", &bearer)],
+        deep.as_bytes(),
+    )
+    .expect("post");
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        gateway.running(),
+        "the gateway is still up: {}",
+        gateway.log()
+    );
+    assert!(
+        gateway.peak_rss_mib() < 200,
+        "the gateway held {} MiB",
+        gateway.peak_rss_mib()
+    );
     let dead = read_all(&broker, "vigil.deadletter", Duration::from_secs(2));
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0].value.as_deref(), Some(&b"{\"kind\": tru"[..]));
-    assert_eq!(header(&dead[0], "vigil.reason"), "invalid_json");
-    assert_eq!(header(&dead[0], "vigil.stage"), "gateway");
-    assert_eq!(header(&dead[0], "vigil.cluster"), CLUSTER);
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let malformed = dead
+        .iter()
+        .find(|letter| letter.value.as_deref() == Some(&b"{\"kind\": tru"[..]))
+        .expect("the malformed body's dead letter");
+    assert_eq!(header(malformed, "vigil.reason"), "invalid_json");
+    assert_eq!(header(malformed, "vigil.stage"), "gateway");
+    assert_eq!(header(malformed, "vigil.cluster"), CLUSTER);
 }
 
 #[test]

@@ -13,3 +13,4 @@ mod compose;
 mod exactly_once;
 mod gateway;
 mod harness;
+mod hostile;

@@ -472,6 +472,25 @@ impl Stage {
         self.launch();
     }
 
+    /// The most memory the running process has held (`VmHWM`), in MiB.
+    pub fn peak_rss_mib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| {
+                value
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|kib| kib / 1024)
+            .expect("VmHWM in /proc/PID/status")
+    }
+
     /// Whether the process started last is still running (it neither failed nor exited).
     pub fn running(&mut self) -> bool {
         self.child
