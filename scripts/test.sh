@@ -6,7 +6,8 @@
 # ~/.m2) and the tests start on free loopback ports. The Helm chart's tests (scripts/test-chart.sh)
 # build helm from the Go module proxy and a schema validator from PyPI, once. Needs java (17 or
 # later), mvn, go, python3 and Node.js with npm; the report's browser test installs Debian's
-# chromium when it is missing (scripts/test-report.sh).
+# chromium when it is missing (scripts/test-report.sh); the fuzz smoke run installs nightly Rust
+# and cargo-fuzz when they are missing (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ VIGIL_KAFKA_LIBS=$(scripts/kafka/fetch.sh)
 export VIGIL_KAFKA_LIBS
 
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # `vigil` without its Kafka service mode (`vigil run`) builds and links no Kafka client.
 cargo clippy -p vigil --no-default-features --locked -- -D warnings
@@ -26,6 +28,9 @@ cargo test --workspace --locked --exclude vigil-kafka
 # npm), with the vigil the tests above built.
 scripts/test-report.sh target/debug/vigil
 scripts/test-chart.sh
+# Every fuzz target for a few seconds from its seeds and past crashes (nightly and cargo-fuzz are
+# installed when missing); `scripts/fuzz.sh` without --smoke is the long run before a release.
+scripts/fuzz.sh --smoke
 # The real-broker tests each start a broker and four to eight stage processes: one at a time, and
 # with the release binaries (as they ship), so that two cores do not turn group heartbeats and
 # rebalances into timeouts.

@@ -22,6 +22,7 @@ mod normalize;
 mod raw;
 mod reader;
 mod runtime;
+mod slim;
 
 use std::collections::BTreeMap;
 
@@ -135,6 +136,9 @@ pub enum Tolerance {
     /// An `auditID` (or runtime event id) an earlier, different event had: processed, since the
     /// client sets the id (`Audit-ID`) and a reused one would otherwise hide its call.
     IdReused,
+    /// An event over the size limit read without its request and response objects (the facts
+    /// detection needs are elsewhere in it).
+    OversizedObjectDropped,
 }
 
 impl Tolerance {
@@ -146,6 +150,7 @@ impl Tolerance {
             Self::RequestUriInferred => "request_uri_inferred",
             Self::StageInferred => "stage_inferred",
             Self::IdReused => "audit_id_reused",
+            Self::OversizedObjectDropped => "oversized_object_dropped",
         }
     }
 }

@@ -12,7 +12,8 @@ use crate::cloud;
 use crate::normalize::normalize;
 use crate::raw::RawObject;
 use crate::runtime;
-use crate::{Ingested, Ingestor, RejectReason, Rejection, SkipReason};
+use crate::slim::Slimmer;
+use crate::{Ingested, Ingestor, RejectReason, Rejection, SkipReason, Tolerance};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const READ_BUFFER: usize = 256 * 1024;
@@ -210,37 +211,61 @@ fn read_array<B: BufRead>(
     })
 }
 
-/// Reads one line into `line`, keeping at most `max` bytes; returns bytes consumed and whether the
-/// line was over the limit (its bytes are then dropped, not kept).
+/// How [`read_line_bounded`] read a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineRead {
+    Whole,
+    /// Over the limit, but one object whose request and response objects were left out to fit
+    /// (see `slim`).
+    Slimmed,
+    /// Over the limit: its bytes were dropped, not kept.
+    Over,
+}
+
+/// Reads one line into `line`, keeping at most `max` bytes; returns the bytes consumed and how the
+/// line was read. A line over the limit is streamed through a [`Slimmer`], never held whole.
 fn read_line_bounded<B: BufRead>(
     reader: &mut B,
     line: &mut Vec<u8>,
     max: usize,
-) -> std::io::Result<(usize, bool)> {
+) -> std::io::Result<(usize, LineRead)> {
     let mut consumed = 0;
-    let mut over = false;
+    let mut slimmer: Option<Slimmer> = None;
+    let finish = |slimmer: Option<Slimmer>, line: &mut Vec<u8>| match slimmer {
+        None => LineRead::Whole,
+        Some(slimmer) => match slimmer.finish() {
+            Some(slimmed) => {
+                *line = slimmed;
+                LineRead::Slimmed
+            }
+            None => LineRead::Over,
+        },
+    };
     loop {
         let available = reader.fill_buf()?;
         if available.is_empty() {
-            return Ok((consumed, over));
+            return Ok((consumed, finish(slimmer, line)));
         }
         let (chunk, done) = match available.iter().position(|byte| *byte == b'\n') {
             Some(end) => (available.get(..=end).unwrap_or(available), true),
             None => (available, false),
         };
-        if !over {
-            if line.len() + chunk.len() > max {
-                over = true;
+        match &mut slimmer {
+            Some(slimmer) => slimmer.feed(chunk),
+            None if line.len() + chunk.len() > max => {
+                let mut started = Slimmer::new(max);
+                started.feed(line);
+                started.feed(chunk);
                 line.clear();
-            } else {
-                line.extend_from_slice(chunk);
+                slimmer = Some(started);
             }
+            None => line.extend_from_slice(chunk),
         }
         let length = chunk.len();
         reader.consume(length);
         consumed += length;
         if done {
-            return Ok((consumed, over));
+            return Ok((consumed, finish(slimmer, line)));
         }
     }
 }
@@ -343,10 +368,14 @@ fn read_lines<B: BufRead>(
     let mut resyncing = false;
     loop {
         line.clear();
-        let (consumed, over) = read_line_bounded(&mut reader, &mut line, max)
+        let (consumed, read) = read_line_bounded(&mut reader, &mut line, max)
             .map_err(|error| io_rejection(&error, compressed))?;
         if consumed == 0 {
             break;
+        }
+        let over = read == LineRead::Over;
+        if read == LineRead::Slimmed {
+            ingestor.tolerate(Tolerance::OversizedObjectDropped);
         }
         line_number += 1;
         let at = |mut rejection: Rejection, line: u64| {

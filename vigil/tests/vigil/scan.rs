@@ -1020,6 +1020,59 @@ fn the_event_size_limit_is_a_flag() {
     assert_eq!(read("1000000")["events"], 1);
 }
 
+/// An anonymous `list secrets` answered with 5 MiB of Secrets: over the 4 MiB limit, read without
+/// its response object (counted), so the call it records raises its findings. An event that is
+/// large elsewhere (its user agent) is still refused.
+#[test]
+fn an_event_over_the_limit_is_read_without_its_objects_so_its_call_is_seen() {
+    let dir = scratch("oversized-objects");
+    let input = dir.join("audit.jsonl");
+    let secret = serde_json::json!({"metadata": {"name": "s"}, "data": {"k": "x".repeat(1024)}});
+    let secrets: Vec<_> = (0..5 * 1024).map(|_| secret.clone()).collect();
+    let event = |id: &str, agent: &str, response: Value| {
+        serde_json::json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse", "auditID": id,
+            "stage": "ResponseComplete", "requestURI": "/api/v1/namespaces/kube-system/secrets", "verb": "list",
+            "user": {"username": "system:anonymous", "groups": ["system:unauthenticated"]},
+            "sourceIPs": ["203.0.113.77"], "userAgent": agent,
+            "objectRef": {"resource": "secrets", "namespace": "kube-system", "apiVersion": "v1"},
+            "responseStatus": {"metadata": {}, "code": 200},
+            "responseObject": response,
+            "stageTimestamp": "2024-03-12T09:00:00.000000Z",
+        })
+        .to_string()
+    };
+    let large_response = event(
+        "big-1",
+        "curl/8.5.0",
+        serde_json::json!({"kind": "SecretList", "items": secrets}),
+    );
+    let large_agent = event(
+        "big-2",
+        &"a".repeat(5 * 1024 * 1024),
+        Value::Null,
+    );
+    assert!(large_response.len() > 5 * 1024 * 1024);
+    std::fs::write(&input, format!("{large_response}\n{large_agent}\n")).unwrap();
+    let stats = dir.join("stats.json");
+    let output = vigil(&[
+        "scan",
+        input.to_str().unwrap(),
+        "--stats",
+        stats.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    let stats: Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(stats["events"], 1, "{stats}");
+    assert_eq!(stats["tolerated"]["oversized_object_dropped"], 1, "{stats}");
+    assert_eq!(stats["rejected"]["too_large"], 1, "{stats}");
+    let findings = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        findings.contains("CredentialAccess:Kubernetes/SuccessfulAnonymousAccess"),
+        "{findings}"
+    );
+}
+
 #[test]
 fn a_spoofed_first_source_ip_hides_no_caller() {
     // X-Forwarded-For is the client's to write: a private first entry before a Tor exit (the peer
