@@ -1047,11 +1047,7 @@ fn an_event_over_the_limit_is_read_without_its_objects_so_its_call_is_seen() {
         "curl/8.5.0",
         serde_json::json!({"kind": "SecretList", "items": secrets}),
     );
-    let large_agent = event(
-        "big-2",
-        &"a".repeat(5 * 1024 * 1024),
-        Value::Null,
-    );
+    let large_agent = event("big-2", &"a".repeat(5 * 1024 * 1024), Value::Null);
     assert!(large_response.len() > 5 * 1024 * 1024);
     std::fs::write(&input, format!("{large_response}\n{large_agent}\n")).unwrap();
     let stats = dir.join("stats.json");
