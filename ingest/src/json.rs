@@ -49,3 +49,50 @@ mod tests {
         assert_eq!(truncated("abc".into(), 5), "abc");
     }
 }
+
+/// What one byte is to a JSON string, for the readers that follow JSON a byte at a time (the
+/// multi-line value scanner, the slimmer of oversized events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StringByte {
+    /// Outside any string.
+    Outside,
+    /// The opening quote.
+    Open,
+    /// Inside: content, a backslash or what it escapes.
+    Content,
+    /// The closing quote.
+    Close,
+}
+
+/// Whether a byte-at-a-time reader is inside a JSON string, escapes included.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StringState {
+    inside: bool,
+    escaped: bool,
+}
+
+impl StringState {
+    pub(crate) fn inside(self) -> bool {
+        self.inside
+    }
+
+    /// Takes the next byte and says what it is to a string.
+    pub(crate) fn step(&mut self, byte: u8) -> StringByte {
+        if !self.inside {
+            if byte == b'"' {
+                self.inside = true;
+                return StringByte::Open;
+            }
+            return StringByte::Outside;
+        }
+        if self.escaped {
+            self.escaped = false;
+        } else if byte == b'\\' {
+            self.escaped = true;
+        } else if byte == b'"' {
+            self.inside = false;
+            return StringByte::Close;
+        }
+        StringByte::Content
+    }
+}

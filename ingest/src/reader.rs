@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use vigil_schemas::time::parse_rfc3339_micros;
 
 use crate::cloud;
+use crate::json::{StringByte, StringState};
 use crate::normalize::normalize;
 use crate::raw::RawObject;
 use crate::runtime;
@@ -296,8 +297,7 @@ struct ValueScanner {
     /// The open containers, `{` or `[`, innermost last (no deeper than the bytes fed, which the
     /// event size limit bounds).
     open: Vec<u8>,
-    in_string: bool,
-    escaped: bool,
+    string: StringState,
     /// The last byte outside blank space, strings counted as their closing quote.
     last: Option<u8>,
 }
@@ -305,19 +305,15 @@ struct ValueScanner {
 impl ValueScanner {
     fn feed(&mut self, bytes: &[u8]) {
         for &byte in bytes {
-            if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                } else if byte == b'\\' {
-                    self.escaped = true;
-                } else if byte == b'"' {
-                    self.in_string = false;
+            match self.string.step(byte) {
+                StringByte::Outside => {}
+                StringByte::Open | StringByte::Content => continue,
+                StringByte::Close => {
                     self.last = Some(b'"');
+                    continue;
                 }
-                continue;
             }
             match byte {
-                b'"' => self.in_string = true,
                 b'{' | b'[' => self.open.push(byte),
                 b'}' | b']' => {
                     self.open.pop();
@@ -331,7 +327,7 @@ impl ValueScanner {
     }
 
     fn balanced(&self) -> bool {
-        self.open.is_empty() && !self.in_string
+        self.open.is_empty() && !self.string.inside()
     }
 
     /// Whether a line starting with `next` can go on with the value so far. JSON strings hold no
@@ -339,7 +335,7 @@ impl ValueScanner {
     /// container only `,`, `}` or `]` can follow; after `{`, or a `,` in an object, only a key
     /// (or `}`); after `[`, `:` or a `,` in an array, a value.
     fn goes_on_with(&self, next: u8) -> bool {
-        if self.in_string {
+        if self.string.inside() {
             return false;
         }
         let in_object = self.open.last() == Some(&b'{');

@@ -7,6 +7,8 @@
 //! read as any event (counted as `oversized_object_dropped`). Only what is kept is held: the
 //! objects' bytes go by without being stored.
 
+use crate::json::{StringByte, StringState};
+
 /// The top-level fields left out of an oversized event.
 const DROPPED_FIELDS: [&[u8]; 2] = [b"requestObject", b"responseObject"];
 
@@ -21,8 +23,7 @@ pub(crate) struct Slimmer {
     max: usize,
     /// Nesting depth in the copy (the top-level object is 1).
     depth: usize,
-    in_string: bool,
-    escaped: bool,
+    string: StringState,
     /// At the top level, between `{` or `,` and the next key.
     expect_key: bool,
     /// The top-level key being read, and the last one read (up to [`KEY_MAX`] bytes).
@@ -42,8 +43,7 @@ impl Slimmer {
             out: Vec::new(),
             max,
             depth: 0,
-            in_string: false,
-            escaped: false,
+            string: StringState::default(),
             expect_key: false,
             key: None,
             last_key: Vec::new(),
@@ -83,21 +83,21 @@ impl Slimmer {
             self.skip(byte, depth);
             return;
         }
-        if self.in_string {
+        if self.string.inside() {
             self.emit(&[byte]);
-            if self.escaped {
-                self.escaped = false;
-            } else if byte == b'\\' {
-                self.escaped = true;
-            } else if byte == b'"' {
-                self.in_string = false;
-                if let Some(key) = self.key.take() {
-                    self.last_key = key;
+            match self.string.step(byte) {
+                StringByte::Close => {
+                    if let Some(key) = self.key.take() {
+                        self.last_key = key;
+                    }
                 }
-            } else if let Some(key) = &mut self.key
-                && key.len() < KEY_MAX
-            {
-                key.push(byte);
+                _ => {
+                    if let Some(key) = &mut self.key
+                        && key.len() < KEY_MAX
+                    {
+                        key.push(byte);
+                    }
+                }
             }
             return;
         }
@@ -116,14 +116,14 @@ impl Slimmer {
             return;
         }
         self.emit(&[byte]);
-        match byte {
-            b'"' => {
-                self.in_string = true;
-                if self.depth == 1 && self.expect_key {
-                    self.key = Some(Vec::new());
-                    self.expect_key = false;
-                }
+        if self.string.step(byte) == StringByte::Open {
+            if self.depth == 1 && self.expect_key {
+                self.key = Some(Vec::new());
+                self.expect_key = false;
             }
+            return;
+        }
+        match byte {
             b'{' | b'[' => {
                 self.depth += 1;
                 if self.depth == 1 {
@@ -146,18 +146,10 @@ impl Slimmer {
 
     /// One byte of a dropped value, which started right after its `:`.
     fn skip(&mut self, byte: u8, depth: usize) {
-        if self.in_string {
-            if self.escaped {
-                self.escaped = false;
-            } else if byte == b'\\' {
-                self.escaped = true;
-            } else if byte == b'"' {
-                self.in_string = false;
-            }
+        if self.string.step(byte) != StringByte::Outside {
             return;
         }
         match byte {
-            b'"' => self.in_string = true,
             b'{' | b'[' => self.skipping = Some(depth + 1),
             b'}' | b']' if depth > 1 => self.skipping = Some(depth - 1),
             b'}' | b']' if depth == 1 => self.skipping = None,
