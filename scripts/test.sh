@@ -4,7 +4,8 @@
 # clippy; the real-broker tests run against Apache Kafka (KRaft mode), which scripts/kafka/fetch.sh
 # fetches from Maven Central with mvn (about 50 MB, a few seconds, once; cached in target/kafka and
 # ~/.m2) and the tests start on free loopback ports. The Helm chart's tests (scripts/test-chart.sh)
-# build helm from the Go module proxy and a schema validator from PyPI, once. Needs java (17 or
+# build helm from the Go module proxy and a schema validator from PyPI, once; the MSK IAM check
+# (scripts/test-msk-iam.sh) installs AWS's reference signer from PyPI, once. Needs java (17 or
 # later), mvn, go, python3 and Node.js with npm; the report's browser test installs Debian's
 # chromium when it is missing (scripts/test-report.sh); the fuzz smoke run installs nightly Rust
 # and cargo-fuzz when they are missing (scripts/fuzz.sh).
@@ -28,6 +29,8 @@ cargo test --workspace --locked --exclude vigil-kafka
 # npm), with the vigil the tests above built.
 scripts/test-report.sh target/debug/vigil
 scripts/test-chart.sh
+# MSK IAM tokens against AWS's reference signer (from PyPI, once).
+scripts/test-msk-iam.sh
 # Every fuzz target for a few seconds from its seeds and past crashes (nightly and cargo-fuzz are
 # installed when missing); `scripts/fuzz.sh` without --smoke is the long run before a release.
 scripts/fuzz.sh --smoke

@@ -20,7 +20,11 @@ fn main() -> std::process::ExitCode {
     vigil_kafka::process_main(args.common.log_format, run(args))
 }
 
-async fn run(args: GatewayArgs) -> Result<(), String> {
+async fn run(mut args: GatewayArgs) -> Result<(), String> {
+    args.common
+        .start_authentication()
+        .await
+        .map_err(|error| error.to_string())?;
     let metrics = Metrics::new().map_err(|error| error.to_string())?;
     let gateway_metrics =
         GatewayMetrics::new(metrics.clone()).map_err(|error| error.to_string())?;

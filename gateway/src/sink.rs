@@ -50,9 +50,19 @@ pub struct GatewayContext {
     metrics: Metrics,
     bytes: std::sync::Mutex<vigil_kafka::kafka::ByteTotals>,
     brokers_up: Arc<AtomicBool>,
+    iam: Option<vigil_kafka::auth::MskIam>,
 }
 
 impl ClientContext for GatewayContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        vigil_kafka::auth::oauth_token(self.iam.as_ref())
+    }
+
     fn stats(&self, statistics: Statistics) {
         vigil_kafka::kafka::record_producer_statistics(
             &self.metrics,
@@ -122,11 +132,17 @@ impl KafkaSink {
             ],
         );
         let brokers_up = Arc::new(AtomicBool::new(false));
-        let producer = config.create_with_context(GatewayContext {
-            metrics: metrics.clone(),
-            bytes: std::sync::Mutex::default(),
-            brokers_up: Arc::clone(&brokers_up),
-        })?;
+        let producer: FutureProducer<GatewayContext> =
+            config.create_with_context(GatewayContext {
+                metrics: metrics.clone(),
+                bytes: std::sync::Mutex::default(),
+                brokers_up: Arc::clone(&brokers_up),
+                iam: common.msk_iam.clone(),
+            })?;
+        if let Some(iam) = &common.msk_iam {
+            iam.prime(producer.client())
+                .map_err(|error| KafkaError::ClientCreation(format!("MSK IAM: {error}")))?;
+        }
         Ok(Self {
             producer,
             brokers_up,

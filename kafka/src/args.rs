@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::auth::{AuthError, KafkaAuth, MskIam};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -155,6 +157,25 @@ pub struct CommonArgs {
         default_value = "classic"
     )]
     pub group_protocol: GroupProtocol,
+    /// How the Kafka clients authenticate: `librdkafka` (as the `-X` settings say: none, TLS,
+    /// SASL/SCRAM, PLAIN, OAUTHBEARER with OIDC) or `aws-msk-iam` (Amazon MSK's IAM access
+    /// control: SASL_SSL with OAUTHBEARER tokens signed with the process's AWS credentials, from
+    /// IRSA, EKS Pod Identity, an instance profile or the environment).
+    #[arg(
+        long,
+        env = "VIGIL_KAFKA_AUTH",
+        value_enum,
+        default_value = "librdkafka"
+    )]
+    pub kafka_auth: KafkaAuth,
+    /// MSK IAM: the cluster's region. By default read off MSK broker addresses, then `AWS_REGION`
+    /// and the AWS profile.
+    #[arg(long, env = "VIGIL_AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// MSK IAM: the token source every client shares, started by
+    /// [`CommonArgs::start_authentication`].
+    #[arg(skip)]
+    pub msk_iam: Option<MskIam>,
     #[command(flatten)]
     pub topics: Topics,
 }
@@ -172,6 +193,15 @@ pub enum GroupProtocol {
 }
 
 impl CommonArgs {
+    /// Starts what `--kafka-auth` needs before the first client is made: with `aws-msk-iam`, the
+    /// AWS credentials (the process does not start without them) and their refresh.
+    pub async fn start_authentication(&mut self) -> Result<(), AuthError> {
+        if self.kafka_auth == KafkaAuth::AwsMskIam && self.msk_iam.is_none() {
+            self.msk_iam = Some(MskIam::start(self.aws_region.as_deref(), &self.brokers).await?);
+        }
+        Ok(())
+    }
+
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
     }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
@@ -42,6 +42,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
 use crate::args::{CommonArgs, GroupProtocol, ProcessingGuarantee};
+use crate::auth::{self, AuthContext, KafkaAuth, MskIam};
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::stage::{
@@ -52,7 +53,56 @@ use crate::stage::{
 fn base_config(common: &CommonArgs) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &common.brokers);
+    if common.kafka_auth == KafkaAuth::AwsMskIam {
+        // MSK's IAM listeners (port 9098) speak SASL over TLS; `-X` may still say otherwise.
+        config
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanism", "OAUTHBEARER");
+    }
     config
+}
+
+/// Makes a client with `context`, handing it a first MSK IAM token when `--kafka-auth
+/// aws-msk-iam` is on (see [`MskIam::prime`]).
+fn create_client<C, T>(
+    config: &ClientConfig,
+    context: C,
+    common: &CommonArgs,
+) -> Result<T, RuntimeError>
+where
+    C: ClientContext,
+    T: rdkafka::config::FromClientConfigAndContext<C> + TakesToken,
+{
+    let client: T = config.create_with_context(context)?;
+    if let Some(iam) = &common.msk_iam {
+        client
+            .take_token(iam)
+            .map_err(|error| RuntimeError::Task(format!("MSK IAM: {error}")))?;
+    }
+    Ok(client)
+}
+
+/// A consumer, a producer or an admin client, to which a token can be handed.
+pub trait TakesToken {
+    fn take_token(&self, iam: &MskIam) -> Result<(), String>;
+}
+
+impl<C: ConsumerContext> TakesToken for BaseConsumer<C> {
+    fn take_token(&self, iam: &MskIam) -> Result<(), String> {
+        iam.prime(self.client())
+    }
+}
+
+impl<C: ClientContext + 'static> TakesToken for FutureProducer<C> {
+    fn take_token(&self, iam: &MskIam) -> Result<(), String> {
+        iam.prime(self.client())
+    }
+}
+
+impl<C: ClientContext> TakesToken for AdminClient<C> {
+    fn take_token(&self, iam: &MskIam) -> Result<(), String> {
+        iam.prime(self.inner())
+    }
 }
 
 /// The user's `-X` settings go last: they win over Vigil's defaults.
@@ -62,7 +112,8 @@ fn apply_user_options(config: &mut ClientConfig, common: &CommonArgs) {
     }
 }
 
-/// A client configuration: the brokers, then `defaults`, then the user's `-X` settings, which win.
+/// A client configuration: the brokers (and MSK IAM's SASL settings), then `defaults`, then the
+/// user's `-X` settings, which win.
 /// For a process that is not a stage (the gateway's producer).
 pub fn user_client_config(common: &CommonArgs, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut config = base_config(common);
@@ -147,6 +198,7 @@ pub struct StageContext {
     ever_paused: AtomicBool,
     drain_timeout: Duration,
     bytes: std::sync::Mutex<ByteTotals>,
+    iam: Option<MskIam>,
 }
 
 impl std::fmt::Debug for Polled {
@@ -161,6 +213,15 @@ impl std::fmt::Debug for Polled {
 }
 
 impl ClientContext for StageContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        auth::oauth_token(self.iam.as_ref())
+    }
+
     fn stats(&self, statistics: Statistics) {
         let mut lag: HashMap<&str, i64> = HashMap::new();
         for (name, topic) in &statistics.topics {
@@ -280,9 +341,19 @@ struct ProducerContext {
     stage: &'static str,
     metrics: Metrics,
     bytes: std::sync::Mutex<ByteTotals>,
+    iam: Option<MskIam>,
 }
 
 impl ClientContext for ProducerContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        auth::oauth_token(self.iam.as_ref())
+    }
+
     fn stats(&self, statistics: Statistics) {
         record_producer_statistics(&self.metrics, self.stage, &statistics, &self.bytes);
     }
@@ -498,7 +569,13 @@ impl StageContext {
 pub async fn ensure_topics(common: &CommonArgs, topics: &[TopicSpec]) -> Result<(), RuntimeError> {
     let mut config = base_config(common);
     apply_user_options(&mut config, common);
-    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let admin: AdminClient<AuthContext> = create_client(
+        &config,
+        AuthContext {
+            iam: common.msk_iam.clone(),
+        },
+        common,
+    )?;
     let specs: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|topic| {
@@ -531,7 +608,10 @@ pub async fn ensure_topics(common: &CommonArgs, topics: &[TopicSpec]) -> Result<
 
 /// A consumer that reads assigned partitions outside the group. It reports reaching the end of a
 /// partition: a compacted topic's last offsets may hold no record to read.
-fn reading_consumer(common: &CommonArgs, group: String) -> Result<BaseConsumer, RuntimeError> {
+fn reading_consumer(
+    common: &CommonArgs,
+    group: String,
+) -> Result<BaseConsumer<AuthContext>, RuntimeError> {
     let mut config = base_config(common);
     config
         .set("group.id", group)
@@ -541,7 +621,13 @@ fn reading_consumer(common: &CommonArgs, group: String) -> Result<BaseConsumer, 
         // It never joins the group, but librdkafka checks the user's -X settings against these.
         .set("session.timeout.ms", common.session_timeout_ms.to_string());
     apply_user_options(&mut config, common);
-    Ok(config.create()?)
+    create_client(
+        &config,
+        AuthContext {
+            iam: common.msk_iam.clone(),
+        },
+        common,
+    )
 }
 
 /// How long a just-created topic's metadata may take to show its partitions.
@@ -622,7 +708,7 @@ impl KafkaBackend {
         &self,
         name: String,
         read: impl FnOnce(
-            &BaseConsumer,
+            &BaseConsumer<AuthContext>,
             &mpsc::Sender<Result<OwnedMessage, RuntimeError>>,
         ) -> Result<(), RuntimeError>
         + Send
@@ -817,7 +903,7 @@ fn patiently<T>(
 
 /// Reads a state topic from its start to the end it had when called.
 fn read_state(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<AuthContext>,
     topic: &str,
     only_partitions: Option<&[i32]>,
     sender: &mpsc::Sender<Result<OwnedMessage, RuntimeError>>,
@@ -873,7 +959,7 @@ fn read_state(
 
 /// Reads the records of one partition in `[from, to)`.
 fn read_inputs(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<AuthContext>,
     topic: &str,
     partition: i32,
     from: i64,
@@ -1097,11 +1183,16 @@ fn stage_producer(
         }
     }
     apply_user_options(&mut config, common);
-    Ok(config.create_with_context(ProducerContext {
-        stage,
-        metrics: metrics.clone(),
-        bytes: std::sync::Mutex::new(ByteTotals::default()),
-    })?)
+    create_client(
+        &config,
+        ProducerContext {
+            stage,
+            metrics: metrics.clone(),
+            bytes: std::sync::Mutex::new(ByteTotals::default()),
+            iam: common.msk_iam.clone(),
+        },
+        common,
+    )
 }
 
 /// The stage's group consumer: offsets stored by the loop only, committed in the background.
@@ -1153,8 +1244,9 @@ fn stage_consumer(
         ever_paused: AtomicBool::new(false),
         drain_timeout: common.shutdown_timeout(),
         bytes: std::sync::Mutex::new(ByteTotals::default()),
+        iam: common.msk_iam.clone(),
     };
-    Ok(Arc::new(config.create_with_context(context)?))
+    Ok(Arc::new(create_client(&config, context, common)?))
 }
 
 /// Messages the polling thread may hold ready for the loop.

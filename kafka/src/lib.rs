@@ -4,6 +4,7 @@
 //! `vigil-publish` binaries. `vigil run` runs all four in one process.
 
 pub mod args;
+pub mod auth;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
@@ -33,6 +34,8 @@ pub enum StartError {
     Metrics(#[from] metrics::MetricsError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
 }
 
 /// One process's stages, its HTTP endpoints and its shutdown.
@@ -162,7 +165,9 @@ pub fn service_main(
 ) -> std::process::ExitCode {
     process_main(common.log_format, async {
         let metrics = Metrics::new()?;
-        let mut service = Service::new(common.clone(), metrics, shared_process);
+        let mut common = common.clone();
+        common.start_authentication().await?;
+        let mut service = Service::new(common, metrics, shared_process);
         build(&mut service)?;
         service.run().await.map_err(StartError::from)
     })
