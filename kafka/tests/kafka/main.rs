@@ -14,3 +14,4 @@ mod exactly_once;
 mod gateway;
 mod harness;
 mod hostile;
+mod msk_iam;

@@ -65,6 +65,8 @@ fn kafka_libs() -> PathBuf {
 struct Node {
     id: usize,
     port: u16,
+    /// The MSK IAM test listener's port (SASL_PLAINTEXT with OAUTHBEARER), when the broker has one.
+    iam_port: Option<u16>,
     controller_port: u16,
     dir: PathBuf,
     child: Option<Child>,
@@ -78,6 +80,8 @@ pub struct Broker {
     nodes: Vec<Node>,
     /// The broker's jars, found once.
     libs: PathBuf,
+    /// Classes beside the jars: the MSK IAM token validator, when the broker has that listener.
+    extra_classes: Option<PathBuf>,
 }
 
 impl Broker {
@@ -89,6 +93,18 @@ impl Broker {
     /// `count` nodes, each a controller voter; with three, internal and new topics are replicated
     /// three times with `min.insync.replicas=2`, so one node may be gone at any time.
     pub fn start_cluster(name: &str, count: usize) -> Self {
+        Self::start_nodes(name, count, false)
+    }
+
+    /// One node with a second listener that checks SASL/OAUTHBEARER tokens as Amazon MSK's IAM
+    /// access control does (scripts/kafka/msk-iam/VigilMskIamValidator.java, compiled here).
+    /// The validator appends each decision to [`Broker::iam_audit`]. The listener makes clients
+    /// authenticate again every 5 s (KIP-368), so a refreshed token is used within seconds.
+    pub fn start_msk_iam(name: &str) -> Self {
+        Self::start_nodes(name, 1, true)
+    }
+
+    fn start_nodes(name: &str, count: usize, msk_iam: bool) -> Self {
         let root = scratch(name);
         let nodes: Vec<Node> = (1..=count)
             .map(|id| {
@@ -97,16 +113,20 @@ impl Broker {
                 Node {
                     id,
                     port: free_port(),
+                    iam_port: msk_iam.then(free_port),
                     controller_port: free_port(),
                     dir,
                     child: None,
                 }
             })
             .collect();
+        let libs = kafka_libs();
+        let extra_classes = msk_iam.then(|| compile_msk_iam_validator(&libs, &root));
         let mut broker = Self {
             dir: root,
             nodes,
-            libs: kafka_libs(),
+            libs,
+            extra_classes,
         };
         for index in 0..count {
             broker.format(index);
@@ -134,7 +154,10 @@ impl Broker {
                 repo().join("scripts/kafka/log4j2.yaml").display()
             ))
             .arg("-cp")
-            .arg(format!("{}/*", self.libs.display()))
+            .arg(match &self.extra_classes {
+                Some(classes) => format!("{}/*:{}", self.libs.display(), classes.display()),
+                None => format!("{}/*", self.libs.display()),
+            })
             .current_dir(dir);
         command
     }
@@ -164,6 +187,12 @@ impl Broker {
                 "@LOG_DIRS@",
                 &node.dir.join("kafka-logs").display().to_string(),
             );
+        let properties = match node.iam_port {
+            Some(iam_port) => {
+                with_msk_iam_listener(&properties, node.port, iam_port, &self.iam_audit())
+            }
+            None => properties,
+        };
         std::fs::write(node.dir.join("server.properties"), properties).expect("server.properties");
         let output = self
             .java(&node.dir)
@@ -247,6 +276,21 @@ impl Broker {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// The MSK IAM listener's bootstrap address.
+    pub fn iam_address(&self) -> String {
+        self.nodes
+            .iter()
+            .filter_map(|node| node.iam_port)
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The MSK IAM validator's decisions: `ACCEPT <access key>` or `REJECT <access key> <why>`.
+    pub fn iam_audit(&self) -> PathBuf {
+        self.dir.join("msk-iam-audit.log")
     }
 
     /// The replication factor of topics on this cluster (three nodes and more: 3).
@@ -343,11 +387,64 @@ pub fn wait_for_killed_members_to_expire() {
     std::thread::sleep(SESSION_TIMEOUT + Duration::from_secs(2));
 }
 
+/// Compiles the MSK IAM token validator against the broker's jars, into the scratch directory.
+fn compile_msk_iam_validator(libs: &Path, root: &Path) -> PathBuf {
+    let classes = root.join("msk-iam-classes");
+    std::fs::create_dir_all(&classes).expect("classes directory");
+    let output = Command::new("javac")
+        .arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .arg("-d")
+        .arg(&classes)
+        .arg(repo().join("scripts/kafka/msk-iam/VigilMskIamValidator.java"))
+        .output()
+        .expect(
+            "javac runs (the MSK IAM broker test compiles its token validator; it needs a JDK)",
+        );
+    assert!(
+        output.status.success(),
+        "compiling the MSK IAM validator failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    classes
+}
+
+/// A node's properties with a second listener, `IAM`, on `iam_port`: SASL_PLAINTEXT with
+/// OAUTHBEARER tokens checked by the validator, and re-authentication every 5 s.
+fn with_msk_iam_listener(properties: &str, port: u16, iam_port: u16, audit: &Path) -> String {
+    let plaintext = format!("PLAINTEXT://127.0.0.1:{port}");
+    let both = format!("{plaintext},IAM://127.0.0.1:{iam_port}");
+    let mut properties = properties
+        .replace(
+            &format!("listeners={plaintext}"),
+            &format!("listeners={both}"),
+        )
+        .replace(
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,IAM:SASL_PLAINTEXT,",
+        );
+    assert!(
+        properties.contains(&format!("advertised.listeners={both}"))
+            && properties.contains("IAM:SASL_PLAINTEXT"),
+        "scripts/kafka/server.properties no longer has the listener lines the MSK IAM test extends"
+    );
+    properties.push_str(&format!(
+        "listener.name.iam.sasl.enabled.mechanisms=OAUTHBEARER\n\
+         listener.name.iam.oauthbearer.sasl.server.callback.handler.class=VigilMskIamValidator\n\
+         listener.name.iam.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"broker\" auditLog=\"{}\";\n\
+         listener.name.iam.oauthbearer.connections.max.reauth.ms=5000\n",
+        audit.display()
+    ));
+    properties
+}
+
 /// A stage binary; killed when dropped.
 pub struct Stage {
     pub name: &'static str,
     child: Option<Child>,
     args: Vec<String>,
+    /// Environment variables set for the process, beside the test's own.
+    env: Vec<(String, String)>,
     pub metrics_port: u16,
     log: PathBuf,
 }
@@ -389,10 +486,21 @@ pub fn stage_binary(name: &str) -> PathBuf {
 
 impl Stage {
     pub fn start(name: &'static str, broker: &Broker, extra: &[String]) -> Self {
+        Self::start_with(name, broker, &broker.address(), extra, &[])
+    }
+
+    /// A stage on the bootstrap servers `brokers` (one of `broker`'s listeners) with `env` set.
+    pub fn start_with(
+        name: &'static str,
+        broker: &Broker,
+        brokers: &str,
+        extra: &[String],
+        env: &[(&str, &str)],
+    ) -> Self {
         let metrics_port = free_port();
         let mut args = vec![
             "--brokers".to_owned(),
-            broker.address(),
+            brokers.to_owned(),
             "--metrics-addr".to_owned(),
             format!("127.0.0.1:{metrics_port}"),
             // 6 s is the broker's least session timeout (group.min.session.timeout.ms); a rebalance
@@ -413,6 +521,10 @@ impl Stage {
             name,
             child: None,
             args,
+            env: env
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect(),
             metrics_port,
             log,
         };
@@ -431,6 +543,15 @@ impl Stage {
             .args(&self.args)
             .current_dir(repo())
             .env("RUST_LOG", "info")
+            // Never the machine's own AWS identity: a test that wants credentials gives them.
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+            .env_remove("AWS_ROLE_ARN")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
