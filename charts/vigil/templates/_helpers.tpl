@@ -63,6 +63,12 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.kafka.processingGuarantee | quote }}
 - name: VIGIL_GROUP_PROTOCOL
   value: {{ .Values.kafka.groupProtocol | quote }}
+- name: VIGIL_KAFKA_AUTH
+  value: {{ .Values.kafka.auth | quote }}
+{{- if .Values.kafka.awsRegion }}
+- name: VIGIL_AWS_REGION
+  value: {{ .Values.kafka.awsRegion | quote }}
+{{- end }}
 - name: VIGIL_INSTANCE_ID
   valueFrom:
     fieldRef:
