@@ -20,8 +20,8 @@ use apache_avro::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bounds;
 use crate::model::{AuditEvent, Detection, EnrichedEvent, Finding, RuntimeEvent};
+use crate::{bounds, flat};
 
 /// The two marker bytes of Avro single-object encoding.
 pub const SINGLE_OBJECT_MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -132,6 +132,8 @@ struct KnownSchema {
     reader: GenericSingleObjectReader,
     /// The writer keeps a scratch buffer, hence the lock (never contended: a stage encodes on one task).
     writer: std::sync::Mutex<GenericSingleObjectWriter>,
+    /// The schema with its named types inlined, for the direct serde writer (see `flat`).
+    flat: Option<Schema>,
 }
 
 /// An earlier release's writer schema, and the index of this build's schema of the same record.
@@ -184,6 +186,7 @@ impl Codec {
                 GenericSingleObjectWriter::new_with_capacity(&schema, 1024).map_err(bad)?;
             let reader = GenericSingleObjectReader::new(schema.clone()).map_err(bad)?;
             let names = bounds::names_of(&schema).map_err(bad)?;
+            let flat = flat::inline_references(&schema, &names);
             by_fingerprint.insert(fingerprint, schemas.len());
             schemas.push(KnownSchema {
                 name,
@@ -192,6 +195,7 @@ impl Codec {
                 schema,
                 reader,
                 writer: std::sync::Mutex::new(writer),
+                flat,
             });
         }
         let mut earlier = HashMap::new();
@@ -272,6 +276,30 @@ impl Codec {
     }
 
     pub fn encode<T: Record>(&self, record: &T) -> Result<Vec<u8>, CodecError> {
+        let known = self.known::<T>()?;
+        // Straight from `Serialize` to bytes: no `Value` tree and no field map per record, which
+        // made encoding a fifth of a stage's time. The same bytes as the `Value` path (a property
+        // test holds it for every record type).
+        if let Some(flat) = &known.flat {
+            let mut out = Vec::with_capacity(HEADER_LEN + 512);
+            out.extend_from_slice(&SINGLE_OBJECT_MAGIC);
+            out.extend_from_slice(&known.fingerprint.to_le_bytes());
+            apache_avro::write_avro_datum_ref(flat, record, &mut out).map_err(|source| {
+                CodecError::Datum {
+                    name: known.name,
+                    source: Box::new(source),
+                }
+            })?;
+            return Ok(out);
+        }
+        self.encode_through_value(record)
+    }
+
+    /// Encodes through apache-avro's `Value` tree, validated against the schema: the reference
+    /// the direct path is tested against, and the path for a schema whose named types cannot be
+    /// inlined.
+    #[doc(hidden)]
+    pub fn encode_through_value<T: Record>(&self, record: &T) -> Result<Vec<u8>, CodecError> {
         let known = self.known::<T>()?;
         let datum_error = |source| CodecError::Datum {
             name: known.name,
@@ -362,4 +390,23 @@ fn into_record<T: Record>(
         ));
     }
     from_value::<T>(value).map_err(datum_error(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every record type takes the direct path: its named types can be inlined.
+    #[test]
+    fn every_schema_is_written_by_the_direct_serde_writer() {
+        let codec = Codec::new().unwrap_or_else(|error| panic!("{error}"));
+        for known in &codec.schemas {
+            assert!(
+                known.flat.is_some(),
+                "{} falls back to the Value path",
+                known.name
+            );
+        }
+        assert_eq!(codec.schemas.len(), 5);
+    }
 }

@@ -26,6 +26,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 enum Mode {
     /// Bare consume-and-produce copy of preloaded events: the broker's and client's ceiling.
     Copy,
+    /// Four bare copies chained (raw → 1 → 2 → 3 → 4), all running at once on the same cores:
+    /// what moving every record through four hops costs before any stage does any work.
+    CopyChain,
     /// The four stages over preloaded events: throughput.
     Pipeline,
     /// The four stages over events produced at `--rate`: end-to-end latency.
@@ -117,6 +120,46 @@ fn templates() -> Vec<serde_json::Value> {
         })
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect()
+}
+
+/// One bare hop: consumes `events` records of `from` and produces each payload to `to`, as fast as
+/// the broker and librdkafka allow; `started` is set at the first record any hop sees.
+fn copy_hop(
+    brokers: &str,
+    group: String,
+    from: String,
+    to: String,
+    events: usize,
+    started: Arc<std::sync::OnceLock<Instant>>,
+) -> impl Future<Output = Result<(), String>> + Send + 'static {
+    let brokers = brokers.to_owned();
+    async move {
+        let producer = producer(&brokers)?;
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("max.poll.interval.ms", "10000")
+            .create()
+            .map_err(|error| error.to_string())?;
+        consumer
+            .subscribe(&[from.as_str()])
+            .map_err(|error| error.to_string())?;
+        let mut stream = consumer.stream();
+        let mut copied = 0;
+        while copied < events {
+            let Some(Ok(message)) = stream.next().await else {
+                continue;
+            };
+            started.get_or_init(Instant::now);
+            produce(&producer, &to, message.payload().unwrap_or_default()).await?;
+            copied += 1;
+        }
+        producer
+            .flush(Duration::from_secs(120))
+            .map_err(|error| error.to_string())
+    }
 }
 
 fn producer(brokers: &str) -> Result<FutureProducer, String> {
@@ -352,10 +395,12 @@ async fn run(args: Args) -> Result<(), String> {
         compacted: false,
     })
     .collect();
-    all_topics.push(vigil_kafka::TopicSpec {
-        name: format!("{prefix}.copy"),
-        compacted: false,
-    });
+    for hop in ["copy", "copy1", "copy2", "copy3", "copy4"] {
+        all_topics.push(vigil_kafka::TopicSpec {
+            name: format!("{prefix}.{hop}"),
+            compacted: false,
+        });
+    }
     kafka::ensure_topics(&common, &all_topics)
         .await
         .map_err(|error| error.to_string())?;
@@ -364,7 +409,7 @@ async fn run(args: Args) -> Result<(), String> {
     let markers = args.events / MARKER_EVERY;
 
     match args.mode {
-        Mode::Copy | Mode::Pipeline => {
+        Mode::Copy | Mode::CopyChain | Mode::Pipeline => {
             for index in 0..args.events {
                 produce(
                     &producer,
@@ -377,40 +422,57 @@ async fn run(args: Args) -> Result<(), String> {
                 .flush(Duration::from_secs(120))
                 .map_err(|error| error.to_string())?;
             if args.mode == Mode::Copy {
-                let consumer: StreamConsumer = ClientConfig::new()
-                    .set("bootstrap.servers", &args.brokers)
-                    .set("group.id", format!("{prefix}-copy"))
-                    .set("auto.offset.reset", "earliest")
-                    .set("session.timeout.ms", "6000")
-                    .set("max.poll.interval.ms", "10000")
-                    .create()
-                    .map_err(|error| error.to_string())?;
-                consumer
-                    .subscribe(&[common.topics.audit_raw.as_str()])
-                    .map_err(|error| error.to_string())?;
-                let copy_topic = format!("{prefix}.copy");
-                let mut started = None;
-                let mut stream = consumer.stream();
-                let mut copied = 0;
-                while copied < args.events {
-                    let Some(Ok(message)) = stream.next().await else {
-                        continue;
-                    };
-                    started.get_or_insert_with(Instant::now);
-                    produce(
-                        &producer,
-                        &copy_topic,
-                        message.payload().unwrap_or_default(),
-                    )
-                    .await?;
-                    copied += 1;
-                }
-                producer
-                    .flush(Duration::from_secs(120))
-                    .map_err(|error| error.to_string())?;
-                let seconds = started.map_or(0.0, |started| started.elapsed().as_secs_f64());
+                let started = Arc::new(std::sync::OnceLock::new());
+                copy_hop(
+                    &args.brokers,
+                    format!("{prefix}-copy"),
+                    common.topics.audit_raw.clone(),
+                    format!("{prefix}.copy"),
+                    args.events,
+                    Arc::clone(&started),
+                )
+                .await?;
+                let seconds = started
+                    .get()
+                    .map_or(0.0, |started: &Instant| started.elapsed().as_secs_f64());
                 println!(
                     "| bare copy (consume, produce) | - | {} | {:.0} | | | |",
+                    args.events,
+                    args.events as f64 / seconds
+                );
+            } else if args.mode == Mode::CopyChain {
+                let started = Arc::new(std::sync::OnceLock::new());
+                let hops = [
+                    common.topics.audit_raw.clone(),
+                    format!("{prefix}.copy1"),
+                    format!("{prefix}.copy2"),
+                    format!("{prefix}.copy3"),
+                    format!("{prefix}.copy4"),
+                ];
+                let tasks: Vec<_> = hops
+                    .iter()
+                    .zip(hops.iter().skip(1))
+                    .enumerate()
+                    .map(|(index, (from, to))| {
+                        let (from, to) = (from.clone(), to.clone());
+                        tokio::spawn(copy_hop(
+                            &args.brokers,
+                            format!("{prefix}-copy-hop{index}"),
+                            from,
+                            to,
+                            args.events,
+                            Arc::clone(&started),
+                        ))
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.map_err(|error| error.to_string())??;
+                }
+                let seconds = started
+                    .get()
+                    .map_or(0.0, |started: &Instant| started.elapsed().as_secs_f64());
+                println!(
+                    "| four bare copies chained, at once | - | {} | {:.0} | | | |",
                     args.events,
                     args.events as f64 / seconds
                 );

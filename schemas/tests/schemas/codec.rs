@@ -115,6 +115,7 @@ proptest! {
     fn audit_events_round_trip(event in audit_event()) {
         let codec = Codec::new().unwrap();
         let bytes = codec.encode(&event).unwrap();
+        prop_assert_eq!(&bytes, &codec.encode_through_value(&event).unwrap());
         prop_assert_eq!(&bytes[..2], &SINGLE_OBJECT_MAGIC[..]);
         prop_assert_eq!(codec.decode::<AuditEvent>(&bytes).unwrap(), event);
     }
@@ -128,8 +129,10 @@ proptest! {
             source_ip: Some(IpIntel { ip: "1.2.3.4".into(), scope: "public".into(), ..IpIntel::default() }),
             ..EnrichedEvent::default()
         };
+        prop_assert_eq!(codec.encode(&enriched).unwrap(), codec.encode_through_value(&enriched).unwrap());
         prop_assert_eq!(codec.decode::<EnrichedEvent>(&codec.encode(&enriched).unwrap()).unwrap(), enriched);
         let finding = Finding { id: "abc".into(), count, detection: detection_of(&event, severity), ..Finding::default() };
+        prop_assert_eq!(codec.encode(&finding).unwrap(), codec.encode_through_value(&finding).unwrap());
         prop_assert_eq!(codec.decode::<Finding>(&codec.encode(&finding).unwrap()).unwrap(), finding);
     }
 
