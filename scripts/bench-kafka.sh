@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Throughput and latency of the Kafka pipeline through an Apache Kafka broker on free loopback ports
-# (scripts/kafka/start.sh): a bare consume-and-produce copy, the four stages over the same events,
+# (scripts/kafka/start.sh): a bare consume-and-produce copy, four such copies chained and running at
+# once (the transport cost of four hops on the same cores), the four stages over the same events,
 # end-to-end latency at a steady rate, and the HTTP gateway's accepted events per second and request
 # latency (EventLists of 400 events, answered once Kafka acknowledged them). Usage: scripts/bench-kafka.sh [EVENTS] [RATE]
 set -euo pipefail
@@ -23,6 +24,7 @@ echo
 echo "| run | guarantee | events | events/s | p50 ms | p99 ms | p999 ms |"
 echo "|---|---|---|---|---|---|---|"
 "$bench" --brokers "$brokers" --mode copy --events "$events"
+"$bench" --brokers "$brokers" --mode copy-chain --events "$events"
 for guarantee in at-least-once exactly-once; do
   "$bench" --brokers "$brokers" --mode pipeline --events "$events" --guarantee "$guarantee"
   "$bench" --brokers "$brokers" --mode latency --events $((rate * 20)) --rate "$rate" --guarantee "$guarantee"
