@@ -3,10 +3,11 @@
 //! traffic with its detections and findings.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use vigil_pipeline::{Pipeline, Step};
+mod common;
+
+use vigil_pipeline::Step;
 use vigil_schemas::codec::{Codec, Record};
 use vigil_schemas::model::Event;
-use vigil_settings::Settings;
 
 fn same_bytes<T: Record + std::fmt::Debug>(codec: &Codec, record: &T) {
     let direct = codec.encode(record).expect("direct encoding");
@@ -16,17 +17,8 @@ fn same_bytes<T: Record + std::fmt::Debug>(codec: &Codec, record: &T) {
 
 #[test]
 fn the_direct_writer_writes_what_the_value_path_writes() {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let settings = Settings::load(&vigil_settings::SettingsArgs {
-        config: Some(repo.join("examples/vigil.toml")),
-        ..vigil_settings::SettingsArgs::default()
-    })
-    .unwrap();
-    let intel = settings.threat_intel(&mut Vec::new()).unwrap();
-    let mut pipeline = Pipeline::new(&settings, intel).unwrap();
+    let mut pipeline = common::example_pipeline();
+    let repo = common::repo();
     let mut inputs: Vec<Vec<u8>> = Vec::new();
     for dir in ["examples/audit", "examples/runtime"] {
         for entry in std::fs::read_dir(repo.join(dir)).unwrap() {

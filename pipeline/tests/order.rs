@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use vigil_pipeline::{Pipeline, Step};
+mod common;
+
+use vigil_pipeline::Step;
 use vigil_publish::Publisher;
 use vigil_schemas::Detection;
-use vigil_settings::Settings;
 
 fn detections() -> Vec<Detection> {
     let options = vigil_sim::EvalOptions {
@@ -20,18 +21,7 @@ fn detections() -> Vec<Detection> {
         .iter()
         .map(|event| vigil_sim::audit_json(event) + "\n")
         .collect();
-    // The example settings: threat lists and Tor exits, so chain rules and sequences have material.
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let settings = Settings::load(&vigil_settings::SettingsArgs {
-        config: Some(repo.join("examples/vigil.toml")),
-        ..vigil_settings::SettingsArgs::default()
-    })
-    .unwrap();
-    let intel = settings.threat_intel(&mut Vec::new()).unwrap();
-    let mut pipeline = Pipeline::new(&settings, intel).unwrap();
+    let mut pipeline = common::example_pipeline();
     let mut found = Vec::new();
     pipeline.read_payload(text.as_bytes(), &mut |step| {
         if let Step::Detected { detection, .. } = step {
