@@ -209,6 +209,16 @@ fn the_pipeline_authenticates_to_msk_iam_with_rotating_pod_identity_credentials(
         read_all(&broker, "vigil.deadletter", Duration::from_secs(2)).is_empty(),
         "no dead letter"
     );
+    // Rotated keys are taken up by re-authenticating on the open connections (the principal, the
+    // role, stays): no client saw an authentication fail.
+    for stage in &stages {
+        let log = stage.log();
+        assert!(
+            !log.contains("Authentication failure") && !log.contains("SASL authentication error"),
+            "{} failed to authenticate:\n{log}",
+            stage.name
+        );
+    }
     for mut stage in stages {
         assert!(stage.running(), "{} exited:\n{}", stage.name, stage.log());
     }

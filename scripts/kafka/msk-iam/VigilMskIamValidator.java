@@ -7,7 +7,8 @@
 // kafka-cluster service.
 //
 // The test's credentials server hands out access keys starting with ASIAVIGILTEST whose secret is
-// "secret-for-" + the access key; any other key, or any other secret, is refused. Every decision is
+// "secret-for-" + the access key, all of one IAM role; any other key, or any other secret, is
+// refused. Every decision is
 // appended to the file named by the JAAS option auditLog: "ACCEPT <access key>" or
 // "REJECT <access key> <reason>".
 //
@@ -135,7 +136,10 @@ public class VigilMskIamValidator implements AuthenticateCallbackHandler {
                 require(query, "X-Amz-Signature").getBytes(StandardCharsets.UTF_8)), "signature does not match");
 
             long lifetime = signedAt.plusSeconds(expires).toEpochMilli();
-            String principal = accessKey;
+            // The principal is the IAM identity behind the keys, as on MSK (a role's session), not
+            // the access key: the keys rotate while the identity stays, and Kafka refuses a
+            // re-authentication that changes the principal.
+            String principal = "arn:aws:sts::123456789012:assumed-role/vigil/pod";
             String value = callback.tokenValue();
             long start = signedAt.toEpochMilli();
             callback.token(new OAuthBearerToken() {
