@@ -1,6 +1,6 @@
-//! The codec's direct serde writer writes the same bytes as apache-avro's `Value` path for every
-//! record a real run produces: the example day (audit and runtime), and three weeks of simulated
-//! traffic with its detections and findings.
+//! The codec's direct serde writer writes the same bytes as apache-avro's `Value` path, and its
+//! direct reader reads back the same record, for every record a real run produces: the example day
+//! (audit and runtime), and three weeks of simulated traffic with its detections and findings.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -9,14 +9,18 @@ use vigil_pipeline::Step;
 use vigil_schemas::codec::{Codec, Record};
 use vigil_schemas::model::Event;
 
-fn same_bytes<T: Record + std::fmt::Debug>(codec: &Codec, record: &T) {
+fn same_bytes<T: Record + std::fmt::Debug + PartialEq>(codec: &Codec, record: &T) {
     let direct = codec.encode(record).expect("direct encoding");
     let through_value = codec.encode_through_value(record).expect("Value encoding");
     assert_eq!(direct, through_value, "{record:?}");
+    let read_back: T = codec.decode(&direct).expect("direct reading");
+    let read_through_value: T = codec.decode_through_value(&direct).expect("Value reading");
+    assert_eq!(&read_back, record);
+    assert_eq!(read_back, read_through_value);
 }
 
 #[test]
-fn the_direct_writer_writes_what_the_value_path_writes() {
+fn the_direct_writer_and_reader_agree_with_the_value_path() {
     let mut pipeline = common::example_pipeline();
     let repo = common::repo();
     let mut inputs: Vec<Vec<u8>> = Vec::new();

@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{AuditEvent, Detection, EnrichedEvent, Finding, RuntimeEvent};
-use crate::{bounds, flat};
+use crate::{bounds, direct, flat};
 
 /// The two marker bytes of Avro single-object encoding.
 pub const SINGLE_OBJECT_MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -134,6 +134,8 @@ struct KnownSchema {
     writer: std::sync::Mutex<GenericSingleObjectWriter>,
     /// The schema with its named types inlined, for the direct serde writer (see `flat`).
     flat: Option<Schema>,
+    /// Whether the direct reader (see `direct`) reads the flat schema.
+    direct_read: bool,
 }
 
 /// An earlier release's writer schema, and the index of this build's schema of the same record.
@@ -187,6 +189,7 @@ impl Codec {
             let reader = GenericSingleObjectReader::new(schema.clone()).map_err(bad)?;
             let names = bounds::names_of(&schema).map_err(bad)?;
             let flat = flat::inline_references(&schema, &names);
+            let direct_read = flat.as_ref().is_some_and(direct::supports);
             by_fingerprint.insert(fingerprint, schemas.len());
             schemas.push(KnownSchema {
                 name,
@@ -196,6 +199,7 @@ impl Codec {
                 reader,
                 writer: std::sync::Mutex::new(writer),
                 flat,
+                direct_read,
             });
         }
         let mut earlier = HashMap::new();
@@ -349,7 +353,34 @@ impl Codec {
                 detail,
             }
         })?;
-        // The reader checks the same header again, then decodes with the names resolved at start.
+        // Straight from the bytes into `T`: no `Value` tree (see `direct`).
+        if let Some(flat) = known.flat.as_ref().filter(|_| known.direct_read) {
+            let (record, left) = direct::read::<T>(flat, datum).map_err(datum_error(known.name))?;
+            if left > 0 {
+                return Err(CodecError::NotSingleObject(
+                    "trailing bytes after the datum",
+                ));
+            }
+            return Ok(record);
+        }
+        self.decode_through_value(bytes)
+    }
+
+    /// Decodes a record of this build's schemas through apache-avro's `Value` tree: the reference
+    /// the direct reader is tested against, and the path for a schema it does not read.
+    #[doc(hidden)]
+    pub fn decode_through_value<T: Record>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        let known = self.known::<T>()?;
+        let datum = bytes
+            .get(HEADER_LEN..)
+            .ok_or(CodecError::NotSingleObject("shorter than the header"))?;
+        bounds::check(&known.schema, &known.names, datum).map_err(|detail| {
+            CodecError::Overstated {
+                name: known.name,
+                detail,
+            }
+        })?;
+        // The reader checks the header, then decodes with the names resolved at start.
         let mut remaining = bytes;
         let value = known
             .reader
@@ -396,14 +427,20 @@ fn into_record<T: Record>(
 mod tests {
     use super::*;
 
-    /// Every record type takes the direct path: its named types can be inlined.
+    /// Every record type takes the direct paths: its named types can be inlined, and it uses only
+    /// the types the direct reader reads.
     #[test]
-    fn every_schema_is_written_by_the_direct_serde_writer() {
+    fn every_schema_is_written_and_read_directly() {
         let codec = Codec::new().unwrap_or_else(|error| panic!("{error}"));
         for known in &codec.schemas {
             assert!(
                 known.flat.is_some(),
                 "{} falls back to the Value path",
+                known.name
+            );
+            assert!(
+                known.direct_read,
+                "{} is read through the Value tree: its schema uses a type the direct reader does not read",
                 known.name
             );
         }

@@ -5,6 +5,7 @@
 pub mod attack;
 mod bounds;
 pub mod codec;
+mod direct;
 mod flat;
 pub mod hash;
 pub mod model;
