@@ -508,9 +508,12 @@ fn hand_over_held(
             Err(mpsc::error::TrySendError::Closed(_)) => return HandOver::LoopGone,
             Err(mpsc::error::TrySendError::Full(message)) => message,
         };
+        // The channel is full: the loop has plenty to do. Waits for room for a batch, not a
+        // slot: waiting for one slot woke this thread (a futex call on the loop's side) for every
+        // message the loop took, a tenth of the loop's time.
         let room = if may_wait {
             runtime.block_on(async {
-                tokio::time::timeout(PAUSE_AFTER, to_loop.reserve())
+                tokio::time::timeout(PAUSE_AFTER, to_loop.reserve_many(REFILL_BATCH))
                     .await
                     .map(|reserved| reserved.ok())
                     .map_err(drop)
@@ -519,7 +522,22 @@ fn hand_over_held(
             Err(())
         };
         match room {
-            Ok(Some(permit)) => permit.send(message),
+            Ok(Some(mut permits)) => {
+                if let Some(permit) = permits.next() {
+                    permit.send(message);
+                }
+                for permit in permits {
+                    let Some(next) = context
+                        .held
+                        .lock()
+                        .ok()
+                        .and_then(|mut held| held.pop_front())
+                    else {
+                        break;
+                    };
+                    permit.send(Polled::Message(next));
+                }
+            }
             Ok(None) => return HandOver::LoopGone,
             Err(_) => {
                 if let (Polled::Message(message), Ok(mut held)) = (message, context.held.lock()) {
@@ -1251,6 +1269,9 @@ fn stage_consumer(
 
 /// Messages the polling thread may hold ready for the loop.
 const POLLED_BUFFER: usize = 64;
+
+/// Room the polling thread waits for when the loop's channel is full: half of it.
+const REFILL_BATCH: usize = POLLED_BUFFER / 2;
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,10 @@
 //!
 //! Events are the example day's ordinary events with fresh ids; every 100th is a marker (an anonymous
 //! secret read) whose finding carries its auditID back, which times the whole path.
+//!
+//! With `VIGIL_BENCH_METRICS` set, `--mode each-stage` prints the stages' Prometheus metrics at the
+//! end (to stderr): `vigil_processing_seconds` against the run's time says how much of it was the
+//! stage's own work.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
+use vigil_kafka::args::ProcessingGuarantee;
 use vigil_kafka::stages::{DetectStage, EnrichStage, IngestStage, PublishStage};
 use vigil_kafka::{CommonArgs, Health, Metrics, Topics, kafka};
 
@@ -31,6 +36,10 @@ enum Mode {
     CopyChain,
     /// The four stages over preloaded events: throughput.
     Pipeline,
+    /// Ingest, enrich and detect one at a time, each alone over its preloaded input, beside a bare
+    /// copy of that same input: each stage's throughput as a share of the transport's, which is
+    /// the pipeline's where every stage has cores of its own.
+    EachStage,
     /// The four stages over events produced at `--rate`: end-to-end latency.
     Latency,
 }
@@ -54,14 +63,14 @@ struct Args {
     partitions: i32,
     /// The stages' processing guarantee (pipeline and latency modes).
     #[arg(long, value_enum, default_value = "at-least-once")]
-    guarantee: vigil_kafka::args::ProcessingGuarantee,
+    guarantee: ProcessingGuarantee,
 }
 
 impl Args {
     fn guarantee_label(&self) -> &'static str {
         match self.guarantee {
-            vigil_kafka::args::ProcessingGuarantee::AtLeastOnce => "at-least-once",
-            vigil_kafka::args::ProcessingGuarantee::ExactlyOnce => "exactly-once",
+            ProcessingGuarantee::AtLeastOnce => "at-least-once",
+            ProcessingGuarantee::ExactlyOnce => "exactly-once",
         }
     }
 }
@@ -374,6 +383,220 @@ async fn await_markers(
     Ok(seen)
 }
 
+/// Committed records in `topic`, counted by reading it: under exactly-once, a topic's offsets
+/// include transaction markers, so its watermarks overstate it.
+fn records_in_topic(brokers: &str, topic: &str, partitions: i32) -> Result<i64, String> {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("bench-count-{}", std::process::id()))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|error| error.to_string())?;
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for partition in 0..partitions {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(30))
+            .map_err(|error| error.to_string())?;
+        ends.push((partition, high));
+        assignment
+            .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+            .map_err(|error| error.to_string())?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|error| error.to_string())?;
+    let mut records = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(_)) => records += 1,
+            Some(Err(error)) => return Err(error.to_string()),
+            None => {
+                let position = consumer.position().map_err(|error| error.to_string())?;
+                let at_end = ends.iter().all(|(partition, high)| {
+                    *high == 0
+                        || position
+                            .find_partition(topic, *partition)
+                            .and_then(|element| element.offset().to_raw())
+                            .is_some_and(|offset| offset >= *high)
+                });
+                if at_end {
+                    return Ok(records);
+                }
+            }
+        }
+    }
+    Err(format!("{topic} was not read to its end within 120 s"))
+}
+
+/// Runs one stage alone until it has taken every one of the `records` of `input` and every
+/// output of them is acknowledged (exactly-once: committed); events per second from its first
+/// input on.
+async fn run_stage_alone<P: vigil_kafka::Processor>(
+    processor: P,
+    common: &CommonArgs,
+    metrics: Metrics,
+    input: &str,
+    records: i64,
+) -> Result<f64, String> {
+    let stage = processor.stage();
+    let health = Health::new();
+    let (stop, stopped) = watch::channel(false);
+    let mut stage_common = common.clone();
+    stage_common.group_id = Some(format!(
+        "{}-alone-{stage}",
+        common.group_id.clone().unwrap_or_default()
+    ));
+    let task = tokio::spawn(kafka::run_stage(
+        processor,
+        stage_common,
+        metrics.clone(),
+        health,
+        stopped,
+    ));
+    let taken = metrics.records_in.with_label_values(&[stage, input]);
+    let in_flight = metrics.in_flight.with_label_values(&[stage]);
+    // Exactly-once, every transaction commit is observed here: the first commit after the last
+    // input was taken holds it.
+    let commits = metrics.delivery_seconds.with_label_values(&[stage]);
+    let mut commits_when_all_taken = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut started = None;
+    loop {
+        if task.is_finished() || Instant::now() > deadline {
+            let _ = stop.send(true);
+            return Err(format!("{stage} took {} of {records} records", taken.get()));
+        }
+        let count = i64::try_from(taken.get()).unwrap_or(i64::MAX);
+        if count > 0 && started.is_none() {
+            started = Some(Instant::now());
+        }
+        let done = match common.processing_guarantee {
+            ProcessingGuarantee::AtLeastOnce => count >= records && in_flight.get() == 0,
+            ProcessingGuarantee::ExactlyOnce => {
+                if count >= records && commits_when_all_taken.is_none() {
+                    commits_when_all_taken = Some(commits.get_sample_count());
+                }
+                commits_when_all_taken.is_some_and(|then| commits.get_sample_count() > then)
+            }
+        };
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let seconds = started.map_or(0.0, |started| started.elapsed().as_secs_f64());
+    let _ = stop.send(true);
+    let _ = task.await;
+    Ok(records as f64 / seconds)
+}
+
+/// A bare copy of `input`'s `records` to a topic of its own; events per second.
+async fn copy_alone(
+    brokers: &str,
+    group: String,
+    input: &str,
+    to: String,
+    records: i64,
+) -> Result<f64, String> {
+    let started = Arc::new(std::sync::OnceLock::new());
+    copy_hop(
+        brokers,
+        group,
+        input.to_owned(),
+        to,
+        usize::try_from(records).unwrap_or(0),
+        Arc::clone(&started),
+    )
+    .await?;
+    let seconds = started
+        .get()
+        .map_or(0.0, |started: &Instant| started.elapsed().as_secs_f64());
+    Ok(records as f64 / seconds)
+}
+
+/// Each of ingest, enrich and detect alone over its input (the previous stage's output), beside
+/// a bare copy of the same input. Publish is left out: its input is the detections, about one in
+/// fifty events here, so it is never the pipeline's slowest stage.
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+async fn each_stage(args: &Args, common: &CommonArgs, prefix: &str) -> Result<(), String> {
+    let metrics = Metrics::new().map_err(|error| error.to_string())?;
+    let topics = &common.topics;
+    for stage in ["ingest", "enrich", "detect"] {
+        let input = match stage {
+            "ingest" => &topics.audit_raw,
+            "enrich" => &topics.events,
+            _ => &topics.enriched,
+        };
+        let records = records_in_topic(&args.brokers, input, args.partitions)?;
+        let copied = copy_alone(
+            &args.brokers,
+            format!("{prefix}-copy-{stage}"),
+            input,
+            format!("{prefix}.copy-{stage}"),
+            records,
+        )
+        .await?;
+        let processed = match stage {
+            "ingest" => {
+                run_stage_alone(
+                    IngestStage::new(
+                        topics.clone(),
+                        metrics.clone(),
+                        vigil_ingest::Limits::default(),
+                    ),
+                    common,
+                    metrics.clone(),
+                    input,
+                    records,
+                )
+                .await?
+            }
+            "enrich" => {
+                run_stage_alone(
+                    EnrichStage::new(
+                        topics.clone(),
+                        metrics.clone(),
+                        &vigil_kafka::Settings::default(),
+                        Default::default(),
+                    ),
+                    common,
+                    metrics.clone(),
+                    input,
+                    records,
+                )
+                .await?
+            }
+            _ => {
+                run_stage_alone(
+                    DetectStage::new(
+                        topics.clone(),
+                        metrics.clone(),
+                        vigil_detect::Engine::default(),
+                    ),
+                    common,
+                    metrics.clone(),
+                    input,
+                    records,
+                )
+                .await?
+            }
+        };
+        println!(
+            "| bare copy of {stage}'s input | - | {records} | {copied:.0} | | | |\n\
+             | {stage} alone ({:.2} of that copy) | {} | {records} | {processed:.0} | | | |",
+            processed / copied,
+            args.guarantee_label(),
+        );
+    }
+    if std::env::var_os("VIGIL_BENCH_METRICS").is_some() {
+        eprintln!("{}", metrics.render());
+    }
+    Ok(())
+}
+
 #[allow(clippy::print_stdout)]
 async fn run(args: Args) -> Result<(), String> {
     let prefix = format!(
@@ -395,7 +618,16 @@ async fn run(args: Args) -> Result<(), String> {
         compacted: false,
     })
     .collect();
-    for hop in ["copy", "copy1", "copy2", "copy3", "copy4"] {
+    for hop in [
+        "copy",
+        "copy1",
+        "copy2",
+        "copy3",
+        "copy4",
+        "copy-ingest",
+        "copy-enrich",
+        "copy-detect",
+    ] {
         all_topics.push(vigil_kafka::TopicSpec {
             name: format!("{prefix}.{hop}"),
             compacted: false,
@@ -409,7 +641,7 @@ async fn run(args: Args) -> Result<(), String> {
     let markers = args.events / MARKER_EVERY;
 
     match args.mode {
-        Mode::Copy | Mode::CopyChain | Mode::Pipeline => {
+        Mode::Copy | Mode::CopyChain | Mode::Pipeline | Mode::EachStage => {
             for index in 0..args.events {
                 produce(
                     &producer,
@@ -440,6 +672,8 @@ async fn run(args: Args) -> Result<(), String> {
                     args.events,
                     args.events as f64 / seconds
                 );
+            } else if args.mode == Mode::EachStage {
+                each_stage(&args, &common, &prefix).await?;
             } else if args.mode == Mode::CopyChain {
                 let started = Arc::new(std::sync::OnceLock::new());
                 let hops = [
