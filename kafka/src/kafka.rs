@@ -523,19 +523,10 @@ fn hand_over_held(
         };
         match room {
             Ok(Some(mut permits)) => {
+                // The rest of the room goes back to the channel as the permits drop: the next
+                // held messages go by `try_send` above.
                 if let Some(permit) = permits.next() {
                     permit.send(message);
-                }
-                for permit in permits {
-                    let Some(next) = context
-                        .held
-                        .lock()
-                        .ok()
-                        .and_then(|mut held| held.pop_front())
-                    else {
-                        break;
-                    };
-                    permit.send(Polled::Message(next));
                 }
             }
             Ok(None) => return HandOver::LoopGone,

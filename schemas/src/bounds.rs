@@ -41,6 +41,27 @@ pub(crate) fn check<'a>(
     Ok(walk.rest)
 }
 
+/// A zig-zag varint of at most ten bytes (Avro's int and long) from the front of `rest`, as
+/// apache-avro reads it; the direct reader reads its numbers with it too.
+pub(crate) fn read_long(rest: &mut &[u8]) -> Result<i64, &'static str> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let (&byte, after) = rest.split_first().ok_or("a number cut short")?;
+        *rest = after;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            let magnitude = i64::try_from(value >> 1).unwrap_or(i64::MAX);
+            // The low bit is the sign: 0, 1, 2, 3 stand for 0, -1, 1, -2.
+            return Ok(if value & 1 == 0 {
+                magnitude
+            } else {
+                -magnitude - 1
+            });
+        }
+    }
+    Err("a number longer than ten bytes")
+}
+
 struct Walk<'n, 'a> {
     names: &'n Names,
     rest: &'a [u8],
@@ -62,24 +83,7 @@ impl Walk<'_, '_> {
 
     /// A zig-zag varint (Avro's int and long).
     fn long(&mut self) -> Result<i64, String> {
-        let mut value: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = self
-                .rest
-                .split_first()
-                .ok_or_else(|| "a number cut short".to_owned())?;
-            self.rest = rest;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                let magnitude = i64::try_from(value >> 1).unwrap_or(i64::MAX);
-                return Ok(if value & 1 == 0 {
-                    magnitude
-                } else {
-                    -magnitude - 1
-                });
-            }
-        }
-        Err("a number longer than ten bytes".to_owned())
+        read_long(&mut self.rest).map_err(str::to_owned)
     }
 
     /// A length (of a string, bytes or a block): not negative, and within what remains.

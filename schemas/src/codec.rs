@@ -324,6 +324,17 @@ impl Codec {
     /// Decodes a record written by this build or an earlier release, refusing a writer schema
     /// neither knows.
     pub fn decode<T: Record>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        self.decode_by(bytes, Reading::Direct)
+    }
+
+    /// Decodes as [`Codec::decode`] does, but a record of this build's schemas through
+    /// apache-avro's `Value` tree: the reference the direct reader is tested against.
+    #[doc(hidden)]
+    pub fn decode_through_value<T: Record>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        self.decode_by(bytes, Reading::ThroughValue)
+    }
+
+    fn decode_by<T: Record>(&self, bytes: &[u8], reading: Reading) -> Result<T, CodecError> {
         let (magic, rest) = bytes
             .split_at_checked(2)
             .ok_or(CodecError::NotSingleObject("shorter than the header"))?;
@@ -354,7 +365,9 @@ impl Codec {
             }
         })?;
         // Straight from the bytes into `T`: no `Value` tree (see `direct`).
-        if let Some(flat) = known.flat.as_ref().filter(|_| known.direct_read) {
+        if let (Reading::Direct, Some(flat)) =
+            (reading, known.flat.as_ref().filter(|_| known.direct_read))
+        {
             let (record, left) = direct::read::<T>(flat, datum).map_err(datum_error(known.name))?;
             if left > 0 {
                 return Err(CodecError::NotSingleObject(
@@ -363,24 +376,7 @@ impl Codec {
             }
             return Ok(record);
         }
-        self.decode_through_value(bytes)
-    }
-
-    /// Decodes a record of this build's schemas through apache-avro's `Value` tree: the reference
-    /// the direct reader is tested against, and the path for a schema it does not read.
-    #[doc(hidden)]
-    pub fn decode_through_value<T: Record>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        let known = self.known::<T>()?;
-        let datum = bytes
-            .get(HEADER_LEN..)
-            .ok_or(CodecError::NotSingleObject("shorter than the header"))?;
-        bounds::check(&known.schema, &known.names, datum).map_err(|detail| {
-            CodecError::Overstated {
-                name: known.name,
-                detail,
-            }
-        })?;
-        // The reader checks the header, then decodes with the names resolved at start.
+        // The reader checks the header again, then decodes with the names resolved at start.
         let mut remaining = bytes;
         let value = known
             .reader
@@ -388,6 +384,15 @@ impl Codec {
             .map_err(datum_error(known.name))?;
         into_record(&value, remaining, known.name)
     }
+}
+
+/// How a record of this build's schemas is read.
+#[derive(Debug, Clone, Copy)]
+enum Reading {
+    /// By the direct reader, where the schema allows it.
+    Direct,
+    /// Through apache-avro's `Value` tree.
+    ThroughValue,
 }
 
 /// Refuses a record of another type than the one asked for.

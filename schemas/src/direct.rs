@@ -83,23 +83,8 @@ impl<'de> Input<'de> {
         Ok(first)
     }
 
-    /// A zig-zag varint of at most ten bytes, as apache-avro reads it.
     fn long(&mut self) -> Result<i64, Error> {
-        let mut raw = 0u64;
-        for index in 0..10 {
-            let byte = self.byte()?;
-            raw |= u64::from(byte & 0x7F) << (index * 7);
-            if byte & 0x80 == 0 {
-                let magnitude = i64::try_from(raw >> 1).unwrap_or(i64::MAX);
-                // The low bit is the sign: 0, 1, 2, 3 stand for 0, -1, 1, -2.
-                return Ok(if raw & 1 == 0 {
-                    magnitude
-                } else {
-                    -magnitude - 1
-                });
-            }
-        }
-        Err(error("variable-length integer longer than ten bytes"))
+        crate::bounds::read_long(&mut self.bytes).map_err(error)
     }
 
     fn int(&mut self) -> Result<i32, Error> {

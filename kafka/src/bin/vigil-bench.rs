@@ -654,23 +654,17 @@ async fn run(args: Args) -> Result<(), String> {
                 .flush(Duration::from_secs(120))
                 .map_err(|error| error.to_string())?;
             if args.mode == Mode::Copy {
-                let started = Arc::new(std::sync::OnceLock::new());
-                copy_hop(
+                let copied = copy_alone(
                     &args.brokers,
                     format!("{prefix}-copy"),
-                    common.topics.audit_raw.clone(),
+                    &common.topics.audit_raw,
                     format!("{prefix}.copy"),
-                    args.events,
-                    Arc::clone(&started),
+                    i64::try_from(args.events).unwrap_or(i64::MAX),
                 )
                 .await?;
-                let seconds = started
-                    .get()
-                    .map_or(0.0, |started: &Instant| started.elapsed().as_secs_f64());
                 println!(
-                    "| bare copy (consume, produce) | - | {} | {:.0} | | | |",
+                    "| bare copy (consume, produce) | - | {} | {copied:.0} | | | |",
                     args.events,
-                    args.events as f64 / seconds
                 );
             } else if args.mode == Mode::EachStage {
                 each_stage(&args, &common, &prefix).await?;

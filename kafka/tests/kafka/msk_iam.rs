@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::broker::{FINDINGS_TIMEOUT, assert_same_findings};
+use crate::broker::{assert_same_findings, wait_for_findings};
 use crate::harness::*;
 
 /// How often the credentials endpoint hands out a new access key; each is valid for twice that.
@@ -174,13 +174,8 @@ fn the_pipeline_authenticates_to_msk_iam_with_rotating_pod_identity_credentials(
     produce(&broker, "vigil.audit.raw", &example_lines());
     produce(&broker, "vigil.runtime.raw", &example_runtime_lines());
     let expected = example_expected_with_runtime();
-    let records = consume_until(
-        &broker,
-        "vigil.findings",
-        FINDINGS_TIMEOUT,
-        &mut |records| latest_findings(records) == expected,
-    );
-    assert_same_findings(&latest_findings(&records), &expected, &stages);
+    let found = wait_for_findings(&broker, &expected);
+    assert_same_findings(&found, &expected, &stages);
 
     // The credentials rotate every 10 s and the listener makes clients authenticate again every
     // 5 s: tokens signed with at least three access keys are accepted over the run, so the stages
