@@ -22,7 +22,8 @@ use crate::server::Limits;
 pub struct GatewayArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Where to accept events (HTTP/1.1 and HTTP/2; TLS with --tls-cert and --tls-key).
+    /// Where to accept events (HTTP/1.1 and HTTP/2; TLS with --tls-cert and --tls-key). Port 0
+    /// takes a free port, which the "accepting events" log line names.
     #[arg(long, env = "VIGIL_GATEWAY_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
     /// The server certificate chain (PEM). With --tls-key, the gateway speaks TLS only.

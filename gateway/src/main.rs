@@ -46,6 +46,22 @@ async fn run(mut args: GatewayArgs) -> Result<(), String> {
         ),
         _ => None,
     };
+    // Bound before anything connects to Kafka (whose connections take ephemeral ports, which a
+    // port chosen beforehand may be) and before readiness is served: a ready gateway accepts.
+    // Port 0 takes a free port; the log says which.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
+    let listening = listener
+        .local_addr()
+        .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
+    tracing::info!(
+        addr = %listening,
+        tls = tls.is_some(),
+        client_certificates = args.client_ca.is_some(),
+        anonymous = args.allow_anonymous,
+        "accepting events"
+    );
     let topics = &args.common.topics;
     let raw = RawTopics {
         audit: topics.audit_raw.clone(),
@@ -102,16 +118,6 @@ async fn run(mut args: GatewayArgs) -> Result<(), String> {
             }
         })
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
-    tracing::info!(
-        addr = %args.listen,
-        tls = tls.is_some(),
-        client_certificates = args.client_ca.is_some(),
-        anonymous = args.allow_anonymous,
-        "accepting events"
-    );
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         let mut terminate =

@@ -31,17 +31,35 @@ fn credentials(broker: &Broker) -> String {
 }
 
 fn start_gateway(broker: &Broker, extra: &[&str]) -> (Stage, u16) {
-    let port = free_port();
+    // Port 0: a port chosen here and handed over could be taken, before the gateway binds it, by
+    // any process's outgoing connection (the stages' and the gateway's own to the broker).
     let mut args = vec![
         "--listen".to_owned(),
-        format!("127.0.0.1:{port}"),
+        "127.0.0.1:0".to_owned(),
+        "--log-format".to_owned(),
+        "json".to_owned(),
         "--credentials".to_owned(),
         credentials(broker),
     ];
     args.extend(extra.iter().map(|arg| (*arg).to_owned()));
     let gateway = Stage::start("gateway", broker, &args);
     gateway.wait_ready(Duration::from_secs(60));
+    let port = listening_port(&gateway.log()).unwrap_or_else(|| {
+        panic!(
+            "no \"accepting events\" line in the gateway's log:\n{}",
+            gateway.log()
+        )
+    });
     (gateway, port)
+}
+
+/// The port of the gateway's "accepting events" log line (JSON log format).
+fn listening_port(log: &str) -> Option<u16> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["message"] == "accepting events")
+        .and_then(|line| line["addr"].as_str()?.parse::<std::net::SocketAddr>().ok())
+        .map(|addr| addr.port())
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -102,6 +120,25 @@ fn firehose_request(request_id: &str, payloads: &[Vec<u8>]) -> Vec<u8> {
     .into_bytes()
 }
 
+/// [`http_post`] to the gateway; a request that gets no answer fails the test with whether the
+/// gateway is still running and its log, which say why.
+fn post(
+    gateway: &mut Stage,
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    match http_post(port, path, headers, body) {
+        Ok(answer) => answer,
+        Err(error) => panic!(
+            "POST {path}: {error}; the gateway is {}; its log:\n{}",
+            if gateway.running() { "running" } else { "gone" },
+            gateway.log()
+        ),
+    }
+}
+
 /// Posts until answered 200, as a sender retries (503 and connection errors), up to `timeout`;
 /// returns the answers other than 200 it met.
 fn post_until_accepted(
@@ -138,7 +175,7 @@ fn the_example_day_through_the_gateway_as_the_api_server_and_firehose_send_it_gi
         Stage::start("detect", &broker, &settings_args()),
         Stage::start("publish", &broker, &settings_args()),
     ];
-    let (gateway, port) = start_gateway(&broker, &["--max-body-bytes", "2097152"]);
+    let (mut gateway, port) = start_gateway(&broker, &["--max-body-bytes", "2097152"]);
     for stage in &stages {
         stage.wait_ready(Duration::from_secs(60));
     }
@@ -153,8 +190,13 @@ fn the_example_day_through_the_gateway_as_the_api_server_and_firehose_send_it_gi
     ];
     // The API server's webhook backend: batches of up to 400 events (its --audit-webhook-batch-max-size).
     for batch in webhook_half.chunks(400) {
-        let (status, answer) =
-            http_post(port, "/v1/audit", &webhook_headers, &event_list(batch)).expect("post");
+        let (status, answer) = post(
+            &mut gateway,
+            port,
+            "/v1/audit",
+            &webhook_headers,
+            &event_list(batch),
+        );
         assert_eq!(status, 200, "{answer}\n{}", gateway.log());
     }
     // Firehose: requests of 20 records, each a subscription payload of up to 25 log events; the
@@ -177,7 +219,8 @@ fn the_example_day_through_the_gateway_as_the_api_server_and_firehose_send_it_gi
     }
     for (index, request) in payloads.chunks(20).enumerate() {
         let request_id = format!("request-{index}");
-        let (status, answer) = http_post(
+        let (status, answer) = post(
+            &mut gateway,
             port,
             "/v1/firehose",
             &[
@@ -186,8 +229,7 @@ fn the_example_day_through_the_gateway_as_the_api_server_and_firehose_send_it_gi
                 ("X-Amz-Firehose-Protocol-Version", "1.0"),
             ],
             &firehose_request(&request_id, request),
-        )
-        .expect("post");
+        );
         assert_eq!(status, 200, "{answer}\n{}", gateway.log());
         let answer: serde_json::Value = serde_json::from_str(&answer).expect("Firehose's answer");
         assert_eq!(answer["requestId"], request_id.as_str());
@@ -203,8 +245,13 @@ fn the_example_day_through_the_gateway_as_the_api_server_and_firehose_send_it_gi
             .iter()
             .flat_map(|line| line.iter().copied().chain([b'\n']))
             .collect();
-        let (status, answer) =
-            http_post(port, "/v1/runtime", &[("Authorization", &bearer)], &body).expect("post");
+        let (status, answer) = post(
+            &mut gateway,
+            port,
+            "/v1/runtime",
+            &[("Authorization", &bearer)],
+            &body,
+        );
         assert_eq!(status, 200, "{answer}");
     }
 
@@ -266,55 +313,55 @@ fn a_bad_body_a_bad_credential_and_a_body_over_the_limit_get_their_answers_and_a
         ],
     );
     let bearer = format!("Bearer {TOKEN}");
-    let (status, answer) = http_post(
+    let (status, answer) = post(
+        &mut gateway,
         port,
         "/v1/audit",
         &[("Authorization", &bearer)],
         b"{\"kind\": tru",
-    )
-    .expect("post");
+    );
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains("invalid_json"), "{answer}");
-    let (status, answer) = http_post(
+    let (status, answer) = post(
+        &mut gateway,
         port,
         "/v1/audit",
         &[("Authorization", "Bearer not-the-token")],
         &event_list(&[]),
-    )
-    .expect("post");
+    );
     assert_eq!(status, 401, "{answer}");
     assert!(
         !gateway.log().contains("not-the-token"),
         "the credential is never logged"
     );
-    let (status, _) = http_post(
+    let (status, _) = post(
+        &mut gateway,
         port,
         "/v1/firehose",
         &[("X-Amz-Firehose-Access-Key", "wrong")],
         &firehose_request("r", &[]),
-    )
-    .expect("post");
+    );
     assert_eq!(status, 401);
-    let (status, _) = http_post(
+    let (status, _) = post(
+        &mut gateway,
         port,
         "/v1/audit",
         &[("Authorization", &bearer)],
         &vec![b' '; 100_000],
-    )
-    .expect("post");
+    );
     assert_eq!(status, 413);
     // A gzip bomb: 50 KB on the wire, 50 MB inflated. Refused at the inflated budget.
     let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     bomb.write_all(&vec![b'x'; 50 * 1024 * 1024]).unwrap();
     let bomb = bomb.finish().unwrap();
     assert!(bomb.len() < 65536, "{} bytes", bomb.len());
-    let (status, answer) = http_post(
+    let (status, answer) = post(
+        &mut gateway,
         port,
         "/v1/audit",
         &[("Authorization", &bearer), ("Content-Encoding", "gzip")],
         &bomb,
-    )
-    .expect("post");
+    );
     assert_eq!(status, 413, "{answer}");
     // Nesting 20,000 deep: refused as JSON the parser will not descend into, not a stack overflow.
     let deep = format!(
@@ -322,13 +369,13 @@ fn a_bad_body_a_bad_credential_and_a_body_over_the_limit_get_their_answers_and_a
         "[".repeat(20_000),
         "]".repeat(20_000)
     );
-    let (status, answer) = http_post(
+    let (status, answer) = post(
+        &mut gateway,
         port,
         "/v1/audit",
         &[("Authorization", &bearer)],
         deep.as_bytes(),
-    )
-    .expect("post");
+    );
     assert_eq!(status, 400, "{answer}");
     assert!(
         gateway.running(),
@@ -372,8 +419,13 @@ fn with_the_broker_gone_requests_are_answered_503_and_once_it_is_back_nothing_is
             // forever and not told its batch was taken.
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
-                let (status, answer) =
-                    http_post(port, "/v1/audit", &headers, &event_list(batch)).expect("post");
+                let (status, answer) = post(
+                    &mut gateway,
+                    port,
+                    "/v1/audit",
+                    &headers,
+                    &event_list(batch),
+                );
                 assert_ne!(status, 200, "accepted with no broker: {answer}");
                 if status == 503 {
                     refused.push(answer);
