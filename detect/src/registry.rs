@@ -88,7 +88,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         source: Source::Audit,
         finding_types: "Policy:Kubernetes/AdminAccessToDefaultServiceAccount",
         severity: "High",
-        trigger: "a binding of `cluster-admin` or `admin` to a `default` ServiceAccount",
+        trigger: "a binding of `cluster-admin` or `admin` to a `default` ServiceAccount (or to the User `system:serviceaccount:NS:default`, the same account)",
         key: "principal, binding",
         build: |_| Box::new(audit::AdminAccessToDefaultServiceAccount),
     },

@@ -16,7 +16,8 @@ const ADMIN_ROLES: [&str; 2] = ["cluster-admin", "admin"];
 
 /// **`Policy:Kubernetes/AdminAccessToDefaultServiceAccount`** — High.
 /// Trigger: a binding created or changed that gives a namespace's `default` ServiceAccount the
-/// `cluster-admin` or `admin` ClusterRole. Every pod that names no service account runs as it.
+/// `cluster-admin` or `admin` ClusterRole, as a `ServiceAccount` subject or as the `User`
+/// `system:serviceaccount:NS:default`. Every pod that names no service account runs as it.
 /// Key: principal, binding.
 #[derive(Debug, Default)]
 pub struct AdminAccessToDefaultServiceAccount;
@@ -42,18 +43,14 @@ impl Detector for AdminAccessToDefaultServiceAccount {
         }
         let admin = binding.role_ref_kind == "ClusterRole"
             && ADMIN_ROLES.contains(&binding.role_ref_name.as_str());
-        let default_account = binding
+        let Some(account_namespace) = binding
             .subjects
             .iter()
-            .find(|subject| subject.kind == "ServiceAccount" && subject.name == "default");
-        let (true, Some(account)) = (admin, default_account) else {
+            .find_map(|subject| default_account_namespace(subject, binding))
+            .filter(|_| admin)
+        else {
             return;
         };
-        let account_namespace = account
-            .namespace
-            .clone()
-            .or(binding.namespace.clone())
-            .unwrap_or_default();
         let name = object_name(event);
         let title = format!(
             "Default service account of {account_namespace} granted {}.",
@@ -74,6 +71,31 @@ impl Detector for AdminAccessToDefaultServiceAccount {
             ],
         };
         out.push(detection(enriched, event, self.name(), verdict));
+    }
+}
+
+/// The namespace whose `default` ServiceAccount `subject` names, in either spelling RBAC honours:
+/// a `ServiceAccount` subject (its namespace, else the binding's), or a `User` subject named as
+/// the authenticator names the account (`system:serviceaccount:NS:default`).
+fn default_account_namespace(
+    subject: &vigil_schemas::Subject,
+    binding: &RoleBindingSpec,
+) -> Option<String> {
+    match subject.kind.as_str() {
+        "ServiceAccount" if subject.name == "default" => Some(
+            subject
+                .namespace
+                .clone()
+                .or_else(|| binding.namespace.clone())
+                .unwrap_or_default(),
+        ),
+        "User" => subject
+            .name
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|rest| rest.strip_suffix(":default"))
+            .filter(|namespace| !namespace.is_empty() && !namespace.contains(':'))
+            .map(str::to_owned),
+        _ => None,
     }
 }
 

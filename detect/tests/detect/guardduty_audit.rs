@@ -191,8 +191,37 @@ fn cluster_admin_for_the_default_service_account_fires() {
 }
 
 #[test]
+fn admin_for_the_default_account_named_as_its_user_fires_with_its_namespace() {
+    // RBAC matches a User subject against the authenticated username, which for a service
+    // account is system:serviceaccount:NS:NAME: the same grant in another spelling.
+    let found = detect(enriched(binding(
+        "admin",
+        "User",
+        "system:serviceaccount:payments:default",
+    )));
+    assert_eq!(
+        types(&found),
+        ["Policy:Kubernetes/AdminAccessToDefaultServiceAccount"]
+    );
+    assert!(
+        found[0].description.contains("namespace payments"),
+        "{}",
+        found[0].description
+    );
+}
+
+#[test]
 fn view_for_the_default_account_or_admin_for_another_account_does_not_fire() {
     assert!(detect(enriched(binding("view", "ServiceAccount", "default"))).is_empty());
+    assert!(
+        detect(enriched(binding(
+            "cluster-admin",
+            "User",
+            "system:serviceaccount:payments:default-reader"
+        )))
+        .is_empty()
+    );
+    assert!(detect(enriched(binding("cluster-admin", "User", "default"))).is_empty());
     assert!(
         detect(enriched(binding(
             "cluster-admin",
