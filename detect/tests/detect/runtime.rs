@@ -309,6 +309,42 @@ fn suspicious_commands_by_purpose() {
             exec("/bin/bash", "-c ./run"),
         ),
         (
+            "defense_evasion_suspicious_command",
+            "DefenseEvasion:Runtime/SuspiciousCommand",
+            exec("/bin/rm", "-f /root/.bash_history"),
+            exec("/bin/rm", "-f /tmp/history.db"),
+        ),
+        (
+            "defense_evasion_suspicious_command",
+            "DefenseEvasion:Runtime/SuspiciousCommand",
+            exec("/bin/ln", "-sf /dev/null /home/app/.zsh_history"),
+            exec("/bin/ln", "-sf /dev/null /var/log/app.log.old"),
+        ),
+        (
+            "defense_evasion_suspicious_command",
+            "DefenseEvasion:Runtime/SuspiciousCommand",
+            exec("/bin/sh", "-c cat /dev/null > ~/.ash_history"),
+            exec("/bin/sh", "-c cat /app/history.txt"),
+        ),
+        (
+            "setuid_bit_set",
+            "PrivilegeEscalation:Runtime/SuspiciousCommand",
+            exec("/bin/chmod", "u+s /tmp/sh"),
+            exec("/bin/chmod", "u+x /tmp/sh"),
+        ),
+        (
+            "setuid_bit_set",
+            "PrivilegeEscalation:Runtime/SuspiciousCommand",
+            exec("/bin/chmod", "4755 /tmp/.x/bash"),
+            exec("/bin/chmod", "0755 /tmp/.x/bash"),
+        ),
+        (
+            "setuid_bit_set",
+            "PrivilegeEscalation:Runtime/SuspiciousCommand",
+            exec("/bin/chmod", "a+rx,g+s /srv/tool"),
+            exec("/bin/chmod", "1777 /tmp/shared"),
+        ),
+        (
             "persistence_suspicious_command",
             "Persistence:Runtime/SuspiciousCommand",
             exec("/usr/sbin/useradd", "-m -s /bin/bash backup"),
