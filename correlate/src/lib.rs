@@ -13,8 +13,9 @@
 //!    each other, the same resource (a workload, a pod, a container; a node only for signals about
 //!    the node itself). A weak signal (one hour's occurrences) links only by actor or endpoint,
 //!    within `resource_link_minutes`. A group is what links reach.
-//! 3. **Qualifying.** A group becomes a sequence when it has at least `min_signals` (2) signals, at
-//!    least one of them a finding at `min_finding_severity` (4.0, Medium) or above, and either
+//! 3. **Qualifying.** A group becomes a sequence when it has at least `min_signals` (2) signals
+//!    raised by more than one event (the findings of one API call are one step), at least one of
+//!    them a finding at `min_finding_severity` (4.0, Medium) or above, and either
 //!    - it spans `min_tactics` (2) ATT&CK tactics in a plausible order: a signal of an earlier stage
 //!      (reconnaissance, initial access, credential access, discovery) no later than one of a later
 //!      stage (execution, persistence, privilege escalation, defense evasion, lateral movement; then

@@ -26,7 +26,32 @@ pub(crate) fn qualifies(signals: &[&Signal], settings: &Settings) -> bool {
         && signals
             .iter()
             .any(|signal| !signal.weak && signal.severity >= settings.min_finding_severity)
+        && from_several_events(signals)
         && (ordered_tactics(signals, settings.min_tactics) || api_then_runtime(signals))
+}
+
+/// Whether the signals came from more than one event. One API call can raise several findings
+/// (an exec that reads a token is an exec and a credential read); that is one step, however many
+/// tactics its findings name. A signal that names no event counts as an event of its own.
+fn from_several_events(signals: &[&Signal]) -> bool {
+    let mut first: Option<&str> = None;
+    for signal in signals {
+        if signal.events.is_empty() {
+            if first.is_some() {
+                return true;
+            }
+            first = Some(signal.uid.as_str());
+            continue;
+        }
+        for event in &signal.events {
+            match first {
+                None => first = Some(event),
+                Some(seen) if seen != event => return true,
+                Some(_) => {}
+            }
+        }
+    }
+    false
 }
 
 fn ordered_tactics(signals: &[&Signal], min_tactics: usize) -> bool {

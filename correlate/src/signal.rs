@@ -71,6 +71,10 @@ pub struct Signal {
     /// Audit signals that put a workload in place or entered a pod (create, patch, exec, attach):
     /// the workload and pod keys. A runtime signal in one of them is what the API set up.
     pub entered: Vec<String>,
+    /// The ids of the events behind its latest occurrences (publish's bounded recent ids): the
+    /// findings one event raised are one step of an attack, not a sequence of them.
+    #[serde(default)]
+    pub events: Vec<String>,
 }
 
 impl Signal {
@@ -109,7 +113,13 @@ impl Signal {
             entities: Vec::new(),
             indicators: Vec::new(),
             entered: Vec::new(),
+            events: if finding.recent_event_ids.is_empty() {
+                vec![detection.event_id.clone()]
+            } else {
+                finding.recent_event_ids.clone()
+            },
         };
+        signal.events.retain(|event| !event.is_empty());
         signal.read_audit(detection);
         signal.read_runtime(detection);
         signal.read_threat_intel(detection);

@@ -244,6 +244,27 @@ fn credential_access_then_privilege_escalation_by_one_person_is_a_sequence() {
 }
 
 #[test]
+fn the_findings_of_one_event_are_one_step_not_a_sequence() {
+    // A privileged Deployment created from a Tor exit: one call, two findings, two tactics.
+    let mut steps = stolen_then_privileged();
+    for step in &mut steps {
+        step.detection.event_id = "audit-1".into();
+        step.recent_event_ids = vec!["audit-1".into()];
+    }
+    let mut correlator = correlator();
+    observe_all(&mut correlator, &steps);
+    assert!(correlator.sequences().is_empty());
+    // The same person's next call is a second step.
+    let mut next = steps[1].clone();
+    next.count = 2;
+    next.detection.event_id = "audit-2".into();
+    next.recent_event_ids.push("audit-2".into());
+    let changes = correlator.observe(&next);
+    assert_eq!(changes.sequences.len(), 1);
+    assert_eq!(uids(correlator.sequences()[0]), ["tor", "privileged"]);
+}
+
+#[test]
 fn the_same_steps_by_different_people_are_not_linked() {
     let mut steps = stolen_then_privileged();
     steps[1] = deploys(
