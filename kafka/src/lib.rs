@@ -38,13 +38,18 @@ pub enum StartError {
     Auth(#[from] auth::AuthError),
 }
 
+/// A stage's loop, not yet started.
+type StageFuture = std::pin::Pin<Box<dyn Future<Output = Result<(), RuntimeError>> + Send>>;
+
 /// One process's stages, its HTTP endpoints and its shutdown.
 pub struct Service {
     common: CommonArgs,
     metrics: Metrics,
     health: Arc<Health>,
     shutdown_tx: watch::Sender<bool>,
-    tasks: Vec<(&'static str, JoinHandle<Result<(), RuntimeError>>)>,
+    /// The stages, started by [`Service::run`] once the endpoints listen: a stage's Kafka
+    /// connections take ephemeral ports, which the metrics port, if chosen beforehand, may be.
+    stages: Vec<(&'static str, StageFuture)>,
     /// Several stages in one process each get a group of their own: `<group>-<stage>`.
     shared_process: bool,
 }
@@ -52,7 +57,7 @@ pub struct Service {
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service")
-            .field("stages", &self.tasks.len())
+            .field("stages", &self.stages.len())
             .finish()
     }
 }
@@ -65,7 +70,7 @@ impl Service {
             metrics,
             health: Health::new(),
             shutdown_tx,
-            tasks: Vec::new(),
+            stages: Vec::new(),
             shared_process,
         }
     }
@@ -74,8 +79,8 @@ impl Service {
         &self.metrics
     }
 
-    /// Starts a stage on the runtime.
-    pub fn spawn<P: Processor>(&mut self, processor: P) {
+    /// Adds a stage; [`Service::run`] starts it.
+    pub fn add_stage<P: Processor>(&mut self, processor: P) {
         let stage = processor.stage();
         let mut common = self.common.clone();
         if self.shared_process {
@@ -85,14 +90,14 @@ impl Service {
                 .unwrap_or_else(|| "vigil".to_owned());
             common.group_id = Some(format!("{prefix}-{stage}"));
         }
-        let task = tokio::spawn(run_stage(
+        let stage_future = run_stage(
             processor,
             common,
             self.metrics.clone(),
             Arc::clone(&self.health),
             self.shutdown_tx.subscribe(),
-        ));
-        self.tasks.push((stage, task));
+        );
+        self.stages.push((stage, Box::pin(stage_future)));
     }
 
     /// Serves the endpoints, runs until SIGTERM/SIGINT (or a stage fails), then shuts every stage
@@ -110,7 +115,11 @@ impl Service {
                 self.common.metrics_addr
             ))
         })?;
-        let mut tasks = self.tasks;
+        let mut tasks: Vec<(&'static str, JoinHandle<Result<(), RuntimeError>>)> = self
+            .stages
+            .into_iter()
+            .map(|(stage, stage_future)| (stage, tokio::spawn(stage_future)))
+            .collect();
         let signal = async {
             let mut terminate =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

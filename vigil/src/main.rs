@@ -195,15 +195,15 @@ fn run(args: &RunArgs) -> ExitCode {
             max_inflated_bytes: Some(args.max_inflated_bytes),
             ..vigil_ingest::Limits::default()
         };
-        service.spawn(IngestStage::new(topics.clone(), metrics.clone(), limits));
-        service.spawn(EnrichStage::new(
+        service.add_stage(IngestStage::new(topics.clone(), metrics.clone(), limits));
+        service.add_stage(EnrichStage::new(
             topics.clone(),
             metrics.clone(),
             &settings,
             intel,
         ));
-        service.spawn(DetectStage::new(topics.clone(), metrics.clone(), engine));
-        service.spawn(PublishStage::new(
+        service.add_stage(DetectStage::new(topics.clone(), metrics.clone(), engine));
+        service.add_stage(PublishStage::new(
             topics,
             metrics,
             vigil_publish::Publisher::new(settings.suppression, settings.correlation),

@@ -29,7 +29,7 @@ fn main() -> std::process::ExitCode {
             detectors = engine.detector_names().len(),
             "detectors and rules loaded"
         );
-        service.spawn(DetectStage::new(
+        service.add_stage(DetectStage::new(
             args.common.topics.clone(),
             service.metrics().clone(),
             engine,

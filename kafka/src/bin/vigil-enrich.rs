@@ -24,7 +24,7 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     service_main(&args.common, false, |service| {
         let (settings, intel) = load_settings(&args.settings)?;
-        service.spawn(EnrichStage::new(
+        service.add_stage(EnrichStage::new(
             args.common.topics.clone(),
             service.metrics().clone(),
             &settings,

@@ -33,7 +33,7 @@ fn main() -> std::process::ExitCode {
             max_inflated_bytes: Some(args.max_inflated_bytes),
             ..vigil_ingest::Limits::default()
         };
-        service.spawn(IngestStage::new(
+        service.add_stage(IngestStage::new(
             args.common.topics.clone(),
             service.metrics().clone(),
             limits,

@@ -31,7 +31,7 @@ fn main() -> std::process::ExitCode {
                 "suppression rules loaded"
             );
         }
-        service.spawn(PublishStage::new(
+        service.add_stage(PublishStage::new(
             args.common.topics.clone(),
             service.metrics().clone(),
             Publisher::new(settings.suppression, settings.correlation.clone()),
