@@ -8,12 +8,19 @@ use vigil_schemas::{AuditEvent, EnrichedEvent, ProcessInfo, WorkloadSpec};
 pub const ANONYMOUS_USER: &str = "system:anonymous";
 pub const UNAUTHENTICATED_GROUP: &str = "system:unauthenticated";
 
-/// Health and version endpoints that anonymous callers may read by design.
-pub fn is_health_endpoint(uri: &str) -> bool {
+/// Endpoints anonymous callers may read by design: health and version (the
+/// `system:public-info-viewer` role), and the service-account issuer's OpenID discovery document
+/// and signing keys (`system:service-account-issuer-discovery`, which clusters bind to
+/// `system:unauthenticated` so that outside parties can verify service-account tokens): public
+/// keys and metadata, nothing about the cluster's workloads.
+pub fn is_public_by_design(uri: &str) -> bool {
     let path = uri.split('?').next().unwrap_or_default();
     ["/healthz", "/livez", "/readyz", "/version"]
         .iter()
         .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
+        || ["/.well-known/openid-configuration", "/openid/v1/jwks"]
+            .iter()
+            .any(|document| path.trim_end_matches('/') == *document)
 }
 
 pub fn is_anonymous(event: &AuditEvent) -> bool {
@@ -285,11 +292,14 @@ mod tests {
 
     #[test]
     fn health_endpoints_and_controllers() {
-        assert!(is_health_endpoint("/healthz"));
-        assert!(is_health_endpoint("/readyz/etcd?verbose"));
-        assert!(is_health_endpoint("/version"));
-        assert!(!is_health_endpoint("/api/v1/secrets"));
-        assert!(!is_health_endpoint("/versions-of-things"));
+        assert!(is_public_by_design("/healthz"));
+        assert!(is_public_by_design("/readyz/etcd?verbose"));
+        assert!(is_public_by_design("/version"));
+        assert!(is_public_by_design("/.well-known/openid-configuration"));
+        assert!(is_public_by_design("/openid/v1/jwks/"));
+        assert!(!is_public_by_design("/api/v1/secrets"));
+        assert!(!is_public_by_design("/versions-of-things"));
+        assert!(!is_public_by_design("/openid/v1/jwks/../../api/v1/secrets"));
         let controller = AuditEvent {
             user: vigil_schemas::UserInfo {
                 username: "system:serviceaccount:kube-system:replicaset-controller".into(),

@@ -34,7 +34,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         source: Source::Audit,
         finding_types: "<Purpose>:Kubernetes/SuccessfulAnonymousAccess",
         severity: "High (Discovery: Medium)",
-        trigger: "a request by `system:anonymous` / `system:unauthenticated` that succeeded, health and version endpoints aside",
+        trigger: "a request by `system:anonymous` / `system:unauthenticated` that succeeded, health, version and service-account issuer discovery endpoints aside",
         key: "principal, resource, source IP",
         build: |_| Box::new(audit::SuccessfulAnonymousAccess),
     },

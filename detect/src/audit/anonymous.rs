@@ -6,8 +6,8 @@ use vigil_schemas::{AuditEvent, Detection, EnrichedEvent};
 use crate::Detector;
 use crate::detection::{ThreatPurpose, Verdict, detection, severity};
 use crate::facts::{
-    ANONYMOUS_USER, UNAUTHENTICATED_GROUP, is_anonymous, is_health_endpoint, is_write, object_name,
-    resource_of, succeeded,
+    ANONYMOUS_USER, UNAUTHENTICATED_GROUP, is_anonymous, is_public_by_design, is_write,
+    object_name, resource_of, succeeded,
 };
 
 /// Every address the request came through is the API server's own host: the node's and the control
@@ -23,7 +23,8 @@ fn from_loopback(event: &AuditEvent) -> bool {
 
 /// **`<Purpose>:Kubernetes/SuccessfulAnonymousAccess`** — High (Discovery: Medium).
 /// Trigger: a request by `system:anonymous` (or the `system:unauthenticated` group) that succeeded,
-/// other than the health and version endpoints and calls from loopback (the host's own checks). Purpose per [`ThreatPurpose`].
+/// other than the endpoints public by design (health, version, the service-account issuer's
+/// discovery document and keys) and calls from loopback (the host's own checks). Purpose per [`ThreatPurpose`].
 /// Key: principal, resource (with subresource), source IP.
 #[derive(Debug, Default)]
 pub struct SuccessfulAnonymousAccess;
@@ -43,7 +44,7 @@ impl Detector for SuccessfulAnonymousAccess {
     ) {
         if !is_anonymous(event)
             || !succeeded(event)
-            || is_health_endpoint(&event.request_uri)
+            || is_public_by_design(&event.request_uri)
             || from_loopback(event)
         {
             return;

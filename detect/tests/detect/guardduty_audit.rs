@@ -111,6 +111,14 @@ fn anonymous_denied_requests_and_health_probes_do_not_fire() {
     probe.object_ref = None;
     probe.request_uri = "/healthz".into();
     assert!(detect(enriched(probe)).is_empty());
+    // The service-account issuer's discovery document and keys, which outside parties that verify
+    // the cluster's tokens fetch unauthenticated.
+    for document in ["/.well-known/openid-configuration", "/openid/v1/jwks"] {
+        let mut discovery = call(anonymous(), "get", "jwks", None, 200);
+        discovery.object_ref = None;
+        discovery.request_uri = document.into();
+        assert!(detect(enriched(discovery)).is_empty(), "{document}");
+    }
     assert!(
         detect(enriched(call(
             user("alice"),

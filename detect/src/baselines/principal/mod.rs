@@ -38,7 +38,7 @@ use crate::baselines::dimensions::Dimension;
 use vigil_schemas::{AuditEvent, Detection, EnrichedEvent, WorkloadSpec};
 
 use crate::detection::{Verdict, detection};
-use crate::facts::{effective_user, is_anonymous, is_health_endpoint, is_sensitive, succeeded};
+use crate::facts::{effective_user, is_anonymous, is_public_by_design, is_sensitive, succeeded};
 use crate::{Detector, StateEntry};
 
 mod judging;
@@ -356,7 +356,7 @@ impl Detector for PrincipalBaselines {
         enriched: &EnrichedEvent,
         out: &mut Vec<Detection>,
     ) {
-        if is_health_endpoint(&event.request_uri) {
+        if is_public_by_design(&event.request_uri) {
             return;
         }
         if !succeeded(event) {
