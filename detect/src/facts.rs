@@ -3,7 +3,7 @@
 //! on, which host paths are sensitive, and what a runtime event's process and workload are. Enrich
 //! and the baselines ask the same questions through these functions, so they never disagree.
 
-use vigil_schemas::{AuditEvent, EnrichedEvent, ProcessInfo, WorkloadSpec};
+use vigil_schemas::{AuditEvent, EnrichedEvent, ProcessInfo, RoleBindingSpec, WorkloadSpec};
 
 pub const ANONYMOUS_USER: &str = "system:anonymous";
 pub const UNAUTHENTICATED_GROUP: &str = "system:unauthenticated";
@@ -21,6 +21,20 @@ pub fn is_public_by_design(uri: &str) -> bool {
         || ["/.well-known/openid-configuration", "/openid/v1/jwks"]
             .iter()
             .any(|document| path.trim_end_matches('/') == *document)
+}
+
+/// ClusterRoles the API server binds to everyone, anonymous callers included, by design (or that
+/// clusters do, for the service-account issuer's outside verifiers): binding them again grants
+/// nothing to fear. A namespaced Role of the same name could hold anything, so only ClusterRoles.
+pub fn is_harmless_role(binding: &RoleBindingSpec) -> bool {
+    const HARMLESS_ROLES: [&str; 4] = [
+        "system:basic-user",
+        "system:discovery",
+        "system:public-info-viewer",
+        "system:service-account-issuer-discovery",
+    ];
+    binding.role_ref_kind == "ClusterRole"
+        && HARMLESS_ROLES.contains(&binding.role_ref_name.as_str())
 }
 
 pub fn is_anonymous(event: &AuditEvent) -> bool {

@@ -43,7 +43,7 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
         source: Source::Audit,
         finding_types: "Policy:Kubernetes/AnonymousAccessGranted",
         severity: "High",
-        trigger: "a (Cluster)RoleBinding created or changed with an anonymous subject",
+        trigger: "a (Cluster)RoleBinding created or changed with an anonymous subject, of a ClusterRole other than those bound to everyone by design",
         key: "principal, binding",
         build: |_| Box::new(audit::AnonymousAccessGranted),
     },

@@ -6,8 +6,8 @@ use vigil_schemas::{AuditEvent, Detection, EnrichedEvent};
 use crate::Detector;
 use crate::detection::{ThreatPurpose, Verdict, detection, severity};
 use crate::facts::{
-    ANONYMOUS_USER, UNAUTHENTICATED_GROUP, is_anonymous, is_public_by_design, is_write,
-    object_name, resource_of, succeeded,
+    ANONYMOUS_USER, UNAUTHENTICATED_GROUP, is_anonymous, is_harmless_role, is_public_by_design,
+    is_write, object_name, resource_of, succeeded,
 };
 
 /// Every address the request came through is the API server's own host: the node's and the control
@@ -94,7 +94,9 @@ fn grants_anonymous(event: &AuditEvent) -> bool {
 
 /// **`Policy:Kubernetes/AnonymousAccessGranted`** — High.
 /// Trigger: a RoleBinding or ClusterRoleBinding created or changed with `system:anonymous` or
-/// `system:unauthenticated` among its subjects.
+/// `system:unauthenticated` among its subjects, of a ClusterRole other than those bound to
+/// everyone by design (`system:public-info-viewer`, `system:discovery`, `system:basic-user`,
+/// `system:service-account-issuer-discovery`).
 /// Key: principal, binding.
 #[derive(Debug, Default)]
 pub struct AnonymousAccessGranted;
@@ -118,6 +120,11 @@ impl Detector for AnonymousAccessGranted {
         let Some(binding) = event.role_binding.as_ref() else {
             return;
         };
+        // The API server's own public-info bindings, made again at every start, and the issuer
+        // discovery binding that outside token verifiers need.
+        if is_harmless_role(binding) {
+            return;
+        }
         let name = object_name(event);
         let title = format!(
             "{} {name} grants anonymous users {} {}.",

@@ -6,7 +6,7 @@
 use vigil_schemas::{AuditEvent, Detection, EnrichedEvent};
 
 use crate::detection::{Verdict, detection, severity};
-use crate::facts::{is_system_principal, is_write, object_name, succeeded};
+use crate::facts::{is_harmless_role, is_system_principal, is_write, object_name, succeeded};
 use crate::{Detector, StateEntry};
 use vigil_schemas::{PolicyRule, RoleBindingSpec, RoleSpec};
 
@@ -120,14 +120,6 @@ const BROAD_GROUPS: [&str; 4] = [
     "system:serviceaccounts",
     "system:masters",
     "system:nodes",
-];
-
-/// Roles the API server binds to everyone by design: binding them again grants nothing new.
-const HARMLESS_ROLES: [&str; 4] = [
-    "system:basic-user",
-    "system:discovery",
-    "system:public-info-viewer",
-    "system:service-account-issuer-discovery",
 ];
 
 /// Verbs that let the holder grant itself more (`escalate`, `bind`), act as anyone
@@ -294,7 +286,7 @@ impl Detector for PrivilegedRoleBinding {
             })
             .map(|subject| subject.name.as_str())
             .collect();
-        let harmless = HARMLESS_ROLES.contains(&binding.role_ref_name.as_str());
+        let harmless = is_harmless_role(binding);
         let privileged = self.why_privileged(cluster, binding);
         let reason = match (&privileged, broad.is_empty() || harmless) {
             (Some(why), true) => why.clone(),

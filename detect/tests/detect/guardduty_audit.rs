@@ -173,6 +173,26 @@ fn binding_to_anonymous_fires_anonymous_access_granted() {
 #[test]
 fn binding_to_a_named_user_or_a_failed_binding_does_not_grant_anonymous() {
     assert!(detect(enriched(binding("view", "User", "carol"))).is_empty());
+    // What the API server binds to everyone at every start, and the issuer discovery binding
+    // outside token verifiers need: nothing to fear.
+    for role in [
+        "system:public-info-viewer",
+        "system:service-account-issuer-discovery",
+    ] {
+        assert!(
+            detect(enriched(binding(role, "Group", "system:unauthenticated"))).is_empty(),
+            "{role}"
+        );
+    }
+    // A namespaced Role of that name could hold anything.
+    let mut role = binding("system:discovery", "Group", "system:unauthenticated");
+    if let Some(spec) = role.role_binding.as_mut() {
+        spec.role_ref_kind = "Role".into();
+    }
+    assert_eq!(
+        types(&detect(enriched(role))),
+        ["Policy:Kubernetes/AnonymousAccessGranted"]
+    );
     let mut failed = binding("view", "User", "system:anonymous");
     failed.status_code = Some(403);
     assert!(detect(enriched(failed)).is_empty());
