@@ -110,6 +110,10 @@ pub(crate) struct RawObject<'a> {
     /// Vigil's native runtime form: `"schema": "vigil.runtime/v1"`.
     #[serde(borrow)]
     pub schema: Option<Text<'a>>,
+    /// A log shipper's record of a line it did not parse: the line as a string in `log` (Fluent
+    /// Bit, Fluentd, Docker's json-file driver) or `message` (Vector, above).
+    #[serde(borrow)]
+    pub log: Option<&'a RawValue>,
 }
 
 /// A time as exports write it: RFC 3339 and its lenient relatives as text, or an epoch number

@@ -271,14 +271,35 @@ fn read_line_bounded<B: BufRead>(
     }
 }
 
-/// `2024-05-01T10:00:00.000Z {"kind":"Event",...}`: a line of an exported CloudWatch log stream.
+/// `2024-05-01T10:00:00.000Z {"kind":"Event",...}`: a line of an exported CloudWatch log stream;
+/// or a whole line of a container's log as the CRI runtime writes it,
+/// `2024-05-01T10:00:00.000000000Z stdout F {"kind":"Event",...}`.
 fn exported_log_line(text: &str) -> Option<(i64, &str)> {
+    if let Some(found) = cri_log_line(text) {
+        return Some(found);
+    }
     let (stamp, rest) = text.split_once(' ')?;
     let rest = rest.trim_start();
     if !rest.starts_with('{') {
         return None;
     }
     parse_rfc3339_micros(stamp).map(|micros| (micros, rest))
+}
+
+/// A full line of the CRI container log format: `TIMESTAMP STREAM F CONTENT` with JSON content.
+/// A partial line (tag `P`, a line the runtime split at 16 KiB) is not one: its JSON is cut, and
+/// is refused as such.
+fn cri_log_line(text: &str) -> Option<(i64, &str)> {
+    let mut parts = text.splitn(4, ' ');
+    let stamp = parts.next()?;
+    let stream = parts.next()?;
+    let tag = parts.next()?;
+    let content = parts.next()?.trim_start();
+    let full = matches!(stream, "stdout" | "stderr") && tag == "F";
+    if !full || !matches!(content.as_bytes().first(), Some(b'{' | b'[')) {
+        return None;
+    }
+    parse_rfc3339_micros(stamp).map(|micros| (micros, content))
 }
 
 enum Parsed {
@@ -626,6 +647,22 @@ pub(crate) fn handle_document(
     dispatch(ingestor, raw, text, fallback_time, origin, depth, out);
 }
 
+/// The line a log shipper carried as a string (`{"log": "{...}\n", "stream": "stdout"}` from Fluent
+/// Bit or Docker's json-file driver, `{"message": "{...}"}` from Vector), when it holds JSON: the
+/// audit log file or a sensor's export tailed without a JSON parser. A CRI log line's prefix
+/// (`TIMESTAMP stdout F `), which a shipper reading container logs raw leaves in, is taken off.
+/// `None` when the field is not a string; `Err` with the line when it holds no JSON.
+fn shipped_line(field: Option<&RawValue>) -> Option<Result<String, String>> {
+    let field = field.filter(|value| value.get().starts_with('"'))?;
+    let line = serde_json::from_str::<String>(field.get()).ok()?;
+    let trimmed = line.trim();
+    let json = match trimmed.chars().next() {
+        Some('{' | '[') => Some(trimmed),
+        _ => cri_log_line(trimmed).map(|(_, json)| json),
+    };
+    Some(json.map(str::to_owned).ok_or(line))
+}
+
 /// The EKS control-plane log group is `/aws/eks/CLUSTER/cluster`.
 fn cluster_from_log_group(log_group: &str) -> Option<&str> {
     log_group
@@ -718,6 +755,25 @@ fn dispatch(
                 ),
             );
             ingestor.reject(rejection, out);
+        }
+        return;
+    }
+    if raw.kind.is_none()
+        && raw.verb.is_none()
+        && let Some(line) = shipped_line(raw.log.or(raw.message))
+    {
+        match line {
+            Ok(json) => handle_document(ingestor, &json, fallback_time, origin, depth + 1, out),
+            Err(line) => {
+                let shown: String = line.chars().take(80).collect();
+                let rejection = Rejection::new(
+                    RejectReason::UnknownShape,
+                    format!(
+                        "a log shipper's record whose line is not a JSON event (nor a full CRI log line holding one): {shown:?}"
+                    ),
+                );
+                ingestor.reject(rejection, out);
+            }
         }
         return;
     }

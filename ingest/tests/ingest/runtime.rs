@@ -165,6 +165,17 @@ fn pretty_printed_tetragon_objects_one_after_another() {
 }
 
 #[test]
+fn sensor_output_tailed_by_a_log_shipper_is_read_from_its_envelope() {
+    // Tetragon's export tailed by Fluent Bit without a parser; the same from the pod's CRI log.
+    let exec = tetragon("process_exec", "");
+    let shipped = serde_json::json!({"log": format!("{exec}\n"), "stream": "stdout"}).to_string();
+    let same = one(&shipped);
+    assert_eq!(same, one(&exec));
+    let cri = format!("2026-11-30T10:00:01.600000000Z stdout F {exec}");
+    assert_eq!(one(&cri), same);
+}
+
+#[test]
 fn a_redelivered_runtime_event_is_recognised_by_its_id() {
     let line = tetragon("process_exec", "");
     let (events, _) = ingest(&format!("{line}\n{line}\n"));

@@ -210,6 +210,48 @@ fn exported_log_lines_with_a_timestamp_prefix() {
 }
 
 #[test]
+fn lines_log_shippers_carried_unparsed_are_read_from_their_envelope() {
+    // Fluent Bit and Docker's json-file driver: {"log": LINE}; Vector: {"message": LINE}; a
+    // container's log read raw: the CRI prefix, in the file or inside the envelope.
+    let text = [
+        json!({"log": format!("{}\n", event("f1")), "stream": "stdout", "time": "2024-03-01T10:00:00.1Z"})
+            .to_string(),
+        json!({"message": event("v1").to_string(), "source_type": "file", "timestamp": "2024-03-01T10:00:00Z"})
+            .to_string(),
+        format!("2024-03-01T10:00:00.123456789Z stdout F {}", event("c1")),
+        json!({"log": format!("2024-03-01T10:00:00.123456789Z stderr F {}", event("c2"))}).to_string(),
+    ]
+    .join("\n");
+    let result = run(text.as_bytes());
+    assert_eq!(ids(&result), ["f1", "v1", "c1", "c2"]);
+    assert!(result.rejections.is_empty(), "{:?}", result.rejections);
+}
+
+#[test]
+fn a_shipped_line_that_holds_no_event_is_refused_saying_so() {
+    let text = [
+        json!({"log": "I1201 10:00:00.000000 1 main.go:42] starting", "stream": "stderr"})
+            .to_string(),
+        // A line the runtime split at 16 KiB: its JSON is cut.
+        json!({"message": "2024-03-01T10:00:00.1Z stdout P {\"kind\":\"Ev"}).to_string(),
+        // A message that is an object is not a shipped line.
+        json!({"log": {"kind": "Event"}}).to_string(),
+    ]
+    .join("\n");
+    let result = run(text.as_bytes());
+    assert!(result.events.is_empty());
+    assert_eq!(result.rejections.len(), 3, "{:?}", result.rejections);
+    for rejection in &result.rejections[..2] {
+        assert_eq!(rejection.reason, RejectReason::UnknownShape);
+        assert!(
+            rejection.detail.contains("log shipper"),
+            "{}",
+            rejection.detail
+        );
+    }
+}
+
+#[test]
 fn duplicates_and_non_final_stages_are_counted_not_passed_on() {
     let mut received = event("s1");
     received["stage"] = json!("RequestReceived");
