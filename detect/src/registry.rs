@@ -225,10 +225,10 @@ pub const RUST_DETECTORS: &[RustDetector] = &[
     RustDetector {
         name: "sensor_alert",
         source: Source::Runtime,
-        finding_types: "<Purpose>:Runtime/SensorAlert",
+        finding_types: "<Purpose>:Runtime/SensorAlert, <Purpose>:Kubernetes/SensorAlert",
         severity: "by the sensor's priority",
-        trigger: "a Falco alert; the purpose from its MITRE tags",
-        key: "rule, workload, executable",
+        trigger: "a Falco alert; the purpose from its MITRE tags; `Kubernetes` for Falco's audit-log sources (k8saudit plugins)",
+        key: "rule, workload, executable; rule, user, object for audit-log alerts",
         build: |_| Box::new(runtime::SensorAlert),
     },
     RustDetector {

@@ -2,7 +2,9 @@
 //! and domains a workload talks to, and the verdicts of a sensor that already judged (Falco).
 //! The rule-shaped runtime types are declarative (`rules/runtime.toml`).
 
-use vigil_schemas::{Detection, EnrichedEvent, KeyValue, RuntimeEvent, RuntimeKind, ThreatMatch};
+use vigil_schemas::{
+    Detection, EnrichedEvent, KeyValue, RuntimeEvent, RuntimeKind, ThreatMatch, UserInfo,
+};
 
 use crate::Detector;
 use crate::detection::{Verdict, runtime_detection, severity};
@@ -298,6 +300,8 @@ impl Detector for RuntimeThreatIntel {
 ///   Medium (5); Notice and below → Low (2).
 /// - Trigger: every `sensor_alert` event.
 /// - Aggregation key: sensor rule, workload, executable.
+/// - An alert of Falco's Kubernetes audit sources (the k8saudit plugins) is about an API call:
+///   `<Purpose>:Kubernetes/SensorAlert`, keyed on rule, user and object, with the user's details.
 #[derive(Debug, Default)]
 pub struct SensorAlert;
 
@@ -363,6 +367,17 @@ impl Detector for SensorAlert {
             .iter()
             .find(|field| field.key == "output")
             .map_or(String::new(), |field| field.value.clone());
+        let field = |key: &str| {
+            event
+                .sensor_fields
+                .iter()
+                .find(|field| field.key == key)
+                .map(|field| field.value.as_str())
+        };
+        if field("source").is_some_and(vigil_schemas::is_kubernetes_audit_source) {
+            self.api_call_alert(event, enriched, &rule, tags, output, out);
+            return;
+        }
         let resource = runtime_resource(enriched);
         let verdict = Verdict {
             finding_type: format!("{}:Runtime/SensorAlert", purpose_of(tags)),
@@ -390,6 +405,75 @@ impl Detector for SensorAlert {
             verdict,
             context,
         ));
+    }
+}
+
+impl SensorAlert {
+    /// An alert of Falco's Kubernetes audit sources: about an API call by a user on an object,
+    /// so a `Kubernetes` type keyed on rule, user and object, with the user's details.
+    fn api_call_alert(
+        &self,
+        event: &RuntimeEvent,
+        enriched: &EnrichedEvent,
+        rule: &str,
+        tags: &str,
+        output: String,
+        out: &mut Vec<Detection>,
+    ) {
+        let field = |key: &str| {
+            event
+                .sensor_fields
+                .iter()
+                .find(|field| field.key == key)
+                .map(|field| field.value.clone())
+        };
+        let user = field("ka.user.name").unwrap_or_else(|| "unknown".into());
+        let target = [
+            field("ka.target.resource"),
+            field("ka.target.namespace"),
+            field("ka.target.name"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("/");
+        let verdict = Verdict {
+            finding_type: format!("{}:Kubernetes/SensorAlert", purpose_of(tags)),
+            severity: priority_severity(event.sensor_priority.as_deref()),
+            title: format!(
+                "{} alert \"{rule}\" on the Kubernetes API by {user}.",
+                event.sensor
+            ),
+            description: if output.is_empty() {
+                format!(
+                    "{} rule \"{rule}\" fired for a call by {user} on {target} in cluster {}.",
+                    event.sensor, enriched.cluster.name
+                )
+            } else {
+                output
+            },
+            aggregation_key: vec![rule.to_owned(), user.clone(), target],
+        };
+        let context = vec![KeyValue {
+            key: "sensorRule".into(),
+            value: rule.to_owned(),
+        }];
+        let mut detection = runtime_detection(enriched, event, self.name(), verdict, context);
+        detection.user = Some(UserInfo {
+            username: user,
+            groups: field("ka.user.groups")
+                .map(|groups| {
+                    groups
+                        .trim_matches(|c| c == '(' || c == ')' || c == '[' || c == ']')
+                        .split([',', ' '])
+                        .map(|group| group.trim_matches('"').to_owned())
+                        .filter(|group| !group.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            ..UserInfo::default()
+        });
+        out.push(detection);
     }
 }
 

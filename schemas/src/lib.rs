@@ -17,4 +17,4 @@ pub mod wildcard;
 pub use codec::{Codec, CodecError, Record};
 pub use model::*;
 pub use severity::Severity;
-pub use vocabulary::{IP_SCOPES, IpScope, RUNTIME_KINDS, RuntimeKind};
+pub use vocabulary::{IP_SCOPES, IpScope, RUNTIME_KINDS, RuntimeKind, is_kubernetes_audit_source};

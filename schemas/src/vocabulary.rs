@@ -92,6 +92,14 @@ impl crate::RuntimeEvent {
     }
 }
 
+/// Whether a sensor alert's `source` is Falco's Kubernetes audit log (the k8saudit plugins:
+/// `k8s_audit`, `k8saudit`, `k8saudit-eks`, `k8saudit-gke`, `k8saudit-aks`...): its alerts are
+/// about an API call, not a process on a node.
+pub fn is_kubernetes_audit_source(source: &str) -> bool {
+    let source = source.to_ascii_lowercase();
+    source.starts_with("k8s_audit") || source.starts_with("k8saudit")
+}
+
 impl crate::IpIntel {
     /// The address's scope (`None` only for a record no enrich of this build wrote).
     pub fn ip_scope(&self) -> Option<IpScope> {
@@ -110,5 +118,15 @@ mod tests {
         }
         assert_eq!(IpScope::parse("public"), Some(IpScope::Public));
         assert_eq!(RuntimeKind::parse("proces_exec"), None);
+    }
+
+    #[test]
+    fn falco_s_audit_sources_in_every_spelling() {
+        for source in ["k8s_audit", "k8saudit", "k8saudit-eks", "K8SAUDIT-GKE"] {
+            assert!(is_kubernetes_audit_source(source), "{source}");
+        }
+        for source in ["syscall", "aws_cloudtrail", "okta"] {
+            assert!(!is_kubernetes_audit_source(source), "{source}");
+        }
     }
 }

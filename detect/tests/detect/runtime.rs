@@ -930,6 +930,54 @@ fn sensor_alerts_become_findings_with_the_sensors_purpose_and_priority() {
 }
 
 #[test]
+fn an_alert_of_falco_s_audit_log_source_is_a_kubernetes_finding_about_the_caller() {
+    let pair = |key: &str, value: &str| vigil_schemas::KeyValue {
+        key: key.into(),
+        value: value.into(),
+    };
+    let mut alert = process_event("sensor_alert", "", "", "");
+    alert.sensor = "falco".into();
+    alert.sensor_rule = Some("Create Privileged Pod".into());
+    alert.sensor_priority = Some("Warning".into());
+    alert.node_name = None;
+    alert.pod_name = None;
+    alert.pod_namespace = None;
+    alert.sensor_fields = vec![
+        pair("source", "k8saudit-eks"),
+        pair("tags", "k8s,mitre_privilege_escalation"),
+        pair("ka.user.name", "alice"),
+        pair("ka.target.resource", "pods"),
+        pair("ka.target.namespace", "shop"),
+        pair("ka.target.name", "miner"),
+    ];
+    let found = fires(
+        "sensor_alert",
+        "PrivilegeEscalation:Kubernetes/SensorAlert",
+        alert.clone(),
+    );
+    assert_eq!(
+        found.user.as_ref().map(|user| user.username.as_str()),
+        Some("alice")
+    );
+    assert_eq!(
+        found.aggregation_key,
+        ["Create Privileged Pod", "alice", "pods/shop/miner"]
+    );
+    assert!(
+        found.title.contains("Kubernetes API by alice"),
+        "{}",
+        found.title
+    );
+    // The same rule from the syscall source stays a runtime alert.
+    alert.sensor_fields[0].value = "syscall".into();
+    fires(
+        "sensor_alert",
+        "PrivilegeEscalation:Runtime/SensorAlert",
+        alert,
+    );
+}
+
+#[test]
 fn an_executed_file_whose_hash_is_listed_is_a_malicious_file_executed() {
     let hash = "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
     let listed_hash = |curated: bool| ThreatMatch {

@@ -92,6 +92,12 @@ pub(crate) fn parse(text_in: &str) -> Result<RuntimeEvent, Rejection> {
                 .and_then(|port| i32::try_from(port).ok()),
             destination_domain: None,
         });
+    // The k8saudit plugins' alerts are about an API call: the hostname is Falco's own pod, not a
+    // node where something ran.
+    let audit_source = alert
+        .source
+        .as_deref()
+        .is_some_and(vigil_schemas::is_kubernetes_audit_source);
     let mut sensor_fields: Vec<_> = fields
         .iter()
         .filter_map(|(key, value)| text(value).map(|value| key_value(key, value)))
@@ -112,7 +118,7 @@ pub(crate) fn parse(text_in: &str) -> Result<RuntimeEvent, Rejection> {
         kind: RuntimeKind::SensorAlert.label().into(),
         sensor: "falco".into(),
         cluster_hint: field("k8s.cluster.name"),
-        node_name: alert.hostname,
+        node_name: alert.hostname.filter(|_| !audit_source),
         container_id: field("container.id")
             .filter(|id| id != "host")
             .map(|id| container_id(&id)),

@@ -209,6 +209,16 @@ fn malformed_tetragon_events_are_rejected_with_a_reason() {
 const FALCO: &str = r#"{"hostname":"ip-10-0-1-5","output":"10:00:00.000000000: Notice A shell was spawned in a container with an attached terminal (user=root container=web shell=bash)","priority":"Notice","rule":"Terminal shell in container","source":"syscall","tags":["container","mitre_execution","shell"],"time":"2026-11-30T10:00:00.123456789Z","output_fields":{"container.id":"0123abcd4567","container.image.repository":"registry.example/shop/web","container.image.tag":"1.4","container.name":"web","evt.time":1796032800123456789,"k8s.ns.name":"shop","k8s.pod.name":"web-7d9f","proc.cmdline":"bash -i","proc.exepath":"/bin/bash","proc.pid":4242,"proc.pname":"runc","user.uid":0,"user.name":"root","fd.name":"<NA>"}}"#;
 
 #[test]
+fn a_falco_audit_log_alert_names_no_node() {
+    // The k8saudit plugins' hostname is Falco's own pod: nothing ran there.
+    let audit = r#"{"hostname":"falco-k8saudit-0","output":"Warning privileged pod","priority":"Warning","rule":"Create Privileged Pod","source":"k8saudit-eks","tags":["k8s"],"time":"2026-11-30T10:00:00Z","output_fields":{"ka.user.name":"alice","ka.target.namespace":"shop"}}"#;
+    let event = one(audit);
+    assert_eq!(event.kind, "sensor_alert");
+    assert_eq!(event.node_name, None);
+    assert_eq!(one(FALCO).node_name.as_deref(), Some("ip-10-0-1-5"));
+}
+
+#[test]
 fn a_falco_alert_becomes_a_sensor_alert_with_its_rule_priority_and_fields() {
     let event = one(FALCO);
     assert_eq!(event.kind, "sensor_alert");

@@ -605,7 +605,8 @@ fn runtime_evidence(runtime: &RuntimeDetails) -> Value {
             json!({"protocol_name": protocol.to_ascii_lowercase(), "direction_id": 2, "direction": "Outbound"})
         });
     json!({
-        "process": process(runtime, container.as_ref()),
+        // A sensor's alert about an API call names no process.
+        "process": (!runtime.process.binary.is_empty()).then(|| process(runtime, container.as_ref())),
         "container": container,
         "dst_endpoint": destination.or_else(|| domain.map(|domain| json!({"domain": domain}))),
         "connection_info": connection,
@@ -895,7 +896,9 @@ pub fn render(finding: &Finding) -> Value {
             .map(|entry| (entry.id.clone(), entry.name.clone()))
             .collect()
     };
-    let feature = if detection.runtime.is_some() {
+    // A sensor's alert about an API call (Falco's audit sources) is of the audit-log feature.
+    let feature = if detection.runtime.is_some() && !detection.finding_type.contains(":Kubernetes/")
+    {
         "RuntimeMonitoring"
     } else {
         "EksAuditLogs"
