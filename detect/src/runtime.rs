@@ -357,24 +357,9 @@ impl Detector for SensorAlert {
             .sensor_rule
             .clone()
             .unwrap_or_else(|| "unnamed".into());
-        let tags = event
-            .sensor_fields
-            .iter()
-            .find(|field| field.key == "tags")
-            .map_or("", |field| field.value.as_str());
-        let output = event
-            .sensor_fields
-            .iter()
-            .find(|field| field.key == "output")
-            .map_or(String::new(), |field| field.value.clone());
-        let field = |key: &str| {
-            event
-                .sensor_fields
-                .iter()
-                .find(|field| field.key == key)
-                .map(|field| field.value.as_str())
-        };
-        if field("source").is_some_and(vigil_schemas::is_kubernetes_audit_source) {
+        let tags = sensor_field(event, "tags").unwrap_or_default();
+        let output = sensor_field(event, "output").unwrap_or_default().to_owned();
+        if sensor_field(event, "source").is_some_and(vigil_schemas::is_kubernetes_audit_source) {
             self.api_call_alert(event, enriched, &rule, tags, output, out);
             return;
         }
@@ -408,6 +393,15 @@ impl Detector for SensorAlert {
     }
 }
 
+/// One of the fields a sensor's alert carried (its output fields, `tags`, `source`, `output`).
+fn sensor_field<'a>(event: &'a RuntimeEvent, key: &str) -> Option<&'a str> {
+    event
+        .sensor_fields
+        .iter()
+        .find(|field| field.key == key)
+        .map(|field| field.value.as_str())
+}
+
 impl SensorAlert {
     /// An alert of Falco's Kubernetes audit sources: about an API call by a user on an object,
     /// so a `Kubernetes` type keyed on rule, user and object, with the user's details.
@@ -420,13 +414,7 @@ impl SensorAlert {
         output: String,
         out: &mut Vec<Detection>,
     ) {
-        let field = |key: &str| {
-            event
-                .sensor_fields
-                .iter()
-                .find(|field| field.key == key)
-                .map(|field| field.value.clone())
-        };
+        let field = |key: &str| sensor_field(event, key).map(str::to_owned);
         let user = field("ka.user.name").unwrap_or_else(|| "unknown".into());
         let target = [
             field("ka.target.resource"),

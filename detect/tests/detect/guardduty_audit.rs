@@ -201,41 +201,32 @@ fn binding_to_a_named_user_or_a_failed_binding_does_not_grant_anonymous() {
 // ---- AdminAccessToDefaultServiceAccount
 
 #[test]
-fn cluster_admin_for_the_default_service_account_fires() {
-    let found = detect(enriched(binding(
-        "cluster-admin",
-        "ServiceAccount",
-        "default",
-    )));
-    assert_eq!(
-        types(&found),
-        ["Policy:Kubernetes/AdminAccessToDefaultServiceAccount"]
-    );
-    assert!(
-        found[0].description.contains("namespace shop"),
-        "{}",
-        found[0].description
-    );
-}
-
-#[test]
-fn admin_for_the_default_account_named_as_its_user_fires_with_its_namespace() {
+fn admin_for_the_default_service_account_fires_in_either_spelling() {
     // RBAC matches a User subject against the authenticated username, which for a service
     // account is system:serviceaccount:NS:NAME: the same grant in another spelling.
-    let found = detect(enriched(binding(
-        "admin",
-        "User",
-        "system:serviceaccount:payments:default",
-    )));
-    assert_eq!(
-        types(&found),
-        ["Policy:Kubernetes/AdminAccessToDefaultServiceAccount"]
-    );
-    assert!(
-        found[0].description.contains("namespace payments"),
-        "{}",
-        found[0].description
-    );
+    for (role, kind, subject, namespace) in [
+        ("cluster-admin", "ServiceAccount", "default", "shop"),
+        (
+            "admin",
+            "User",
+            "system:serviceaccount:payments:default",
+            "payments",
+        ),
+    ] {
+        let found = detect(enriched(binding(role, kind, subject)));
+        assert_eq!(
+            types(&found),
+            ["Policy:Kubernetes/AdminAccessToDefaultServiceAccount"],
+            "{subject}"
+        );
+        assert!(
+            found[0]
+                .description
+                .contains(&format!("namespace {namespace}")),
+            "{}",
+            found[0].description
+        );
+    }
 }
 
 #[test]
