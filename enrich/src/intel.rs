@@ -315,25 +315,32 @@ impl NamedList {
 
     fn read_plain(&mut self, text: &str) {
         for (index, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or_default().trim();
+            // `#` comments, and `;` ones as Spamhaus's DROP lists write them.
+            let line = line.split(['#', ';']).next().unwrap_or_default().trim();
             if line.is_empty() {
                 continue;
             }
-            let entry = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-                ["ExitAddress", address, ..] => *address,
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let entries: &[&str] = match fields.as_slice() {
+                ["ExitAddress", address, ..] => std::slice::from_ref(address),
                 ["ExitNode" | "Published" | "LastStatus", ..] => continue,
-                [entry] => entry,
-                // "1.2.3.4,comment" style lines: the first field
-                _ => line.split([',', ' ', '\t']).next().unwrap_or_default(),
+                // A hosts file (URLhaus, StevenBlack): the names it points at a sink address are
+                // the entries, not the sink.
+                ["0.0.0.0" | "127.0.0.1" | "::" | "::1", names @ ..] => names,
+                // "1.2.3.4,comment" and "1.2.3.4 comment" style lines: the first field
+                [first, ..] => std::slice::from_ref(first),
+                [] => continue,
             };
-            let entry = entry.split(',').next().unwrap_or_default();
-            if let Some(hash) = sha256_entry(entry) {
-                self.hashes.insert(hash);
-                continue;
-            }
-            if !self.set.insert(entry) && !self.domains.insert(entry) {
-                self.bad_lines
-                    .push((index + 1, line.chars().take(80).collect()));
+            for entry in entries {
+                let entry = entry.split(',').next().unwrap_or_default();
+                if let Some(hash) = sha256_entry(entry) {
+                    self.hashes.insert(hash);
+                    continue;
+                }
+                if !self.set.insert(entry) && !self.domains.insert(entry) {
+                    self.bad_lines
+                        .push((index + 1, line.chars().take(80).collect()));
+                }
             }
         }
     }
@@ -696,6 +703,25 @@ mod tests {
         assert!(list.set.contains("2001:db8::1".parse().unwrap()));
         assert!(!list.set.contains("203.0.113.8".parse().unwrap()));
         assert_eq!(list.sha256.len(), 64);
+    }
+
+    #[test]
+    fn spamhaus_drop_and_hosts_file_lists() {
+        let drop = NamedList::parse(
+            "drop",
+            "; Spamhaus DROP List 2026/11/20\n198.51.100.0/24 ; SBL123456\n",
+        );
+        assert!(drop.bad_lines.is_empty(), "{:?}", drop.bad_lines);
+        assert!(drop.set.contains("198.51.100.9".parse().unwrap()));
+        let hosts = NamedList::parse(
+            "urlhaus",
+            "# URLhaus hostfile\n0.0.0.0 evil.example\n127.0.0.1 c2.example payload.example\n",
+        );
+        assert!(hosts.bad_lines.is_empty(), "{:?}", hosts.bad_lines);
+        // The sink addresses are not listed; the names are.
+        assert!(!hosts.set.contains("0.0.0.0".parse().unwrap()));
+        assert!(!hosts.set.contains("127.0.0.1".parse().unwrap()));
+        assert_eq!(hosts.domains.len(), 3);
     }
 
     #[test]
