@@ -326,7 +326,7 @@ impl NamedList {
                 ["ExitNode" | "Published" | "LastStatus", ..] => continue,
                 // A hosts file (URLhaus, StevenBlack): the names it points at a sink address are
                 // the entries, not the sink.
-                ["0.0.0.0" | "127.0.0.1" | "::" | "::1", names @ ..] => names,
+                ["0.0.0.0" | "127.0.0.1" | "::" | "::1", names @ ..] if !names.is_empty() => names,
                 // "1.2.3.4,comment" and "1.2.3.4 comment" style lines: the first field
                 [first, ..] => std::slice::from_ref(first),
                 [] => continue,
@@ -722,6 +722,9 @@ mod tests {
         assert!(!hosts.set.contains("0.0.0.0".parse().unwrap()));
         assert!(!hosts.set.contains("127.0.0.1".parse().unwrap()));
         assert_eq!(hosts.domains.len(), 3);
+        // An address alone is an entry, whatever it is.
+        let alone = NamedList::parse("odd", "127.0.0.1\n");
+        assert!(alone.set.contains("127.0.0.1".parse().unwrap()));
     }
 
     #[test]
