@@ -114,6 +114,10 @@ pub(crate) struct RawObject<'a> {
     /// Bit, Fluentd, Docker's json-file driver) or `message` (Vector, above).
     #[serde(borrow)]
     pub log: Option<&'a RawValue>,
+    /// Splunk's HTTP Event Collector envelope (`{"time": ..., "sourcetype": ..., "event": EVENT}`),
+    /// the event an object or its line as a string.
+    #[serde(borrow)]
+    pub event: Option<&'a RawValue>,
 }
 
 /// A time as exports write it: RFC 3339 and its lenient relatives as text, or an epoch number

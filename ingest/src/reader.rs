@@ -648,7 +648,8 @@ pub(crate) fn handle_document(
 }
 
 /// The line a log shipper carried as a string (`{"log": "{...}\n", "stream": "stdout"}` from Fluent
-/// Bit or Docker's json-file driver, `{"message": "{...}"}` from Vector), when it holds JSON: the
+/// Bit or Docker's json-file driver, `{"message": "{...}"}` from Vector, `{"event": "{...}"}` from
+/// Splunk's HTTP Event Collector), when it holds JSON: the
 /// audit log file or a sensor's export tailed without a JSON parser. A CRI log line's prefix
 /// (`TIMESTAMP stdout F `), which a shipper reading container logs raw leaves in, is taken off.
 /// `None` when the field is not a string; `Err` with the line when it holds no JSON.
@@ -760,7 +761,14 @@ fn dispatch(
     }
     if raw.kind.is_none()
         && raw.verb.is_none()
-        && let Some(line) = shipped_line(raw.log.or(raw.message))
+        && let Some(event) = raw.event.filter(|event| event.get().starts_with('{'))
+    {
+        handle_document(ingestor, event.get(), fallback_time, origin, depth + 1, out);
+        return;
+    }
+    if raw.kind.is_none()
+        && raw.verb.is_none()
+        && let Some(line) = shipped_line(raw.log.or(raw.message).or(raw.event))
     {
         match line {
             Ok(json) => handle_document(ingestor, &json, fallback_time, origin, depth + 1, out),

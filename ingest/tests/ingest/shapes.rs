@@ -220,10 +220,13 @@ fn lines_log_shippers_carried_unparsed_are_read_from_their_envelope() {
             .to_string(),
         format!("2024-03-01T10:00:00.123456789Z stdout F {}", event("c1")),
         json!({"log": format!("2024-03-01T10:00:00.123456789Z stderr F {}", event("c2"))}).to_string(),
+        // Splunk's HTTP Event Collector: the event as an object or as its line.
+        json!({"time": 1_709_287_200, "sourcetype": "kube:apiserver:audit", "event": event("s1")}).to_string(),
+        json!({"time": 1_709_287_200, "event": event("s2").to_string()}).to_string(),
     ]
     .join("\n");
     let result = run(text.as_bytes());
-    assert_eq!(ids(&result), ["f1", "v1", "c1", "c2"]);
+    assert_eq!(ids(&result), ["f1", "v1", "c1", "c2", "s1", "s2"]);
     assert!(result.rejections.is_empty(), "{:?}", result.rejections);
 }
 
