@@ -34,24 +34,17 @@ pub(crate) fn qualifies(signals: &[&Signal], settings: &Settings) -> bool {
 /// (an exec that reads a token is an exec and a credential read); that is one step, however many
 /// tactics its findings name. A signal that names no event counts as an event of its own.
 fn from_several_events(signals: &[&Signal]) -> bool {
-    let mut first: Option<&str> = None;
-    for signal in signals {
+    let mut events = signals.iter().flat_map(|signal| {
         if signal.events.is_empty() {
-            if first.is_some() {
-                return true;
-            }
-            first = Some(signal.uid.as_str());
-            continue;
+            std::slice::from_ref(&signal.uid)
+        } else {
+            signal.events.as_slice()
         }
-        for event in &signal.events {
-            match first {
-                None => first = Some(event),
-                Some(seen) if seen != event => return true,
-                Some(_) => {}
-            }
-        }
-    }
-    false
+    });
+    let Some(first) = events.next() else {
+        return false;
+    };
+    events.any(|event| event != first)
 }
 
 fn ordered_tactics(signals: &[&Signal], min_tactics: usize) -> bool {

@@ -17,7 +17,10 @@ pub fn is_public_by_design(uri: &str) -> bool {
     let path = uri.split('?').next().unwrap_or_default();
     ["/healthz", "/livez", "/readyz", "/version"]
         .iter()
-        .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
+        .any(|prefix| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
         || ["/.well-known/openid-configuration", "/openid/v1/jwks"]
             .iter()
             .any(|document| path.trim_end_matches('/') == *document)

@@ -759,20 +759,18 @@ fn dispatch(
         }
         return;
     }
-    if raw.kind.is_none()
-        && raw.verb.is_none()
-        && let Some(event) = raw.event.filter(|event| event.get().starts_with('{'))
-    {
-        handle_document(ingestor, event.get(), fallback_time, origin, depth + 1, out);
-        return;
-    }
-    if raw.kind.is_none()
-        && raw.verb.is_none()
-        && let Some(line) = shipped_line(raw.log.or(raw.message).or(raw.event))
-    {
-        match line {
-            Ok(json) => handle_document(ingestor, &json, fallback_time, origin, depth + 1, out),
-            Err(line) => {
+    // Shippers' envelopes, never an Event themselves: Splunk's event object, or a line as a string.
+    if raw.kind.is_none() && raw.verb.is_none() {
+        if let Some(event) = raw.event.filter(|event| event.get().starts_with('{')) {
+            handle_document(ingestor, event.get(), fallback_time, origin, depth + 1, out);
+            return;
+        }
+        match shipped_line(raw.log.or(raw.message).or(raw.event)) {
+            Some(Ok(json)) => {
+                handle_document(ingestor, &json, fallback_time, origin, depth + 1, out);
+                return;
+            }
+            Some(Err(line)) => {
                 let shown: String = line.chars().take(80).collect();
                 let rejection = Rejection::new(
                     RejectReason::UnknownShape,
@@ -781,9 +779,10 @@ fn dispatch(
                     ),
                 );
                 ingestor.reject(rejection, out);
+                return;
             }
+            None => {}
         }
-        return;
     }
     let audit_api = raw
         .api_version

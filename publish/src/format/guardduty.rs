@@ -405,13 +405,7 @@ fn runtime_action(runtime: &RuntimeDetails) -> Option<Value> {
 fn service(finding: &Finding, action: Map<String, Value>) -> Value {
     let detection = &finding.detection;
     let (additional, anomaly) = additional_info(detection);
-    // A sensor's alert about an API call (Falco's audit sources) is of the audit-log feature.
-    let feature = if detection.runtime.is_some() && !detection.finding_type.contains(":Kubernetes/")
-    {
-        "RuntimeMonitoring"
-    } else {
-        "EksAuditLogs"
-    };
+    let feature = super::feature_name(detection);
     let mut service = json!({
         "serviceName": "guardduty",
         "detectorId": "vigil",

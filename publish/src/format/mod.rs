@@ -9,7 +9,7 @@ pub mod sequence;
 
 use serde_json::Value;
 use vigil_correlate::Sequence;
-use vigil_schemas::Finding;
+use vigil_schemas::{Detection, Finding};
 
 /// An output format, chosen once from the settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,5 +50,16 @@ impl Format {
             Self::GuardDuty => sequence::render(sequence),
             Self::Ocsf => ocsf::render_sequence(sequence),
         }
+    }
+}
+
+/// GuardDuty's `featureName` of a finding: runtime monitoring for what a sensor saw on a node, the
+/// audit-log feature for API calls, a sensor's alert about an API call (Falco's audit sources,
+/// raised as a `Kubernetes` type) among them.
+pub(crate) fn feature_name(detection: &Detection) -> &'static str {
+    if detection.runtime.is_some() && !detection.finding_type.contains(":Kubernetes/") {
+        "RuntimeMonitoring"
+    } else {
+        "EksAuditLogs"
     }
 }

@@ -896,13 +896,7 @@ pub fn render(finding: &Finding) -> Value {
             .map(|entry| (entry.id.clone(), entry.name.clone()))
             .collect()
     };
-    // A sensor's alert about an API call (Falco's audit sources) is of the audit-log feature.
-    let feature = if detection.runtime.is_some() && !detection.finding_type.contains(":Kubernetes/")
-    {
-        "RuntimeMonitoring"
-    } else {
-        "EksAuditLogs"
-    };
+    let feature = super::feature_name(detection);
     let mut event = Head {
         uid: &finding.id,
         finding_type: &detection.finding_type,
